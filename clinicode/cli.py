@@ -1,0 +1,341 @@
+"""The ``clinicode`` command line.
+
+Sub-commands owned by other packages (``nlp``, ``suggest``/``train``/``evaluate``, ``serve``)
+register themselves through a ``register(app)`` function in their own ``cli`` module, imported
+here lazily so that ``clinicode version`` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clinicode import __version__
+from clinicode.errors import ClinicodeError
+
+app = typer.Typer(
+    name="clinicode",
+    help="Computer-assisted coding: ICD-10-CM, ICD-10-PCS, CPT and HCPCS suggestions with evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+codes_app = typer.Typer(help="Look up, search and import code sets.", no_args_is_help=True)
+app.add_typer(codes_app, name="codes")
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Modules that add their own commands to ``app``: each has ``register(app: typer.Typer)``.
+_PLUGINS = ("clinicode.nlp.cli", "clinicode.training.cli", "clinicode.serve.cli")
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+KbOpt = typer.Option(None, "--kb", help="Knowledge-base file (default: under CLINICODE_DATA_DIR).")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` to stderr and exit with ``code`` (2: the user's input was wrong)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _kb(path: Path | None) -> Any:
+    from clinicode.kb import open_kb
+
+    return open_kb(path)
+
+
+@app.command()
+def version(as_json: bool = JsonOpt, kb_path: Path | None = KbOpt) -> None:
+    """Package version and the versions of the loaded code sets."""
+    kb = _kb(kb_path)
+    systems = {
+        s.system: {
+            "version": s.version,
+            "codes": s.n_codes,
+            "billable": s.n_billable,
+            "source": s.source,
+            **s.extra,
+        }
+        for s in kb.systems()
+    }
+    if as_json:
+        print_json({"clinicode": __version__, "code_sets": systems})
+        return
+    console.print(f"clinicode {__version__}")
+    for name, s in systems.items():
+        console.print(
+            f"  {name} {s['version']}: {s['billable']} billable of {s['codes']} ({s['source']})"
+        )
+
+
+@app.command()
+def setup(kb_path: Path | None = KbOpt) -> None:
+    """Build everything the default engine needs (code sets, default model pack); idempotent."""
+    from clinicode.kb import build_icd10cm, default_kb_path
+
+    path = kb_path or default_kb_path()
+    info = build_icd10cm(path)
+    console.print(f"{info.system} {info.version}: {info.n_billable} billable codes ({path})")
+    try:
+        builder = importlib.import_module("clinicode.training.default_pack")
+    except ModuleNotFoundError as exc:
+        if exc.name != "clinicode.training.default_pack":
+            raise
+        console.print("[dim]no default model pack builder installed yet[/]")
+        return
+    builder.ensure_default_pack(kb_path=path)
+
+
+@codes_app.command("build")
+def codes_build(
+    force: bool = typer.Option(False, help="Rebuild even if up to date."),
+    kb_path: Path | None = KbOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build (or refresh) the ICD-10-CM part of the knowledge base from the shipped XML."""
+    from clinicode.kb import build_icd10cm, default_kb_path
+
+    path = kb_path or default_kb_path()
+    info = build_icd10cm(path, force=force)
+    if as_json:
+        print_json(
+            {
+                "path": str(path),
+                "system": info.system,
+                "version": info.version,
+                "codes": info.n_codes,
+                "billable": info.n_billable,
+            }
+        )
+    else:
+        console.print(f"{info.system} {info.version}: {info.n_billable} billable codes -> {path}")
+
+
+def _record_json(kb: Any, rec: Any) -> dict[str, Any]:
+    info = kb.system_info(rec.system)
+    return {
+        "system": rec.system,
+        "version": info.version if info else None,
+        "code": rec.code,
+        "title": rec.title,
+        "kind": rec.kind,
+        "billable": rec.billable,
+        "description_source": rec.description_source,
+        "notes": rec.notes,
+        "seven_chr": rec.seven_chr,
+        "inherited_notes": {
+            kind: [{"from": src, "note": note} for src, note in notes if src != rec.code]
+            for kind, notes in kb.effective_notes(rec.code, rec.system).items()
+            if any(src != rec.code for src, _ in notes)
+        },
+        "parents": [
+            {"code": a.code, "title": a.title, "kind": a.kind}
+            for a in kb.ancestors(rec.code, rec.system)
+        ],
+        "children": [
+            {"code": c.code, "title": c.title, "billable": c.billable}
+            for c in kb.children(rec.code, rec.system)
+        ],
+    }
+
+
+_NOTE_LABELS = {
+    "inclusion": "Inclusion terms",
+    "includes": "Includes",
+    "excludes1": "Excludes1",
+    "excludes2": "Excludes2",
+    "code_first": "Code first",
+    "use_additional": "Use additional code",
+    "code_also": "Code also",
+    "seven_chr_note": "7th character",
+    "notes": "Notes",
+}
+
+
+@codes_app.command("lookup")
+def codes_lookup(
+    code: str = typer.Argument(..., help="A code, e.g. E11.22, e1122, 0DTJ4ZZ, J1100, 99213."),
+    system: str | None = typer.Option(None, help="ICD-10-CM, ICD-10-PCS, CPT or HCPCS."),
+    as_json: bool = JsonOpt,
+    kb_path: Path | None = KbOpt,
+) -> None:
+    """Title, notes, parents and children of one code."""
+    kb = _kb(kb_path)
+    if system is not None and kb.system_info(system) is None:
+        fail(f"code system {system!r} is not loaded; loaded: {', '.join(kb.versions()) or 'none'}")
+    rec = kb.get(code, system)
+    if rec is None:
+        fail(f"code {code!r} not found in {system or 'any loaded code set'}")
+    data = _record_json(kb, rec)
+    if as_json:
+        print_json(data)
+        return
+    flag = "billable" if rec.billable else "not billable"
+    console.print(
+        f"[bold]{rec.code}[/] {rec.title}  [dim]({rec.system} {data['version']}, {flag})[/]"
+    )
+    if rec.description_source == "clinicode-own-words":
+        console.print(
+            "[yellow]Description written by Clinicode in its own words, not the official descriptor.[/]"
+        )
+    for kind, label in _NOTE_LABELS.items():
+        for note in rec.notes.get(kind, []):
+            console.print(f"  [cyan]{label}:[/] {note}")
+    for kind, items in data["inherited_notes"].items():
+        for item in items:
+            console.print(
+                f"  [cyan]{_NOTE_LABELS.get(kind, kind)}[/] [dim](from {item['from']}):[/] {item['note']}"
+            )
+    if rec.seven_chr:
+        for ch, meaning in rec.seven_chr.items():
+            console.print(f"  [cyan]7th character {ch}:[/] {meaning}")
+    if data["parents"]:
+        console.print("Parents: " + " > ".join(f"{p['code']}" for p in reversed(data["parents"])))
+    if data["children"]:
+        console.print("Children:")
+        for c in data["children"]:
+            console.print(
+                f"  {c['code']}  {c['title']}"
+                + ("" if c["billable"] else "  [dim](not billable)[/]")
+            )
+
+
+@codes_app.command("search")
+def codes_search(
+    text: str = typer.Argument(
+        ..., help="Words to search for in titles, inclusion and index terms."
+    ),
+    system: list[str] | None = typer.Option(
+        None, "--system", help="Restrict to a system (repeatable)."
+    ),
+    limit: int = typer.Option(20, min=1, max=500, help="How many results."),
+    billable_only: bool = typer.Option(False, "--billable", help="Only billable codes."),
+    as_json: bool = JsonOpt,
+    kb_path: Path | None = KbOpt,
+) -> None:
+    """Ranked text search over the code sets."""
+    if not text.strip():
+        fail("search text is empty")
+    kb = _kb(kb_path)
+    for s in system or []:
+        if kb.system_info(s) is None:
+            fail(f"code system {s!r} is not loaded; loaded: {', '.join(kb.versions())}")
+    hits = kb.search(text, systems=system or None, limit=limit, billable_only=billable_only)
+    versions = kb.versions()
+    if as_json:
+        print_json(
+            [
+                {
+                    "system": h.system,
+                    "version": versions.get(h.system),
+                    "code": h.code,
+                    "title": h.title,
+                    "billable": h.billable,
+                    "score": round(h.score, 4),
+                    "matched": h.matched,
+                    "matched_source": h.source,
+                }
+                for h in hits
+            ]
+        )
+        return
+    table = Table("code", "system", "title", "matched", "billable")
+    for h in hits:
+        table.add_row(
+            h.code,
+            f"{h.system} {versions.get(h.system, '')}",
+            h.title,
+            "" if h.matched == h.title else f"{h.matched} [{h.source}]",
+            "yes" if h.billable else "no",
+        )
+    console.print(table)
+
+
+@codes_app.command("import")
+def codes_import(
+    kind: str = typer.Argument(..., help="index | neoplasm | drug | eindex | pcs | hcpcs | cpt"),
+    path: Path = typer.Argument(..., help="The official file (or zip) to import."),
+    version: str | None = typer.Option(None, help="Version label, when the file does not say it."),
+    as_json: bool = JsonOpt,
+    kb_path: Path | None = KbOpt,
+) -> None:
+    """Import an official code-set file the user supplies."""
+    from clinicode.kb import build_icd10cm, clear_cache, default_kb_path
+    from clinicode.kb.importers import IMPORTERS, run_import
+
+    if kind not in IMPORTERS:
+        fail(f"unknown import kind {kind!r}; choose one of: {', '.join(IMPORTERS)}")
+    if not path.exists():
+        fail(f"file not found: {path}")
+    target = kb_path or default_kb_path()
+    build_icd10cm(target)
+    report = run_import(kind, path, target, version=version)
+    clear_cache()
+    if as_json:
+        print_json(report)
+    else:
+        console.print(" ".join(f"{k}={v}" for k, v in report.items()))
+
+
+@codes_app.command("systems")
+def codes_systems(as_json: bool = JsonOpt, kb_path: Path | None = KbOpt) -> None:
+    """Code sets in the knowledge base, with versions and counts."""
+    kb = _kb(kb_path)
+    rows = [
+        {
+            "system": s.system,
+            "version": s.version,
+            "codes": s.n_codes,
+            "billable": s.n_billable,
+            "source": s.source,
+            "imported_at": s.imported_at,
+            **s.extra,
+        }
+        for s in kb.systems()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("system", "version", "billable", "codes", "source")
+    for r in rows:
+        table.add_row(r["system"], r["version"], str(r["billable"]), str(r["codes"]), r["source"])
+    console.print(table)
+
+
+def _register_plugins() -> None:
+    for mod_name in _PLUGINS:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod_name:
+                continue
+            raise
+        mod.register(app)
+
+
+def main() -> None:
+    """Entry point: known errors become a message and exit code 2, never a traceback."""
+    _register_plugins()
+    try:
+        app(standalone_mode=True)
+    except ClinicodeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

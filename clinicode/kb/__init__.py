@@ -1,0 +1,83 @@
+"""The code-set knowledge base that nlp/, models/, serve/ and the CLI all read.
+
+``open_kb()`` returns the SQLite-backed :class:`KnowledgeBase`, building ICD-10-CM from the
+tabular XML in ``simple-icd-10-cm`` on first use (a few seconds), then loading in milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from clinicode.kb.records import CodeRecord, SearchHit, SystemInfo, Term
+from clinicode.kb.store import KBError, KnowledgeBase, normalize_code
+
+__all__ = [
+    "CodeRecord",
+    "KBError",
+    "KnowledgeBase",
+    "SearchHit",
+    "SystemInfo",
+    "Term",
+    "build_icd10cm",
+    "default_kb_path",
+    "normalize_code",
+    "open_kb",
+]
+
+_lock = threading.Lock()
+_cache: dict[Path, KnowledgeBase] = {}
+
+
+def default_kb_path() -> Path:
+    from clinicode.settings import get_settings
+
+    return get_settings().kb_path
+
+
+def build_icd10cm(path: Path, *, force: bool = False) -> SystemInfo:
+    """(Re)build ICD-10-CM in the KB at ``path`` unless it already holds this exact release."""
+    from clinicode.kb.icd10cm import file_hash, parse_tabular, tabular_path
+
+    kb = KnowledgeBase(path, readonly=False)
+    try:
+        current = kb.system_info("ICD-10-CM")
+        src = tabular_path()
+        if not force and current is not None and current.source_hash == file_hash(src):
+            return current
+        parsed = parse_tabular(src)
+        return kb.replace_system(parsed.info, parsed.records, parsed.terms)
+    finally:
+        kb.close()
+
+
+def open_kb(path: Path | str | None = None, *, build: bool = True) -> KnowledgeBase:
+    """A read-only KB (cached per path); builds ICD-10-CM first if it is missing."""
+    p = Path(path) if path is not None else default_kb_path()
+    with _lock:
+        kb = _cache.get(p)
+        if kb is not None:
+            return kb
+        if build and (not p.exists() or _needs_icd10cm(p)):
+            build_icd10cm(p)
+        kb = KnowledgeBase(p, readonly=True)
+        _cache[p] = kb
+        return kb
+
+
+def _needs_icd10cm(p: Path) -> bool:
+    try:
+        kb = KnowledgeBase(p, readonly=True)
+        try:
+            return kb.system_info("ICD-10-CM") is None
+        finally:
+            kb.close()
+    except Exception:
+        return True
+
+
+def clear_cache() -> None:
+    with _lock:
+        for kb in _cache.values():
+            kb.close()
+        _cache.clear()

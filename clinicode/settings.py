@@ -1,0 +1,54 @@
+"""One settings object for the CLI and the service, read from ``CLINICODE_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "clinicode"
+
+
+class Settings(BaseSettings):
+    """Service and CLI settings. Secrets (API keys) have no defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="CLINICODE_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    model_dir: Path | None = None
+    database_url: str | None = None
+    api_keys: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_text_chars: int = 200_000
+    max_body_bytes: int = 1_000_000
+    max_batch: int = 100
+    max_top_k: int = 200
+    log_level: str = "info"
+
+    @property
+    def kb_path(self) -> Path:
+        return self.data_dir / "kb.sqlite"
+
+    @property
+    def packs_dir(self) -> Path:
+        return self.data_dir / "packs"
+
+    @property
+    def default_pack_dir(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.packs_dir / "default"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'feedback.sqlite'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Candidate generation, ranking, guideline rules and the final code set."""

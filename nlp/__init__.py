@@ -1,0 +1,1 @@
+"""Clinical NLP: sections, sentences, abbreviations, mentions, assertions and attributes."""

@@ -1,0 +1,1 @@
+"""The HTTP API, review page and feedback store."""

@@ -1,0 +1,45 @@
+"""Shared fixtures. Tests that need ../shared/data skip with a clear reason where it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CLINICODE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test (a fresh clone has no shared data)."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs {p} (../shared/data is only present in CI and dev machines)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A knowledge base with ICD-10-CM FY2026 built once per test session."""
+    from clinicode.kb import build_icd10cm
+
+    path = tmp_path_factory.mktemp("kb") / "kb.sqlite"
+    build_icd10cm(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kb(kb_path: Path):  # type: ignore[no-untyped-def]
+    from clinicode.kb import open_kb
+
+    return open_kb(kb_path)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never touch the user's real data dir from a test."""
+    if "CLINICODE_DATA_DIR" not in os.environ:
+        monkeypatch.setenv("CLINICODE_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))

@@ -1,0 +1,1 @@
+"""Data loading, training and evaluation of model packs."""
