@@ -1,0 +1,66 @@
+"""Interfaces between the stages of the engine (chosen by name from ``models.registry``).
+
+note text -> NLP ``Mention``s -> ``CandidateGenerator``s -> ``Candidate``s -> ``Ranker`` scores
+-> ``GuidelinesLayer`` -> the final ``SuggestResult`` (see ``clinicode.schema``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from clinicode.schema import CodeSuggestion, Mention
+
+
+@dataclass
+class Candidate:
+    """One code proposed for a note, with what supports it (before ranking)."""
+
+    system: str
+    code: str
+    # indices into the note's mention list that point to this code, with per-mention scores
+    mention_ids: list[int] = field(default_factory=list)
+    features: dict[str, float] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)  # lexical | dense | structure | doc_classifier
+    score: float = 0.0
+
+
+@runtime_checkable
+class CandidateGenerator(Protocol):
+    """Proposes codes for the mentions of one note."""
+
+    name: str
+
+    def generate(self, text: str, mentions: list[Mention]) -> list[Candidate]: ...
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    """scikit-learn style: hyperparameters in ``__init__``, ``fit`` returns self."""
+
+    def fit(self, X: Any, y: Any, **kwargs: Any) -> Ranker: ...
+
+    def predict_proba(self, X: Any) -> Any: ...
+
+
+@dataclass
+class GuidelineResult:
+    codes: list[CodeSuggestion]  # final set: status "suggested" or "needs_query", billable only
+    candidates: list[CodeSuggestion]  # ranked others, for recall and MAP
+    suppressed: list[CodeSuggestion]  # negated / family / hypothetical / ruled out ..., with reason
+
+
+@runtime_checkable
+class GuidelinesLayer(Protocol):
+    """Turns ranked, evidenced codes into a code set under the Official Guidelines."""
+
+    def apply(
+        self,
+        ranked: list[CodeSuggestion],
+        mentions: list[Mention],
+        *,
+        text: str,
+        setting: str,
+        threshold: float,
+        benchmark: bool = False,
+    ) -> GuidelineResult: ...
