@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -335,7 +336,16 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # an internal error: no traceback (it may quote note text)
+        if os.environ.get("CLINICODE_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}. "
+            "Set CLINICODE_DEBUG=1 to see the traceback.",
+            highlight=False,
+        )
+        sys.exit(1)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m clinicode.cli
     main()
