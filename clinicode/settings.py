@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     max_batch: int = 100
     max_top_k: int = 200
     log_level: str = "info"
+    # Service (clinicode.serve): keys that may also export feedback (note text), worker count,
+    # the larger body limit of /v1/suggest/batch, and how many engine calls run at once per worker.
+    admin_api_keys: SecretStr | None = None
+    workers: int = Field(default=1, ge=1, le=64)
+    max_batch_body_bytes: int = 25_000_000
+    engine_concurrency: int = Field(default=1, ge=1, le=64)
+    model_load_timeout_s: float = 600.0
 
     @property
     def kb_path(self) -> Path:
@@ -41,6 +48,11 @@ class Settings(BaseSettings):
     @property
     def default_pack_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.packs_dir / "default"
+
+    @property
+    def api_keys_file(self) -> Path:
+        """Hashed API keys created by ``clinicode serve`` / ``clinicode keys create``."""
+        return self.data_dir / "api_keys.json"
 
     @property
     def resolved_database_url(self) -> str:
