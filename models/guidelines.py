@@ -1,0 +1,1328 @@
+"""Coding guidelines layer: from ranked candidate codes to the code set a certified coder would sign.
+
+Sits after the ranker and before output (``GuidelinesLayer`` in ``models/types.py``). Each rule is
+a small named function below or data in ``models/resources/guidelines_rules.yaml`` (loaded once by
+:func:`load_rules`), and every change it makes to a code appends a line to that code's
+``explanation`` naming the rule's guideline section, e.g. ``"I.C.9.a.2: hypertension with CKD
+presumed linked"``. Section numbers quote the ICD-10-CM Official Guidelines FY2026.
+
+Order of the rules (each sees the result of the previous one):
+
+1. assertion policy (negated / hypothetical / family / historical / uncertain by setting);
+2. refinements to a more specific code the note documents (AMI wall, COPD exacerbation ...);
+3. combination codes ("with", I.A.15 / I.B.9): hypertension + heart / CKD, diabetes +
+   complications, COPD + lower respiratory infection, influenza + pneumonia, pneumonia + organism;
+4. symptoms integral to a kept definitive diagnosis are dropped (I.B.5);
+5. "use additional code" notes from the KB (CKD stage, long-term drugs, organism, weeks, BMI);
+6. billable enforcement, specificity and provider queries (I.B.2, IV.F);
+7. Excludes1 pairs (I.A.12.a): the better-supported code stays;
+8. sequencing: "code first" order (I.A.13) and, inpatient, a principal-diagnosis candidate (II).
+
+Benchmark switch (``benchmark=True``): CodiEsp annotators coded negated and other non-present
+mentions too, so on the benchmark path nothing is removed. ``codes`` is the same as on the normal
+path, and every other input code (suppressed, replaced by a combination code, integral symptom,
+Excludes1 loser) stays in ``candidates``: first the ordinary candidates in ranker order, then the
+suppressed ones (score scaled by ``benchmark_demotion``), so they count for MAP but rank lower.
+``suppressed`` is then empty (its codes are in ``candidates`` with ``status="suppressed"``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from clinicode.models.types import GuidelineResult
+
+from clinicode.kb.records import CodeRecord
+from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
+
+ICD = "ICD-10-CM"
+
+_CODE = r"[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?"
+_REF = re.compile(rf"\b({_CODE})(?:\s*-\s*({_CODE})|\.?-)?")
+_SENT_END = re.compile(r"[.!?;\n]")
+_NEG_BEFORE = re.compile(
+    r"\b(no|not|denies|denied|without|off|stopped|discontinued|never)\b[^.\n]{0,25}$", re.I
+)
+
+
+# -- rules as data -------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def load_rules() -> dict[str, Any]:
+    """The rule tables of ``models/resources/guidelines_rules.yaml`` (read once, cached)."""
+    text = (
+        resources.files("clinicode.models.resources")
+        .joinpath("guidelines_rules.yaml")
+        .read_text(encoding="utf-8")
+    )
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+@lru_cache(maxsize=4096)
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.I)
+
+
+_INDEX_LOCK = threading.Lock()
+_INDEX: dict[str, tuple[list[str], dict[str, str], set[str]]] = {}
+_CODE_FULL = re.compile(rf"^{_CODE}$")
+
+
+def _code_index(kb: Any) -> tuple[list[str], dict[str, str], set[str]]:
+    """Sorted ICD-10-CM codes, their titles and the leaves (billable codes), once per KB file."""
+    key = str(getattr(kb, "path", id(kb)))
+    with _INDEX_LOCK:
+        got = _INDEX.get(key)
+        if got is None:
+            titles = {c: t for c, t in kb.titles(ICD).items() if _CODE_FULL.match(c)}
+            codes = sorted(titles)
+            leaves = {
+                c
+                for i, c in enumerate(codes)
+                if not (i + 1 < len(codes) and codes[i + 1].startswith(c))
+            }
+            got = _INDEX[key] = (codes, titles, leaves)
+        return got
+
+
+# -- code patterns ---------------------------------------------------------------------------
+def code_matches(pattern: str, code: str) -> bool:
+    """Whether ``code`` falls under ``pattern``: a prefix (``E11``, ``O24.4-``) or a range
+    (``N18.1-N18.4``, ``B95-B97``) compared on the characters each bound gives."""
+    c = code.replace(".", "").upper()
+    pattern = pattern.strip().upper()
+    m = re.fullmatch(rf"({_CODE})\s*-\s*({_CODE})", pattern)
+    if m:
+        lo, hi = m.group(1).replace(".", ""), m.group(2).replace(".", "")
+        return c[: len(lo)] >= lo and c[: len(hi)] <= hi
+    p = pattern.rstrip("-").rstrip(".").replace(".", "")
+    return c.startswith(p)
+
+
+def any_match(patterns: Iterable[str], code: str) -> bool:
+    return any(code_matches(p, code) for p in patterns)
+
+
+def note_refs(note: str) -> list[str]:
+    """Code patterns named in an instructional note: ``"(N18.1-N18.6)"`` -> ``["N18.1-N18.6"]``."""
+    out = []
+    for m in _REF.finditer(note):
+        out.append(f"{m.group(1)}-{m.group(2)}" if m.group(2) else m.group(1))
+    return out
+
+
+def first_rule(table: list[dict[str, Any]], code: str) -> dict[str, Any] | None:
+    for row in table:
+        if code_matches(str(row["when"]), code):
+            return row
+    return None
+
+
+# -- working state -----------------------------------------------------------------------------
+@dataclass
+class _Item:
+    s: CodeSuggestion
+    fate: str  # keep | candidate | suppressed | dropped
+    added: bool = False
+    order: int = 0
+
+
+@dataclass
+class _Note:
+    """Everything the rules read about one note."""
+
+    text: str
+    mentions: list[Mention]
+    setting: str
+    threshold: float
+    items: dict[tuple[str, str], _Item] = field(default_factory=dict)
+    n_added: int = 0
+
+    def kept(self, system: str | None = ICD) -> list[_Item]:
+        return [
+            it
+            for it in self.items.values()
+            if it.fate == "keep" and (system is None or it.s.system == system)
+        ]
+
+    def kept_matching(self, pattern: str) -> list[_Item]:
+        return [it for it in self.kept() if code_matches(pattern, it.s.code)]
+
+
+def _explain(item: _Item, section: str, message: str) -> None:
+    line = f"{section}: {message}"
+    if line not in item.s.explanation:
+        item.s.explanation.append(line)
+
+
+class Guidelines:
+    """The guidelines layer over one code-set knowledge base.
+
+    ``Guidelines(kb).apply(ranked, mentions, text=..., setting=..., threshold=...)`` returns a
+    :class:`GuidelineResult`. KB lookups are cached per instance, so the layer adds little time.
+    """
+
+    def __init__(self, kb: Any, *, benchmark_demotion: float = 0.5) -> None:
+        self.kb = kb
+        self.rules = load_rules()
+        self.benchmark_demotion = benchmark_demotion
+        self._rec_cache: dict[str, CodeRecord | None] = {}
+        self._notes_cache: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        self._desc_cache: dict[str, list[CodeRecord]] = {}
+
+    # -- KB helpers (cached) -----------------------------------------------------------------
+    def rec(self, code: str) -> CodeRecord | None:
+        if code not in self._rec_cache:
+            self._rec_cache[code] = self.kb.get(code, ICD)
+        return self._rec_cache[code]
+
+    def notes(self, code: str) -> dict[str, list[tuple[str, str]]]:
+        if code not in self._notes_cache:
+            self._notes_cache[code] = self.kb.effective_notes(code, ICD)
+        return self._notes_cache[code]
+
+    def billable_descendants(self, code: str) -> list[CodeRecord]:
+        """Billable codes below ``code`` (from a sorted in-memory index of the code set)."""
+        if code not in self._desc_cache:
+            codes, titles, leaves = _code_index(self.kb)
+            out: list[CodeRecord] = []
+            i = bisect.bisect_right(codes, code)
+            while i < len(codes) and codes[i].startswith(code):
+                c = codes[i]
+                if c in leaves:
+                    out.append(CodeRecord(system=ICD, code=c, title=titles[c], billable=True))
+                i += 1
+            self._desc_cache[code] = out
+        return self._desc_cache[code]
+
+    def is_billable(self, code: str) -> bool:
+        r = self.rec(code)
+        return r is not None and r.billable
+
+    def title(self, code: str) -> str:
+        r = self.rec(code)
+        return r.title if r is not None else code
+
+    # -- entry point -------------------------------------------------------------------------------
+    def apply(
+        self,
+        ranked: list[CodeSuggestion],
+        mentions: list[Mention],
+        *,
+        text: str,
+        setting: str,
+        threshold: float,
+        benchmark: bool = False,
+    ) -> GuidelineResult:
+        note = _Note(text=text, mentions=mentions, setting=setting, threshold=threshold)
+        for i, s in enumerate(ranked):
+            key = (s.system, s.code)
+            if key in note.items:  # the same code twice: keep the first (higher score)
+                note.items[key].s.evidence.extend(s.evidence)
+                continue
+            s = s.model_copy(deep=True)
+            fate = "keep" if s.score >= threshold else "candidate"
+            if s.system == ICD and not fate == "candidate" and self.rec(s.code) is None:
+                fate = "candidate"
+            note.items[key] = _Item(s=s, fate=fate, order=i)
+        for rule in RULES:
+            rule(self, note)
+        return _result_impl(self, note, benchmark)
+
+    # -- helpers used by the rules -----------------------------------------------------------------
+    def add(
+        self,
+        note: _Note,
+        code: str,
+        *,
+        section: str,
+        message: str,
+        evidence: list[Evidence],
+        score: float,
+        system: str = ICD,
+        status: str = "suggested",
+    ) -> _Item | None:
+        """Put ``code`` in the kept set (promoting it when the ranker had it lower)."""
+        rec = self.rec(code) if system == ICD else None
+        if system == ICD and rec is None:
+            return None
+        key = (system, code)
+        item = note.items.get(key)
+        if item is None:
+            note.n_added += 1
+            s = CodeSuggestion(
+                system=system,
+                code=code,
+                title=rec.title if rec else code,
+                billable=rec.billable if rec else True,
+                score=max(0.0, min(1.0, score)),
+                evidence=[e.model_copy() for e in evidence],
+            )
+            item = _Item(s=s, fate="keep", added=True, order=10_000 + note.n_added)
+            note.items[key] = item
+        else:
+            if item.fate == "keep":
+                return item
+            item.fate = "keep"
+            item.s.status = "suggested"
+            item.s.reason = None
+            item.s.score = max(item.s.score, min(1.0, score))
+            have = {(e.start, e.end) for e in item.s.evidence}
+            item.s.evidence.extend(e for e in evidence if (e.start, e.end) not in have)
+        item.s.status = status  # type: ignore[assignment]
+        _explain(item, section, message)
+        return item
+
+    def drop(self, item: _Item, section: str, message: str, *, fate: str = "dropped") -> None:
+        item.fate = fate
+        item.s.status = "suppressed" if fate == "suppressed" else "candidate"
+        item.s.reason = message
+        item.s.principal = False
+        _explain(item, section, message)
+
+    def replace(
+        self, note: _Note, old: list[_Item], new_code: str, section: str, message: str
+    ) -> _Item | None:
+        """A combination or more specific code takes the place of ``old``."""
+        if not old:
+            return None
+        evidence = [e for it in old for e in it.s.evidence]
+        score = max(it.s.score for it in old)
+        new = self.add(
+            note, new_code, section=section, message=message, evidence=evidence, score=score
+        )
+        if new is None:
+            return None
+        for it in old:
+            if it is not new:
+                self.drop(it, section, f"{message}; replaced by {new_code}")
+        return new
+
+
+# -- shared helpers for rules ---------------------------------------------------------------------
+def assertions_of(s: CodeSuggestion, mentions: list[Mention]) -> set[str]:
+    """Assertion values of a code's evidence (its matching mentions when it has no evidence)."""
+    found: set[str] = {e.assertion for e in s.evidence}
+    if not found:
+        key = f"{s.system}:{s.code}"
+        found = {m.assertion for m in mentions if key in m.concepts or s.code in m.concepts}
+    return found or {"present"}
+
+
+def mention_at(note: _Note, start: int, end: int) -> Mention | None:
+    for m in note.mentions:
+        if m.start < end and start < m.end:
+            return m
+    return None
+
+
+def sentence_span(note: _Note, start: int, end: int) -> tuple[int, int]:
+    m = mention_at(note, start, end)
+    if m is not None and m.sentence_end > m.sentence_start:
+        return m.sentence_start, m.sentence_end
+    text = note.text
+    lo = start
+    while lo > 0 and not _SENT_END.match(text[lo - 1]):
+        lo -= 1
+    hi = end
+    while hi < len(text) and not _SENT_END.match(text[hi]):
+        hi += 1
+    return lo, hi
+
+
+def window_text(note: _Note, item: _Item, scope: str = "sentence") -> str:
+    if scope == "note" or not item.s.evidence:
+        return note.text
+    parts = []
+    for e in item.s.evidence:
+        lo, hi = sentence_span(note, e.start, e.end)
+        parts.append(note.text[lo:hi])
+    return " | ".join(parts)
+
+
+def find_cue(
+    note: _Note, pattern: str, *, skip_negated: bool = True, scope: tuple[int, int] | None = None
+) -> Evidence | None:
+    """First non-negated match of ``pattern`` in the note (or in ``scope``) as evidence."""
+    rx = _compile(pattern)
+    lo, hi = scope or (0, len(note.text))
+    for m in rx.finditer(note.text, lo, hi):
+        before = note.text[max(0, m.start() - 40) : m.start()]
+        if skip_negated and _NEG_BEFORE.search(before):
+            continue
+        return Evidence(start=m.start(), end=m.end(), text=m.group(0))
+    return None
+
+
+def attributes_of(note: _Note, item: _Item) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for e in item.s.evidence:
+        for m in note.mentions:
+            if m.start < e.end and e.start < m.end:
+                for a in m.attributes:
+                    out.setdefault(a.name, a)
+    return out
+
+
+def _evidence_from_mention(m: Mention) -> Evidence:
+    return Evidence(start=m.start, end=m.end, text=m.text, section=m.section, assertion=m.assertion)
+
+
+# -- rule 1: assertion policy ----------------------------------------------------------------------
+def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
+    """Negated / hypothetical / family / historical / uncertain mentions (I.A.19, I.C.21.c.4,
+    II.H, III.C, IV.H)."""
+    rules = g.rules["assertion"]
+    resolved_rx = _compile(rules["resolved_cue"])
+    inpatient = note.setting == "inpatient"
+    uncertain_dropped: list[_Item] = []
+    for item in list(note.items.values()):
+        if item.fate not in ("keep", "candidate"):
+            continue
+        s = item.s
+        a = assertions_of(s, note.mentions)
+        if "present" in a:
+            continue
+        is_icd = s.system == ICD
+        family_code = is_icd and code_matches("Z80-Z84", s.code)
+        history_code = is_icd and (any_match(["Z85-Z87", "Z92", "I25.2", "Z91.8"], s.code))
+        if ("family" in a and family_code) or ("historical" in a and history_code):
+            continue
+        if "uncertain" in a:
+            if inpatient:
+                _explain(
+                    item,
+                    "II.H/III.C",
+                    "uncertain diagnosis at discharge (inpatient) coded as if it existed",
+                )
+                continue
+            if item.fate == "keep":
+                uncertain_dropped.append(item)
+            g.drop(
+                item,
+                "IV.H",
+                "uncertain diagnosis (probable/suspected/rule out) is not "
+                "coded in the outpatient setting; code the documented signs and symptoms",
+                fate="suppressed",
+            )
+            continue
+        if "historical" in a and is_icd:
+            chronic = any_match(rules["chronic_persisting"], s.code)
+            resolved = any(resolved_rx.search(window_text(note, item)) for _ in [0])
+            if chronic and not resolved:
+                _explain(
+                    item,
+                    "I.C.21.c.4",
+                    "chronic condition listed as history is still "
+                    "present; a personal-history code is only for conditions that no "
+                    "longer exist",
+                )
+                continue
+            row = first_rule(g.rules["personal_history"], s.code)
+            if row is not None and item.fate == "keep":
+                g.add(
+                    note,
+                    str(row["code"]),
+                    section="I.C.21.c.4",
+                    message=f"personal history of {s.code} ({g.title(s.code)}); the condition no "
+                    "longer exists",
+                    evidence=s.evidence,
+                    score=s.score,
+                )
+            g.drop(
+                item,
+                "I.C.21.c.4",
+                "past condition documented as history, not an active disease",
+                fate="suppressed",
+            )
+            continue
+        if "family" in a and is_icd:
+            row = first_rule(g.rules["family_history"], s.code)
+            if row is not None and item.fate == "keep":
+                g.add(
+                    note,
+                    str(row["code"]),
+                    section="I.C.21.c.4",
+                    message=f"family history of {s.code} ({g.title(s.code)})",
+                    evidence=s.evidence,
+                    score=s.score,
+                )
+            g.drop(
+                item,
+                "I.C.21.c.4",
+                "family member's condition, not the patient's",
+                fate="suppressed",
+            )
+            continue
+        if "family" in a or "historical" in a:
+            g.drop(
+                item,
+                "I.C.21.c.4",
+                "family or past procedure, not performed this encounter",
+                fate="suppressed",
+            )
+            continue
+        why = "negated" if "negated" in a else "hypothetical"
+        g.drop(
+            item,
+            "I.A.19",
+            f"{why} mention: the provider does not state that the condition exists",
+            fate="suppressed",
+        )
+    _mention_history_codes(g, note)
+    if uncertain_dropped:
+        _symptoms_instead(g, note, uncertain_dropped)
+
+
+def _mention_history_codes(g: Guidelines, note: _Note) -> None:
+    """Family / personal history from NLP mentions the ranker scored nowhere above threshold."""
+    for m in note.mentions:
+        if m.assertion not in ("family", "historical") or m.kind not in ("condition", "finding"):
+            continue
+        table = g.rules["family_history" if m.assertion == "family" else "personal_history"]
+        codes = [
+            c.split(":", 1)[-1]
+            for c in m.concepts
+            if not c.startswith(("ICD-10-PCS", "CPT", "HCPCS"))
+        ]
+        if m.assertion == "historical" and any(
+            any_match(g.rules["assertion"]["chronic_persisting"], c) for c in codes
+        ):
+            continue
+        for c in codes:
+            if g.rec(c) is None:
+                continue
+            if code_matches("Z80-Z87", c):
+                break
+            row = first_rule(table, c)
+            if row is None:
+                continue
+            z = str(row["code"])
+            it = note.items.get((ICD, z))
+            if it is None or it.fate != "keep":
+                scores = [note.items[(ICD, c2)].s.score for c2 in codes if (ICD, c2) in note.items]
+                g.add(
+                    note,
+                    z,
+                    section="I.C.21.c.4",
+                    message=f"{m.assertion} history of {c} documented in the note",
+                    evidence=[_evidence_from_mention(m)],
+                    score=max([*scores, note.threshold]),
+                )
+            break
+
+
+def _symptoms_instead(g: Guidelines, note: _Note, dropped: list[_Item]) -> None:
+    """IV.H: with the uncertain diagnosis not coded, the documented symptoms are."""
+    names = ", ".join(it.s.code for it in dropped)
+    for item in note.items.values():
+        if item.fate != "candidate" or item.s.system != ICD or not item.s.code.startswith("R"):
+            continue
+        if assertions_of(item.s, note.mentions) != {"present"} or not item.s.evidence:
+            continue
+        g.add(
+            note,
+            item.s.code,
+            section="IV.H",
+            message=f"documented sign/symptom coded instead of the uncertain {names}",
+            evidence=[],
+            score=item.s.score,
+        )
+
+
+# -- rule 2: refinements -----------------------------------------------------------------------------
+def rule_refinements(g: Guidelines, note: _Note) -> None:
+    """Data-driven moves to the more specific code the note documents (I.B.2, IV.F.3)."""
+    for ref in g.rules["refinements"]:
+        for item in note.kept():
+            if item.s.code not in ref["codes"]:
+                continue
+            text = window_text(note, item, ref.get("scope", "sentence"))
+            for ch in ref["choices"]:
+                if not _compile(ch["cue"]).search(text):
+                    continue
+                target = str(ch["code"]).format(base=item.s.code[:-1])
+                if target != item.s.code:
+                    new = g.replace(
+                        note,
+                        [item],
+                        target,
+                        ref["section"],
+                        f"documentation supports {target} ({g.title(target)})",
+                    )
+                    if new is not None:
+                        ev = find_cue(note, ch["cue"], skip_negated=False)
+                        if ev is not None:
+                            new.s.evidence.append(ev)
+                break
+    _asthma(g, note)
+
+
+_ASTHMA_SEVERITY = [
+    (r"\bmild intermittent\b", "J45.2"),
+    (r"\bmild persistent\b", "J45.3"),
+    (r"\bmoderate persistent\b", "J45.4"),
+    (r"\bsevere persistent\b", "J45.5"),
+]
+_ASTHMA_STATUS = [
+    (r"\bstatus asthmaticus\b", "2"),
+    (r"\b(exacerbation|flare|attack|acute asthma)\b", "1"),
+]
+
+
+def _asthma(g: Guidelines, note: _Note) -> None:
+    """Asthma severity and exacerbation/status asthmaticus (I.C.10.a.1)."""
+    for item in note.kept_matching("J45"):
+        text = window_text(note, item)
+        sev = next((c for rx, c in _ASTHMA_SEVERITY if re.search(rx, text, re.I)), None)
+        if sev is None:
+            sev = (
+                item.s.code[:5]
+                if item.s.code[:5] in ("J45.2", "J45.3", "J45.4", "J45.5")
+                else ("J45.90" if item.s.code.startswith("J45.90") else None)
+            )
+        if sev is None:
+            continue
+        status = next((c for rx, c in _ASTHMA_STATUS if re.search(rx, text, re.I)), None)
+        if status is None:
+            status = (
+                item.s.code[-1] if item.s.code[-1] in "12" else ("9" if sev == "J45.90" else "0")
+            )
+        target = sev + status if sev != "J45.90" or status != "0" else "J45.909"
+        if target != item.s.code and g.is_billable(target):
+            g.replace(
+                note,
+                [item],
+                target,
+                "I.C.10.a.1",
+                f"asthma severity/exacerbation documented: {g.title(target)}",
+            )
+
+
+# -- rule 3: combination codes -----------------------------------------------------------------------
+def _unlinked(g: Guidelines, note: _Note, item: _Item) -> bool:
+    return bool(_compile(g.rules["unlinked_cue"]).search(window_text(note, item)))
+
+
+def rule_hypertension(g: Guidelines, note: _Note) -> None:
+    """Hypertension with heart disease / CKD / both: I11, I12, I13 (I.C.9.a.1-3, link presumed)."""
+    htn = [it for it in note.kept() if any_match(["I10", "I11", "I12", "I13"], it.s.code)]
+    if not htn:
+        return
+    hf = [it for it in note.kept() if code_matches("I50", it.s.code)]
+    heart = [it for it in note.kept() if any_match(["I51.4-I51.7", "I51.89", "I51.9"], it.s.code)]
+    ckd = [it for it in note.kept() if code_matches("N18", it.s.code)]
+    codes = {it.s.code for it in htn}
+    has_hf = bool(hf) or any(c in ("I11.0", "I13.0", "I13.2") for c in codes)
+    has_heart = has_hf or bool(heart) or any(c.startswith(("I11", "I13")) for c in codes)
+    has_ckd = bool(ckd) or any(c.startswith(("I12", "I13")) for c in codes)
+    esrd = any(it.s.code in ("N18.5", "N18.6") for it in ckd) or any(
+        c in ("I12.0", "I13.11", "I13.2") for c in codes
+    )
+    if any(_unlinked(g, note, it) for it in [*hf, *heart, *ckd]):
+        return
+    if has_heart and has_ckd:
+        target = ("I13.2" if esrd else "I13.0") if has_hf else ("I13.11" if esrd else "I13.10")
+        section, msg = "I.C.9.a.3", "hypertension with heart disease and CKD presumed linked"
+    elif has_ckd:
+        target = "I12.0" if esrd else "I12.9"
+        section, msg = "I.C.9.a.2", "hypertension with CKD presumed linked"
+    elif has_heart:
+        target = "I11.0" if has_hf else "I11.9"
+        section, msg = "I.C.9.a.1", "hypertension with heart disease presumed linked"
+    else:
+        return
+    if codes == {target}:
+        return
+    new = g.replace(note, htn, target, section, msg)
+    if new is None:
+        return
+    for it in [*hf, *heart, *ckd]:
+        new.s.evidence.extend(e for e in it.s.evidence if e not in new.s.evidence)
+        if it.s.code.startswith("I51"):
+            g.drop(it, section, f"{msg}; heart disease included in {target}")
+        else:
+            _explain(it, section, f"use additional code with {target}")
+
+
+def rule_diabetes(g: Guidelines, note: _Note) -> None:
+    """Diabetes with complications: E08-E13 combination codes (I.A.15, I.C.4.a)."""
+    dm = [it for it in note.kept() if code_matches("E08-E13", it.s.code)]
+    if not dm:
+        return
+    categories = list(dict.fromkeys(it.s.code[:3] for it in dm))
+    cat = categories[0]
+    made: list[_Item] = []
+    for comp in list(note.kept()):
+        row = first_rule(g.rules["diabetes_complications"], comp.s.code)
+        if row is None or _unlinked(g, note, comp):
+            continue
+        target = cat + str(row["suffix"])
+        if not g.is_billable(target):
+            continue
+        new: _Item | None
+        if any(it.s.code == target for it in dm if it.fate == "keep"):
+            new = note.items[(ICD, target)]
+        else:
+            new = g.add(
+                note,
+                target,
+                section="I.A.15",
+                message=f"diabetes with {g.title(comp.s.code).lower()} presumed linked "
+                "(combination code, I.C.4.a)",
+                evidence=[*dm[0].s.evidence, *comp.s.evidence],
+                score=max(dm[0].s.score, comp.s.score),
+            )
+        if new is None:
+            continue
+        made.append(new)
+        if row["separate"] == "drop":
+            g.drop(comp, "I.B.9", f"covered by the combination code {target}")
+        else:
+            _explain(comp, "I.B.7", f"use additional code with {target}")
+    specific = [
+        it
+        for it in note.kept()
+        if code_matches("E08-E13", it.s.code) and not it.s.code.endswith(".9")
+    ]
+    for it in note.kept():
+        if code_matches("E08-E13", it.s.code) and it.s.code.endswith(".9") and specific:
+            others = ", ".join(x.s.code for x in specific)
+            g.drop(it, "I.B.9", f"diabetes 'without complications' conflicts with {others}")
+
+
+def rule_copd_infection(g: Guidelines, note: _Note) -> None:
+    """COPD with (acute) lower respiratory infection: J44.0 plus the infection (code also)."""
+    copd = note.kept_matching("J44")
+    if not copd:
+        return
+    infection = [
+        it for it in note.kept() if any_match(["J09-J18", "J20-J22", "J85", "J86"], it.s.code)
+    ]
+    if not infection:
+        return
+    has_j440 = any(it.s.code == "J44.0" for it in copd)
+    plain = [it for it in copd if it.s.code in ("J44.9",)]
+    if not has_j440:
+        if plain:
+            g.replace(
+                note,
+                plain,
+                "J44.0",
+                "I.B.9",
+                "COPD with lower respiratory infection (combination code)",
+            )
+        else:
+            ev = [e for it in copd for e in it.s.evidence]
+            g.add(
+                note,
+                "J44.0",
+                section="I.B.9",
+                message="COPD with lower respiratory infection (combination code)",
+                evidence=ev,
+                score=max(it.s.score for it in copd),
+            )
+    for it in infection:
+        _explain(it, "I.A.17", "code also the infection with J44.0")
+
+
+def rule_influenza_pneumonia(g: Guidelines, note: _Note) -> None:
+    """Influenza with pneumonia is one combination code (I.B.9, I.A.15)."""
+    flu = [it for it in note.kept() if any_match(["J09", "J10", "J11"], it.s.code)]
+    pneu = [it for it in note.kept() if any_match(["J12-J18"], it.s.code)]
+    if not flu or not pneu:
+        return
+    cat = sorted({it.s.code[:3] for it in flu})[0]
+    specified = [it for it in pneu if not code_matches("J18", it.s.code)]
+    if cat == "J09":
+        target = "J09.X1"
+    else:
+        target = f"{cat}.08" if specified else f"{cat}.00"
+    new: _Item | None
+    if any(it.s.code == target for it in flu):
+        new = note.items[(ICD, target)]
+    else:
+        new = g.replace(note, flu, target, "I.B.9", "influenza with pneumonia (combination code)")
+    if new is None:
+        return
+    for it in pneu:
+        if code_matches("J18", it.s.code):
+            g.drop(it, "I.B.9", f"pneumonia included in {target}")
+            new.s.evidence.extend(it.s.evidence)
+        else:
+            _explain(it, "I.A.17", f"code also the specified pneumonia with {target}")
+
+
+def rule_pneumonia_organism(g: Guidelines, note: _Note) -> None:
+    """Pneumonia due to a named organism is one code (J13-J15), not J18 + B95/B96 (I.B.9)."""
+    for item in note.kept_matching("J18"):
+        if _unlinked(g, note, item):
+            continue
+        for org in g.rules["organisms"]:
+            ev = find_cue(note, org["cue"])
+            if ev is None:
+                continue
+            target = str(org["pneumonia"])
+            new = g.replace(
+                note,
+                [item],
+                target,
+                "I.B.9",
+                f"pneumonia due to the documented organism '{ev.text}'",
+            )
+            if new is not None:
+                new.s.evidence.append(ev)
+                b = note.items.get((ICD, str(org["code"])))
+                if b is not None and b.fate == "keep":
+                    g.drop(b, "I.B.9", f"organism included in {target}")
+            break
+
+
+# -- rule 4: integral symptoms ---------------------------------------------------------------------
+def rule_integral_symptoms(g: Guidelines, note: _Note) -> None:
+    """Signs and symptoms routinely part of a kept definitive diagnosis are not coded (I.B.5)."""
+    kept = note.kept()
+    for row in g.rules["integral_symptoms"]:
+        dx = [it for it in kept if it.fate == "keep" and code_matches(row["dx"], it.s.code)]
+        if not dx:
+            continue
+        for it in kept:
+            if it.fate == "keep" and it not in dx and any_match(row["symptoms"], it.s.code):
+                g.drop(it, "I.B.5", f"symptom integral to {dx[0].s.code} ({g.title(dx[0].s.code)})")
+
+
+# -- rule 5: "use additional code" notes ----------------------------------------------------------------
+_ROMAN = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5"}
+_CKD_RX = (
+    r"\b(?:CKD|chronic kidney disease|chronic renal (?:disease|insufficiency|failure))"
+    r"[,:\s-]*(?:(?:stage|stg\.?|st\.?)\s*)?(3\s?[ab]|[1-5]|IV|V|I{1,3})?\b"
+)
+_ESRD_RX = (
+    r"\b(ESRD|end[- ]stage (?:renal|kidney) disease|CKD (?:stage )?5D?\s*on (?:HD|dialysis))\b"
+)
+
+
+def resolve_ckd_stage(g: Guidelines, note: _Note, owner: _Item, refs: list[str]) -> bool:
+    """Stage of CKD (N18.-) for E11.22, I12, I13 ... from the note (I.C.14.a.1)."""
+    for it in note.items.values():  # the ranker already had a stage code: promote it
+        if (
+            it.s.system == ICD
+            and it.s.code.startswith("N18")
+            and it.fate == "candidate"
+            and any_match(refs, it.s.code)
+            and "present" in assertions_of(it.s, note.mentions)
+        ):
+            g.add(
+                note,
+                it.s.code,
+                section="I.B.7",
+                message=f"use additional code with {owner.s.code}: CKD stage",
+                evidence=[],
+                score=it.s.score,
+            )
+            return True
+    ev = find_cue(note, _ESRD_RX)
+    code = "N18.6" if ev is not None else None
+    if code is None:
+        m = _compile(_CKD_RX).search(note.text)
+        if m is None:
+            return False
+        ev = Evidence(start=m.start(), end=m.end(), text=m.group(0))
+        st = (m.group(1) or "").replace(" ", "").lower()
+        st = _ROMAN.get(st.upper(), st)
+        code = {
+            "1": "N18.1",
+            "2": "N18.2",
+            "3": "N18.30",
+            "3a": "N18.31",
+            "3b": "N18.32",
+            "4": "N18.4",
+            "5": "N18.5",
+        }.get(st, "N18.9")
+    if ev is None or (not any_match(refs, code) and code != "N18.9"):
+        return False
+    g.add(
+        note,
+        code,
+        section="I.B.7",
+        message=f"use additional code with {owner.s.code}: CKD stage",
+        evidence=[ev],
+        score=owner.s.score,
+    )
+    return True
+
+
+def resolve_long_term_drug(g: Guidelines, note: _Note, owner: _Item, refs: list[str]) -> bool:
+    added = False
+    for row in g.rules["long_term_drugs"]:
+        if not any_match(refs, str(row["code"])):
+            continue
+        ev = find_cue(note, row["cue"])
+        if ev is None:
+            continue
+        g.add(
+            note,
+            str(row["code"]),
+            section="I.C.4.a.3",
+            message=f"use additional code with {owner.s.code}: long-term drug use "
+            f"documented ('{ev.text}')",
+            evidence=[ev],
+            score=owner.s.score,
+        )
+        added = True
+    return added
+
+
+def resolve_organism(g: Guidelines, note: _Note, owner: _Item, refs: list[str]) -> bool:
+    for org in g.rules["organisms"]:
+        if not any_match(refs, str(org["code"])):
+            continue
+        ev = find_cue(note, org["cue"])
+        if ev is None:
+            continue
+        g.add(
+            note,
+            str(org["code"]),
+            section="I.B.7",
+            message=f"use additional code with {owner.s.code}: infectious agent '{ev.text}'",
+            evidence=[ev],
+            score=owner.s.score,
+        )
+        return True
+    return False
+
+
+_WEEKS_RX = (
+    r"\b(\d{1,2})\s*(?:\+\s*\d\s*)?(?:w(?:ee)?ks?)\b(?:\s*(?:and\s*)?\d\s*d(?:ays?)?)?"
+    r"\s*(?:of\s+)?(?:gestation|GA|EGA|pregnan\w*|IUP|gestational age)"
+    r"|\b(?:GA|EGA|gestational age)\s*(?:of|:|=|is)?\s*(\d{1,2})"
+    r"|\b(\d{1,2})\s?w(?:ks?)?\s?\d\s?d\b"
+)
+
+
+def gestation_weeks(note: _Note) -> tuple[int, Evidence] | None:
+    for m in note.mentions:
+        for a in m.attributes:
+            if a.name == "pregnancy_weeks":
+                digits = re.match(r"\d+", a.value)
+                if digits:
+                    return int(digits.group(0)), Evidence(start=a.start, end=a.end, text=a.text)
+    rm = _compile(_WEEKS_RX).search(note.text)
+    if rm is None:
+        return None
+    weeks = int(rm.group(1) or rm.group(2) or rm.group(3))
+    return weeks, Evidence(start=rm.start(), end=rm.end(), text=rm.group(0))
+
+
+def resolve_weeks(g: Guidelines, note: _Note, owner: _Item, refs: list[str]) -> bool:
+    got = gestation_weeks(note)
+    if got is None:
+        return False
+    weeks, ev = got
+    code = "Z3A.01" if weeks < 8 else ("Z3A.49" if weeks > 42 else f"Z3A.{weeks:02d}")
+    g.add(
+        note,
+        code,
+        section="I.C.15.a.7",
+        message=f"use additional code with {owner.s.code}: {weeks} completed weeks of gestation",
+        evidence=[ev],
+        score=owner.s.score,
+    )
+    return True
+
+
+_BMI_RX = r"\bBMI\b[^0-9\n]{0,15}(\d{2}(?:\.\d+)?)"
+
+
+def bmi_code(value: float) -> str:
+    """Adult BMI value -> Z68 code."""
+    if value < 20:
+        return "Z68.1"
+    if value < 30:
+        return f"Z68.{int(value)}"
+    if value < 40:
+        return f"Z68.{int(value)}"
+    for hi, code in ((45, "Z68.41"), (50, "Z68.42"), (60, "Z68.43"), (70, "Z68.44")):
+        if value < hi:
+            return code
+    return "Z68.45"
+
+
+def resolve_bmi(g: Guidelines, note: _Note, owner: _Item, refs: list[str]) -> bool:
+    value: float | None = None
+    ev: Evidence | None = None
+    for m in note.mentions:
+        for a in m.attributes:
+            if a.name == "bmi":
+                try:
+                    value, ev = float(a.value), Evidence(start=a.start, end=a.end, text=a.text)
+                except ValueError:
+                    pass
+    if value is None:
+        rm = _compile(_BMI_RX).search(note.text)
+        if rm is None or re.search(r"percentile", note.text[rm.end() : rm.end() + 20], re.I):
+            return False
+        value, ev = float(rm.group(1)), Evidence(start=rm.start(), end=rm.end(), text=rm.group(0))
+    assert ev is not None
+    g.add(
+        note,
+        bmi_code(value),
+        section="I.B.14",
+        message=f"use additional code with {owner.s.code}: BMI {value:g} (BMI may come from "
+        "other clinicians; the weight diagnosis is the provider's)",
+        evidence=[ev],
+        score=owner.s.score,
+    )
+    return True
+
+
+Resolver = Callable[[Guidelines, _Note, _Item, list[str]], bool]
+RESOLVERS: list[tuple[str, Resolver]] = [
+    ("N18", resolve_ckd_stage),
+    ("Z79", resolve_long_term_drug),
+    ("B95-B97", resolve_organism),
+    ("Z3A", resolve_weeks),
+    ("Z68", resolve_bmi),
+]
+
+
+def rule_use_additional(g: Guidelines, note: _Note) -> None:
+    """ "Use additional code" notes from the tabular list, resolved from the note (I.B.7)."""
+    done: set[tuple[str, str]] = set()
+    for owner in note.kept():
+        for _src, text in g.notes(owner.s.code).get("use_additional", []):
+            refs = note_refs(text)
+            if not refs:
+                continue
+            for target, resolver in RESOLVERS:
+                if not any(code_matches(target, r.split("-")[0]) for r in refs):
+                    continue
+                if any(any_match(refs, it.s.code) for it in note.kept()):
+                    break  # the pair is already there
+                key = (target, text if target == "Z79" else "")
+                if key in done:
+                    break
+                done.add(key)
+                resolver(g, note, owner, refs)
+                break
+
+
+# -- rule 6: billable, specificity, queries ------------------------------------------------------------
+_AXES = {
+    "laterality": re.compile(r"\b(right|left|bilateral)\b", re.I),
+    "trimester": re.compile(r"\btrimester\b", re.I),
+    "stage": re.compile(r"\bstage\b", re.I),
+}
+
+
+def _axis_of(g: Guidelines, code: str) -> str | None:
+    rec = g.rec(code)
+    if rec is None or not rec.parent:
+        return None
+    sibs = [r.title for r in g.billable_descendants(rec.parent) if r.code != code]
+    if "unspecified" not in rec.title.lower() and rec.billable:
+        return None
+    for axis, rx in _AXES.items():
+        if any(rx.search(t) for t in sibs) and not rx.search(
+            rec.title.replace("unspecified", "")
+            if axis != "laterality"
+            else re.sub(r"\bunspecified\b.*", "", rec.title)
+        ):
+            return axis
+    return None
+
+
+def _attribute_target(
+    g: Guidelines, note: _Note, item: _Item, pool: list[CodeRecord]
+) -> tuple[str, str] | None:
+    """A code in ``pool`` that the mentions' attributes (laterality, stage, trimester) select."""
+    attrs = attributes_of(note, item)
+    words: list[tuple[str, str]] = []
+    lat = attrs.get("laterality")
+    if lat is not None:
+        words.append((rf"\b{re.escape(lat.value.lower())}\b", f"laterality '{lat.text}'"))
+    st = attrs.get("stage")
+    if st is not None:
+        words.append((rf"\bstage {re.escape(st.value.lower())}\b", f"stage '{st.text}'"))
+    tri = attrs.get("trimester")
+    weeks = gestation_weeks(note) if any("trimester" in r.title for r in pool) else None
+    if tri is not None:
+        words.append((rf"\b{re.escape(tri.value.lower())} trimester\b", f"trimester '{tri.text}'"))
+    elif weeks is not None:
+        n = weeks[0]
+        t = "first" if n < 14 else ("second" if n < 28 else "third")
+        words.append((rf"\b{t} trimester\b", f"{n} weeks = {t} trimester (I.C.15.a.3)"))
+    if not words:
+        return None
+    base = set(re.findall(r"\w+", g.title(item.s.code).lower())) - {"unspecified", "right", "left"}
+    best: tuple[int, str, str] | None = None
+    for r in pool:
+        t = r.title.lower()
+        if (
+            "unspecified" in t
+            and r.code != item.s.code
+            and not all(re.search(w, t) for w, _ in words[:1])
+        ):
+            continue
+        hits = [why for w, why in words if re.search(w, t)]
+        if not hits:
+            continue
+        overlap = len(base & set(re.findall(r"\w+", t))) + 10 * len(hits)
+        if best is None or overlap > best[0]:
+            best = (overlap, r.code, "; ".join(hits))
+    return (best[1], best[2]) if best else None
+
+
+def _query_for(g: Guidelines, code: str, axis: str | None) -> Query | None:
+    q = g.rules["queries"].get(code)
+    if q is not None:
+        return Query(axis=q["axis"], question=q["question"]) if q.get("question") else None
+    if axis is None:
+        return None
+    tmpl = g.rules["generic_queries"].get(axis)
+    return Query(axis=axis, question=tmpl.format(title=g.title(code))) if tmpl else None
+
+
+def rule_billable_specificity(g: Guidelines, note: _Note) -> None:
+    """Non-billable codes never reach ``codes``; unspecified codes get a more specific one the
+    note supports, else a provider query (I.B.2, IV.F.1-3)."""
+    for item in list(note.kept()):
+        code = item.s.code
+        rec = g.rec(code)
+        if rec is None:
+            continue
+        if not rec.billable:
+            pool = g.billable_descendants(code)
+            ranked_child = [
+                note.items[(ICD, r.code)]
+                for r in pool
+                if (ICD, r.code) in note.items
+                and note.items[(ICD, r.code)].fate in ("candidate", "keep")
+                and "present" in assertions_of(note.items[(ICD, r.code)].s, note.mentions)
+            ]
+            if ranked_child:
+                best = max(ranked_child, key=lambda it: it.s.score)
+                g.replace(
+                    note,
+                    [item],
+                    best.s.code,
+                    "I.B.2",
+                    f"{code} is a non-billable category; the ranker's best-supported "
+                    f"billable code below it is {best.s.code}",
+                )
+                continue
+            tgt = _attribute_target(g, note, item, pool)
+            if tgt is not None:
+                g.replace(
+                    note,
+                    [item],
+                    tgt[0],
+                    "I.B.2",
+                    f"{code} is a non-billable category; documented {tgt[1]}",
+                )
+                continue
+            axis = _axis_of(g, pool[0].code) if pool else None
+            item.fate = "candidate"
+            item.s.status = "needs_query"
+            item.s.query = _query_for(g, code, axis) or Query(
+                axis=axis or "specificity",
+                question=f"{rec.title}: more detail is needed to choose a billable code "
+                f"({len(pool)} options).",
+            )
+            _explain(
+                item,
+                "I.B.2",
+                "non-billable category kept out of the code set until "
+                "the documentation supports a billable code",
+            )
+            continue
+        axis = _axis_of(g, code)
+        q = g.rules["queries"].get(code)
+        if axis is None and q is None:
+            continue
+        if axis is not None and rec.parent:
+            tgt = _attribute_target(g, note, item, g.billable_descendants(rec.parent))
+            if tgt is not None and tgt[0] != code:
+                g.replace(note, [item], tgt[0], "I.B.2", f"more specific code: documented {tgt[1]}")
+                continue
+        query = _query_for(g, code, axis)
+        if query is not None:
+            item.s.status = "needs_query"
+            item.s.query = query
+            _explain(
+                item,
+                "I.B.2/IV.F.3",
+                f"unspecified code kept; {query.axis} not documented, query the provider",
+            )
+
+
+# -- rule 7: Excludes1 ---------------------------------------------------------------------------------
+def _support(item: _Item) -> tuple[float, int, int]:
+    present = sum(1 for e in item.s.evidence if e.assertion == "present")
+    return (item.s.score, present, len(item.s.code))
+
+
+def rule_excludes1(g: Guidelines, note: _Note) -> None:
+    """Excludes1 pairs are never reported together: keep the better-supported code (I.A.12.a)."""
+    kept = note.kept()
+    for a in kept:
+        if a.fate != "keep":
+            continue
+        refs = [r for _s, t in g.notes(a.s.code).get("excludes1", []) for r in note_refs(t)]
+        if not refs:
+            continue
+        for b in kept:
+            if b is a or b.fate != "keep" or not any_match(refs, b.s.code):
+                continue
+            if a.s.code[:3] == b.s.code[:3] and code_matches("E08-E13", a.s.code):
+                continue
+            win, lose = (a, b) if _support(a) >= _support(b) else (b, a)
+            g.drop(
+                lose,
+                "I.A.12.a",
+                f"Excludes1 with {win.s.code} ({g.title(win.s.code)}); "
+                f"{win.s.code} is better supported (score {win.s.score:.2f} vs "
+                f"{lose.s.score:.2f})",
+            )
+            if lose is a:
+                break
+
+
+# -- rule 8: sequencing ---------------------------------------------------------------------------------
+_NOT_PRINCIPAL = [
+    "Z68",
+    "Z3A",
+    "Z79",
+    "Z80-Z87",
+    "B95-B97",
+    "V00-Y99",
+    "Z91",
+    "Z92",
+    "Z16",
+    "Z77",
+    "Z72",
+    "N18",
+    "Z99",
+    "Z95",
+    "Z94",
+]
+
+
+def rule_sequencing(g: Guidelines, note: _Note) -> None:
+    """ "Code first" order (I.A.13, I.B.7) and, inpatient, a principal-diagnosis candidate (II)."""
+    kept = [it for it in note.kept() if it.s.status in ("suggested", "needs_query")]
+    if not kept:
+        return
+    kept.sort(key=lambda it: (-it.s.score, it.order))
+    # code first: move the code named by a "code first" note ahead of the code carrying it
+    for it in list(kept):
+        firsts = [r for _s, t in g.notes(it.s.code).get("code_first", []) for r in note_refs(t)]
+        if not firsts:
+            continue
+        for other in kept:
+            if (
+                other is not it
+                and any_match(firsts, other.s.code)
+                and kept.index(other) > kept.index(it)
+            ):
+                kept.remove(other)
+                kept.insert(kept.index(it), other)
+                _explain(it, "I.A.13", f"sequenced after {other.s.code} (code first note)")
+    # use additional: the code carrying the note precedes the additional code
+    for it in list(kept):
+        refs = [r for _s, t in g.notes(it.s.code).get("use_additional", []) for r in note_refs(t)]
+        for other in kept:
+            if (
+                other is not it
+                and any_match(refs, other.s.code)
+                and kept.index(other) < kept.index(it)
+            ):
+                kept.remove(it)
+                kept.insert(kept.index(other), it)
+                _explain(other, "I.B.7", f"sequenced after {it.s.code} (use additional code)")
+    for rank, it in enumerate(kept):
+        it.order = rank
+    if note.setting != "inpatient":
+        return
+    sect_rx = _compile(g.rules["principal_sections"])
+    eligible = [
+        it
+        for it in kept
+        if it.s.system == ICD
+        and not any_match(_NOT_PRINCIPAL, it.s.code)
+        and "in diseases classified elsewhere" not in g.title(it.s.code).lower()
+    ]
+    definitive = [it for it in eligible if not it.s.code.startswith("R")]
+    pool = definitive or eligible
+    if not pool:
+        return
+    in_section = [
+        it for it in pool if any(e.section and sect_rx.search(e.section) for e in it.s.evidence)
+    ]
+    principal = (in_section or pool)[0]
+    principal.s.principal = True
+    why = "documented in a diagnosis/admission section" if in_section else "best supported"
+    _explain(principal, "Section II", f"principal diagnosis candidate ({why}); sequenced first")
+    kept.remove(principal)
+    kept.insert(0, principal)
+    for rank, it in enumerate(kept):
+        it.order = rank
+
+
+RULES: list[Callable[[Guidelines, _Note], None]] = [
+    rule_assertion_policy,
+    rule_refinements,
+    rule_hypertension,
+    rule_diabetes,
+    rule_copd_infection,
+    rule_influenza_pneumonia,
+    rule_pneumonia_organism,
+    rule_integral_symptoms,
+    rule_use_additional,
+    rule_billable_specificity,
+    rule_excludes1,
+    rule_sequencing,
+]
+
+
+# -- output -------------------------------------------------------------------------------------------------
+def _result_impl(g: Guidelines, note: _Note, benchmark: bool) -> GuidelineResult:
+    codes: list[CodeSuggestion] = []
+    candidates: list[CodeSuggestion] = []
+    suppressed: list[CodeSuggestion] = []
+    kept = sorted((it for it in note.items.values() if it.fate == "keep"), key=lambda it: it.order)
+    for it in kept:
+        if it.s.system == ICD and not g.is_billable(it.s.code):
+            it.fate = "candidate"
+            it.s.status = "needs_query"
+            continue
+        codes.append(it.s)
+    others = sorted(
+        (it for it in note.items.values() if it.fate != "keep"),
+        key=lambda it: (-it.s.score, it.order),
+    )
+    for it in others:
+        if it.fate == "suppressed":
+            suppressed.append(it.s)
+        else:
+            if it.s.status == "suggested":
+                it.s.status = "candidate"
+            candidates.append(it.s)
+    if benchmark:
+        demoted = []
+        for s in suppressed:
+            s.score = s.score * g.benchmark_demotion
+            demoted.append(s)
+        candidates = candidates + sorted(demoted, key=lambda s: -s.score)
+        suppressed = []
+    for i, s in enumerate(codes + candidates + suppressed):
+        s.rank = i + 1
+    return GuidelineResult(codes=codes, candidates=candidates, suppressed=suppressed)

@@ -1,0 +1,63 @@
+"""Hand-built ranker output for guidelines-layer unit tests (no NLP, no ranker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clinicode.schema import Attribute, CodeSuggestion, Evidence, Mention
+
+
+def build(
+    text: str,
+    spec: list[tuple[Any, ...]],
+    *,
+    attrs: dict[str, list[tuple[str, str, str]]] | None = None,
+) -> tuple[list[CodeSuggestion], list[Mention]]:
+    """``spec``: ``(code, phrase, assertion, score[, section])`` rows; the phrase must be in
+    ``text``. ``attrs``: phrase -> ``[(name, value, attribute_text)]`` for its mention."""
+    ranked: list[CodeSuggestion] = []
+    mentions: dict[tuple[int, int], Mention] = {}
+    for row in spec:
+        code, phrase, assertion, score = row[:4]
+        section = row[4] if len(row) > 4 else None
+        start = text.index(phrase)
+        end = start + len(phrase)
+        m = mentions.get((start, end))
+        if m is None:
+            attributes = []
+            for name, value, atext in (attrs or {}).get(phrase, []):
+                a0 = text.index(atext)
+                attributes.append(
+                    Attribute(name=name, value=value, start=a0, end=a0 + len(atext), text=atext)
+                )
+            m = Mention(
+                start=start,
+                end=end,
+                text=phrase,
+                normalized=phrase.lower(),
+                kind="condition",
+                section=section,
+                assertion=assertion,
+                attributes=attributes,
+            )
+            mentions[(start, end)] = m
+        m.concepts.append(f"ICD-10-CM:{code}")
+        ranked.append(
+            CodeSuggestion(
+                system="ICD-10-CM",
+                code=code,
+                title=code,
+                score=score,
+                evidence=[
+                    Evidence(
+                        start=start, end=end, text=phrase, section=section, assertion=assertion
+                    )
+                ],
+            )
+        )
+    ranked.sort(key=lambda s: -s.score)
+    return ranked, sorted(mentions.values(), key=lambda m: m.start)
+
+
+def codes_of(result: Any) -> list[str]:
+    return [s.code for s in result.codes]

@@ -1,0 +1,451 @@
+"""Unit tests of the guidelines layer with hand-built ranker output (no NLP, no ranker)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clinicode.models.guidelines import (
+    Guidelines,
+    bmi_code,
+    code_matches,
+    load_rules,
+    note_refs,
+)
+from clinicode.models.types import GuidelinesLayer
+
+_spec = importlib.util.spec_from_file_location(
+    "guidelines_helpers", Path(__file__).with_name("guidelines_helpers.py")
+)
+assert _spec is not None and _spec.loader is not None
+helpers = importlib.util.module_from_spec(_spec)
+sys.modules["guidelines_helpers"] = helpers
+_spec.loader.exec_module(helpers)
+build, codes_of = helpers.build, helpers.codes_of
+
+
+@pytest.fixture(scope="module")
+def g(kb: Any) -> Guidelines:
+    return Guidelines(kb)
+
+
+def run(
+    g: Guidelines,
+    text: str,
+    spec: list[tuple[Any, ...]],
+    setting: str = "outpatient",
+    benchmark: bool = False,
+    **kw: Any,
+) -> Any:
+    ranked, mentions = build(text, spec, **kw)
+    return g.apply(ranked, mentions, text=text, setting=setting, threshold=0.5, benchmark=benchmark)
+
+
+def by_code(res: Any) -> dict[str, Any]:
+    return {s.code: s for s in [*res.suppressed, *res.candidates, *res.codes]}
+
+
+# -- helpers and data ---------------------------------------------------------------------------
+def test_code_patterns() -> None:
+    assert code_matches("N18.1-N18.4", "N18.30")
+    assert not code_matches("N18.1-N18.4", "N18.5")
+    assert code_matches("B95-B97", "B96.20")
+    assert code_matches("E08.-", "E08.22")
+    assert code_matches("O00-O9A", "O24.410")
+    assert not code_matches("E11", "E10.9")
+    assert note_refs("code to identify stage of chronic kidney disease (N18.1-N18.6)") == [
+        "N18.1-N18.6"
+    ]
+    assert note_refs("diabetes mellitus due to underlying condition (E08.-)") == ["E08"]
+
+
+def test_rule_tables_name_real_billable_codes(kb: Any) -> None:
+    rules = load_rules()
+    targets = [r["code"] for r in rules["family_history"] + rules["personal_history"]]
+    targets += [r["code"] for r in rules["organisms"]] + [
+        r["pneumonia"] for r in rules["organisms"]
+    ]
+    targets += [r["code"] for r in rules["long_term_drugs"]]
+    for ref in rules["refinements"]:
+        targets += [c["code"] for c in ref["choices"] if "{" not in str(c["code"])]
+    bad = [c for c in targets if (rec := kb.get(str(c), "ICD-10-CM")) is None or not rec.billable]
+    assert bad == []
+    for row in rules["diabetes_complications"]:
+        assert kb.get("E11" + row["suffix"], "ICD-10-CM").billable, row
+    for code in rules["queries"]:
+        assert kb.get(code, "ICD-10-CM") is not None, code
+    for pat in [
+        rules["assertion"]["resolved_cue"],
+        rules["unlinked_cue"],
+        *[r["cue"] for r in rules["organisms"]],
+    ]:
+        re.compile(pat)
+
+
+def test_bmi_code() -> None:
+    assert bmi_code(42.3) == "Z68.41"
+    assert bmi_code(31.9) == "Z68.31"
+    assert bmi_code(18.0) == "Z68.1"
+    assert bmi_code(72) == "Z68.45"
+
+
+def test_is_a_guidelines_layer(g: Guidelines) -> None:
+    assert isinstance(g, GuidelinesLayer)
+
+
+# -- assertion policy (I.A.19, II.H, III.C, IV.H, I.C.21.c.4) -------------------------------------
+def test_outpatient_uncertain_codes_symptoms(g: Guidelines) -> None:
+    text = "A: probable pneumonia. Productive cough and fever x3 days."
+    res = run(
+        g,
+        text,
+        [
+            ("J18.9", "pneumonia", "uncertain", 0.9),
+            ("R05.9", "Productive cough", "present", 0.4),
+            ("R50.9", "fever", "present", 0.3),
+        ],
+    )
+    assert set(codes_of(res)) == {"R05.9", "R50.9"}
+    j18 = by_code(res)["J18.9"]
+    assert j18.status == "suppressed" and j18 in res.suppressed
+    assert any(e.startswith("IV.H") for e in j18.explanation)
+
+
+def test_inpatient_uncertain_coded_as_established(g: Guidelines) -> None:
+    text = "Discharge dx: probable pneumonia. Cough and fever."
+    res = run(
+        g,
+        text,
+        [
+            ("J18.9", "pneumonia", "uncertain", 0.9),
+            ("R05.9", "Cough", "present", 0.7),
+            ("R50.9", "fever", "present", 0.6),
+        ],
+        setting="inpatient",
+    )
+    assert codes_of(res)[0] == "J18.9"
+    assert "R05.9" not in codes_of(res) and "R50.9" not in codes_of(res)  # integral, I.B.5
+    assert res.codes[0].principal
+    assert any(e.startswith("II.H") for e in res.codes[0].explanation)
+
+
+def test_negated_and_hypothetical_never_coded(g: Guidelines) -> None:
+    text = "Denies chest pain. Return if shortness of breath develops. Knee OA."
+    res = run(
+        g,
+        text,
+        [
+            ("R07.9", "chest pain", "negated", 0.8),
+            ("R06.02", "shortness of breath", "hypothetical", 0.7),
+            ("M17.9", "Knee OA", "present", 0.8),
+        ],
+    )
+    assert codes_of(res) == ["M17.9"]
+    assert {s.code for s in res.suppressed} == {"R07.9", "R06.02"}
+    assert all(s.reason for s in res.suppressed)
+
+
+def test_family_history_becomes_z80(g: Guidelines) -> None:
+    text = "FHx: father had colon cancer at 52. Here for screening."
+    res = run(g, text, [("C18.9", "colon cancer", "family", 0.8)])
+    assert codes_of(res) == ["Z80.0"]
+    z = res.codes[0]
+    assert z.evidence and z.evidence[0].text == "colon cancer"
+    assert "C18.9" in {s.code for s in res.suppressed}
+
+
+def test_personal_history_of_cancer_becomes_z85(g: Guidelines) -> None:
+    text = "PMH: breast cancer s/p lumpectomy 2018, no recurrence."
+    res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
+    assert codes_of(res) == ["Z85.3"]
+
+
+def test_history_of_chronic_condition_stays_current(g: Guidelines) -> None:
+    text = "PMH: hypertension, hypothyroidism."
+    res = run(
+        g,
+        text,
+        [
+            ("I10", "hypertension", "historical", 0.8),
+            ("E03.9", "hypothyroidism", "historical", 0.7),
+        ],
+    )
+    assert set(codes_of(res)) == {"I10", "E03.9"}
+
+
+def test_mention_only_family_history(g: Guidelines) -> None:
+    text = "Family history: mother with type 2 diabetes."
+    ranked, mentions = build(text, [("E11.9", "type 2 diabetes", "family", 0.2)])
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert codes_of(res) == ["Z83.3"]
+
+
+# -- combination codes (I.A.15, I.B.9, I.C.9.a, I.C.4.a, I.C.10) ------------------------------------
+def test_hypertension_with_ckd(g: Guidelines) -> None:
+    text = "Problem list: HTN; CKD 3a."
+    res = run(g, text, [("I10", "HTN", "present", 0.9), ("N18.31", "CKD 3a", "present", 0.8)])
+    assert codes_of(res) == ["I12.9", "N18.31"]
+    assert any("I.C.9.a.2" in e for e in res.codes[0].explanation)
+    assert by_code(res)["I10"] in res.candidates
+
+
+def test_hypertension_heart_failure_and_esrd(g: Guidelines) -> None:
+    text = "HTN. Chronic diastolic CHF. ESRD on HD."
+    res = run(
+        g,
+        text,
+        [
+            ("I10", "HTN", "present", 0.9),
+            ("I50.32", "Chronic diastolic CHF", "present", 0.8),
+            ("N18.6", "ESRD", "present", 0.8),
+        ],
+    )
+    assert set(codes_of(res)) == {"I13.2", "I50.32", "N18.6"}
+    assert "I10" not in codes_of(res)
+
+
+def test_hypertension_with_heart_failure(g: Guidelines) -> None:
+    text = "Hypertension. Heart failure, chronic."
+    res = run(
+        g,
+        text,
+        [("I10", "Hypertension", "present", 0.9), ("I50.9", "Heart failure", "present", 0.8)],
+    )
+    assert "I11.0" in codes_of(res) and "I50.9" in codes_of(res)
+    hf = by_code(res)["I50.9"]
+    assert hf.status == "needs_query" and hf.query is not None
+
+
+def test_diabetes_with_ckd_and_drugs(g: Guidelines) -> None:
+    text = "T2DM on metformin and Lantus. CKD stage 4."
+    res = run(
+        g, text, [("E11.9", "T2DM", "present", 0.9), ("N18.4", "CKD stage 4", "present", 0.8)]
+    )
+    assert set(codes_of(res)) == {"E11.22", "N18.4", "Z79.4", "Z79.84"}
+    assert codes_of(res).index("E11.22") < codes_of(res).index("N18.4")
+
+
+def test_diabetes_neuropathy_replaces_separate_code(g: Guidelines) -> None:
+    text = "DM2 with peripheral neuropathy, diet controlled."
+    res = run(
+        g,
+        text,
+        [("E11.9", "DM2", "present", 0.9), ("G62.9", "peripheral neuropathy", "present", 0.7)],
+    )
+    assert codes_of(res) == ["E11.42"]
+
+
+def test_diabetes_link_broken_by_documentation(g: Guidelines) -> None:
+    text = "DM2. Peripheral neuropathy not due to diabetes, from chemotherapy."
+    res = run(
+        g,
+        text,
+        [("E11.9", "DM2", "present", 0.9), ("G62.9", "Peripheral neuropathy", "present", 0.7)],
+    )
+    assert set(codes_of(res)) == {"E11.9", "G62.9"}
+
+
+def test_copd_exacerbation_and_pneumonia(g: Guidelines) -> None:
+    text = "AECOPD. CXR with RLL pneumonia."
+    res = run(
+        g,
+        text,
+        [("J44.9", "AECOPD", "present", 0.9), ("J18.9", "RLL pneumonia", "present", 0.8)],
+        setting="inpatient",
+    )
+    got = set(codes_of(res))
+    assert {"J44.0", "J44.1", "J18.9"} <= got and "J44.9" not in got
+
+
+def test_influenza_with_pneumonia(g: Guidelines) -> None:
+    text = "Influenza A positive. Bilateral pneumonia on CXR."
+    res = run(
+        g,
+        text,
+        [("J10.1", "Influenza A", "present", 0.9), ("J18.9", "pneumonia", "present", 0.8)],
+    )
+    assert codes_of(res) == ["J10.00"]
+
+
+def test_pneumonia_due_to_named_organism(g: Guidelines) -> None:
+    text = "Pneumonia. Sputum cx grew Klebsiella pneumoniae."
+    res = run(
+        g, text, [("J18.9", "Pneumonia", "present", 0.9), ("B96.1", "Klebsiella", "present", 0.6)]
+    )
+    assert codes_of(res) == ["J15.0"]
+
+
+def test_ami_wall_and_vessel(g: Guidelines) -> None:
+    text = "Acute MI. Cath: 100% proximal LAD occlusion, anterior STEMI."
+    res = run(g, text, [("I21.9", "Acute MI", "present", 0.9)], setting="inpatient")
+    assert codes_of(res) == ["I21.02"]
+
+
+def test_asthma_severity_exacerbation(g: Guidelines) -> None:
+    text = "Moderate persistent asthma with acute exacerbation."
+    res = run(g, text, [("J45.909", "Moderate persistent asthma", "present", 0.9)])
+    assert codes_of(res) == ["J45.41"]
+
+
+# -- instructional notes (I.A.12, I.A.13, I.B.7) ------------------------------------------------------
+def test_uti_with_organism(g: Guidelines) -> None:
+    text = "UTI, urine culture >100k E. coli."
+    res = run(g, text, [("N39.0", "UTI", "present", 0.9)])
+    assert codes_of(res) == ["N39.0", "B96.20"]
+
+
+def test_gdm_weeks_and_control(g: Guidelines) -> None:
+    text = "G2P1 at 31w4d. Gestational diabetes, on insulin."
+    res = run(g, text, [("O24.419", "Gestational diabetes", "present", 0.9)])
+    assert set(codes_of(res)) == {"O24.414", "Z3A.31"}
+
+
+def test_obesity_with_bmi(g: Guidelines) -> None:
+    text = "Morbid obesity, BMI 42.7."
+    res = run(g, text, [("E66.01", "Morbid obesity", "present", 0.9)])
+    assert codes_of(res) == ["E66.01", "Z68.41"]
+
+
+def test_excludes1_keeps_better_supported(g: Guidelines) -> None:
+    text = "Type 1 diabetes. Type 2 diabetes."
+    res = run(
+        g,
+        text,
+        [
+            ("E10.9", "Type 1 diabetes", "present", 0.9),
+            ("E11.9", "Type 2 diabetes", "present", 0.6),
+        ],
+    )
+    assert codes_of(res) == ["E10.9"]
+    loser = by_code(res)["E11.9"]
+    assert any(e.startswith("I.A.12.a") for e in loser.explanation)
+
+
+def test_excludes2_allowed(g: Guidelines) -> None:
+    text = "COPD. Bronchiectasis."
+    res = run(
+        g, text, [("J44.9", "COPD", "present", 0.9), ("J47.9", "Bronchiectasis", "present", 0.8)]
+    )
+    assert set(codes_of(res)) == {"J44.9", "J47.9"}
+
+
+def test_code_first_sequencing(g: Guidelines) -> None:
+    text = "Gastroparesis. Scleroderma."
+    res = run(
+        g,
+        text,
+        [("K31.84", "Gastroparesis", "present", 0.9), ("M34.9", "Scleroderma", "present", 0.6)],
+    )
+    assert codes_of(res) == ["M34.9", "K31.84"]
+
+
+# -- integral symptoms (I.B.4-I.B.5) --------------------------------------------------------------------
+def test_integral_symptom_dropped_unrelated_kept(g: Guidelines) -> None:
+    text = "RLQ abdominal pain, nausea. Acute appendicitis. Also chronic low back pain."
+    res = run(
+        g,
+        text,
+        [
+            ("K35.80", "Acute appendicitis", "present", 0.9),
+            ("R10.31", "RLQ abdominal pain", "present", 0.8),
+            ("R11.0", "nausea", "present", 0.7),
+            ("M54.50", "chronic low back pain", "present", 0.7),
+        ],
+    )
+    assert set(codes_of(res)) == {"K35.80", "M54.50"}
+    assert any(e.startswith("I.B.5") for e in by_code(res)["R10.31"].explanation)
+
+
+# -- specificity, queries, billable (I.B.2, IV.F) -------------------------------------------------------
+def test_ckd_unspecified_gets_query(g: Guidelines) -> None:
+    text = "CKD, following with nephrology."
+    res = run(g, text, [("N18.9", "CKD", "present", 0.9)])
+    (s,) = res.codes
+    assert s.status == "needs_query" and s.query is not None and s.query.axis == "stage"
+
+
+def test_laterality_from_attribute(g: Guidelines) -> None:
+    text = "Otitis media, left ear."
+    res = run(
+        g,
+        text,
+        [("H66.90", "Otitis media", "present", 0.9)],
+        attrs={"Otitis media": [("laterality", "left", "left")]},
+    )
+    assert codes_of(res) == ["H66.92"]
+
+
+def test_laterality_missing_gets_query(g: Guidelines) -> None:
+    text = "Otitis media."
+    res = run(g, text, [("H66.90", "Otitis media", "present", 0.9)])
+    assert res.codes[0].status == "needs_query"
+    assert res.codes[0].query.axis == "laterality"
+
+
+def test_non_billable_never_in_codes(g: Guidelines) -> None:
+    text = "Gestational diabetes."
+    res = run(g, text, [("O24.41", "Gestational diabetes", "present", 0.9)])
+    assert codes_of(res) == []
+    cand = by_code(res)["O24.41"]
+    assert cand.status == "needs_query" and cand.query is not None
+
+
+def test_non_billable_replaced_by_ranked_child(g: Guidelines) -> None:
+    text = "CKD stage 3 (moderate)."
+    res = run(
+        g,
+        text,
+        [("N18.3", "CKD stage 3", "present", 0.9), ("N18.31", "CKD stage 3", "present", 0.4)],
+    )
+    assert codes_of(res) == ["N18.31"]
+
+
+# -- benchmark switch -----------------------------------------------------------------------------------
+def test_benchmark_keeps_everything_ranked_lower(g: Guidelines) -> None:
+    text = "Denies chest pain. Knee OA. HTN. CKD 3a."
+    spec = [
+        ("R07.9", "chest pain", "negated", 0.95),
+        ("M17.9", "Knee OA", "present", 0.8),
+        ("I10", "HTN", "present", 0.9),
+        ("N18.31", "CKD 3a", "present", 0.7),
+    ]
+    normal = run(g, text, spec)
+    bench = run(g, text, spec, benchmark=True)
+    assert codes_of(bench) == codes_of(normal)
+    assert bench.suppressed == []
+    listed = [s.code for s in bench.codes + bench.candidates]
+    assert {"R07.9", "M17.9", "I10", "N18.31"} <= set(listed)
+    assert listed[-1] == "R07.9"
+    assert [s.rank for s in bench.codes + bench.candidates] == list(range(1, len(listed) + 1))
+
+
+def test_input_not_mutated(g: Guidelines) -> None:
+    text = "HTN. CKD 3a."
+    ranked, mentions = build(
+        text, [("I10", "HTN", "present", 0.9), ("N18.31", "CKD 3a", "present", 0.8)]
+    )
+    before = [s.model_dump() for s in ranked]
+    g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert [s.model_dump() for s in ranked] == before
+
+
+def test_every_change_is_explained(g: Guidelines) -> None:
+    text = "HTN. CKD 3a. T2DM on insulin. Denies chest pain."
+    res = run(
+        g,
+        text,
+        [
+            ("I10", "HTN", "present", 0.9),
+            ("N18.31", "CKD 3a", "present", 0.8),
+            ("E11.9", "T2DM", "present", 0.8),
+            ("R07.9", "chest pain", "negated", 0.6),
+        ],
+    )
+    section = re.compile(r"^(I|II|III|IV)\.|^Section |^II\.H|^I\.")
+    for s in [*res.codes, *res.candidates, *res.suppressed]:
+        assert s.explanation, s.code
+        assert all(section.match(e) for e in s.explanation), s.explanation
