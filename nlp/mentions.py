@@ -1,0 +1,202 @@
+"""Mentions: terminology-driven matching of conditions, findings, procedures and medications.
+
+Each sentence is cut into runs of tokens between hard punctuation (``. ; : , ( )``) and line
+breaks. Inside a run, every window of up to ``max_words`` content tokens is turned into a
+bag-of-stems key (abbreviations replaced by their expansions, function words and laterality
+dropped, inflections folded) and looked up in the lexicon (:mod:`clinicode.nlp.lexicon`), so
+"femur fracture", "fracture of the left femur" and "fractured femur" all hit the same entry.
+
+Overlaps are resolved longest first; a span inside an accepted one is kept only when it is one
+side of a connector ("with", "and", "due to" ...) and carries a different concept (its best code
+category is not among the outer span's best), so "diabetic nephropathy" survives inside
+"type 2 diabetes with diabetic nephropathy" while "CKD" inside "CKD stage 3" and "pain" inside
+"chest pain" do not.
+
+Spans go to ``doc.spans["mentions"]`` with ``span.label_`` = kind and ``span._.concepts``.
+"""
+
+from clinicode.nlp.abbreviations import expansions
+from clinicode.nlp.lexicon import LexEntry, Lexicon, load_lexicon
+from clinicode.nlp.text import WORD_RE, Normalizer, get_normalizer, lemma
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+SPAN_GROUP = "mentions"
+_CONNECTORS = frozenset(
+    {"with", "w/", "without", "w/o", "and", "&", "due", "to", "secondary", "plus"}
+)
+_BARRIERS = frozenset({".", ";", ":", ",", "(", ")", "[", "]", "!", "?", "|", '"', "=", "+"})
+
+
+def register_extensions() -> None:
+    for name, default in (("concepts", ()), ("match_priority", 9), ("normalized", "")):
+        if not Span.has_extension(name):
+            Span.set_extension(name, default=default)
+
+
+def concept_category(concept: str) -> str:
+    """``ICD-10-CM:E11.22`` -> ``ICD-10-CM:E11``; PCS/CPT/HCPCS codes -> first 3 characters."""
+    system, _, code = concept.partition(":")
+    return f"{system}:{code.split('.')[0][:3]}"
+
+
+@Language.factory(
+    "clinicode_mentions",
+    default_config={"lexicon_path": "", "max_words": 10, "keep_nested": True},
+)
+def make_mentions(
+    nlp: Language, name: str, lexicon_path: str, max_words: int, keep_nested: bool
+) -> "MentionMatcher":
+    return MentionMatcher(
+        name=name, lexicon_path=lexicon_path, max_words=max_words, keep_nested=keep_nested
+    )
+
+
+class MentionMatcher:
+    """Puts mention spans into ``doc.spans["mentions"]``."""
+
+    def __init__(
+        self,
+        name: str = "clinicode_mentions",
+        lexicon_path: str = "",
+        max_words: int = 10,
+        keep_nested: bool = True,
+    ) -> None:
+        if not lexicon_path:
+            raise ValueError("clinicode_mentions needs lexicon_path (built by load_pipeline)")
+        register_extensions()
+        self.name = name
+        self.lexicon: Lexicon = load_lexicon(lexicon_path)
+        self.max_words = max(1, min(max_words, self.lexicon.max_words))
+        self.keep_nested = keep_nested
+        self.norm: Normalizer = get_normalizer()
+
+    # -- token features -----------------------------------------------------------------
+    def _token_stems(self, doc: Doc) -> tuple[list[tuple[str, ...] | None], list[str]]:
+        """Per token: stems (empty tuple: skippable word; None: barrier) and readable words."""
+        exp = expansions(doc)
+        stems: list[tuple[str, ...] | None] = [None] * len(doc)
+        words: list[str] = [""] * len(doc)
+        skip_until = -1
+        headers: set[int] = set()
+        if Doc.has_extension("sections"):
+            for sec in doc._.sections:
+                if sec.category is not None:
+                    headers.update(range(sec.title_start, sec.title_end))
+        for tok in doc:
+            i = tok.i
+            if i in headers:
+                continue
+            if i < skip_until:
+                stems[i] = ()
+                continue
+            if i in exp:
+                end, expansion = exp[i]
+                stems[i] = tuple(self.norm.stems(expansion))
+                words[i] = expansion
+                skip_until = end
+                continue
+            text = tok.text
+            if tok.is_space:
+                stems[i] = None if "\n" in text else ()
+                continue
+            if text in _BARRIERS or (tok.is_punct and text not in ("-", "/", "'", "&")):
+                stems[i] = None
+                continue
+            low = tok.lower_
+            out: list[str] = []
+            for w in WORD_RE.findall(low):
+                out.extend(self.norm.word_stems(w))
+            stems[i] = tuple(out)
+            words[i] = " ".join(lemma(w) for w in WORD_RE.findall(low))
+        return stems, words
+
+    # -- matching -------------------------------------------------------------------------
+    def _candidates(
+        self, doc: Doc, stems: list[tuple[str, ...] | None]
+    ) -> list[tuple[int, int, LexEntry]]:
+        out: list[tuple[int, int, LexEntry]] = []
+        sent_starts = [t.is_sent_start for t in doc] if doc.has_annotation("SENT_START") else None
+        run: list[int] = []  # token indices of content tokens in the current run
+
+        def flush() -> None:
+            for a in range(len(run)):
+                bag: set[str] = set()
+                for b in range(a, min(a + self.max_words, len(run))):
+                    s = stems[run[b]]
+                    assert s is not None
+                    bag.update(s)
+                    if not bag:
+                        continue
+                    entry = self.lexicon.get(" ".join(sorted(bag)))
+                    if entry is not None:
+                        out.append((run[a], run[b] + 1, entry))
+            run.clear()
+
+        for i, s in enumerate(stems):
+            if s is None or (sent_starts is not None and sent_starts[i] and i > 0):
+                flush()
+                if s is None:
+                    continue
+            if s:
+                run.append(i)
+        flush()
+        return out
+
+    @staticmethod
+    def _is_component(doc: Doc, start: int, end: int, outer_start: int, outer_end: int) -> bool:
+        """True when [start, end) is one side of a connector inside the outer span:
+        "diabetic nephropathy" in "type 2 diabetes with diabetic nephropathy"."""
+        left_ok = start == outer_start or doc[start - 1].lower_ in _CONNECTORS
+        right_ok = end == outer_end or doc[end].lower_ in _CONNECTORS
+        touches_connector = (start > outer_start and doc[start - 1].lower_ in _CONNECTORS) or (
+            end < outer_end and doc[end].lower_ in _CONNECTORS
+        )
+        return left_ok and right_ok and touches_connector
+
+    @classmethod
+    def _select(
+        cls, doc: Doc, cands: list[tuple[int, int, LexEntry]], keep_nested: bool
+    ) -> list[tuple[int, int, LexEntry]]:
+        cands.sort(key=lambda c: (-(c[1] - c[0]), c[2].priority, c[0]))
+        chosen: list[tuple[int, int, LexEntry]] = []
+        for start, end, entry in cands:
+            ok = True
+            for s2, e2, ent2 in chosen:
+                if end <= s2 or start >= e2:
+                    continue
+                nested = start >= s2 and end <= e2
+                if not (nested and keep_nested):
+                    ok = False
+                    break
+                # Keep a nested span only when it is a component of a combination ("X with Y")
+                # and names another code category than the outer span's best concept.
+                if not entry.concepts or not cls._is_component(doc, start, end, s2, e2):
+                    ok = False
+                    break
+                outer = {concept_category(c) for c in ent2.concepts[:3]}
+                if concept_category(entry.concepts[0]) in outer:
+                    ok = False
+                    break
+            if ok:
+                chosen.append((start, end, entry))
+        chosen.sort(key=lambda c: (c[0], -c[1]))
+        return chosen
+
+    def __call__(self, doc: Doc) -> Doc:
+        stems, words = self._token_stems(doc)
+        chosen = self._select(doc, self._candidates(doc, stems), self.keep_nested)
+        spans = []
+        for start, end, entry in chosen:
+            # Trim leading/trailing tokens without stems (function words, hyphens).
+            while start < end - 1 and not stems[start]:
+                start += 1
+            while end - 1 > start and not stems[end - 1]:
+                end -= 1
+            span = Span(doc, start, end, label=entry.kind)
+            span._.concepts = entry.concepts
+            span._.match_priority = entry.priority
+            span._.normalized = " ".join(w for w in words[start:end] if w)
+            spans.append(span)
+        doc.spans[SPAN_GROUP] = spans
+        return doc

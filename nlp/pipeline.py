@@ -1,0 +1,233 @@
+"""The clinical NLP pipeline, built by one function from a typed config.
+
+    pipe = load_pipeline()            # cached; the KB from open_kb()
+    mentions = pipe.extract(note)     # list[clinicode.schema.Mention]
+
+Components, in order (each registered with ``@Language.factory``):
+``clinicode_sectionizer`` -> ``clinicode_sentences`` -> ``clinicode_abbreviations`` ->
+``clinicode_mentions`` -> ``clinicode_assertion`` (nlp/assertion.py) -> ``clinicode_attributes``.
+"""
+
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, cast
+
+# Importing the component modules registers their factories.
+from clinicode.nlp import abbreviations as _abbreviations  # noqa: F401
+from clinicode.nlp import attributes as _attributes  # noqa: F401
+from clinicode.nlp import mentions as _mentions
+from clinicode.nlp import sections as _sections
+from clinicode.nlp import sentences as _sentences  # noqa: F401
+from clinicode.nlp.lexicon import ensure_lexicon
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from clinicode.schema import Assertion as AssertionLabel
+from clinicode.schema import Attribute, Mention
+
+
+@dataclass(frozen=True)
+class NlpConfig:
+    """Everything that shapes the pipeline. Hashable, so pipelines are cached per config."""
+
+    sections: bool = True
+    sections_require_start_line: bool = True
+    abbreviations: bool = True
+    scispacy_abbreviations: bool = True
+    abbreviation_context_chars: int = 120
+    assertion: bool = True
+    assertion_rules: str = "clinicode"
+    attributes: bool = True
+    max_words: int = 10
+    max_concepts: int = 30
+    keep_nested: bool = True
+    batch_size: int = 32
+
+
+_ASSERTION_FALLBACK = "clinicode_assertion_fallback"
+
+
+@Language.factory(_ASSERTION_FALLBACK, default_config={"span_group": "mentions"})
+def _make_fallback(nlp: Language, name: str, span_group: str) -> "PresentAssertion":
+    return PresentAssertion(span_group=span_group)
+
+
+class PresentAssertion:
+    """Stand-in when ``clinicode_assertion`` is unavailable: every mention is ``present``."""
+
+    def __init__(self, span_group: str = "mentions") -> None:
+        self.span_group = span_group
+        for name, default in (("assertion", "present"), ("assertion_cue", None)):
+            if not Span.has_extension(name):
+                Span.set_extension(name, default=default)
+
+    def __call__(self, doc: Doc) -> Doc:
+        return doc
+
+
+def _add_assertion(nlp: Language, config: NlpConfig) -> str:
+    try:
+        from clinicode.nlp import assertion as _assertion  # noqa: F401
+    except ImportError:
+        nlp.add_pipe(_ASSERTION_FALLBACK)
+        return _ASSERTION_FALLBACK
+    nlp.add_pipe("clinicode_assertion", config={"rules": config.assertion_rules})
+    return "clinicode_assertion"
+
+
+def build_nlp(config: NlpConfig, lexicon_path: Path) -> Language:
+    """The spaCy pipeline for ``config`` over the lexicon file at ``lexicon_path``."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    if config.sections:
+        nlp.add_pipe(
+            "clinicode_sectionizer",
+            config={"require_start_line": config.sections_require_start_line},
+        )
+    nlp.add_pipe("clinicode_sentences")
+    if config.abbreviations:
+        nlp.add_pipe(
+            "clinicode_abbreviations",
+            config={
+                "use_scispacy": config.scispacy_abbreviations,
+                "context_chars": config.abbreviation_context_chars,
+            },
+        )
+    nlp.add_pipe(
+        "clinicode_mentions",
+        config={
+            "lexicon_path": str(lexicon_path),
+            "max_words": config.max_words,
+            "keep_nested": config.keep_nested,
+        },
+    )
+    if config.assertion:
+        _add_assertion(nlp, config)
+    else:
+        nlp.add_pipe(_ASSERTION_FALLBACK)
+    if config.attributes:
+        nlp.add_pipe("clinicode_attributes")
+    return nlp
+
+
+def _section_of(span: Span) -> str | None:
+    from spacy.tokens import Token
+
+    if Token.has_extension("section_category"):
+        value = span[0]._.get("section_category")
+        return str(value) if value else None
+    return None
+
+
+def doc_to_mentions(doc: Doc) -> list[Mention]:
+    """The :class:`Mention` list of a processed doc (offsets into ``doc.text``)."""
+    if _mentions.SPAN_GROUP not in doc.spans:
+        return []
+    text = doc.text
+    has_sents = doc.has_annotation("SENT_START")
+    out: list[Mention] = []
+    for span in doc.spans[_mentions.SPAN_GROUP]:
+        sent = span.sent if has_sents else doc[:]
+        attrs = []
+        if Span.has_extension("attributes"):
+            for name, value, a_start, a_end in span._.attributes:
+                attrs.append(
+                    Attribute(
+                        name=name, value=value, start=a_start, end=a_end, text=text[a_start:a_end]
+                    )
+                )
+        assertion = span._.get("assertion") if Span.has_extension("assertion") else "present"
+        cue = span._.get("assertion_cue") if Span.has_extension("assertion_cue") else None
+        out.append(
+            Mention(
+                start=span.start_char,
+                end=span.end_char,
+                text=text[span.start_char : span.end_char],
+                normalized=span._.normalized or span.text.lower(),
+                kind=span.label_,
+                section=_section_of(span),
+                sentence_start=sent.start_char,
+                sentence_end=sent.end_char,
+                assertion=cast(AssertionLabel, assertion or "present"),
+                assertion_cue=cue or None,
+                attributes=attrs,
+                concepts=list(span._.concepts),
+                source="terminology" if span._.concepts else "synonym",
+            )
+        )
+    return out
+
+
+class ClinicalPipeline:
+    """The loaded pipeline: ``extract``, ``extract_many``, ``sections`` and ``process``."""
+
+    def __init__(self, nlp: Language, config: NlpConfig, lexicon_path: Path) -> None:
+        self.nlp = nlp
+        self.config = config
+        self.lexicon_path = lexicon_path
+
+    def process(self, text: str) -> Doc:
+        return self.nlp(text)
+
+    def extract(self, text: str) -> list[Mention]:
+        """Mentions of one note."""
+        return doc_to_mentions(self.nlp(text))
+
+    def extract_many(self, texts: Iterable[str]) -> list[list[Mention]]:
+        """Mentions of many notes (``nlp.pipe``)."""
+        return [
+            doc_to_mentions(doc)
+            for doc in self.nlp.pipe(list(texts), batch_size=self.config.batch_size)
+        ]
+
+    def sections(self, text: str | Doc) -> list[dict[str, Any]]:
+        """``[{category, start, end, header}]`` of a note (or an already processed doc)."""
+        doc = text if isinstance(text, Doc) else self.nlp(text)
+        return _sections.doc_sections(doc)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "components": list(self.nlp.pipe_names),
+            "config": asdict(self.config),
+            "lexicon": str(self.lexicon_path),
+        }
+
+
+_lock = threading.Lock()
+_cache: dict[tuple[int, NlpConfig], ClinicalPipeline] = {}
+
+
+def cache_dir() -> Path:
+    from clinicode.settings import get_settings
+
+    return get_settings().data_dir / "cache" / "nlp"
+
+
+def load_pipeline(kb: Any = None, config: NlpConfig | None = None) -> ClinicalPipeline:
+    """The pipeline for ``kb`` (default: ``open_kb()``) and ``config`` (cached per both).
+
+    The first call for a new KB version builds the mention lexicon (~15 s) and caches it under
+    the data dir; later loads take about a second.
+    """
+    cfg = config or NlpConfig()
+    if kb is None:
+        from clinicode.kb import open_kb
+
+        kb = open_kb()
+    key = (id(kb), cfg)
+    with _lock:
+        pipe = _cache.get(key)
+        if pipe is not None:
+            return pipe
+        path = ensure_lexicon(kb, cache_dir(), max_concepts=cfg.max_concepts)
+        pipe = ClinicalPipeline(build_nlp(cfg, path), cfg, path)
+        _cache[key] = pipe
+        return pipe
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,112 @@
+"""Sentence boundaries for clinical notes: fast rules, robust to line-broken and numbered lists.
+
+spaCy's plain sentencizer splits "1. Hypertension" after "1." and joins list items that have no
+final period. Rules here (one pass over the tokens):
+
+* a blank line always ends a sentence; a single line break ends one unless the next line
+  starts in lower case (a wrapped line);
+* a list marker at the start of a line ("1.", "2)", "-", "*", "•") starts a sentence, and its
+  period does not end one;
+* ".", "!", "?" end a sentence when the next word starts with a capital, a digit or a marker,
+  unless the period belongs to a title or Latin abbreviation ("Dr.", "e.g.", "b.i.d.");
+* ";" never ends a sentence; a header colon followed by a line break does.
+"""
+
+import re
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+_TERMINAL = frozenset({".", "!", "?", "..."})
+_MARKER = re.compile(r"^(?:\d{1,2}[.)]?|[-*•·]|[a-zA-Z][.)])$")
+_NO_SPLIT_ABBREV = frozenset(
+    {
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "vs",
+        "e.g",
+        "i.e",
+        "approx",
+        "st",
+        "fig",
+        "pt",
+        "pts",
+        "sr",
+        "jr",
+        "b.i.d",
+        "t.i.d",
+        "q.i.d",
+        "p.o",
+        "p.r.n",
+        "a.m",
+        "p.m",
+    }
+)
+
+
+def _starts_upper_or_marker(text: str) -> bool:
+    c = text[:1]
+    return c.isupper() or c.isdigit() or bool(_MARKER.match(text)) or c in "([\"'"
+
+
+@Language.factory("clinicode_sentences", default_config={"split_on_newline": True})
+def make_sentences(nlp: Language, name: str, split_on_newline: bool) -> "ClinicalSentencizer":
+    return ClinicalSentencizer(name=name, split_on_newline=split_on_newline)
+
+
+class ClinicalSentencizer:
+    """Sets ``token.is_sent_start`` for every token."""
+
+    def __init__(self, name: str = "clinicode_sentences", split_on_newline: bool = True) -> None:
+        self.name = name
+        self.split_on_newline = split_on_newline
+
+    def __call__(self, doc: Doc) -> Doc:
+        n = len(doc)
+        if n == 0:
+            return doc
+        starts = [False] * n
+        starts[0] = True
+        newlines = 0  # line breaks since the last non-space token
+        pending = False  # the last non-space token ended a sentence (".", "!", "?")
+        last = ""  # text of the last non-space token
+        marker_period = False  # the next "." / ")" closes a list marker
+        for i, tok in enumerate(doc):
+            text = tok.text
+            if tok.is_space:
+                newlines += text.count("\n")
+                continue
+            if i > 0:
+                if newlines >= 2:
+                    starts[i] = True
+                elif newlines == 1 and self.split_on_newline:
+                    starts[i] = _starts_upper_or_marker(text) or pending or last.endswith(":")
+                elif pending:
+                    starts[i] = _starts_upper_or_marker(text)
+            first_on_line = newlines > 0 or i == 0
+            newlines = 0
+            if marker_period and text in (".", ")"):
+                marker_period = False
+                pending = False
+                last = text
+                continue
+            marker_period = False
+            pending = False
+            if (starts[i] or first_on_line) and _MARKER.match(text):
+                starts[i] = True
+                marker_period = not text.endswith((".", ")"))
+            elif text in _TERMINAL:
+                prev = doc[i - 1] if i > 0 else None
+                abbrev = (
+                    text == "."
+                    and prev is not None
+                    and not prev.whitespace_
+                    and prev.lower_ in _NO_SPLIT_ABBREV
+                )
+                pending = not abbrev
+            last = text
+        for i, tok in enumerate(doc):
+            tok.is_sent_start = starts[i]
+        return doc
