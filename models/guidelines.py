@@ -1013,6 +1013,30 @@ def rule_use_additional(g: Guidelines, note: _Note) -> None:
                 done.add(key)
                 resolver(g, note, owner, refs)
                 break
+    _long_term_drugs_anywhere(g, note)
+
+
+def _long_term_drugs_anywhere(g: Guidelines, note: _Note) -> None:
+    """Z79 status codes marked ``always`` in the rules: coded when the drug is documented as
+    current and the note has a diagnosis to go with it (I.C.21.c.3)."""
+    kept = [it for it in note.kept() if not it.s.code.startswith("Z")]
+    if not kept:
+        return
+    for row in g.rules["long_term_drugs"]:
+        code = str(row["code"])
+        if not row.get("always") or any(it.s.code == code for it in note.kept()):
+            continue
+        ev = find_cue(note, row["cue"])
+        if ev is None:
+            continue
+        g.add(
+            note,
+            code,
+            section="I.C.21.c.3",
+            message=f"long-term (current) drug therapy documented ('{ev.text}')",
+            evidence=[ev],
+            score=max(it.s.score for it in kept),
+        )
 
 
 # -- rule 6: billable, specificity, queries ------------------------------------------------------------
