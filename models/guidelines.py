@@ -348,6 +348,39 @@ def window_text(note: _Note, item: _Item, scope: str = "sentence") -> str:
     return " | ".join(parts)
 
 
+_RESOLVED_IN_STAY = re.compile(
+    r"^\s*(?:now |has |had )?(resolved|resolving|resolution|improved|cleared)\s*$"
+    r"|\b(resolved|resolving|improved|cleared) (?:with|after|on|following)\b",
+    re.I,
+)
+_CLAUSE_END = re.compile(r"[,;\n()]|\.\s")
+
+
+def clause_texts(note: _Note, item: _Item) -> list[str]:
+    """The clause around each evidence span (up to the nearest comma, semicolon, bracket or
+    sentence end) plus the NLP's assertion cue for it: where a 'resolved' or 'unrelated' cue
+    must sit to concern this condition rather than its neighbours in a list."""
+    out = []
+    text = note.text
+    for e in item.s.evidence:
+        lo = e.start
+        while lo > 0 and not _CLAUSE_END.match(text, lo - 1):
+            lo -= 1
+        hi = e.end
+        while hi < len(text) and not _CLAUSE_END.match(text, hi):
+            hi += 1
+        out.append(text[lo:hi])
+        m = mention_at(note, e.start, e.end)
+        if m is not None and m.assertion_cue:
+            out.append(m.assertion_cue)
+    return out
+
+
+def after_texts(note: _Note, item: _Item) -> list[str]:
+    """From each evidence span to the end of its sentence ("Dehydration, resolved with ...")."""
+    return [note.text[e.start : sentence_span(note, e.start, e.end)[1]] for e in item.s.evidence]
+
+
 def find_cue(
     note: _Note, pattern: str, *, skip_negated: bool = True, scope: tuple[int, int] | None = None
 ) -> Evidence | None:
@@ -382,6 +415,7 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
     II.H, III.C, IV.H)."""
     rules = g.rules["assertion"]
     resolved_rx = _compile(rules["resolved_cue"])
+    former_rx = _compile(rules["former_cue"])
     inpatient = note.setting == "inpatient"
     uncertain_dropped: list[_Item] = []
     for item in list(note.items.values()):
@@ -392,10 +426,13 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
         if "present" in a:
             continue
         is_icd = s.system == ICD
-        family_code = is_icd and code_matches("Z80-Z84", s.code)
-        history_code = is_icd and (any_match(["Z85-Z87", "Z92", "I25.2", "Z91.8"], s.code))
-        if ("family" in a and family_code) or ("historical" in a and history_code):
+        # a history code (Z80-Z87, old MI ...) is what a family/past mention should produce
+        history_code = is_icd and any_match(["Z80-Z87", "Z92", "I25.2", "Z91.8"], s.code)
+        if history_code and a & {"family", "historical"}:
             continue
+        cues = clause_texts(note, item)
+        if "negated" in a and any(former_rx.search(t) for t in cues):
+            a = {"historical"}
         if "uncertain" in a:
             if inpatient:
                 _explain(
@@ -416,7 +453,7 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
             continue
         if "historical" in a and is_icd:
             chronic = any_match(rules["chronic_persisting"], s.code)
-            resolved = any(resolved_rx.search(window_text(note, item)) for _ in [0])
+            resolved = any(resolved_rx.search(t) for t in clause_texts(note, item))
             if chronic and not resolved:
                 _explain(
                     item,
@@ -427,7 +464,14 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
                 )
                 continue
             row = first_rule(g.rules["personal_history"], s.code)
-            if row is not None and item.fate == "keep":
+            spans = {(e.start, e.end) for e in s.evidence}
+            same_span_chronic = any(
+                other is not item
+                and any_match(rules["chronic_persisting"], other.s.code)
+                and spans & {(e.start, e.end) for e in other.s.evidence}
+                for other in note.items.values()
+            )
+            if row is not None and item.fate == "keep" and not same_span_chronic:
                 g.add(
                     note,
                     str(row["code"]),
@@ -468,6 +512,15 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
                 "I.C.21.c.4",
                 "family or past procedure, not performed this encounter",
                 fate="suppressed",
+            )
+            continue
+        stay = [*cues, *after_texts(note, item)]
+        if inpatient and "negated" in a and any(_RESOLVED_IN_STAY.search(t) for t in stay):
+            _explain(
+                item,
+                "Section III",
+                "condition treated during the stay and documented as resolved is still "
+                "reported for this admission",
             )
             continue
         why = "negated" if "negated" in a else "hypothetical"
@@ -540,16 +593,24 @@ def _symptoms_instead(g: Guidelines, note: _Note, dropped: list[_Item]) -> None:
 
 # -- rule 2: refinements -----------------------------------------------------------------------------
 def rule_refinements(g: Guidelines, note: _Note) -> None:
-    """Data-driven moves to the more specific code the note documents (I.B.2, IV.F.3)."""
+    """Data-driven moves to the more specific code the note documents (I.B.2, IV.F.3).
+
+    The first choice whose cue is in the text and whose code is billable (and, for a
+    non-billable category, lies under it) wins."""
     for ref in g.rules["refinements"]:
         for item in note.kept():
             if item.s.code not in ref["codes"]:
                 continue
             text = window_text(note, item, ref.get("scope", "sentence"))
+            billable = g.is_billable(item.s.code)
             for ch in ref["choices"]:
+                target = str(ch["code"]).format(base=item.s.code[:-1])
+                if not g.is_billable(target) or (
+                    not billable and not target.startswith(item.s.code)
+                ):
+                    continue
                 if not _compile(ch["cue"]).search(text):
                     continue
-                target = str(ch["code"]).format(base=item.s.code[:-1])
                 if target != item.s.code:
                     new = g.replace(
                         note,
@@ -582,20 +643,21 @@ def _asthma(g: Guidelines, note: _Note) -> None:
     """Asthma severity and exacerbation/status asthmaticus (I.C.10.a.1)."""
     for item in note.kept_matching("J45"):
         text = window_text(note, item)
-        sev = next((c for rx, c in _ASTHMA_SEVERITY if re.search(rx, text, re.I)), None)
-        if sev is None:
-            sev = (
-                item.s.code[:5]
-                if item.s.code[:5] in ("J45.2", "J45.3", "J45.4", "J45.5")
-                else ("J45.90" if item.s.code.startswith("J45.90") else None)
-            )
+        own = next(
+            (
+                p
+                for p in ("J45.2", "J45.3", "J45.4", "J45.5", "J45.90")
+                if item.s.code.startswith(p)
+            ),
+            None,
+        )
+        sev = next((c for rx, c in _ASTHMA_SEVERITY if re.search(rx, text, re.I)), own)
         if sev is None:
             continue
+        tail = item.s.code[len(own) :] if own else ""
         status = next((c for rx, c in _ASTHMA_STATUS if re.search(rx, text, re.I)), None)
         if status is None:
-            status = (
-                item.s.code[-1] if item.s.code[-1] in "12" else ("9" if sev == "J45.90" else "0")
-            )
+            status = tail if tail in ("1", "2") else "0"
         target = sev + status if sev != "J45.90" or status != "0" else "J45.909"
         if target != item.s.code and g.is_billable(target):
             g.replace(
@@ -761,29 +823,93 @@ def rule_influenza_pneumonia(g: Guidelines, note: _Note) -> None:
             _explain(it, "I.A.17", f"code also the specified pneumonia with {target}")
 
 
-def rule_pneumonia_organism(g: Guidelines, note: _Note) -> None:
-    """Pneumonia due to a named organism is one code (J13-J15), not J18 + B95/B96 (I.B.9)."""
-    for item in note.kept_matching("J18"):
-        if _unlinked(g, note, item):
-            continue
-        for org in g.rules["organisms"]:
-            ev = find_cue(note, org["cue"])
-            if ev is None:
+_ORGANISM_COMBOS = [
+    # (unspecified-organism code pattern, organisms-table key, section, what)
+    ("J18", "pneumonia", "I.B.9", "pneumonia"),
+    ("A41.9", "sepsis", "I.C.1.d.1.a", "sepsis"),
+]
+
+
+def rule_organism_combination(g: Guidelines, note: _Note) -> None:
+    """Pneumonia or sepsis due to a documented organism is one code (J13-J15, A40-A41), not the
+    unspecified code plus B95/B96 (I.B.9, I.C.1.d.1.a)."""
+    for pattern, key, section, what in _ORGANISM_COMBOS:
+        for item in note.kept_matching(pattern):
+            if _unlinked(g, note, item):
                 continue
-            target = str(org["pneumonia"])
-            new = g.replace(
-                note,
-                [item],
-                target,
-                "I.B.9",
-                f"pneumonia due to the documented organism '{ev.text}'",
+            for org in g.rules["organisms"]:
+                if key not in org:
+                    continue
+                ev = find_cue(note, org["cue"])
+                if ev is None:
+                    continue
+                target = str(org[key])
+                new = g.replace(
+                    note,
+                    [item],
+                    target,
+                    section,
+                    f"{what} due to the documented organism '{ev.text}'",
+                )
+                if new is not None:
+                    new.s.evidence.append(ev)
+                    b = note.items.get((ICD, str(org["code"])))
+                    if b is not None and b.fate == "keep" and key == "pneumonia":
+                        g.drop(b, section, f"organism included in {target}")
+                break
+
+
+def _spans(item: _Item) -> frozenset[tuple[int, int]]:
+    return frozenset((e.start, e.end) for e in item.s.evidence)
+
+
+def rule_same_mention_alternatives(g: Guidelines, note: _Note) -> None:
+    """Codes of one category read off the very same words are alternatives, not two
+    conditions: the better-supported one is reported (I.B.2, I.B.12). Diabetes is exempt: one
+    phrase can need several E08-E13 codes (I.C.4.a)."""
+    groups: dict[tuple[str, frozenset[tuple[int, int]]], list[_Item]] = {}
+    for it in note.kept():
+        spans = _spans(it)
+        if not spans or it.added or code_matches("E08-E13", it.s.code):
+            continue  # codes the rules made (J44.0 + J44.1 ...) are not alternatives
+        groups.setdefault((it.s.code[:3], spans), []).append(it)
+    for items in groups.values():
+        if len(items) < 2:
+            continue
+        items.sort(key=lambda it: (-it.s.score, it.order))
+        for it in items[1:]:
+            g.drop(
+                it,
+                "I.B.2",
+                f"alternative code for the same words as {items[0].s.code}, "
+                "which is better supported",
             )
-            if new is not None:
-                new.s.evidence.append(ev)
-                b = note.items.get((ICD, str(org["code"])))
-                if b is not None and b.fate == "keep":
-                    g.drop(b, "I.B.9", f"organism included in {target}")
-            break
+
+
+def rule_unspecified_with_specific(g: Guidelines, note: _Note) -> None:
+    """An unspecified code next to a specific code of the same category says the same thing
+    less precisely: report the specific one (I.B.2, IV.F.3)."""
+    kept = note.kept()
+    for it in kept:
+        if it.fate != "keep" or "unspecified" not in g.title(it.s.code).lower():
+            continue
+        rec = g.rec(it.s.code)
+        parent = rec.parent if rec is not None and rec.parent else it.s.code[:3]
+        if "-" in parent:  # a three-character code: its own category
+            parent = it.s.code[:3]
+        better = [
+            o
+            for o in kept
+            if o is not it
+            and o.fate == "keep"
+            and o.s.code.startswith(parent)
+            and "unspecified" not in g.title(o.s.code).lower()
+            and _spans(o) != _spans(it)
+        ]
+        if better:
+            g.drop(
+                it, "I.B.2", f"{better[0].s.code} documents the same condition more specifically"
+            )
 
 
 # -- rule 4: integral symptoms ---------------------------------------------------------------------
@@ -1291,10 +1417,16 @@ def rule_sequencing(g: Guidelines, note: _Note) -> None:
     in_section = [
         it for it in pool if any(e.section and sect_rx.search(e.section) for e in it.s.evidence)
     ]
-    principal = (in_section or pool)[0]
-    principal.s.principal = True
+    choice = in_section or pool
+    principal = choice[0]
+    section = "Section II"
     why = "documented in a diagnosis/admission section" if in_section else "best supported"
-    _explain(principal, "Section II", f"principal diagnosis candidate ({why}); sequenced first")
+    sepsis = [it for it in choice if any_match(["A40-A41", "A02.1", "A22.7", "B37.7"], it.s.code)]
+    if sepsis and sepsis[0] is not principal:
+        principal, section = sepsis[0], "I.C.1.d.4"
+        why = "sepsis present on admission with a localized infection is sequenced first"
+    principal.s.principal = True
+    _explain(principal, section, f"principal diagnosis candidate ({why}); sequenced first")
     kept.remove(principal)
     kept.insert(0, principal)
     for rank, it in enumerate(kept):
@@ -1308,10 +1440,12 @@ RULES: list[Callable[[Guidelines, _Note], None]] = [
     rule_diabetes,
     rule_copd_infection,
     rule_influenza_pneumonia,
-    rule_pneumonia_organism,
-    rule_integral_symptoms,
+    rule_organism_combination,
     rule_use_additional,
     rule_billable_specificity,
+    rule_same_mention_alternatives,
+    rule_unspecified_with_specific,
+    rule_integral_symptoms,
     rule_excludes1,
     rule_sequencing,
 ]

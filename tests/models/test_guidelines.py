@@ -449,3 +449,88 @@ def test_every_change_is_explained(g: Guidelines) -> None:
     for s in [*res.codes, *res.candidates, *res.suppressed]:
         assert s.explanation, s.code
         assert all(section.match(e) for e in s.explanation), s.explanation
+
+
+# -- rules added after running the NLP on the suite notes ------------------------------------------
+def test_sepsis_due_to_organism_is_principal(g: Guidelines) -> None:
+    text = "Reason for admission: sepsis due to E. coli pyelonephritis. Secondary: HTN."
+    res = run(
+        g,
+        text,
+        [
+            ("N10", "pyelonephritis", "present", 0.9, "diagnoses"),
+            ("A41.9", "sepsis", "present", 0.8, "diagnoses"),
+            ("I10", "HTN", "present", 0.8),
+        ],
+        setting="inpatient",
+    )
+    assert "A41.51" in codes_of(res) and "A41.9" not in codes_of(res)
+    assert codes_of(res)[0] == "A41.51" and res.codes[0].principal
+
+
+def test_resolved_during_stay_still_reported_inpatient(g: Guidelines) -> None:
+    text = "D/C Dx: viral gastroenteritis. Dehydration, resolved with IV fluids."
+    spec = [
+        ("A08.4", "viral gastroenteritis", "present", 0.9),
+        ("E86.0", "Dehydration", "negated", 0.8),
+    ]
+    assert set(codes_of(run(g, text, spec, setting="inpatient"))) == {"A08.4", "E86.0"}
+    assert codes_of(run(g, text, spec, setting="outpatient")) == ["A08.4"]
+
+
+def test_former_smoker_is_history_not_negation(g: Guidelines) -> None:
+    text = "Former smoker, quit 10 yrs ago. Seasonal allergic rhinitis."
+    ranked, mentions = build(
+        text,
+        [
+            ("F17.210", "smoker", "negated", 0.7),
+            ("J30.2", "Seasonal allergic rhinitis", "present", 0.9),
+        ],
+    )
+    mentions[0].assertion_cue = "quit"
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert set(codes_of(res)) == {"J30.2", "Z87.891"}
+
+
+def test_history_code_under_pmh_kept(g: Guidelines) -> None:
+    text = "PMH: GERD. Family hx of prostate cancer (brother)."
+    res = run(
+        g,
+        text,
+        [
+            ("K21.9", "GERD", "historical", 0.8),
+            ("Z80.42", "Family hx of prostate cancer", "historical", 0.8),
+        ],
+    )
+    assert set(codes_of(res)) == {"K21.9", "Z80.42"}
+
+
+def test_same_words_alternatives_keep_best(g: Guidelines) -> None:
+    text = "Assessment: hyperlipidemia, on diet."
+    res = run(
+        g,
+        text,
+        [("E78.5", "hyperlipidemia", "present", 0.9), ("E78.49", "hyperlipidemia", "present", 0.6)],
+    )
+    assert codes_of(res) == ["E78.5"]
+
+
+def test_unspecified_dropped_next_to_specific_but_not_across_subcategories(g: Guidelines) -> None:
+    text = "Abdominal pain. Exam: RLQ tenderness, RLQ pain. Neck pain. Low back pain."
+    res = run(
+        g,
+        text,
+        [
+            ("R10.9", "Abdominal pain", "present", 0.8),
+            ("R10.31", "RLQ pain", "present", 0.8),
+            ("M54.2", "Neck pain", "present", 0.8),
+            ("M54.50", "Low back pain", "present", 0.8),
+        ],
+    )
+    assert set(codes_of(res)) == {"R10.31", "M54.2", "M54.50"}
+
+
+def test_non_billable_refined_by_documented_vessel(g: Guidelines) -> None:
+    text = "Dx: Acute inferior wall STEMI, RCA occlusion, s/p DES to RCA."
+    res = run(g, text, [("I21.1", "inferior wall STEMI", "present", 0.9)], setting="inpatient")
+    assert codes_of(res) == ["I21.11"]
