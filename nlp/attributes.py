@@ -150,9 +150,14 @@ def find_attributes(text: str) -> list[Found]:
     return out
 
 
-def _other_between(ranges: list[tuple[int, int]], f: Found, m_lo: int, m_hi: int) -> bool:
-    lo, hi = (f.end, m_lo) if f.end <= m_lo else (m_hi, f.start)
-    return any(lo <= a and b <= hi and (a, b) != (m_lo, m_hi) for a, b in ranges)
+def _closer_other(ranges: list[tuple[int, int]], f: Found, m_lo: int, m_hi: int, dist: int) -> bool:
+    for a, b in ranges:
+        if (a, b) == (m_lo, m_hi):
+            continue
+        d = a - f.end if f.end <= a else f.start - b if f.start >= b else 0
+        if d < dist:
+            return True
+    return False
 
 
 def _inside_other(ranges: list[tuple[int, int]], f: Found) -> bool:
@@ -219,8 +224,8 @@ class AttributeTagger:
                         continue
                 else:
                     continue  # straddles the mention's edge
-                if not inside and before >= 0 and _other_between(ranges, f, m_lo, m_hi):
-                    continue  # another mention sits between them and is closer
+                if not inside and _closer_other(ranges, f, m_lo, m_hi, dist):
+                    continue  # it belongs to a closer mention
                 prev = best.get(f.name)
                 if prev is None or dist < prev[0]:
                     best[f.name] = (dist, f)

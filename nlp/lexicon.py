@@ -227,9 +227,15 @@ def ensure_lexicon(kb: Any, cache_dir: Path, *, max_concepts: int = 30) -> Path:
     log.info("building the mention lexicon (once per KB version) -> %s", path)
     terms, skip = _iter_kb_terms(kb)
     entries, max_words = build_entries(terms, skip, max_concepts=max_concepts)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    write_lexicon(entries, max_words, path)
+    return path
+
+
+def write_lexicon(entries: dict[str, list[Any]], max_words: int, path: Path) -> Path:
+    """Write a lexicon file atomically (what :func:`load_lexicon` reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": LEXICON_FORMAT, "max_words": max_words, "entries": entries}
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(payload, f, separators=(",", ":"))
     os.replace(tmp, path)

@@ -197,7 +197,7 @@ class ClinicalPipeline:
 
 
 _lock = threading.Lock()
-_cache: dict[tuple[int, NlpConfig], ClinicalPipeline] = {}
+_cache: dict[tuple[int, NlpConfig], tuple[Any, ClinicalPipeline]] = {}
 
 
 def cache_dir() -> Path:
@@ -206,11 +206,13 @@ def cache_dir() -> Path:
     return get_settings().data_dir / "cache" / "nlp"
 
 
-def load_pipeline(kb: Any = None, config: NlpConfig | None = None) -> ClinicalPipeline:
+def load_pipeline(
+    kb: Any = None, config: NlpConfig | None = None, *, cache: Path | None = None
+) -> ClinicalPipeline:
     """The pipeline for ``kb`` (default: ``open_kb()``) and ``config`` (cached per both).
 
     The first call for a new KB version builds the mention lexicon (~15 s) and caches it under
-    the data dir; later loads take about a second.
+    ``cache`` (default: ``<data dir>/cache/nlp``); later loads take a few seconds.
     """
     cfg = config or NlpConfig()
     if kb is None:
@@ -219,12 +221,12 @@ def load_pipeline(kb: Any = None, config: NlpConfig | None = None) -> ClinicalPi
         kb = open_kb()
     key = (id(kb), cfg)
     with _lock:
-        pipe = _cache.get(key)
-        if pipe is not None:
-            return pipe
-        path = ensure_lexicon(kb, cache_dir(), max_concepts=cfg.max_concepts)
+        hit = _cache.get(key)
+        if hit is not None and hit[0] is kb:
+            return hit[1]
+        path = ensure_lexicon(kb, cache or cache_dir(), max_concepts=cfg.max_concepts)
         pipe = ClinicalPipeline(build_nlp(cfg, path), cfg, path)
-        _cache[key] = pipe
+        _cache[key] = (kb, pipe)
         return pipe
 
 

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import spacy
+from clinicode.nlp.abbreviations import AbbreviationExpander
+from clinicode.nlp.lexicon import build_entries, term_phrases, write_lexicon
+from clinicode.nlp.mentions import MentionMatcher
+from clinicode.nlp.sentences import ClinicalSentencizer
+from spacy.language import Language
+
+TERMS = [
+    ("ICD-10-CM", "E11", "Type 2 diabetes mellitus", "title"),
+    ("ICD-10-CM", "E11.21", "Type 2 diabetes mellitus with diabetic nephropathy", "title"),
+    ("ICD-10-CM", "E10.21", "Type 1 diabetes mellitus with diabetic nephropathy", "title"),
+    ("ICD-10-CM", "N18.30", "Chronic kidney disease, stage 3 unspecified", "title"),
+    ("ICD-10-CM", "N18.9", "Chronic kidney disease, unspecified", "title"),
+    ("ICD-10-CM", "S72.90", "Unspecified fracture of unspecified femur", "title"),
+    ("ICD-10-CM", "I50.9", "Heart failure, unspecified", "title"),
+    ("ICD-10-CM", "R07.9", "Chest pain, unspecified", "title"),
+    ("ICD-10-CM", "Z99.9", "Other specified status", "title"),
+]
+
+
+@pytest.fixture(scope="module")
+def nlp(tmp_path_factory: pytest.TempPathFactory) -> Language:
+    entries, max_words = build_entries(TERMS, set())
+    path: Path = write_lexicon(entries, max_words, tmp_path_factory.mktemp("lex") / "lex.json")
+    nlp = spacy.blank("en")
+    sent = ClinicalSentencizer()
+    abbr = AbbreviationExpander(nlp, use_scispacy=False)
+    matcher = MentionMatcher(lexicon_path=str(path))
+
+    def run(text: str) -> spacy.tokens.Doc:
+        return matcher(abbr(sent(nlp.make_doc(text))))
+
+    nlp.run = run  # type: ignore[attr-defined]
+    return nlp
+
+
+def _mentions(nlp: Language, text: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    doc = nlp.run(text)  # type: ignore[attr-defined]
+    out = []
+    for s in doc.spans["mentions"]:
+        assert text[s.start_char : s.end_char] == s.text
+        out.append((s.text, s.label_, tuple(s._.concepts)))
+    return out
+
+
+def test_term_phrases_split_titles_into_parts() -> None:
+    phrases = dict(term_phrases("Type 2 diabetes mellitus with diabetic chronic kidney disease"))
+    assert phrases["Type 2 diabetes mellitus"] == 2
+    assert phrases["diabetic chronic kidney disease"] == 2
+    assert (
+        dict(term_phrases("Chronic kidney disease, stage 3 unspecified"))["Chronic kidney disease"]
+        == 1
+    )
+
+
+def test_word_order_inflection_and_function_words(nlp: Language) -> None:
+    for text in ("Left femur fracture.", "Fracture of the left femur.", "Fractured femur."):
+        got = _mentions(nlp, text)
+        assert len(got) == 1, text
+        assert got[0][2][0] == "ICD-10-CM:S72.90"
+    assert _mentions(nlp, "Fracture of the left femur.")[0][0] == "Fracture of the left femur"
+
+
+def test_abbreviations_feed_matching(nlp: Language) -> None:
+    got = _mentions(nlp, "DM2 with CKD stage 3.")
+    texts = [m[0] for m in got]
+    assert texts == ["DM2", "CKD stage 3"]
+    assert got[1][2][0] == "ICD-10-CM:N18.30"
+    assert got[0][1] == "condition"
+
+
+def test_nested_component_with_another_concept_is_kept(nlp: Language) -> None:
+    got = _mentions(nlp, "Type 2 diabetes with diabetic nephropathy.")
+    texts = [m[0] for m in got]
+    assert texts[0] == "Type 2 diabetes with diabetic nephropathy"
+    assert got[0][2][0] == "ICD-10-CM:E11.21"
+    assert "diabetic nephropathy" in texts
+    # "Type 2 diabetes" names the same category as the outer span: not repeated
+    assert "Type 2 diabetes" not in texts
+
+
+def test_head_inside_longer_span_is_not_repeated(nlp: Language) -> None:
+    texts = [m[0] for m in _mentions(nlp, "Chronic kidney disease stage 3 today.")]
+    assert texts == ["Chronic kidney disease stage 3"]
+
+
+def test_findings_kind_and_generic_words_ignored(nlp: Language) -> None:
+    got = _mentions(nlp, "Chest pain. Other status unspecified.")
+    assert [(m[0], m[1]) for m in got] == [("Chest pain", "finding")]
+
+
+def test_no_match_across_punctuation_or_sentences(nlp: Language) -> None:
+    assert _mentions(nlp, "The femur. Fracture was ruled out.")[0][0] == "Fracture"
+
+
+def test_synonyms_give_procedures_and_medications(nlp: Language) -> None:
+    got = {m[0]: m[1] for m in _mentions(nlp, "Colonoscopy with biopsy, then metformin 500 mg.")}
+    assert got == {"Colonoscopy with biopsy": "procedure", "metformin": "medication"}
