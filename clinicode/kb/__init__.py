@@ -1,7 +1,9 @@
 """The code-set knowledge base that nlp/, models/, serve/ and the CLI all read.
 
 ``open_kb()`` returns the SQLite-backed :class:`KnowledgeBase`, building ICD-10-CM from the
-tabular XML in ``simple-icd-10-cm`` on first use (a few seconds), then loading in milliseconds.
+tabular XML in ``simple-icd-10-cm`` (and loading the built-in CPT starter set) on first use (a few
+seconds), then loading in milliseconds. Official files (Alphabetic Index, tables, ICD-10-PCS,
+HCPCS, licensed CPT) come in through :mod:`clinicode.kb.importers`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import threading
 from pathlib import Path
 
 from clinicode.kb.records import CodeRecord, SearchHit, SystemInfo, Term
-from clinicode.kb.store import KBError, KnowledgeBase, normalize_code
+from clinicode.kb.store import IndexEntry, KBError, KnowledgeBase, needs_upgrade, normalize_code
 
 __all__ = [
     "CodeRecord",
+    "IndexEntry",
     "KBError",
     "KnowledgeBase",
     "SearchHit",
@@ -36,17 +39,23 @@ def default_kb_path() -> Path:
 
 
 def build_icd10cm(path: Path, *, force: bool = False) -> SystemInfo:
-    """(Re)build ICD-10-CM in the KB at ``path`` unless it already holds this exact release."""
+    """(Re)build ICD-10-CM in the KB at ``path`` unless it already holds this exact release.
+
+    Also loads the built-in CPT starter set when the KB has no CPT yet (or an older starter
+    set); a licensed CPT file imported with ``clinicode codes import cpt`` is never replaced.
+    """
     from clinicode.kb.icd10cm import file_hash, parse_tabular, tabular_path
+    from clinicode.kb.importers.cpt import ensure_cpt_starter
 
     kb = KnowledgeBase(path, readonly=False)
     try:
         current = kb.system_info("ICD-10-CM")
         src = tabular_path()
-        if not force and current is not None and current.source_hash == file_hash(src):
-            return current
-        parsed = parse_tabular(src)
-        return kb.replace_system(parsed.info, parsed.records, parsed.terms)
+        if force or current is None or current.source_hash != file_hash(src):
+            parsed = parse_tabular(src)
+            current = kb.replace_system(parsed.info, parsed.records, parsed.terms)
+        ensure_cpt_starter(kb)
+        return current
     finally:
         kb.close()
 
@@ -58,7 +67,7 @@ def open_kb(path: Path | str | None = None, *, build: bool = True) -> KnowledgeB
         kb = _cache.get(p)
         if kb is not None:
             return kb
-        if build and (not p.exists() or _needs_icd10cm(p)):
+        if build and (not p.exists() or needs_upgrade(p) or _needs_icd10cm(p)):
             build_icd10cm(p)
         kb = KnowledgeBase(p, readonly=True)
         _cache[p] = kb
