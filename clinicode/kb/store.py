@@ -33,7 +33,7 @@ from pathlib import Path
 from clinicode.errors import ClinicodeError
 from clinicode.kb.records import CodeRecord, SearchHit, SystemInfo, Term
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
