@@ -1,0 +1,123 @@
+"""The feedback store on SQLite (always) and PostgreSQL (when CLINICODE_TEST_DATABASE_URL is set,
+e.g. postgresql+psycopg://user:pw@127.0.0.1/clinicode_test)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+from clinicode.serve.store import FeedbackStore
+
+PG_URL = os.environ.get("CLINICODE_TEST_DATABASE_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeedbackStore]:
+    if request.param == "sqlite":
+        s = FeedbackStore(f"sqlite:///{tmp_path / 'sub' / 'feedback.sqlite'}")
+    else:
+        if not PG_URL:
+            pytest.skip("set CLINICODE_TEST_DATABASE_URL to a PostgreSQL URL to test it")
+        pytest.importorskip("psycopg", reason="needs psycopg for PostgreSQL")
+        s = FeedbackStore(PG_URL)
+        with s.engine.begin() as conn:  # a clean schema for this test
+            conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS audit, notes CASCADE"))
+    s.init()
+    yield s
+    s.close()
+
+
+def _seed(store: FeedbackStore, engine: Any, note_id: str, text: str) -> Any:
+    result = engine.suggest(text)
+    store.record_suggestions(
+        note_id=note_id,
+        text_=text,
+        setting="outpatient",
+        note_type=None,
+        key_id="k1",
+        result=result,
+    )
+    return result
+
+
+def _fb(
+    store: FeedbackStore, note_id: str, code: str, action: str, final: str | None = None
+) -> Any:
+    return store.record_feedback(
+        note_id=note_id,
+        suggestion_id=None,
+        system="ICD-10-CM",
+        code=code,
+        action=action,
+        final_code=final,
+        reason=None,
+        key_id="k2",
+        model_name="fake-engine",
+        model_version="0.0.1-test",
+        code_set_version="ICD-10-CM FY2026",
+    )
+
+
+def test_suggestions_feedback_and_export(store: FeedbackStore, engine: Any) -> None:
+    result = _seed(store, engine, "a", "Type 2 diabetes. Hypertension. No fever.")
+    assert store.note_exists("a") and not store.note_exists("b")
+    assert store.count("suggestion") == len(result.codes) + len(result.suppressed) == 3
+    sid = result.codes[0].suggestion_id
+    row = store.find_suggestion(suggestion_id=sid)
+    assert row is not None and (row.note_id, row.code) == ("a", "E11.9")
+    assert row.model_version == "0.0.1-test" and row.code_set_version == "ICD-10-CM FY2026"
+    by_code = store.find_suggestion(note_id="a", code="I10", system="ICD-10-CM")
+    assert by_code is not None and by_code.suggestion_id == result.codes[1].suggestion_id
+    assert store.find_suggestion(note_id="a", code="J45.909") is None
+
+    first = _fb(store, "a", "E11.9", "accept")
+    _fb(store, "a", "I10", "modify", "I11.9")
+    _fb(store, "a", "E11.9", "reject")
+    _fb(store, "a", "E11.9", "accept")
+    _fb(store, "a", "R50.9", "add")
+    assert first.id > 0 and store.count("feedback") == 5
+    assert [f.action for f in store.feedback_rows()] == [
+        "accept",
+        "modify",
+        "reject",
+        "accept",
+        "add",
+    ]
+    # Re-coding the same note id replaces its text; the decisions stay.
+    _seed(store, engine, "a", "Type 2 diabetes. Hypertension. No fever. Seen again.")
+    assert list(store.export()) == [
+        {
+            "id": "a",
+            "text": "Type 2 diabetes. Hypertension. No fever. Seen again.",
+            "codes": [
+                {"system": "ICD-10-CM", "code": "E11.9"},
+                {"system": "ICD-10-CM", "code": "I11.9"},
+                {"system": "ICD-10-CM", "code": "R50.9"},
+            ],
+        }
+    ]
+
+
+def test_audit_rows_cannot_change(store: FeedbackStore, engine: Any) -> None:
+    _seed(store, engine, "x", "Hypertension.")
+    with store.engine.connect() as conn:
+        for stmt in ("UPDATE audit SET code = 'Z00.00'", "DELETE FROM audit"):
+            with pytest.raises(sqlalchemy.exc.DatabaseError, match="append-only"):
+                with conn.begin():
+                    conn.execute(sqlalchemy.text(stmt))
+    assert store.count("suggestion") == 1
+
+
+def test_init_is_idempotent_and_sqlite_uses_wal(store: FeedbackStore) -> None:
+    again = FeedbackStore(store.url)
+    again.init()
+    again.init()
+    if again.is_sqlite:
+        with again.engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 2  # FULL
+    again.close()
