@@ -28,7 +28,6 @@ one in ``historical_sections`` is ``Historical``. The section category is read f
 present, so the component also works on a doc with only a sentencizer.
 """
 
-import copy
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -126,44 +125,108 @@ def load_context_rules(rule_set: str = "clinicode") -> tuple[list[Any], dict[str
     return rules, {k: list(v) for k, v in data["terminating_types"].items()}
 
 
-def _edge_variants(pattern: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Variants of ``pattern`` whose first and last elements are required.
+_Element = tuple[frozenset[str] | None, bool, str]  # (LOWER values or None, IS_PUNCT, OP)
 
-    Optional elements at the edges are either dropped or made required, so that the runs of
-    whitespace tokens allowed between elements never start or end a match.
+
+class CueMatcher:
+    """Finds ConText cues with a first-token index: fast on long notes, blind to whitespace.
+
+    Supports what the rule files use: literals (phrase on LOWER) and token patterns whose
+    elements test ``LOWER`` (a string or ``{"IN": [...]}``) and/or ``IS_PUNCT``, with ``OP`` in
+    ``?``, ``*``, ``+``. Whitespace tokens (line wraps, padding) are skipped, so multi-word cues
+    match across them. For each rule and start token the longest match is kept; overlapping
+    matches are then pruned to the longest, as medspaCy's matcher does.
     """
-    for i in (0, len(pattern) - 1):
-        if len(pattern) > 1 and pattern[i].get("OP") in ("?", "*"):
-            dropped = pattern[1:] if i == 0 else pattern[:-1]
-            required = [dict(t) for t in pattern]
-            if required[i]["OP"] == "?":
-                del required[i]["OP"]
+
+    def __init__(self, nlp: Language, rules: list[Any]) -> None:
+        self.rules = rules
+        self._compiled: list[list[_Element]] = []
+        self._by_first: dict[str, list[int]] = {}
+        self._any_first: list[int] = []
+        for idx, rule in enumerate(rules):
+            elements = self._compile(nlp, rule)
+            self._compiled.append(elements)
+            firsts = self._first_lowers(elements)
+            if firsts is None:
+                self._any_first.append(idx)
             else:
-                required[i]["OP"] = "+"
-            return _edge_variants(dropped) + _edge_variants(required)
-    return [pattern]
+                for word in firsts:
+                    self._by_first.setdefault(word, []).append(idx)
 
+    @staticmethod
+    def _compile(nlp: Language, rule: Any) -> list[_Element]:
+        pattern = rule.pattern
+        if pattern is None:
+            words = [t.lower_ for t in nlp.tokenizer(rule.literal) if not t.is_space]
+            return [(frozenset([w]), False, "") for w in words]
+        if not isinstance(pattern, list):
+            raise ValueError(
+                f"ConText rule {rule.literal!r}: only token-list patterns are supported"
+            )
+        out: list[_Element] = []
+        for el in pattern:
+            unknown = set(el) - {"LOWER", "IS_PUNCT", "OP"}
+            op = el.get("OP", "")
+            if unknown or op not in ("", "?", "*", "+"):
+                raise ValueError(
+                    f"ConText rule {rule.literal!r}: unsupported pattern element {el} "
+                    "(use LOWER, IS_PUNCT and OP ?, *, +)"
+                )
+            lower = el.get("LOWER")
+            values: frozenset[str] | None = None
+            if isinstance(lower, str):
+                values = frozenset([lower.lower()])
+            elif isinstance(lower, dict):
+                values = frozenset(str(v).lower() for v in lower["IN"])
+            punct = bool(el.get("IS_PUNCT", False))
+            if op == "+":
+                out.append((values, punct, ""))
+                op = "*"
+            out.append((values, punct, op))
+        return out
 
-def _space_tolerant_patterns(nlp: Language, literal: str, pattern: Any) -> list[Any]:
-    """Token patterns for a rule that also match across runs of whitespace tokens.
+    @staticmethod
+    def _first_lowers(elements: list[_Element]) -> set[str] | None:
+        firsts: set[str] = set()
+        for values, _punct, op in elements:
+            if values is None:
+                return None
+            firsts |= values
+            if op not in ("?", "*"):
+                return firsts
+        return None  # every element optional: try everywhere
 
-    Notes wrap lines and pad with spaces; spaCy keeps those as whitespace tokens, which would
-    break multi-word cues ("appears to have   resolved"). Literal rules become token patterns on
-    LOWER; regex (string) patterns are kept as they are.
-    """
-    if isinstance(pattern, str):
-        return [pattern]
-    if pattern is None:
-        pattern = [{"LOWER": t.lower_} for t in nlp.tokenizer(literal) if not t.is_space]
-    out: list[Any] = []
-    for variant in _edge_variants([dict(t) for t in pattern]):
-        spaced: list[dict[str, Any]] = []
-        for k, tok in enumerate(variant):
-            if k:
-                spaced.append({"IS_SPACE": True, "OP": "*"})
-            spaced.append(tok)
-        out.append(spaced)
-    return out
+    def __call__(self, doc: Doc) -> list[tuple[Any, int, int]]:
+        """``(rule, start, end)`` of the cues in ``doc`` (token offsets into ``doc``)."""
+        from medspacy.common.util import prune_overlapping_matches
+
+        keep = [t.i for t in doc if not t.is_space]
+        lowers = [doc[i].lower_ for i in keep]
+        puncts = [doc[i].is_punct for i in keep]
+        n = len(keep)
+
+        def test(el: _Element, i: int) -> bool:
+            values, punct, _ = el
+            return (values is None or lowers[i] in values) and (not punct or puncts[i])
+
+        def longest(elements: list[_Element], k: int, i: int) -> int:
+            if k == len(elements):
+                return i
+            el = elements[k]
+            best = longest(elements, k + 1, i) if el[2] in ("?", "*") else -1
+            if i < n and test(el, i):
+                nxt = k if el[2] == "*" else k + 1
+                best = max(best, longest(elements, nxt, i + 1))
+            return best
+
+        found: list[tuple[int, int, int]] = []
+        for i, word in enumerate(lowers):
+            for idx in (*self._by_first.get(word, ()), *self._any_first):
+                end = longest(self._compiled[idx], 0, i)
+                if end > i:
+                    found.append((idx, i, end))
+        found = prune_overlapping_matches(found) if found else found
+        return [(self.rules[idx], keep[s], keep[e - 1] + 1) for idx, s, e in found]
 
 
 def _section_category(span: Span) -> str | None:
@@ -209,44 +272,50 @@ class Assertion:
         from medspacy.context import ConText
 
         register_extensions()
+        ConText.register_graph_attributes()  # Span._.modifiers, Doc._.context_graph
         self.name = name
         self.span_group = span_group
         self.use_sections = use_sections
         self.family_sections = frozenset(family_sections)
         self.historical_sections = frozenset(historical_sections)
-        # A TERMINATE rule ("but", "however", ...) ends the scope of every cue category.
         context_rules, terminating = load_context_rules(rules)
-        spaced_rules = []
         for rule in context_rules:
-            for pattern in _space_tolerant_patterns(nlp, rule.literal, rule.pattern):
-                variant = copy.copy(rule)
-                variant.pattern = pattern
-                spaced_rules.append(variant)
-        self._context = ConText(
-            nlp,
-            name=f"{name}_context",
-            rules=None,
-            span_attrs=None,
-            input_span_type="group",
-            span_group_name=span_group,
-            terminating_types=terminating or None,
-        )
-        self._context.add(spaced_rules)
+            # As ConText(terminating_types=...) does. A TERMINATE rule ("but", "however")
+            # ends the scope of every category anyway.
+            for other in terminating.get(rule.category.upper(), ()):
+                rule.terminated_by.add(other.upper())
+        # Longest match wins among overlapping cues ("no history of" over "history").
+        self._matcher = CueMatcher(nlp, context_rules)
+
+    def _modifiers(self, doc: Doc) -> list[Any]:
+        from medspacy.context.context_modifier import ConTextModifier
+
+        return [ConTextModifier(rule, start, end, doc) for rule, start, end in self._matcher(doc)]
 
     def __call__(self, doc: Doc) -> Doc:
+        from medspacy.context.context_graph import ConTextGraph
+
         if self.span_group not in doc.spans or len(doc.spans[self.span_group]) == 0:
             return doc
         if not doc.has_annotation("SENT_START"):
             raise ValueError(
                 "clinicode_assertion needs sentence boundaries: add a sentencizer before it"
             )
-        for span in doc.spans[self.span_group]:
+        targets = list(doc.spans[self.span_group])
+        for span in targets:
             span._.modifiers = ()
-        self._context(doc)
+        graph = ConTextGraph(prune_on_modifier_overlap=False)
+        graph.targets = targets
+        graph.modifiers = self._modifiers(doc)
+        graph.update_scopes()
+        graph.apply_modifiers()
+        for target, modifier in graph.edges:
+            target._.modifiers += (modifier,)
+        doc._.context_graph = graph
         # ConText never lets a cue modify a mention it overlaps. A forward historical cue that
         # opens the mention ("status post CABG", "history of MI") still dates it.
         prefix_mods: dict[int, list[Any]] = {}
-        for mod in doc._.context_graph.modifiers:
+        for mod in graph.modifiers:
             if mod.category in _PREFIX_CATEGORIES and mod.direction == "FORWARD":
                 prefix_mods.setdefault(mod.modifier_span[0], []).append(mod)
         for span in doc.spans[self.span_group]:
