@@ -78,6 +78,8 @@ _SOURCE_WEIGHT = {
 
 # A relaxed query whose words all appear in more terms than this is not worth running.
 _BROAD = 2500
+# At most this many relaxed (one word less) queries per search: bounds the latency.
+_MAX_RELAXED = 3
 _CODE_LIKE = re.compile(r"^[A-Za-z0-9]{1,3}(\.[A-Za-z0-9]{0,4})?$|^[A-Za-z0-9]{3,7}$")
 _CODE_CHARS = re.compile(r"[0-9.]")
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -591,7 +593,7 @@ class KnowledgeBase:
             subsets = sorted(
                 (min(d for j, d in enumerate(df) if j != i), i) for i in range(len(quoted))
             )
-            for freq, i in subsets[:6]:
+            for freq, i in subsets[:_MAX_RELAXED]:
                 if freq > _BROAD:
                     break
                 run(" AND ".join(q for j, q in enumerate(quoted) if j != i))
