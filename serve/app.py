@@ -274,13 +274,16 @@ def create_app(
     settings: Settings | None = None,
     engine_factory: Callable[[], EngineLike] | None = None,
 ) -> FastAPI:
-    """The service. ``engine_factory`` defaults to ``clinicode.load(settings.model_dir)``."""
+    """The service. ``engine_factory`` defaults to ``clinicode.load()`` of the settings' pack."""
     settings = settings or get_settings()
 
     def default_factory() -> EngineLike:
         import clinicode
 
-        engine: EngineLike = clinicode.load(settings.model_dir)
+        engine: EngineLike = clinicode.load(settings.default_pack_dir, kb_path=settings.kb_path)
+        warm_up = getattr(engine, "warm_up", None)
+        if callable(warm_up):  # ready means ready: no slow first note
+            warm_up()
         return engine
 
     svc = Service(
@@ -577,10 +580,11 @@ def _add_api_routes(app: FastAPI) -> None:
         code = sugg.code if sugg is not None else _norm(str(req.code), system)
         final_code = _norm(req.final_code, system) if req.final_code else None
         kb = None
-        for c in [final_code] if req.action == "modify" else [code] if req.action == "add" else []:
-            kb = kb or _kb_or_503(request)
-            if kb.system_info(system) is not None and kb.get(c, system) is None:
-                raise HTTPException(422, f"{c} is not a code of {kb.versions()[system]}")
+        new_code = final_code if req.action == "modify" else code if req.action == "add" else None
+        if new_code is not None:  # a code the coder typed: it must exist where we can check
+            kb = _kb_or_503(request)
+            if kb.system_info(system) is not None and kb.get(new_code, system) is None:
+                raise HTTPException(422, f"{new_code} is not a code of {kb.versions()[system]}")
         if sugg is not None:
             model_name, model_version, cs_version = (
                 sugg.model_name,

@@ -24,9 +24,14 @@ RETRY_AFTER_S = 30.0
 class EngineLike(Protocol):
     """What the service needs of ``clinicode.engine.Engine``."""
 
-    info: ModelInfo
-    code_sets: dict[str, str]
-    kb: Any
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def code_sets(self) -> dict[str, str]: ...
+
+    @property
+    def kb(self) -> Any: ...
 
     def suggest(
         self,
