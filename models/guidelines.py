@@ -19,11 +19,13 @@ Order of the rules (each sees the result of the previous one):
 8. sequencing: "code first" order (I.A.13) and, inpatient, a principal-diagnosis candidate (II).
 
 Benchmark switch (``benchmark=True``): CodiEsp annotators coded negated and other non-present
-mentions too, so on the benchmark path nothing is removed. ``codes`` is the same as on the normal
-path, and every other input code (suppressed, replaced by a combination code, integral symptom,
-Excludes1 loser) stays in ``candidates``: first the ordinary candidates in ranker order, then the
-suppressed ones (score scaled by ``benchmark_demotion``), so they count for MAP but rank lower.
-``suppressed`` is then empty (its codes are in ``candidates`` with ``status="suppressed"``).
+mentions too, so on the benchmark path nothing is removed. ``codes`` is the same set as on the
+normal path; every other input code (suppressed, replaced by a combination code, integral
+symptom, Excludes1 loser) stays in ``candidates``, suppressed ones with their score scaled by
+``benchmark_demotion`` (0.5) so they rank lower; ``suppressed`` is empty. ``codes`` and
+``candidates`` are each sorted by score (the inpatient sequencing is not a relevance order), and
+``rank`` orders ``codes + candidates`` by score: the ranking to score MAP on. Chosen on CodiEsp
+*train* notes with a proxy ranker (layer sequencing order lost MAP there, score order did not).
 """
 
 from __future__ import annotations
@@ -94,21 +96,35 @@ def _code_index(kb: Any) -> tuple[list[str], dict[str, str], set[str]]:
 
 
 # -- code patterns ---------------------------------------------------------------------------
+@lru_cache(maxsize=8192)
+def _bounds(pattern: str) -> tuple[str, str | None]:
+    """A pattern as ``(prefix, None)`` or ``(low, high)`` range bounds, dots removed."""
+    pattern = pattern.strip().upper()
+    m = re.fullmatch(rf"({_CODE})\s*-\s*({_CODE})", pattern)
+    if m:
+        return m.group(1).replace(".", ""), m.group(2).replace(".", "")
+    return pattern.rstrip("-").rstrip(".").replace(".", ""), None
+
+
+@lru_cache(maxsize=131072)
 def code_matches(pattern: str, code: str) -> bool:
     """Whether ``code`` falls under ``pattern``: a prefix (``E11``, ``O24.4-``) or a range
     (``N18.1-N18.4``, ``B95-B97``) compared on the characters each bound gives."""
     c = code.replace(".", "").upper()
-    pattern = pattern.strip().upper()
-    m = re.fullmatch(rf"({_CODE})\s*-\s*({_CODE})", pattern)
-    if m:
-        lo, hi = m.group(1).replace(".", ""), m.group(2).replace(".", "")
-        return c[: len(lo)] >= lo and c[: len(hi)] <= hi
-    p = pattern.rstrip("-").rstrip(".").replace(".", "")
-    return c.startswith(p)
+    lo, hi = _bounds(pattern)
+    if hi is None:
+        return c.startswith(lo)
+    return c[: len(lo)] >= lo and c[: len(hi)] <= hi
+
+
+@lru_cache(maxsize=65536)
+def _any_match(patterns: tuple[str, ...], code: str) -> bool:
+    return any(code_matches(p, code) for p in patterns)
 
 
 def any_match(patterns: Iterable[str], code: str) -> bool:
-    return any(code_matches(p, code) for p in patterns)
+    """Whether ``code`` falls under any of ``patterns`` (cached per pattern list and code)."""
+    return _any_match(tuple(patterns), code)
 
 
 def note_refs(note: str) -> list[str]:
@@ -228,7 +244,10 @@ class Guidelines:
             if key in note.items:  # the same code twice: keep the first (higher score)
                 note.items[key].s.evidence.extend(s.evidence)
                 continue
-            s = s.model_copy(deep=True)
+            # copy what the rules change; Evidence objects are never mutated, so shared
+            s = s.model_copy(
+                update={"evidence": list(s.evidence), "explanation": list(s.explanation)}
+            )
             fate = "keep" if s.score >= threshold else "candidate"
             if s.system == ICD and not fate == "candidate" and self.rec(s.code) is None:
                 fate = "candidate"
@@ -418,6 +437,21 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
     former_rx = _compile(rules["former_cue"])
     inpatient = note.setting == "inpatient"
     uncertain_dropped: list[_Item] = []
+    chronic_cache: list[set[tuple[int, int]]] = []
+
+    def chronic_spans() -> set[tuple[int, int]]:
+        """Evidence spans of chronic-condition codes (a history code is not made from them)."""
+        if not chronic_cache:
+            chronic_cache.append(
+                {
+                    (e.start, e.end)
+                    for it in note.items.values()
+                    if it.s.system == ICD and any_match(rules["chronic_persisting"], it.s.code)
+                    for e in it.s.evidence
+                }
+            )
+        return chronic_cache[0]
+
     for item in list(note.items.values()):
         if item.fate not in ("keep", "candidate"):
             continue
@@ -430,7 +464,7 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
         history_code = is_icd and any_match(["Z80-Z87", "Z92", "I25.2", "Z91.8"], s.code)
         if history_code and a & {"family", "historical"}:
             continue
-        cues = clause_texts(note, item)
+        cues = clause_texts(note, item) if "negated" in a else []
         if "negated" in a and any(former_rx.search(t) for t in cues):
             a = {"historical"}
         if "uncertain" in a:
@@ -464,13 +498,7 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
                 )
                 continue
             row = first_rule(g.rules["personal_history"], s.code)
-            spans = {(e.start, e.end) for e in s.evidence}
-            same_span_chronic = any(
-                other is not item
-                and any_match(rules["chronic_persisting"], other.s.code)
-                and spans & {(e.start, e.end) for e in other.s.evidence}
-                for other in note.items.values()
-            )
+            same_span_chronic = bool(_spans(item) & chronic_spans())
             if row is not None and item.fate == "keep" and not same_span_chronic:
                 g.add(
                     note,
@@ -514,8 +542,8 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
                 fate="suppressed",
             )
             continue
-        stay = [*cues, *after_texts(note, item)]
-        if inpatient and "negated" in a and any(_RESOLVED_IN_STAY.search(t) for t in stay):
+        stay = [*cues, *after_texts(note, item)] if inpatient and "negated" in a else []
+        if any(_RESOLVED_IN_STAY.search(t) for t in stay):
             _explain(
                 item,
                 "Section III",
@@ -1475,12 +1503,15 @@ def _result_impl(g: Guidelines, note: _Note, benchmark: bool) -> GuidelineResult
                 it.s.status = "candidate"
             candidates.append(it.s)
     if benchmark:
-        demoted = []
         for s in suppressed:
             s.score = s.score * g.benchmark_demotion
-            demoted.append(s)
-        candidates = candidates + sorted(demoted, key=lambda s: -s.score)
+        candidates = sorted(candidates + suppressed, key=lambda s: -s.score)
         suppressed = []
-    for i, s in enumerate(codes + candidates + suppressed):
-        s.rank = i + 1
+        codes = sorted(codes, key=lambda s: -s.score)  # relevance order, not sequencing
+        # the benchmark ranking is by score over codes + candidates (suppressed scores demoted)
+        for i, s in enumerate(sorted(codes + candidates, key=lambda s: -s.score)):
+            s.rank = i + 1
+    else:
+        for i, s in enumerate(codes + candidates + suppressed):
+            s.rank = i + 1
     return GuidelineResult(codes=codes, candidates=candidates, suppressed=suppressed)

@@ -419,8 +419,10 @@ def test_benchmark_keeps_everything_ranked_lower(g: Guidelines) -> None:
     assert bench.suppressed == []
     listed = [s.code for s in bench.codes + bench.candidates]
     assert {"R07.9", "M17.9", "I10", "N18.31"} <= set(listed)
-    assert listed[-1] == "R07.9"
-    assert [s.rank for s in bench.codes + bench.candidates] == list(range(1, len(listed) + 1))
+    by_rank = sorted(bench.codes + bench.candidates, key=lambda s: s.rank)
+    assert [s.rank for s in by_rank] == list(range(1, len(listed) + 1))
+    assert by_rank[-1].code == "R07.9" and by_rank[-1].status == "suppressed"
+    assert [s.score for s in by_rank] == sorted((s.score for s in by_rank), reverse=True)
 
 
 def test_input_not_mutated(g: Guidelines) -> None:
