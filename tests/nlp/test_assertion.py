@@ -131,6 +131,12 @@ def test_assertion_classes(
         ("Presents with a three day history of cough.", "cough", "present"),
         # "risk factors" list present conditions
         ("Cardiac risk factors include hypertension.", "hypertension", "present"),
+        # a new reported finding ends a negation; "prior to admission" is recent
+        ("He denied trauma and reported bleeding with friction.", "bleeding", "present"),
+        ("Two days prior to admission, flank pain began.", "flank pain", "present"),
+        ("High resolution CT of the chest.", "CT", "present"),
+        ("Follow-up CT showed resolution of the lymphadenopathy.", "lymphadenopathy", "negated"),
+        ("He has not reported any headache.", "headache", "negated"),
     ],
 )
 def test_tricky_sentences(
