@@ -54,7 +54,6 @@ def _free_port() -> int:
 @pytest.fixture
 def server(settings: Any, engine: Any) -> Iterator[str]:
     import uvicorn
-
     from clinicode.serve.app import create_app
 
     port = _free_port()
@@ -99,7 +98,11 @@ def test_review_page_end_to_end(server: str, browser: Any, admin_key: str) -> No
     page.wait_for_selector("#note-text", state="visible")
     assert not page.is_visible("#login")
 
-    # Paste a note, choose the setting, suggest with the keyboard shortcut.
+    # Open a file, then paste a note over it; choose the setting; suggest with Ctrl+Enter.
+    page.set_input_files(
+        "#file", files=[{"name": "n.txt", "mimeType": "text/plain", "buffer": b"Fever."}]
+    )
+    page.wait_for_function("() => document.querySelector('#note-text').value === 'Fever.'")
     page.fill("#note-text", PAGE_NOTE)
     page.select_option("#setting", "inpatient")
     page.press("#note-text", "Control+Enter")
@@ -127,6 +130,12 @@ def test_review_page_end_to_end(server: str, browser: Any, admin_key: str) -> No
     page.wait_for_selector('li[data-code="E11.9"].accepted')
     page.click('li[data-code="R50.9"] button:has-text("Reject")')
     page.wait_for_selector('li[data-code="R50.9"].rejected')
+    # Modify R07.9 with the keyboard: select it (j/k), press m, type the corrected code.
+    page.click('li[data-code="R07.9"]')
+    page.keyboard.press("m")
+    page.keyboard.type("r07.89")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('li[data-code="R07.9"].modified')
     page.fill("#search", "hyperlipidemia")
     page.wait_for_selector("#search-results li button")
     first = page.text_content("#search-results li .code")
@@ -135,7 +144,7 @@ def test_review_page_end_to_end(server: str, browser: Any, admin_key: str) -> No
         "code => document.querySelector('#final').value.includes(code)", arg=first
     )
     final = page.input_value("#final")
-    assert final.splitlines()[0].startswith("E11.9") and "R50.9" not in final
+    assert [line.split("\t")[0] for line in final.splitlines()] == ["R07.89", "E11.9", first]
     assert not errors, errors
 
     if os.environ.get("CLINICODE_UPDATE_SCREENSHOT"):
@@ -152,4 +161,4 @@ def test_review_page_end_to_end(server: str, browser: Any, admin_key: str) -> No
     rows = {row["id"]: row for row in map(json.loads, r.text.splitlines())}
     assert rows[note_id]["text"] == PAGE_NOTE
     codes = {c["code"] for c in rows[note_id]["codes"]}
-    assert codes == {"E11.9", first}
+    assert codes == {"E11.9", "R07.89", first}
