@@ -1194,28 +1194,43 @@ def _long_term_drugs_anywhere(g: Guidelines, note: _Note) -> None:
 
 
 # -- rule 6: billable, specificity, queries ------------------------------------------------------------
-_AXES = {
+_AXIS_WORDS = {
+    "laterality": re.compile(r"^(right|left|bilateral|unilateral|unspecified|side)$"),
+    "trimester": re.compile(r"^(first|second|third|unspecified|trimester)$"),
+    "stage": re.compile(r"^(stage|unspecified|\d[ab]?|i{1,3}|iv|v)$"),
+}
+_AXIS_VALUE = {
     "laterality": re.compile(r"\b(right|left|bilateral)\b", re.I),
-    "trimester": re.compile(r"\btrimester\b", re.I),
-    "stage": re.compile(r"\bstage\b", re.I),
+    "trimester": re.compile(r"\b(first|second|third) trimester\b", re.I),
+    "stage": re.compile(r"\bstage \d", re.I),
 }
 
 
-def _axis_of(g: Guidelines, code: str) -> str | None:
+def _stem(title: str, axis: str) -> frozenset[str]:
+    """A title's words without those of one axis: siblings that differ only on it match."""
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    return frozenset(w for w in words if not _AXIS_WORDS[axis].match(w))
+
+
+def _axis_siblings(g: Guidelines, code: str) -> tuple[str | None, list[CodeRecord]]:
+    """The axis an unspecified code leaves open (its billable siblings differ from it only on
+    laterality, trimester or stage) and those siblings."""
     rec = g.rec(code)
-    if rec is None or not rec.parent:
-        return None
-    sibs = [r.title for r in g.billable_descendants(rec.parent) if r.code != code]
-    if "unspecified" not in rec.title.lower() and rec.billable:
-        return None
-    for axis, rx in _AXES.items():
-        if any(rx.search(t) for t in sibs) and not rx.search(
-            rec.title.replace("unspecified", "")
-            if axis != "laterality"
-            else re.sub(r"\bunspecified\b.*", "", rec.title)
-        ):
-            return axis
-    return None
+    if rec is None or not rec.parent or "unspecified" not in rec.title.lower():
+        return None, []
+    sibs = [r for r in g.billable_descendants(rec.parent) if r.code != code]
+    for axis, value in _AXIS_VALUE.items():
+        if value.search(rec.title):
+            continue
+        stem = _stem(rec.title, axis)
+        same = [r for r in sibs if value.search(r.title) and _stem(r.title, axis) == stem]
+        if same:
+            return axis, same
+    return None, []
+
+
+def _axis_of(g: Guidelines, code: str) -> str | None:
+    return _axis_siblings(g, code)[0]
 
 
 def _attribute_target(
@@ -1327,7 +1342,7 @@ def rule_billable_specificity(g: Guidelines, note: _Note) -> None:
         if axis is None and q is None:
             continue
         if axis is not None and rec.parent:
-            tgt = _attribute_target(g, note, item, g.billable_descendants(rec.parent))
+            tgt = _attribute_target(g, note, item, _axis_siblings(g, code)[1])
             if tgt is not None and tgt[0] != code:
                 g.replace(note, [item], tgt[0], "I.B.2", f"more specific code: documented {tgt[1]}")
                 continue
