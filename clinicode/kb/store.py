@@ -360,6 +360,11 @@ class KnowledgeBase:
         rows = self._conn().execute("SELECT code, title FROM codes WHERE system=?", (system,))
         return {r[0]: r[1] for r in rows}
 
+    def billable_map(self, system: str) -> dict[str, bool]:
+        """``{code: billable}`` for every code of ``system``."""
+        rows = self._conn().execute("SELECT code, billable FROM codes WHERE system=?", (system,))
+        return {r[0]: bool(r[1]) for r in rows}
+
     def iter_terms(
         self, systems: Iterable[str] | None = None, sources: Iterable[str] | None = None
     ) -> Iterator[Term]:

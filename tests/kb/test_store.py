@@ -80,6 +80,7 @@ SMALL_INDEX = (
     "7,D,3,deleted thing,,,,E11.99\n"
     "8,D,0,Diabetic,Diabetes,,,\n"
     '9,H,0,"Hypertension, hypertensive",,,(accelerated) (benign) (essential),I10\n'
+    "10,H,1,kidney,,,,I12\n"
 )
 
 
@@ -96,8 +97,9 @@ def small(kb_path: Path, tmp_path: Path) -> tuple[KnowledgeBase, dict[str, Any]]
 def test_small_index_report(small: tuple[KnowledgeBase, dict[str, Any]]) -> None:
     kb, rep = small
     assert rep["version"] == "2030-04 (CSV, lossy)"
-    assert rep["counts"]["entries"] == 9
+    assert rep["counts"]["entries"] == 10
     assert rep["counts"]["unknown_codes"] == 1  # E11.99 does not exist
+    assert rep["counts"]["not_billable"] == 1  # I12 printed as a complete code is a category
     assert rep["counts"]["see_resolved"] == 1  # "Diabetic" -> see "Diabetes" -> E11.9
     assert kb.system_info("ICD-10-CM").extra["index"] == "2030-04 (CSV, lossy)"
 
@@ -149,7 +151,7 @@ def test_reimport_replaces_not_duplicates(
     run_import("index", src, kb.path, version="2030-04")
     kb2 = KnowledgeBase(kb.path)
     assert sum(1 for _ in kb2.iter_terms(sources=["index"])) == n_terms
-    assert kb2.index_count("index") == 9
+    assert kb2.index_count("index") == 10
 
 
 def test_schema1_kb_is_upgraded_on_open(kb_path: Path, tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def import_hcpcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportRe
             term_dt = re.sub(r"\D", "", cell(row, "TERM DT"))
             ended = bool(term_dt) and term_dt < start
             notes = (
-                {"notes": [f"Terminated {term_dt[:4]}-{term_dt[4:6]}-{term_dt[6:8]}"]}
+                {"notes": [f"Termination date {term_dt[:4]}-{term_dt[4:6]}-{term_dt[6:8]}"]}
                 if (term_dt)
                 else {}
             )

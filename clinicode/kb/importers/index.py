@@ -71,12 +71,17 @@ def _column_label(head: str) -> str:
 
 
 def build_terms(
-    entries: list[IndexEntry], source: str, known: set[str]
+    entries: list[IndexEntry], source: str, known: dict[str, bool]
 ) -> tuple[list[Term], dict[str, int]]:
-    """Resolve codes and turn entries (and table cells) into search terms; returns counts."""
+    """Resolve codes and turn entries (and table cells) into search terms; returns counts.
+
+    ``known`` maps every ICD-10-CM code of the KB to its billability. ``not_billable`` counts
+    coded entries printed as complete codes that are no longer billable (subdivided since the
+    index was published, or needing a 7th character)."""
     by_id = {e.id: e for e in entries}
     display: dict[int, str] = {}
     counts = {"entries": len(entries), "coded": 0, "terms": 0, "unknown_codes": 0}
+    counts["not_billable"] = 0
     unknown: set[str] = set()
     seen: set[tuple[str, str]] = set()
     terms: list[Term] = []
@@ -98,6 +103,8 @@ def build_terms(
                 unknown.add(e.code)
             else:
                 add(e.resolved, leaf)
+                if not e.code.endswith("-") and not known[e.resolved]:
+                    counts["not_billable"] += 1
         for label, raw in e.cells.items():
             counts["coded"] += 1
             code = resolve_icd_code(raw, known)
@@ -106,6 +113,8 @@ def build_terms(
                 unknown.add(raw)
             else:
                 add(code, f"{display[e.id]}, {label}")
+                if not raw.endswith("-") and not known[code]:
+                    counts["not_billable"] += 1
     # "see" references: a term with no code of its own names the code its target leads to
     resolved_see = 0
     targets = _see_targets(entries, by_id, display)
@@ -233,7 +242,7 @@ def parse_index_xml(src: SourceFile, kind: str, version: str | None) -> ParsedIn
             level=level,
             term=term,
             nonessential=nemod,
-            code=code or subcat,
+            code=code or (f"{subcat}-" if subcat else None),
             see=see,
             see_also=_text(elem, "seeAlso"),
             manif=_text(elem, "manif"),
@@ -355,7 +364,7 @@ def import_index_kind(
         parsed = parse_index_csv(src, version)
     else:
         raise ImportFileError(f"{src.name} is not XML; expected the {_WHAT[kind]}")
-    known = set(kb.titles(SYSTEM))
+    known = kb.billable_map(SYSTEM)
     terms, counts = build_terms(parsed.entries, kind, known)
     if counts["terms"] == 0:
         raise ImportFileError(f"{src.name}: no entry maps to a known ICD-10-CM code")
