@@ -1014,12 +1014,27 @@ def resolve_ckd_stage(g: Guidelines, note: _Note, owner: _Item, refs: list[str])
     return True
 
 
+def drug_cue(note: _Note, row: dict[str, Any]) -> Evidence | None:
+    """A documented current drug (not negated), unless its sentence says the use is only
+    temporary: insulin given to control sugars during a stay is not Z79.4 (I.C.4.a.3)."""
+    not_if = _compile(row["not_if"]) if row.get("not_if") else None
+    lo = 0
+    while True:
+        ev = find_cue(note, row["cue"], scope=(lo, len(note.text)))
+        if ev is None:
+            return None
+        s0, s1 = sentence_span(note, ev.start, ev.end)
+        if not_if is None or not not_if.search(note.text[s0:s1]):
+            return ev
+        lo = ev.end
+
+
 def resolve_long_term_drug(g: Guidelines, note: _Note, owner: _Item, refs: list[str]) -> bool:
     added = False
     for row in g.rules["long_term_drugs"]:
         if not any_match(refs, str(row["code"])):
             continue
-        ev = find_cue(note, row["cue"])
+        ev = drug_cue(note, row)
         if ev is None:
             continue
         g.add(
@@ -1180,7 +1195,7 @@ def _long_term_drugs_anywhere(g: Guidelines, note: _Note) -> None:
         code = str(row["code"])
         if not row.get("always") or any(it.s.code == code for it in note.kept()):
             continue
-        ev = find_cue(note, row["cue"])
+        ev = drug_cue(note, row)
         if ev is None:
             continue
         g.add(

@@ -536,3 +536,12 @@ def test_non_billable_refined_by_documented_vessel(g: Guidelines) -> None:
     text = "Dx: Acute inferior wall STEMI, RCA occlusion, s/p DES to RCA."
     res = run(g, text, [("I21.1", "inferior wall STEMI", "present", 0.9)], setting="inpatient")
     assert codes_of(res) == ["I21.11"]
+
+
+def test_temporary_insulin_is_not_long_term_use(g: Guidelines) -> None:
+    text = "T2DM with hyperglycemia. Insulin sliding scale while inpatient. Home meds: metformin."
+    res = run(g, text, [("E11.65", "T2DM with hyperglycemia", "present", 0.9)], setting="inpatient")
+    assert "Z79.4" not in codes_of(res) and "Z79.84" in codes_of(res)
+    text = "T2DM with hyperglycemia, on Lantus 20 units at home."
+    res = run(g, text, [("E11.65", "T2DM with hyperglycemia", "present", 0.9)])
+    assert "Z79.4" in codes_of(res)
