@@ -137,6 +137,10 @@ def test_assertion_classes(
         ("High resolution CT of the chest.", "CT", "present"),
         ("Follow-up CT showed resolution of the lymphadenopathy.", "lymphadenopathy", "negated"),
         ("He has not reported any headache.", "headache", "negated"),
+        # follow-up visits and indications are not conditional or uncertain
+        ("She will return to the cancer center on Monday.", "cancer", "present"),
+        ("Colonoscopy performed for evaluation of anemia.", "anemia", "present"),
+        ("Potential complications include bleeding.", "bleeding", "hypothetical"),
     ],
 )
 def test_tricky_sentences(
@@ -181,6 +185,11 @@ def test_axes_kept_apart(check: Callable[[str, str], Span]) -> None:
 
     hyp = check("Return if shortness of breath worsens.", "shortness of breath")
     assert hyp._.temporality == "Not particular" and hyp._.negated is False
+
+
+def test_informant_is_not_experiencer(check: Callable[[str, str], Span]) -> None:
+    assert check("Mom has not noticed any voice change.", "voice change")._.experiencer == "Patient"
+    assert check("High school education.", "school")._.assertion == "present"
 
 
 def test_other_experiencer(check: Callable[[str, str], Span]) -> None:
