@@ -604,11 +604,18 @@ def _mention_history_codes(g: Guidelines, note: _Note) -> None:
 def _symptoms_instead(g: Guidelines, note: _Note, dropped: list[_Item]) -> None:
     """IV.H: with the uncertain diagnosis not coded, the documented symptoms are."""
     names = ", ".join(it.s.code for it in dropped)
+    best: dict[frozenset[tuple[int, int]], _Item] = {}  # one symptom code per documented symptom
     for item in note.items.values():
         if item.fate != "candidate" or item.s.system != ICD or not item.s.code.startswith("R"):
             continue
         if assertions_of(item.s, note.mentions) != {"present"} or not item.s.evidence:
             continue
+        if not g.is_billable(item.s.code):
+            continue
+        key = _spans(item)
+        if key not in best or item.s.score > best[key].s.score:
+            best[key] = item
+    for item in best.values():
         g.add(
             note,
             item.s.code,

@@ -545,3 +545,17 @@ def test_temporary_insulin_is_not_long_term_use(g: Guidelines) -> None:
     text = "T2DM with hyperglycemia, on Lantus 20 units at home."
     res = run(g, text, [("E11.65", "T2DM with hyperglycemia", "present", 0.9)])
     assert "Z79.4" in codes_of(res)
+
+
+def test_outpatient_symptom_instead_one_code_per_symptom(g: Guidelines) -> None:
+    text = "Cough for 2 weeks. Possible bronchitis."
+    res = run(
+        g,
+        text,
+        [
+            ("J40", "bronchitis", "uncertain", 0.8),
+            ("R05.9", "Cough", "present", 0.4),
+            ("R05.2", "Cough", "present", 0.3),
+        ],
+    )
+    assert codes_of(res) == ["R05.9"]
