@@ -75,10 +75,13 @@ def open_kb(path: Path | str | None = None, *, build: bool = True) -> KnowledgeB
 
 
 def _needs_icd10cm(p: Path) -> bool:
+    """True when ICD-10-CM is missing or the CPT starter set is missing or outdated."""
+    from clinicode.kb.importers.cpt import starter_outdated
+
     try:
         kb = KnowledgeBase(p, readonly=True)
         try:
-            return kb.system_info("ICD-10-CM") is None
+            return kb.system_info("ICD-10-CM") is None or starter_outdated(kb)
         finally:
             kb.close()
     except Exception:

@@ -47,6 +47,18 @@ def _starter_bytes() -> bytes:
     return resources.files("clinicode.kb.data").joinpath("cpt_starter.csv").read_bytes()
 
 
+def starter_hash() -> str:
+    return hashlib.sha256(_starter_bytes()).hexdigest()
+
+
+def starter_outdated(kb: KnowledgeBase) -> bool:
+    """True when the KB has no CPT, or an older version of the starter set."""
+    info = kb.system_info(SYSTEM)
+    if info is None:
+        return True
+    return info.source == STARTER_SOURCE and info.source_hash != starter_hash()
+
+
 def starter_records() -> tuple[list[CodeRecord], str]:
     """The starter set's records and the sha256 of its file."""
     data = _starter_bytes()
