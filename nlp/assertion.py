@@ -287,6 +287,15 @@ class Assertion:
         # Longest match wins among overlapping cues ("no history of" over "history").
         self._matcher = CueMatcher(nlp, context_rules)
 
+    def cue_categories(self, doc: Doc) -> set[str]:
+        """Categories of every cue in ``doc`` (pseudo-cues and terminations left out)."""
+        cats: set[str] = set()
+        for rule, _start, _end in self._matcher(doc):
+            if rule.direction not in ("PSEUDO", "TERMINATE"):
+                cats.add(rule.category)
+                cats.update(str(c).upper() for c in (rule.metadata or {}).get("also", ()))
+        return cats
+
     def _modifiers(self, doc: Doc) -> list[Any]:
         from medspacy.context.context_modifier import ConTextModifier
 
@@ -306,7 +315,16 @@ class Assertion:
             span._.modifiers = ()
         graph = ConTextGraph(prune_on_modifier_overlap=False)
         graph.targets = targets
-        graph.modifiers = self._modifiers(doc)
+        # A cue inside a mention's own words is part of its name ("diabetes without
+        # complication", "... not elsewhere classified"): it modifies nothing.
+        interior: set[int] = set()
+        for span in targets:
+            interior.update(range(span.start + 1, span.end))
+        graph.modifiers = [
+            m
+            for m in self._modifiers(doc)
+            if not (m.modifier_span[0] in interior and m.modifier_span[1] - 1 in interior)
+        ]
         graph.update_scopes()
         graph.apply_modifiers()
         for target, modifier in graph.edges:
@@ -328,7 +346,7 @@ class Assertion:
         for mod in (*prefix_mods.get(span.start, ()), *span._.modifiers):
             start, end = mod.modifier_span
             if start < span.end and span.start < end and start != span.start:
-                # A cue inside the mention is part of its name ("... without complication").
+                # A cue overlapping the mention is part of its name ("... without complication").
                 continue
             cue = doc[start:end].text
             cues.setdefault(mod.category, cue)

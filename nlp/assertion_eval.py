@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from clinicode.errors import InputError
 
@@ -182,13 +182,16 @@ def _axes(span: Span, rules: str) -> tuple[str, str, str]:
     )
 
 
-def _sentence_axes(doc: Doc) -> tuple[str, str, str]:
+def _sentence_axes(doc: Doc, component: Any) -> tuple[str, str, str]:
     """Axes from every cue in the sentence: the fallback when the concept is not found."""
-    cats = {
-        m.category
-        for m in doc._.context_graph.modifiers
-        if m.direction not in ("PSEUDO", "TERMINATE")
-    }
+    if hasattr(component, "cue_categories"):
+        cats = component.cue_categories(doc)
+    else:  # medspaCy's ConText ran with the whole sentence as the target
+        cats = {
+            m.category
+            for m in doc._.context_graph.modifiers
+            if m.direction not in ("PSEUDO", "TERMINATE")
+        }
     negation = "Negated" if "NEGATED_EXISTENCE" in cats else "Affirmed"
     temporality = (
         "Not particular"
@@ -234,7 +237,7 @@ def predict(pairs: Iterable[tuple[str, str]], rules: str = "clinicode") -> list[
         assert span is not None
         doc.spans["mentions"] = [span]
         component(doc)
-        axes = _axes(doc.spans["mentions"][0], rules) if found else _sentence_axes(doc)
+        axes = _axes(doc.spans["mentions"][0], rules) if found else _sentence_axes(doc, component)
         out.append(Prediction(*axes, found))
     return out
 

@@ -157,6 +157,15 @@ def test_termination_and_sentence_scope(nlp: Language) -> None:
     assert rash._.assertion == "present"  # a new sentence ends the scope
 
 
+def test_cue_inside_a_mention_modifies_nothing(nlp: Language) -> None:
+    text = "Type 2 diabetes mellitus without complications, hypertension."
+    doc = _doc(nlp, text, ["Type 2 diabetes mellitus without complications", "hypertension"])
+    assert [s._.assertion for s in doc.spans["mentions"]] == ["present", "present"]
+    # without the long mention, "without" does reach the next one
+    doc = _doc(nlp, text, ["complications", "hypertension"])
+    assert [s._.assertion for s in doc.spans["mentions"]] == ["negated", "negated"]
+
+
 def test_negated_list(nlp: Language) -> None:
     doc = _doc(nlp, "Denies fever, chills, or night sweats.", ["fever", "chills", "night sweats"])
     assert [s._.assertion for s in doc.spans["mentions"]] == ["negated"] * 3
