@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     max_batch_body_bytes: int = 25_000_000
     engine_concurrency: int = Field(default=1, ge=1, le=64)
-    model_load_timeout_s: float = 600.0
+    model_load_timeout_s: float = 60.0
 
     @property
     def kb_path(self) -> Path:
