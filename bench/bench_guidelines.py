@@ -60,7 +60,8 @@ def run_suite(engine: Any, suite: Path) -> None:
         if fails:
             known = f" [known: {case.known_failure}]" if case.known_failure else ""
             failures.append(f"  {case.id} ({case.section}): {'; '.join(fails)}{known}")
-    print(f"note suite: {len(cases)} notes")
+    kind = "PROXY ranker, not the engine" if isinstance(engine, _ProxyEngine) else "engine"
+    print(f"note suite: {len(cases)} notes ({kind})")
     print(f"{'section':<14} {'pass':>5} {'n':>4} {'rate':>6}")
     for sec in sorted(per):
         ok = per[sec]
@@ -70,6 +71,25 @@ def run_suite(engine: Any, suite: Path) -> None:
     if failures:
         print("failing cases:")
         print("\n".join(failures))
+
+
+class _ProxyEngine:
+    """``suggest`` with the NLP pipeline, the proxy ranker and the guidelines layer (no pack)."""
+
+    def __init__(self) -> None:
+        from clinicode.models.guidelines import Guidelines
+        from clinicode.nlp.pipeline import load_pipeline
+
+        from clinicode.kb import open_kb
+
+        self.kb = open_kb()
+        self.pipe = load_pipeline()
+        self.layer = Guidelines(self.kb)
+
+    def suggest(self, text: str, setting: str = "outpatient") -> Any:
+        mentions = self.pipe.extract(text)
+        ranked = proxy_ranked(mentions, self.kb)
+        return self.layer.apply(ranked, mentions, text=text, setting=setting, threshold=0.5)
 
 
 def _find_layer(engine: Any) -> tuple[Any, str] | None:
@@ -201,6 +221,7 @@ def run_proxy(folder: Path, limit: int | None) -> None:
     times: list[float] = []
     cpu: list[float] = []
     sizes: list[int] = []
+    inputs: list[tuple[Any, Any, dict[str, Any]]] = []
     maps: dict[str, list[float]] = defaultdict(list)
     texts = sorted((folder / "text_files_en").glob("*.txt"))[:limit]
     for path in texts:
@@ -214,6 +235,7 @@ def run_proxy(folder: Path, limit: int | None) -> None:
         times.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
         normal = g.apply(ranked, mentions, **kw, benchmark=False)
+        inputs.append((ranked, mentions, kw))
         if path.stem not in gold:
             continue
 
@@ -240,6 +262,16 @@ def run_proxy(folder: Path, limit: int | None) -> None:
         f"  layer latency ms/note: median {statistics.median(times):.2f}, "
         f"p95 {times[int(0.95 * (len(times) - 1))]:.2f} (first notes fill the KB caches; noisy); CPU median {statistics.median(cpu):.2f}"
     )
+    warm_wall, warm_cpu = [], []
+    for ranked, mentions, kw in inputs:  # a long-running engine: KB lookups already cached
+        t0, c0 = time.perf_counter(), time.process_time()
+        g.apply(ranked, mentions, **kw, benchmark=True)
+        warm_wall.append((time.perf_counter() - t0) * 1000)
+        warm_cpu.append((time.process_time() - c0) * 1000)
+    print(
+        f"  second pass (warm caches): median {statistics.median(warm_wall):.2f} ms wall, "
+        f"{statistics.median(warm_cpu):.2f} ms CPU"
+    )
     for k, v in maps.items():
         print(f"  MAP {k:<26} {sum(v) / len(v):.4f}  (over {len(v)} gold notes)")
 
@@ -262,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--proxy", action="store_true", help="NLP-concept stand-in for the ranker")
     args = ap.parse_args(argv)
     if args.proxy:
+        run_suite(_ProxyEngine(), args.suite)
         run_proxy(args.codiesp, args.limit)
         return 0
     import clinicode

@@ -49,7 +49,6 @@ ICD = "ICD-10-CM"
 
 _CODE = r"[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?"
 _REF = re.compile(rf"\b({_CODE})(?:\s*-\s*({_CODE})|\.?-)?")
-_SENT_END = re.compile(r"[.!?;\n]")
 _NEG_BEFORE = re.compile(
     r"\b(no|not|denies|denied|without|off|stopped|discontinued|never)\b[^.\n]{0,25}$", re.I
 )
@@ -343,18 +342,18 @@ def mention_at(note: _Note, start: int, end: int) -> Mention | None:
     return None
 
 
+def _bounded(text: str, start: int, end: int, stops: str) -> tuple[int, int]:
+    """The span around ``[start, end)`` up to (not including) the nearest stop characters."""
+    lo = max(text.rfind(c, 0, start) for c in stops) + 1
+    his = [i for i in (text.find(c, end) for c in stops) if i >= 0]
+    return lo, min(his) if his else len(text)
+
+
 def sentence_span(note: _Note, start: int, end: int) -> tuple[int, int]:
     m = mention_at(note, start, end)
     if m is not None and m.sentence_end > m.sentence_start:
         return m.sentence_start, m.sentence_end
-    text = note.text
-    lo = start
-    while lo > 0 and not _SENT_END.match(text[lo - 1]):
-        lo -= 1
-    hi = end
-    while hi < len(text) and not _SENT_END.match(text[hi]):
-        hi += 1
-    return lo, hi
+    return _bounded(note.text, start, end, ".!?;\n")
 
 
 def window_text(note: _Note, item: _Item, scope: str = "sentence") -> str:
@@ -372,7 +371,6 @@ _RESOLVED_IN_STAY = re.compile(
     r"|\b(resolved|resolving|improved|cleared) (?:with|after|on|following)\b",
     re.I,
 )
-_CLAUSE_END = re.compile(r"[,;\n()]|\.\s")
 
 
 def clause_texts(note: _Note, item: _Item) -> list[str]:
@@ -382,12 +380,11 @@ def clause_texts(note: _Note, item: _Item) -> list[str]:
     out = []
     text = note.text
     for e in item.s.evidence:
-        lo = e.start
-        while lo > 0 and not _CLAUSE_END.match(text, lo - 1):
-            lo -= 1
-        hi = e.end
-        while hi < len(text) and not _CLAUSE_END.match(text, hi):
-            hi += 1
+        lo, hi = _bounded(text, e.start, e.end, ",;\n()")
+        dot = text.find(". ", e.end, hi)  # a sentence end inside the clause closes it too
+        hi = dot if dot >= 0 else hi
+        dot = text.rfind(". ", lo, e.start)
+        lo = dot + 2 if dot >= 0 else lo
         out.append(text[lo:hi])
         m = mention_at(note, e.start, e.end)
         if m is not None and m.assertion_cue:
