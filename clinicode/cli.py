@@ -20,6 +20,7 @@ from rich.table import Table
 
 from clinicode import __version__
 from clinicode.errors import ClinicodeError
+from clinicode.kb.views import record_json
 
 app = typer.Typer(
     name="clinicode",
@@ -124,34 +125,6 @@ def codes_build(
         console.print(f"{info.system} {info.version}: {info.n_billable} billable codes -> {path}")
 
 
-def _record_json(kb: Any, rec: Any) -> dict[str, Any]:
-    info = kb.system_info(rec.system)
-    return {
-        "system": rec.system,
-        "version": info.version if info else None,
-        "code": rec.code,
-        "title": rec.title,
-        "kind": rec.kind,
-        "billable": rec.billable,
-        "description_source": rec.description_source,
-        "notes": rec.notes,
-        "seven_chr": rec.seven_chr,
-        "inherited_notes": {
-            kind: [{"from": src, "note": note} for src, note in notes if src != rec.code]
-            for kind, notes in kb.effective_notes(rec.code, rec.system).items()
-            if any(src != rec.code for src, _ in notes)
-        },
-        "parents": [
-            {"code": a.code, "title": a.title, "kind": a.kind}
-            for a in kb.ancestors(rec.code, rec.system)
-        ],
-        "children": [
-            {"code": c.code, "title": c.title, "billable": c.billable}
-            for c in kb.children(rec.code, rec.system)
-        ],
-    }
-
-
 _NOTE_LABELS = {
     "inclusion": "Inclusion terms",
     "includes": "Includes",
@@ -179,7 +152,7 @@ def codes_lookup(
     rec = kb.get(code, system)
     if rec is None:
         fail(f"code {code!r} not found in {system or 'any loaded code set'}")
-    data = _record_json(kb, rec)
+    data = record_json(kb, rec)
     if as_json:
         print_json(data)
         return

@@ -527,7 +527,7 @@ def _add_api_routes(app: FastAPI) -> None:
         _key: ApiKey = Depends(current_key),
     ) -> dict[str, Any]:
         """Title, notes, parents and children: the JSON of `clinicode codes lookup --json`."""
-        from clinicode.cli import _record_json
+        from clinicode.kb.views import record_json
 
         kb = _kb_or_503(request)
         if kb.system_info(system) is None:
@@ -537,7 +537,7 @@ def _add_api_routes(app: FastAPI) -> None:
         rec = kb.get(code, system)
         if rec is None:
             raise HTTPException(404, f"code {code!r} not found in {kb.versions()[system]}")
-        data: dict[str, Any] = _record_json(kb, rec)
+        data: dict[str, Any] = record_json(kb, rec)
         return data
 
     @app.post(
