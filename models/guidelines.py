@@ -40,9 +40,9 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from clinicode.models.types import GuidelineResult
 
 from clinicode.kb.records import CodeRecord
+from clinicode.models.types import GuidelineResult
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 ICD = "ICD-10-CM"
@@ -482,6 +482,13 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
                 fate="suppressed",
             )
             continue
+        if "historical" in a and is_icd and _cancer_under_treatment(g, note, item):
+            _explain(
+                item,
+                "I.C.2.m",
+                "malignancy documented as history is still under treatment: coded as current",
+            )
+            continue
         if "historical" in a and is_icd:
             chronic = any_match(rules["chronic_persisting"], s.code)
             resolved = any(resolved_rx.search(t) for t in clause_texts(note, item))
@@ -560,6 +567,20 @@ def rule_assertion_policy(g: Guidelines, note: _Note) -> None:
         _symptoms_instead(g, note, uncertain_dropped)
 
 
+def _cancer_under_treatment(g: Guidelines, note: _Note, item: _Item) -> bool:
+    """A malignancy (C00-C96) whose sentence names treatment that is not over (I.C.2.m)."""
+    if not code_matches("C00-C96", item.s.code):
+        return False
+    rules = g.rules["assertion"]
+    rx, done = _compile(rules["current_cancer_treatment"]), _compile(rules["treatment_completed"])
+    for e in item.s.evidence:
+        lo, hi = sentence_span(note, e.start, e.end)
+        for m in rx.finditer(note.text, lo, hi):
+            if not done.search(note.text[max(lo, m.start() - 40) : m.start()]):
+                return True
+    return False
+
+
 def _mention_history_codes(g: Guidelines, note: _Note) -> None:
     """Family / personal history from NLP mentions the ranker scored nowhere above threshold."""
     for m in note.mentions:
@@ -575,6 +596,8 @@ def _mention_history_codes(g: Guidelines, note: _Note) -> None:
             any_match(g.rules["assertion"]["chronic_persisting"], c) for c in codes
         ):
             continue
+        if any((ICD, c) in note.items and note.items[(ICD, c)].fate == "keep" for c in codes):
+            continue  # coded as current by a rule above (chronic, under treatment ...)
         for c in codes:
             if g.rec(c) is None:
                 continue

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from clinicode.models.guidelines import (
     Guidelines,
     bmi_code,
@@ -559,3 +560,12 @@ def test_outpatient_symptom_instead_one_code_per_symptom(g: Guidelines) -> None:
         ],
     )
     assert codes_of(res) == ["R05.9"]
+
+
+def test_cancer_history_still_under_treatment_is_current(g: Guidelines) -> None:
+    text = "Hx of breast cancer, currently on anastrozole, tolerating well."
+    res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
+    assert codes_of(res) == ["C50.919"]
+    text = "Hx of breast cancer s/p lumpectomy and radiation, completed tamoxifen."
+    res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
+    assert codes_of(res) == ["Z85.3"]
