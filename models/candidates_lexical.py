@@ -1,0 +1,229 @@
+"""Lexical candidates: character 3-gram TF-IDF nearest neighbours over every KB term.
+
+The scikit-learn ``TfidfVectorizer`` (``char_wb`` 3-grams, sublinear tf, as scispaCy's
+candidate generator uses) is fitted on the unique normalised KB terms; the L2-normalised term
+matrix is kept transposed (n-grams x terms, CSR) so one sparse product scores every mention of
+a note against every term at once. Saved as ``lexical_vocab.json``, ``lexical_idf.npy``,
+``lexical_matrix.npz`` and the term table (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from clinicode.models.candidates import (
+    FORMAT_VERSION,
+    CandidatesError,
+    TermTable,
+    _require,
+    query_strings,
+)
+from clinicode.models.types import Candidate
+from clinicode.schema import Mention
+
+_PREFIX = "lexical"
+
+
+class LexicalGenerator:
+    """Character n-gram TF-IDF cosine neighbours of each mention among the KB terms."""
+
+    name = "lexical"
+
+    def __init__(
+        self,
+        *,
+        top_k: int = 10,
+        min_score: float = 0.35,
+        ngram_range: tuple[int, int] = (3, 3),
+        sources: Sequence[str] | None = None,
+        collapse_seventh: bool = True,
+        max_df: int = 1500,
+        shortlist: int = 64,
+    ) -> None:
+        self.top_k = top_k
+        self.min_score = min_score
+        self.ngram_range = tuple(ngram_range)
+        self.sources = list(sources) if sources is not None else None
+        self.collapse_seventh = collapse_seventh
+        self.max_df = max_df
+        self.shortlist = shortlist
+
+    # -- fitting -----------------------------------------------------------------------
+    def _vectorizer(self, vocabulary: dict[str, int] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=self.ngram_range,
+            lowercase=False,  # texts are normalised already
+            sublinear_tf=True,
+            dtype=np.float32,
+            vocabulary=vocabulary,
+        )
+
+    def fit(self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",)) -> LexicalGenerator:
+        self.systems_ = list(systems)
+        self.terms_ = TermTable.from_kb(
+            kb, systems, sources=self.sources, collapse_seventh=self.collapse_seventh
+        )
+        self.versions_ = {s: v for s, v in kb.versions().items() if s in systems}
+        vec = self._vectorizer()
+        matrix = vec.fit_transform(self.terms_.texts)
+        self.vectorizer_ = vec
+        self._set_matrix(sp.csr_matrix(matrix.T, dtype=np.float32))
+        return self
+
+    def _set_matrix(self, matrix_t: sp.csr_matrix) -> None:
+        self.matrix_t_ = matrix_t  # n-grams x terms
+        self.matrix_ = matrix_t.T.tocsr()  # terms x n-grams
+        self.df_ = np.diff(matrix_t.indptr)
+
+    # -- generation --------------------------------------------------------------------
+    def search(
+        self, queries: Sequence[str], top_k: int | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """For each query, the best ``(term_row, cosine)`` pairs, best first.
+
+        Two stages for speed: the query's rarer n-grams (document frequency at most
+        ``max_df``) shortlist ``shortlist`` terms with one sparse product over the note, then
+        the shortlisted terms get their exact cosine with the full query vector.
+        """
+        k = top_k or self.top_k
+        if not queries:
+            return []
+        q = self.vectorizer_.transform(list(queries)).tocsr()
+        q.sort_indices()
+        pruned = q.copy()
+        common = self.df_[pruned.indices] > self.max_df
+        counts = np.diff(pruned.indptr)
+        kept_per_row = (
+            np.add.reduceat((~common).astype(np.int64), pruned.indptr[:-1])
+            if len(common)
+            else np.zeros(len(counts), dtype=np.int64)
+        )
+        kept_per_row[counts == 0] = 0
+        keep_all_rows = np.repeat(kept_per_row == 0, counts)
+        pruned.data = np.where(common & ~keep_all_rows, 0.0, pruned.data).astype(np.float32)
+        pruned.eliminate_zeros()
+        partial = (pruned @ self.matrix_t_).tocsr()
+        n_short = max(self.shortlist, k)
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        for i in range(partial.shape[0]):
+            lo, hi = partial.indptr[i], partial.indptr[i + 1]
+            idx = partial.indices[lo:hi]
+            if hi - lo > n_short:
+                idx = idx[np.argpartition(-partial.data[lo:hi], n_short)[:n_short]]
+            rows.append(np.full(len(idx), i, dtype=np.int64))
+            cols.append(idx)
+        row_ids = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        term_ids = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+        # exact cosines of every shortlisted (query, term) pair in one vectorised product
+        exact = np.asarray(self.matrix_[term_ids].multiply(q[row_ids]).sum(axis=1)).ravel()
+        out: list[list[tuple[int, float]]] = []
+        bounds = np.searchsorted(row_ids, np.arange(len(queries) + 1))
+        for i in range(len(queries)):
+            lo, hi = bounds[i], bounds[i + 1]
+            sc = exact[lo:hi]
+            order = np.argsort(-sc, kind="stable")[:k]
+            out.append(
+                [(int(term_ids[lo + j]), float(sc[j])) for j in order if sc[j] >= self.min_score]
+            )
+        return out
+
+    def generate(self, text: str, mentions: list[Mention]) -> list[Candidate]:
+        self._check_fitted()
+        queries, mentions = query_strings(text, mentions)
+        hits = self.search(queries)
+        by_code: dict[str, Candidate] = {}
+        for mid, (query, row_hits) in enumerate(zip(queries, hits, strict=True)):
+            for rank, (row, score) in enumerate(row_hits):
+                term = self.terms_.texts[row]
+                for key, source, exact_form in self.terms_.entries(row):
+                    c = by_code.get(key)
+                    if c is None:
+                        system, code = key.split("|", 1)
+                        c = by_code[key] = Candidate(system=system, code=code, sources={self.name})
+                    f = c.features
+                    if mid not in c.mention_ids:
+                        c.mention_ids.append(mid)
+                        f["lex_sum"] = f.get("lex_sum", 0.0) + score
+                    f["lex_max"] = max(f.get("lex_max", 0.0), score)
+                    f["lex_min_rank"] = min(f.get("lex_min_rank", 1e9), float(rank))
+                    if query == term:
+                        f["exact"] = 1.0
+                        if exact_form:
+                            f["exact_as_written"] = 1.0
+                    f[f"lex_src_{source}"] = max(f.get(f"lex_src_{source}", 0.0), score)
+        for c in by_code.values():
+            n = len(c.mention_ids)
+            c.features["lex_mean"] = c.features.pop("lex_sum") / n
+            c.features["lex_n_mentions"] = float(n)
+            c.score = c.features["lex_max"]
+        return sorted(by_code.values(), key=lambda c: -c.score)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "matrix_t_"):
+            raise CandidatesError("lexical candidate generator used before fit() or load()")
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: Path | str) -> None:
+        self._check_fitted()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.terms_.save(d, _PREFIX)
+        vocab = {k: int(v) for k, v in self.vectorizer_.vocabulary_.items()}
+        (d / f"{_PREFIX}_config.json").write_text(
+            json.dumps(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "top_k": self.top_k,
+                    "min_score": self.min_score,
+                    "ngram_range": list(self.ngram_range),
+                    "sources": self.sources,
+                    "collapse_seventh": self.collapse_seventh,
+                    "max_df": self.max_df,
+                    "shortlist": self.shortlist,
+                    "systems": self.systems_,
+                    "code_sets": self.versions_,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+        (d / f"{_PREFIX}_vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        np.save(d / f"{_PREFIX}_idf.npy", self.vectorizer_.idf_.astype(np.float32))
+        sp.save_npz(d / f"{_PREFIX}_matrix.npz", self.matrix_t_, compressed=False)
+
+    @classmethod
+    def load(cls, directory: Path | str) -> LexicalGenerator:
+        d = Path(directory)
+        cfg = json.loads(_require(d / f"{_PREFIX}_config.json").read_text(encoding="utf-8"))
+        if cfg.get("format_version") != FORMAT_VERSION:
+            raise CandidatesError(f"{d}: lexical index format is not {FORMAT_VERSION}; rebuild it")
+        gen = cls(
+            top_k=cfg["top_k"],
+            min_score=cfg["min_score"],
+            ngram_range=tuple(cfg["ngram_range"]),
+            sources=cfg["sources"],
+            collapse_seventh=cfg["collapse_seventh"],
+            max_df=cfg["max_df"],
+            shortlist=cfg["shortlist"],
+        )
+        gen.systems_ = cfg["systems"]
+        gen.versions_ = cfg["code_sets"]
+        gen.terms_ = TermTable.load(d, _PREFIX)
+        vocab = json.loads(_require(d / f"{_PREFIX}_vocab.json").read_text(encoding="utf-8"))
+        vec = gen._vectorizer(vocabulary=vocab)
+        vec.idf_ = np.load(_require(d / f"{_PREFIX}_idf.npy"), allow_pickle=False)
+        gen.vectorizer_ = vec
+        gen._set_matrix(sp.load_npz(_require(d / f"{_PREFIX}_matrix.npz")).tocsr())
+        if gen.matrix_t_.shape != (len(vocab), len(gen.terms_.texts)):
+            raise CandidatesError(f"{d}: lexical matrix does not match its vocabulary and terms")
+        return gen

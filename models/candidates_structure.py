@@ -1,0 +1,375 @@
+"""Structure candidates: the code hierarchy around what the other generators found.
+
+For the best seed codes of a note (from ``lexical`` / ``dense``, see
+:class:`clinicode.models.candidates.CandidatePipeline`) this adds
+
+- the parent (a category the note may only support in general),
+- the children of a non-billable seed, and the siblings of a seed, whose title agrees with the
+  attributes of the mentions behind it (laterality, acuity, severity, stage, diabetes type,
+  episode of care) better than the seed's own title does: "right femur" picks ``S72.001`` over
+  ``S72.009``;
+- the 7th-character code for the episode of care (initial ``A`` / subsequent ``D`` / sequela
+  ``S``; initial when the note does not say), for seeds whose children carry one;
+- codes the NLP already linked to a mention (``Mention.concepts``, ``"SYSTEM:CODE"``).
+
+It keeps its own compact copy of the code tree (``structure_tree.json``: codes, titles, kinds,
+billable flags, parent indices), taken from the knowledge base at ``fit``, so a note costs no
+database round trip; ``load`` checks that the KB (when given) holds the same code-set versions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from clinicode.kb.store import normalize_code
+from clinicode.models.candidates import (
+    FORMAT_VERSION,
+    CandidatesError,
+    _require,
+    phrase_mentions,
+)
+from clinicode.models.types import Candidate
+from clinicode.schema import Mention
+
+_PREFIX = "structure"
+
+# attribute name -> (regex over the mention, values that conflict with each other)
+_ATTR_PATTERNS: dict[str, re.Pattern[str]] = {
+    "laterality": re.compile(r"\b(right|left|bilateral)\b", re.I),
+    "acuity": re.compile(r"\b(acute on chronic|acute|subacute|chronic)\b", re.I),
+    "severity": re.compile(r"\b(mild|moderate|severe)\b", re.I),
+    "stage": re.compile(r"\bstage\s*([0-9][ab]?|i{1,3}v?|iv|v)\b", re.I),
+    "diabetes_type": re.compile(r"\btype\s*(1|2|i|ii)\b", re.I),
+    "episode": re.compile(r"\b(initial|subsequent|sequela|sequelae|late effect)\b", re.I),
+}
+_ATTR_ALIASES = {
+    "side": "laterality",
+    "lateral": "laterality",
+    "acute": "acuity",
+    "temporal": "acuity",
+    "encounter": "episode",
+    "seventh": "episode",
+    "type": "diabetes_type",
+}
+_ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
+_EPISODE_CHAR = {"initial": "A", "subsequent": "D", "sequela": "S"}
+_UNSPECIFIED_SIDE = re.compile(r"\bunspecified (side|eye|ear|limb|arm|leg|foot|hand)\b|unspecified")
+
+
+def mention_attributes(mention: Mention, text: str = "") -> dict[str, str]:
+    """Normalised attributes of a mention: the NLP's, else read from the mention's words.
+
+    The episode of care is also read from the mention's sentence (it is rarely inside the span).
+    """
+    attrs: dict[str, str] = {}
+    for a in mention.attributes:
+        name = _ATTR_ALIASES.get(a.name.lower(), a.name.lower())
+        attrs[name] = _norm_value(name, a.value)
+    for name, pat in _ATTR_PATTERNS.items():
+        if name in attrs:
+            continue
+        m = pat.search(mention.text)
+        if (
+            m is None
+            and name == "episode"
+            and text
+            and mention.sentence_end > mention.sentence_start
+        ):
+            m = pat.search(text[mention.sentence_start : mention.sentence_end])
+        if m is not None:
+            attrs[name] = _norm_value(name, m.group(1))
+    return attrs
+
+
+def _norm_value(name: str, value: str) -> str:
+    v = value.strip().lower()
+    if name in ("stage", "diabetes_type"):
+        v = _ROMAN.get(v, v)
+    if name == "episode" and v in ("sequelae", "late effect"):
+        v = "sequela"
+    if name == "laterality" and v in ("both", "bilaterally"):
+        v = "bilateral"
+    return v
+
+
+def title_agreement(title: str, attrs: dict[str, str]) -> float:
+    """How well a code title agrees with the attributes: +1 per value it states, -1 per
+    conflicting value it states, -0.5 for an "unspecified" title when the note specifies."""
+    t = title.lower()
+    score = 0.0
+    for name, value in attrs.items():
+        if name == "episode":
+            continue
+        pat = _ATTR_PATTERNS.get(name)
+        if name == "stage":
+            found = re.findall(r"\bstage\s*([0-9][ab]?)\b", t)
+        elif name == "diabetes_type":
+            found = re.findall(r"\btype\s*([12])\b", t)
+        elif pat is not None:
+            found = [f.lower() for f in pat.findall(t)]
+        else:
+            found = [value] if value and re.search(rf"\b{re.escape(value)}\b", t) else []
+        if value in found:
+            score += 1.0
+        elif found:
+            score -= 1.0
+        elif name == "laterality" and _UNSPECIFIED_SIDE.search(t):
+            score -= 0.5
+    return score
+
+
+class Node(NamedTuple):
+    system: str
+    code: str
+    title: str
+    kind: str
+    billable: bool
+    parent: str | None
+
+
+class StructureGenerator:
+    """Parents, attribute-matched children and siblings, 7th characters, NLP-linked codes."""
+
+    name = "structure"
+
+    def __init__(
+        self,
+        *,
+        max_seeds: int = 60,
+        max_children: int = 3,
+        parent_weight: float = 0.8,
+        child_weight: float = 0.75,
+        seventh_weight: float = 0.9,
+    ) -> None:
+        self.max_seeds = max_seeds
+        self.max_children = max_children
+        self.parent_weight = parent_weight
+        self.child_weight = child_weight
+        self.seventh_weight = seventh_weight
+
+    def fit(self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",)) -> StructureGenerator:
+        self.systems_ = list(systems)
+        self.versions_ = {s: v for s, v in kb.versions().items() if s in systems}
+        nodes = [
+            Node(rec.system, rec.code, rec.title, rec.kind, rec.billable, rec.parent)
+            for system in systems
+            for rec in kb.iter_codes(system)
+        ]
+        self._set_tree(nodes)
+        return self
+
+    def _set_tree(self, nodes: list[Node]) -> None:
+        self.nodes_ = nodes
+        self.index_ = {(n.system, n.code): i for i, n in enumerate(nodes)}
+        kids: dict[tuple[str, str], list[Node]] = {}
+        for n in nodes:  # KB order, so children come in tabular order
+            if n.parent is not None:
+                kids.setdefault((n.system, n.parent), []).append(n)
+        self.children_ = kids
+
+    def _get(self, code: str, system: str) -> Node | None:
+        i = self.index_.get((system, code))
+        if i is None:
+            i = self.index_.get((system, normalize_code(code, system)))
+        return None if i is None else self.nodes_[i]
+
+    def _children(self, code: str, system: str) -> list[Node]:
+        return self.children_.get((system, code), [])
+
+    # -- generation --------------------------------------------------------------------
+    def generate(
+        self, text: str, mentions: list[Mention], seeds: Sequence[Candidate] | None = None
+    ) -> list[Candidate]:
+        if not hasattr(self, "nodes_"):
+            raise CandidatesError("structure candidate generator used before fit() or load()")
+        if not mentions:
+            mentions = phrase_mentions(text)
+        out: dict[tuple[str, str], Candidate] = {}
+        attr_cache: dict[int, dict[str, str]] = {}
+
+        def attrs_of(mids: Sequence[int]) -> dict[str, str]:
+            merged: dict[str, str] = {}
+            for mid in mids:
+                if mid not in attr_cache:
+                    attr_cache[mid] = mention_attributes(mentions[mid], text)
+                for k, v in attr_cache[mid].items():
+                    merged.setdefault(k, v)
+            return merged
+
+        def add(system: str, code: str, mids: Sequence[int], score: float, **flags: float) -> None:
+            key = (system, code)
+            c = out.get(key)
+            if c is None:
+                c = out[key] = Candidate(system=system, code=code, sources={self.name})
+            for mid in mids:
+                if mid not in c.mention_ids:
+                    c.mention_ids.append(mid)
+            c.features["struct_score"] = max(c.features.get("struct_score", 0.0), score)
+            for f, v in flags.items():
+                c.features[f] = max(c.features.get(f, v), v)
+            c.score = c.features["struct_score"]
+
+        for mid, m in enumerate(mentions):
+            for concept in m.concepts:
+                system, _, code = concept.partition(":")
+                node = self._get(code, system) if code and system in self.systems_ else None
+                if node is not None:
+                    add(system, node.code, [mid], 1.0, concept_match=1.0)
+
+        seen: set[tuple[str, str]] = set()
+        for seed in list(seeds or [])[: self.max_seeds]:
+            if seed.system not in self.systems_ or (seed.system, seed.code) in seen:
+                continue
+            seen.add((seed.system, seed.code))
+            rec = self._get(seed.code, seed.system)
+            if rec is None:
+                continue
+            base = max(
+                seed.score,
+                max(seed.features.get(k, 0.0) for k in ("lex_max", "dense_max", "struct_score")),
+            )
+            mids = seed.mention_ids
+            attrs = attrs_of(mids)
+            episode = attrs.get("episode", "initial")
+            if rec.parent:
+                parent = self._get(rec.parent, seed.system)
+                if parent is not None and parent.kind in ("category", "subcategory", "code"):
+                    add(
+                        seed.system, parent.code, mids, base * self.parent_weight, struct_parent=1.0
+                    )
+            own = title_agreement(rec.title, attrs) if attrs else 0.0
+            children = list(self._children(rec.code, seed.system))
+            seventh = [c for c in children if _is_seventh(rec.code, c.code)]
+            if seventh:
+                self._add_seventh(add, seed.system, seventh, mids, base, episode, attrs)
+                children = []
+            pool = [(c, "struct_child") for c in children if not rec.billable]
+            if attrs and rec.parent:
+                pool += [
+                    (s, "struct_sibling")
+                    for s in self._children(rec.parent, seed.system)
+                    if s.code != rec.code and not _is_seventh(rec.parent, s.code)
+                ]
+            scored = []
+            for node, kind in pool:
+                agree = title_agreement(node.title, attrs) if attrs else 0.0
+                if kind == "struct_sibling" and agree <= own:
+                    continue
+                scored.append((agree, node.billable, node.code, node, kind))
+            scored = _choose(scored)
+            for agree, _billable, _code, node, kind in scored[: self.max_children]:
+                score = base * self.child_weight * (1.0 + 0.1 * max(agree, -2.0))
+                add(seed.system, node.code, mids, score, **{kind: 1.0, "struct_attr_agree": agree})
+                grand = [
+                    c
+                    for c in self._children(node.code, seed.system)
+                    if _is_seventh(node.code, c.code)
+                ]
+                if grand:
+                    self._add_seventh(add, seed.system, grand, mids, score, episode, attrs)
+        return sorted(out.values(), key=lambda c: -c.score)
+
+    def _add_seventh(
+        self,
+        add: Any,
+        system: str,
+        options: Sequence[Any],
+        mids: Sequence[int],
+        base: float,
+        episode: str,
+        attrs: dict[str, str],
+    ) -> None:
+        """The 7th-character child for the episode of care (fractures: closed, routine healing)."""
+        want = _EPISODE_CHAR.get(episode, "A")
+        matching = [c for c in options if c.code[-1] == want]
+        if not matching:
+            return
+        best = matching[0]  # KB order: "A" before "B" (closed before open fracture)
+        add(
+            system,
+            best.code,
+            mids,
+            base * self.seventh_weight,
+            struct_seventh=1.0,
+            struct_episode_stated=float("episode" in attrs),
+        )
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: Path | str) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{_PREFIX}_config.json").write_text(
+            json.dumps(
+                {
+                    "format_version": FORMAT_VERSION,
+                    "max_seeds": self.max_seeds,
+                    "max_children": self.max_children,
+                    "parent_weight": self.parent_weight,
+                    "child_weight": self.child_weight,
+                    "seventh_weight": self.seventh_weight,
+                    "systems": self.systems_,
+                    "code_sets": self.versions_,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+        (d / f"{_PREFIX}_tree.json").write_text(
+            json.dumps({"fields": list(Node._fields), "nodes": [list(n) for n in self.nodes_]}),
+            encoding="utf-8",
+        )
+
+    @classmethod
+    def load(cls, directory: Path | str, *, kb: Any = None) -> StructureGenerator:
+        d = Path(directory)
+        cfg = json.loads(_require(d / f"{_PREFIX}_config.json").read_text(encoding="utf-8"))
+        if cfg.get("format_version") != FORMAT_VERSION:
+            raise CandidatesError(f"{d}: structure config format is not {FORMAT_VERSION}")
+        gen = cls(
+            max_seeds=cfg["max_seeds"],
+            max_children=cfg["max_children"],
+            parent_weight=cfg["parent_weight"],
+            child_weight=cfg["child_weight"],
+            seventh_weight=cfg["seventh_weight"],
+        )
+        if kb is not None:
+            have = kb.versions()
+            for system, version in cfg["code_sets"].items():
+                if have.get(system) != version:
+                    raise CandidatesError(
+                        f"the model pack was built on {system} {version} but the knowledge base "
+                        f"holds {have.get(system, 'no ' + system)}; rebuild the pack or the KB"
+                    )
+        gen.systems_ = cfg["systems"]
+        gen.versions_ = cfg["code_sets"]
+        tree = json.loads(_require(d / f"{_PREFIX}_tree.json").read_text(encoding="utf-8"))
+        if tree.get("fields") != list(Node._fields):
+            raise CandidatesError(f"{d}: structure tree has unexpected fields; rebuild it")
+        gen._set_tree([Node(*row) for row in tree["nodes"]])
+        return gen
+
+
+def _choose(
+    scored: list[tuple[float, bool, str, Node, str]],
+) -> list[tuple[float, bool, str, Node, str]]:
+    """The children / siblings worth proposing: those that agree best with the mention when
+    any agrees, else the "unspecified" default child, else all (in tabular order)."""
+    if not scored:
+        return []
+    best = max(t[0] for t in scored)
+    if best > 0:
+        return [t for t in scored if t[0] == best]
+    default = [t for t in scored if t[4] == "struct_child" and "unspecified" in t[3].title.lower()]
+    return default or [t for t in scored if t[4] == "struct_child"]
+
+
+def _is_seventh(parent_code: str, child_code: str) -> bool:
+    """``child_code`` is ``parent_code`` plus placeholder ``X``es and a 7th character
+    (``S72.001`` -> ``S72.001A``, ``T14.90`` -> ``T14.90XA``)."""
+    p = parent_code.replace(".", "")
+    c = child_code.replace(".", "")
+    return len(c) == 7 and len(p) < 7 and c.startswith(p) and set(c[len(p) : -1]) <= {"X"}
