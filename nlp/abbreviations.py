@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from clinicode.nlp.resources import load_resource
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
+
+from clinicode.nlp.resources import load_resource
+from clinicode.nlp.sentences import SentenceIndex
 
 SPAN_GROUP = "abbreviations"
 
@@ -123,23 +125,18 @@ class AbbreviationExpander:
         matches = [*self._exact(doc), *self._lower(doc)]
         matches.sort(key=lambda m: (m[1], -(m[2] - m[1])))
         text = doc.text
+        sents = SentenceIndex(doc)
         for match_id, start, end in matches:
             if any(i in taken for i in range(start, end)):
                 continue
             span = doc[start:end]
             if span.text in defined_forms:
                 continue
-            # A form glued to letters ("CHFs" is fine via tokenizer; "s" in "s/p" must be whole)
             entry = self._by_key[doc.vocab.strings[match_id]]
             if len(entry.senses) > 1:
-                lo = max(
-                    span.sent.start_char if doc.has_annotation("SENT_START") else 0,
-                    span.start_char - self.context_chars,
-                )
-                hi = min(
-                    span.sent.end_char if doc.has_annotation("SENT_START") else len(text),
-                    span.end_char + self.context_chars,
-                )
+                s_lo, s_hi = sents.bounds(start)
+                lo = max(s_lo, span.start_char - self.context_chars)
+                hi = min(s_hi, span.end_char + self.context_chars)
                 context = (text[lo : span.start_char] + " " + text[span.end_char : hi]).lower()
                 expansion = resolve_sense(entry, context)
             else:

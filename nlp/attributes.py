@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from clinicode.nlp.sentences import SentenceIndex
+
 SPAN_GROUP = "attributes"
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
 
@@ -195,14 +197,10 @@ class AttributeTagger:
         doc.spans[SPAN_GROUP] = attr_spans
         if self.span_group not in doc.spans:
             return doc
-        has_sents = doc.has_annotation("SENT_START")
+        sents = SentenceIndex(doc)
         ranges = [(m.start_char, m.end_char) for m in doc.spans[self.span_group]]
         for mention in doc.spans[self.span_group]:
-            if has_sents:
-                sent = mention.sent
-                s_lo, s_hi = sent.start_char, sent.end_char
-            else:
-                s_lo, s_hi = 0, len(doc.text)
+            s_lo, s_hi = sents.bounds(mention.start)
             m_lo, m_hi = mention.start_char, mention.end_char
             best: dict[str, tuple[int, Found]] = {}
             for f in found:

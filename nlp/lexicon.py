@@ -124,6 +124,8 @@ class Lexicon:
         # entries: key -> [kind letter, priority, "concept concept ..."]
         self._entries = entries
         self.max_words = max_words
+        # Every stem that occurs in some key: a window holding any other stem cannot match.
+        self.vocab: frozenset[str] = frozenset(w for key in entries for w in key.split())
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -15,11 +15,12 @@ category is not among the outer span's best), so "diabetic nephropathy" survives
 Spans go to ``doc.spans["mentions"]`` with ``span.label_`` = kind and ``span._.concepts``.
 """
 
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
 from clinicode.nlp.abbreviations import expansions
 from clinicode.nlp.lexicon import LexEntry, Lexicon, load_lexicon
 from clinicode.nlp.text import WORD_RE, Normalizer, get_normalizer, lemma
-from spacy.language import Language
-from spacy.tokens import Doc, Span
 
 SPAN_GROUP = "mentions"
 _CONNECTORS = frozenset(
@@ -70,8 +71,21 @@ class MentionMatcher:
         self.max_words = max(1, min(max_words, self.lexicon.max_words))
         self.keep_nested = keep_nested
         self.norm: Normalizer = get_normalizer()
+        self._token_cache: dict[str, tuple[tuple[str, ...] | None, str]] = {}
 
     # -- token features -----------------------------------------------------------------
+    def _features(self, text: str) -> tuple[tuple[str, ...] | None, str]:
+        if text.isspace():
+            return (None if "\n" in text else ()), ""
+        if text in _BARRIERS or not any(c.isalnum() for c in text):
+            return (() if text in ("-", "/", "'", "&") else None), ""
+        low = text.lower()
+        found = WORD_RE.findall(low)
+        out: list[str] = []
+        for w in found:
+            out.extend(self.norm.word_stems(w))
+        return tuple(out), " ".join(lemma(w) for w in found)
+
     def _token_stems(self, doc: Doc) -> tuple[list[tuple[str, ...] | None], list[str]]:
         """Per token: stems (empty tuple: skippable word; None: barrier) and readable words."""
         exp = expansions(doc)
@@ -83,8 +97,8 @@ class MentionMatcher:
             for sec in doc._.sections:
                 if sec.category is not None:
                     headers.update(range(sec.title_start, sec.title_end))
-        for tok in doc:
-            i = tok.i
+        cache = self._token_cache
+        for i, text in enumerate(t.text for t in doc):
             if i in headers:
                 continue
             if i < skip_until:
@@ -96,19 +110,12 @@ class MentionMatcher:
                 words[i] = expansion
                 skip_until = end
                 continue
-            text = tok.text
-            if tok.is_space:
-                stems[i] = None if "\n" in text else ()
-                continue
-            if text in _BARRIERS or (tok.is_punct and text not in ("-", "/", "'", "&")):
-                stems[i] = None
-                continue
-            low = tok.lower_
-            out: list[str] = []
-            for w in WORD_RE.findall(low):
-                out.extend(self.norm.word_stems(w))
-            stems[i] = tuple(out)
-            words[i] = " ".join(lemma(w) for w in WORD_RE.findall(low))
+            hit = cache.get(text)
+            if hit is None:
+                hit = self._features(text)
+                if len(cache) < 100_000:
+                    cache[text] = hit
+            stems[i], words[i] = hit
         return stems, words
 
     # -- matching -------------------------------------------------------------------------
@@ -116,21 +123,31 @@ class MentionMatcher:
         self, doc: Doc, stems: list[tuple[str, ...] | None]
     ) -> list[tuple[int, int, LexEntry]]:
         out: list[tuple[int, int, LexEntry]] = []
-        sent_starts = [t.is_sent_start for t in doc] if doc.has_annotation("SENT_START") else None
+        sent_starts = (
+            [v == 1 for v in doc.to_array("SENT_START").tolist()]
+            if doc.has_annotation("SENT_START")
+            else None
+        )
         run: list[int] = []  # token indices of content tokens in the current run
 
+        vocab = self.lexicon.vocab
+        max_words = self.max_words
+        lookup = self.lexicon.get
+
         def flush() -> None:
-            for a in range(len(run)):
+            n_run = len(run)
+            for a in range(n_run):
                 bag: set[str] = set()
-                for b in range(a, min(a + self.max_words, len(run))):
+                for b in range(a, min(a + max_words, n_run)):
                     s = stems[run[b]]
                     assert s is not None
+                    if not vocab.issuperset(s):
+                        break  # no key holds this word: no longer window can match
                     bag.update(s)
-                    if not bag:
-                        continue
-                    entry = self.lexicon.get(" ".join(sorted(bag)))
-                    if entry is not None:
-                        out.append((run[a], run[b] + 1, entry))
+                    if bag:
+                        entry = lookup(" ".join(sorted(bag)))
+                        if entry is not None:
+                            out.append((run[a], run[b] + 1, entry))
             run.clear()
 
         for i, s in enumerate(stems):

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
 # Importing the component modules registers their factories.
 from clinicode.nlp import abbreviations as _abbreviations  # noqa: F401
 from clinicode.nlp import attributes as _attributes  # noqa: F401
@@ -21,9 +24,7 @@ from clinicode.nlp import mentions as _mentions
 from clinicode.nlp import sections as _sections
 from clinicode.nlp import sentences as _sentences  # noqa: F401
 from clinicode.nlp.lexicon import ensure_lexicon
-from spacy.language import Language
-from spacy.tokens import Doc, Span
-
+from clinicode.nlp.sentences import SentenceIndex
 from clinicode.schema import Assertion as AssertionLabel
 from clinicode.schema import Attribute, Mention
 
@@ -113,13 +114,18 @@ def build_nlp(config: NlpConfig, lexicon_path: Path) -> Language:
     return nlp
 
 
-def _section_of(span: Span) -> str | None:
+def _section_getter() -> Any:
+    """``(doc, token index) -> section category`` (medspaCy's token extension), or None."""
     from spacy.tokens import Token
 
-    if Token.has_extension("section_category"):
-        value = span[0]._.get("section_category")
+    if not Token.has_extension("section_category"):
+        return lambda doc, i: None
+
+    def get(doc: Doc, i: int) -> str | None:
+        value = doc[i]._.get("section_category")
         return str(value) if value else None
-    return None
+
+    return get
 
 
 def doc_to_mentions(doc: Doc) -> list[Mention]:
@@ -127,20 +133,23 @@ def doc_to_mentions(doc: Doc) -> list[Mention]:
     if _mentions.SPAN_GROUP not in doc.spans:
         return []
     text = doc.text
-    has_sents = doc.has_annotation("SENT_START")
+    sents = SentenceIndex(doc)
+    has_attrs = Span.has_extension("attributes")
+    has_assertion = Span.has_extension("assertion")
+    section_of = _section_getter()
     out: list[Mention] = []
     for span in doc.spans[_mentions.SPAN_GROUP]:
-        sent = span.sent if has_sents else doc[:]
+        sent_start, sent_end = sents.bounds(span.start)
         attrs = []
-        if Span.has_extension("attributes"):
+        if has_attrs:
             for name, value, a_start, a_end in span._.attributes:
                 attrs.append(
                     Attribute(
                         name=name, value=value, start=a_start, end=a_end, text=text[a_start:a_end]
                     )
                 )
-        assertion = span._.get("assertion") if Span.has_extension("assertion") else "present"
-        cue = span._.get("assertion_cue") if Span.has_extension("assertion_cue") else None
+        assertion = span._.get("assertion") if has_assertion else "present"
+        cue = span._.get("assertion_cue") if has_assertion else None
         out.append(
             Mention(
                 start=span.start_char,
@@ -148,9 +157,9 @@ def doc_to_mentions(doc: Doc) -> list[Mention]:
                 text=text[span.start_char : span.end_char],
                 normalized=span._.normalized or span.text.lower(),
                 kind=span.label_,
-                section=_section_of(span),
-                sentence_start=sent.start_char,
-                sentence_end=sent.end_char,
+                section=section_of(doc, span.start),
+                sentence_start=sent_start,
+                sentence_end=sent_end,
                 assertion=cast(AssertionLabel, assertion or "present"),
                 assertion_cue=cue or None,
                 attributes=attrs,

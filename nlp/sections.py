@@ -7,14 +7,19 @@ Each token gets ``token._.section_category`` (medspaCy's extension) with our nor
 category: ``hpi``, ``past_medical_history``, ``assessment_plan``, ``diagnoses`` ...
 """
 
+import re
 from functools import lru_cache
 from typing import Any
 
-from clinicode.nlp.resources import load_resource
+from medspacy.section_detection.util import is_end_line, is_start_line
 from spacy.language import Language
 from spacy.tokens import Doc
 
-_NUMBERING = r"^(?:\d{1,2}|[A-Za-z]|[IVXivx]{1,4})[.)]?$"
+from clinicode.nlp.resources import load_resource
+
+_NUMBERING = re.compile(r"^(?:\d{1,2}|[A-Za-z]|[IVXivx]{1,4})[.)]?$")
+_NEWLINE = re.compile(r"[\n\r]+[\s]*$")
+_HEADER_END = (":", "-", "--", ":-")
 
 
 @lru_cache(maxsize=1)
@@ -24,33 +29,47 @@ def section_literals() -> dict[str, tuple[str, ...]]:
     return {cat: tuple(lits) for cat, lits in data.items()}
 
 
-def _literal_tokens(nlp: Language, literal: str) -> list[str]:
-    return [t.lower_ for t in nlp.make_doc(literal)]
-
-
-def section_rules(nlp: Language) -> list[Any]:
-    """medspaCy SectionRules: each literal with a colon/dash, or alone on its line."""
+def section_rules() -> list[Any]:
+    """medspaCy SectionRules (phrase rules, matched on lower case): each literal bare, with a
+    colon and with a dash. Whether a bare one is a header is decided by the line filters."""
     from medspacy.section_detection import SectionRule
 
     rules = []
     for category, literals in section_literals().items():
         for literal in literals:
-            words = [{"LOWER": w} for w in _literal_tokens(nlp, literal)]
-            number = [
-                {"TEXT": {"REGEX": _NUMBERING}, "OP": "?"},
-                {"TEXT": {"IN": [".", ")"]}, "OP": "?"},
-            ]
-            colon = [{"TEXT": {"IN": [":", "-", "--", ":-"]}}]
-            eol = [{"IS_SPACE": True, "TEXT": {"REGEX": "\n"}}]
-            for tail, tag in ((colon, "colon"), (eol, "eol")):
-                rules.append(
-                    SectionRule(
-                        literal=f"{literal} [{tag}]",
-                        category=category,
-                        pattern=number + words + tail,
-                    )
-                )
+            for tail in ("", ":", " -"):
+                rules.append(SectionRule(literal=f"{literal}{tail}", category=category))
     return rules
+
+
+def _line_start(doc: Doc, idx: int) -> bool:
+    """Token ``idx`` begins a line, possibly after a list number ("1.", "2)", "IV.")."""
+    if is_start_line(idx, doc, _NEWLINE):
+        return True
+    j = idx - 1
+    if j >= 0 and doc[j].text in (".", ")"):
+        j -= 1
+    return j >= 0 and bool(_NUMBERING.match(doc[j].text)) and is_start_line(j, doc, _NEWLINE)
+
+
+def _make_sectionizer_class() -> Any:
+    from medspacy.section_detection import Sectionizer as MedspacySectionizer
+
+    class _Sectionizer(MedspacySectionizer):
+        """medspaCy's Sectionizer with our line rules: a header starts a line (or follows its
+        list number) and ends with ':' / '-' or at the end of the line."""
+
+        def filter_start_lines(self, doc: Doc, matches: list[Any]) -> list[Any]:
+            return [m for m in matches if _line_start(doc, m[1])]
+
+        def filter_end_lines(self, doc: Doc, matches: list[Any]) -> list[Any]:
+            return [
+                m
+                for m in matches
+                if doc[m[2] - 1].text in _HEADER_END or is_end_line(m[2] - 1, doc, _NEWLINE)
+            ]
+
+    return _Sectionizer
 
 
 @Language.factory("clinicode_sectionizer", default_config={"require_start_line": True})
@@ -64,17 +83,16 @@ class Sectionizer:
     def __init__(
         self, nlp: Language, name: str = "clinicode_sectionizer", require_start_line: bool = True
     ) -> None:
-        from medspacy.section_detection import Sectionizer as MedspacySectionizer
-
         self.name = name
-        self._inner = MedspacySectionizer(
+        self._inner = _make_sectionizer_class()(
             nlp,
             name=f"{name}_medspacy",
             rules=None,
             require_start_line=require_start_line,
+            require_end_line=True,
             span_attrs=None,
         )
-        self._inner.add(section_rules(nlp))
+        self._inner.add(section_rules())
 
     def __call__(self, doc: Doc) -> Doc:
         return self._inner(doc)

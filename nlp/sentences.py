@@ -12,8 +12,11 @@ final period. Rules here (one pass over the tokens):
 * ";" never ends a sentence; a header colon followed by a line break does.
 """
 
+import bisect
 import re
 
+import numpy
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -67,15 +70,15 @@ class ClinicalSentencizer:
         n = len(doc)
         if n == 0:
             return doc
+        texts = [t.text for t in doc]
         starts = [False] * n
         starts[0] = True
         newlines = 0  # line breaks since the last non-space token
         pending = False  # the last non-space token ended a sentence (".", "!", "?")
         last = ""  # text of the last non-space token
         marker_period = False  # the next "." / ")" closes a list marker
-        for i, tok in enumerate(doc):
-            text = tok.text
-            if tok.is_space:
+        for i, text in enumerate(texts):
+            if text.isspace():
                 newlines += text.count("\n")
                 continue
             if i > 0:
@@ -98,15 +101,34 @@ class ClinicalSentencizer:
                 starts[i] = True
                 marker_period = not text.endswith((".", ")"))
             elif text in _TERMINAL:
-                prev = doc[i - 1] if i > 0 else None
                 abbrev = (
                     text == "."
-                    and prev is not None
-                    and not prev.whitespace_
-                    and prev.lower_ in _NO_SPLIT_ABBREV
+                    and i > 0
+                    and not doc[i - 1].whitespace_
+                    and texts[i - 1].lower() in _NO_SPLIT_ABBREV
                 )
                 pending = not abbrev
             last = text
-        for i, tok in enumerate(doc):
-            tok.is_sent_start = starts[i]
+        values = numpy.fromiter((1 if x else -1 for x in starts), dtype="int64", count=n)
+        doc.from_array([SENT_START], values.astype("uint64").reshape(-1, 1))  # type: ignore[arg-type]
         return doc
+
+
+class SentenceIndex:
+    """Character bounds of the sentence of any token, computed once per doc (``span.sent`` is
+    slow when called for every mention)."""
+
+    def __init__(self, doc: Doc) -> None:
+        self._starts: list[int] = []
+        self._bounds: list[tuple[int, int]] = []
+        if doc.has_annotation("SENT_START"):
+            for s in doc.sents:
+                self._starts.append(s.start)
+                self._bounds.append((s.start_char, s.end_char))
+        else:
+            self._starts.append(0)
+            self._bounds.append((0, len(doc.text)))
+
+    def bounds(self, token_i: int) -> tuple[int, int]:
+        """``(start_char, end_char)`` of the sentence holding token ``token_i``."""
+        return self._bounds[max(bisect.bisect_right(self._starts, token_i) - 1, 0)]

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import spacy
+from spacy.tokens import Span
+
 from clinicode.nlp.attributes import AttributeTagger, find_attributes
 from clinicode.nlp.sentences import ClinicalSentencizer
-from spacy.tokens import Span
 
 
 def _found(text: str) -> dict[str, list[str]]:

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 import typer
-from clinicode.nlp import cli as nlp_cli
 from typer.testing import CliRunner
+
+from clinicode.nlp import cli as nlp_cli
 
 
 @pytest.fixture()

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 import spacy
+from spacy.language import Language
+
 from clinicode.nlp.abbreviations import AbbreviationExpander
 from clinicode.nlp.lexicon import build_entries, term_phrases, write_lexicon
 from clinicode.nlp.mentions import MentionMatcher
 from clinicode.nlp.sentences import ClinicalSentencizer
-from spacy.language import Language
 
 TERMS = [
     ("ICD-10-CM", "E11", "Type 2 diabetes mellitus", "title"),

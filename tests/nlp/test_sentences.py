@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import spacy
+
 from clinicode.nlp.sentences import ClinicalSentencizer
 
 
