@@ -200,9 +200,14 @@ class CueMatcher:
         """``(rule, start, end)`` of the cues in ``doc`` (token offsets into ``doc``)."""
         from medspacy.common.util import prune_overlapping_matches
 
-        keep = [t.i for t in doc if not t.is_space]
-        lowers = [doc[i].lower_ for i in keep]
-        puncts = [doc[i].is_punct for i in keep]
+        keep: list[int] = []
+        lowers: list[str] = []
+        puncts: list[bool] = []
+        for t in doc:
+            if not t.is_space:
+                keep.append(t.i)
+                lowers.append(t.lower_)
+                puncts.append(t.is_punct)
         n = len(keep)
 
         def test(el: _Element, i: int) -> bool:
@@ -325,8 +330,7 @@ class Assertion:
             for m in self._modifiers(doc)
             if not (m.modifier_span[0] in interior and m.modifier_span[1] - 1 in interior)
         ]
-        graph.update_scopes()
-        graph.apply_modifiers()
+        graph.edges = self._edges_by_sentence(doc, targets, graph.modifiers)
         for target, modifier in graph.edges:
             target._.modifiers += (modifier,)
         doc._.context_graph = graph
@@ -339,6 +343,39 @@ class Assertion:
         for span in doc.spans[self.span_group]:
             self._set_attributes(span, prefix_mods)
         return doc
+
+    @staticmethod
+    def _edges_by_sentence(doc: Doc, targets: list[Span], modifiers: list[Any]) -> list[Any]:
+        """ConText's scope and edge passes, run sentence by sentence.
+
+        Scopes never cross a sentence boundary, so this is what ``ConTextGraph`` computes over
+        the whole doc, without its modifiers x modifiers and modifiers x targets cost on long
+        notes.
+        """
+        from medspacy.context.context_graph import ConTextGraph
+
+        sent_of = [0] * len(doc)
+        for k, sent in enumerate(doc.sents):
+            for i in range(sent.start, sent.end):
+                sent_of[i] = k
+        by_sent: dict[int, tuple[list[Span], list[Any]]] = {}
+        for span in targets:
+            by_sent.setdefault(sent_of[span.start], ([], []))[0].append(span)
+        for mod in modifiers:
+            group = by_sent.get(sent_of[mod.modifier_span[0]])
+            if group is not None:
+                group[1].append(mod)
+        edges: list[Any] = []
+        for sent_targets, sent_mods in by_sent.values():
+            if not sent_mods:
+                continue
+            part = ConTextGraph(prune_on_modifier_overlap=False)
+            part.targets = sent_targets
+            part.modifiers = sent_mods
+            part.update_scopes()
+            part.apply_modifiers()
+            edges.extend(part.edges)
+        return edges
 
     def _set_attributes(self, span: Span, prefix_mods: dict[int, list[Any]]) -> None:
         cues: dict[str, str] = {}

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
 from clinicode.nlp import assertion as assertion_mod
 from clinicode.nlp.assertion import (
     ASSERTIONS,
@@ -17,8 +20,6 @@ from clinicode.nlp.assertion import (
     derive_assertion,
     load_context_rules,
 )
-from spacy.language import Language
-from spacy.tokens import Doc, Span
 
 
 @pytest.fixture(scope="module")
@@ -341,3 +342,25 @@ def test_extensions_idempotent() -> None:
     assertion_mod.register_extensions()
     for name in ("assertion", "assertion_cue", "negated", "temporality", "experiencer"):
         assert Span.has_extension(name)
+
+
+def test_sentence_by_sentence_graph_equals_whole_doc_graph(nlp: Language) -> None:
+    from medspacy.context.context_graph import ConTextGraph
+
+    text = (
+        "No fever, chills or rash but has cough. History of asthma and possible pneumonia. "
+        "Mother had diabetes; denies   headache. Return if chest pain recurs, no nausea."
+    )
+    words = ["fever", "chills", "rash", "cough", "asthma", "pneumonia", "diabetes"]
+    words += ["headache", "chest pain", "nausea"]
+    doc = _doc(nlp, text, words)
+    component: Any = nlp.get_pipe("clinicode_assertion")
+    ours = {(t.start, t.end, m.modifier_span) for t in doc.spans["mentions"] for m in t._.modifiers}
+    whole = ConTextGraph(prune_on_modifier_overlap=False)
+    whole.targets = list(doc.spans["mentions"])
+    whole.modifiers = component._modifiers(doc)
+    whole.update_scopes()
+    whole.apply_modifiers()
+    expected = {(t.start, t.end, m.modifier_span) for t, m in whole.edges}
+    assert ours == expected
+    assert len(expected) >= len(words)  # every mention here has a cue

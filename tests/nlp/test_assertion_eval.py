@@ -6,6 +6,8 @@ import io
 from pathlib import Path
 
 import pytest
+
+from clinicode.errors import InputError
 from clinicode.nlp.assertion_eval import (
     PRED_COLUMNS,
     Prediction,
@@ -16,8 +18,6 @@ from clinicode.nlp.assertion_eval import (
     score,
     split_of,
 )
-
-from clinicode.errors import InputError
 from tests.conftest import shared_path
 
 HEADER = "report\tconcept\tsentence\tnegation\ttemporality\texperiencer\n"
