@@ -182,13 +182,18 @@ def main() -> None:
             first.append((time.perf_counter() - t) * 1000)
         print(f"search, first pass over {len(QUERIES)} queries (cold caches): {fmt(first)}")
         per_query: dict[str, list[float]] = {q: [] for q in QUERIES}
+        cpu_query: dict[str, list[float]] = {q: [] for q in QUERIES}
         for _ in range(args.repeat):
             for q in QUERIES:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 kb.search(q, limit=20)
                 per_query[q].append((time.perf_counter() - t) * 1000)
+                cpu_query[q].append((time.process_time() - c) * 1000)
         medians = [statistics.median(v) for v in per_query.values()]
         print(f"search, per-query median of {args.repeat} warm passes: {fmt(medians)}")
+        cpu = [statistics.median(v) for v in cpu_query.values()]
+        print(f"  same, CPU time of this process (less sensitive to a busy machine): {fmt(cpu)}")
+        print(f"  load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         slow = sorted(per_query.items(), key=lambda kv: -statistics.median(kv[1]))[:5]
         print("  slowest: " + "; ".join(f"{q!r} {statistics.median(v):.1f} ms" for q, v in slow))
         print("top hit per query:")

@@ -11,7 +11,10 @@ Tables:
 * ``codes``: every code record (chapter ... billable code, PCS table headers, HCPCS modifiers).
 * ``terms``: phrases that name a code (titles, inclusion terms, index paths ...), each with a
   normalised ``key`` (sorted content words, non-essential modifiers dropped) for exact matching,
-  and an FTS5 index (``terms_fts``) for ranked word search.
+  and a contentless FTS5 index (``terms_fts``, columns ``term`` and ``sys``: system and
+  billability tokens). Its rowid ``fid`` puts the term's number of content words in front
+  (``words * 10**9 + id``), so a match scan in rowid order meets the shortest terms first and
+  can stop early: search stays fast however common the query words are.
 * ``index_entries``: the tree of the ICD-10-CM Alphabetic Index and the tables (one row per
   main term or subterm: ``parent_id``, ``level``, ``term``, ``nonessential``, ``code`` as printed,
   the resolved KB ``resolved`` code, ``see``, ``see_also``, ``manif``, table ``cells``), read
@@ -33,7 +36,7 @@ from pathlib import Path
 from clinicode.errors import ClinicodeError
 from clinicode.kb.records import CodeRecord, SearchHit, SystemInfo, Term
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,11 +52,9 @@ CREATE TABLE IF NOT EXISTS codes(
 CREATE INDEX IF NOT EXISTS codes_parent ON codes(system, parent);
 CREATE TABLE IF NOT EXISTS terms(
     id INTEGER PRIMARY KEY, system TEXT NOT NULL, code TEXT NOT NULL,
-    term TEXT NOT NULL, source TEXT NOT NULL, key TEXT);
+    term TEXT NOT NULL, source TEXT NOT NULL, key TEXT, fid INTEGER, fsys TEXT);
 CREATE INDEX IF NOT EXISTS terms_code ON terms(system, code);
-CREATE VIRTUAL TABLE IF NOT EXISTS terms_fts USING fts5(
-    term, content='terms', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
-CREATE VIRTUAL TABLE IF NOT EXISTS terms_vocab USING fts5vocab(terms_fts, row);
+{FTS}
 CREATE TABLE IF NOT EXISTS index_entries(
     id INTEGER PRIMARY KEY, system TEXT NOT NULL, source TEXT NOT NULL,
     parent_id INTEGER, level INTEGER NOT NULL, term TEXT NOT NULL, term_lc TEXT NOT NULL,
@@ -62,7 +63,16 @@ CREATE TABLE IF NOT EXISTS index_entries(
 CREATE INDEX IF NOT EXISTS index_entries_parent ON index_entries(source, parent_id, term_lc);
 CREATE INDEX IF NOT EXISTS index_entries_resolved ON index_entries(system, resolved);
 """
-_POST_SCHEMA = "CREATE INDEX IF NOT EXISTS terms_key ON terms(key);"
+_FTS = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS terms_fts USING fts5("
+    "term, sys, content='', tokenize='porter unicode61 remove_diacritics 2');"
+)
+_SCHEMA = _SCHEMA.replace("{FTS}", _FTS)
+_POST_SCHEMA = """
+CREATE INDEX IF NOT EXISTS terms_key ON terms(key);
+CREATE UNIQUE INDEX IF NOT EXISTS terms_fid ON terms(fid);
+"""
+_FID_BAND = 10**9
 
 # How much a term source counts in search ranking (titles first, then the index).
 _SOURCE_WEIGHT = {
@@ -76,10 +86,8 @@ _SOURCE_WEIGHT = {
     "synonym": 0.8,
 }
 
-# A relaxed query whose words all appear in more terms than this is not worth running.
-_BROAD = 2500
-# At most this many relaxed (one word less) queries per search: bounds the latency.
-_MAX_RELAXED = 3
+# At most this many relaxed (one word less) queries per search.
+_MAX_RELAXED = 6
 _CODE_LIKE = re.compile(r"^[A-Za-z0-9]{1,3}(\.[A-Za-z0-9]{0,4})?$|^[A-Za-z0-9]{3,7}$")
 _CODE_CHARS = re.compile(r"[0-9.]")
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -546,7 +554,7 @@ class KnowledgeBase:
         self, key: str, systems: list[str] | None, billable_only: bool, cap: int
     ) -> list[sqlite3.Row]:
         sql = (
-            "SELECT t.system, t.code, t.term, t.source, c.title, c.billable, 0.0 AS r "
+            "SELECT t.id, t.system, t.code, t.term, t.source, c.title, c.billable "
             "FROM terms t JOIN codes c ON c.system = t.system AND c.code = t.code "
             "WHERE t.key = ?"
         )
@@ -578,7 +586,7 @@ class KnowledgeBase:
         quoted = [f'"{w}"' for w in words]
         if len(words[-1]) >= 3 and not text.endswith(" "):
             quoted[-1] += "*"
-        want = limit * 4
+        want = max(limit * 4, 50)
         out: list[sqlite3.Row] = []
         seen: set[int] = set()
         codes: set[tuple[str, str]] = set()
@@ -592,59 +600,32 @@ class KnowledgeBase:
 
         run(" AND ".join(quoted))
         if len(quoted) > 1 and len(codes) + have < limit:
-            # relax: the query less one word, skipping relaxed queries made only of very common
-            # words (slow, and they match too broadly to help), most specific first
-            df = [self._doc_freq(w) for w in words]
-            subsets = sorted(
-                (min(d for j, d in enumerate(df) if j != i), i) for i in range(len(quoted))
-            )
-            for freq, i in subsets[:_MAX_RELAXED]:
-                if freq > _BROAD:
-                    break
+            # relax: the query less one word, each in turn
+            for i in range(min(len(quoted), _MAX_RELAXED)):
                 run(" AND ".join(q for j, q in enumerate(quoted) if j != i))
                 if len(codes) + have >= limit:
                     break
-            if len(codes) + have == 0:  # last resort: any of the informative words
-                rare = [q for q, d in zip(quoted, df, strict=True) if d <= _BROAD]
-                run(" OR ".join(rare or [quoted[df.index(min(df))]]))
+        if len(codes) + have == 0 and len(quoted) > 1:  # last resort: any of the words
+            run(" OR ".join(quoted))
         return out
-
-    def _doc_freq(self, word: str) -> int:
-        """About how many terms hold ``word`` (FTS vocabulary; 0 when unknown)."""
-        p = stem(word)[:6]
-        try:
-            row = (
-                self._conn()
-                .execute(
-                    "SELECT MAX(doc) FROM terms_vocab WHERE term >= ? AND term < ?",
-                    (p, p + "\uffff"),
-                )
-                .fetchone()
-            )
-        except sqlite3.OperationalError:  # an older KB without the vocabulary table
-            return 0
-        return int(row[0] or 0)
 
     def _fts(
         self, query: str, systems: list[str] | None, billable_only: bool, cap: int
     ) -> list[sqlite3.Row]:
-        sql = (
-            "SELECT t.id, t.system, t.code, t.term, t.source, c.title, c.billable, r FROM "
-            "(SELECT rowid AS rid, bm25(terms_fts) AS r FROM terms_fts WHERE terms_fts MATCH ? "
-            "ORDER BY r LIMIT ?) f JOIN terms t ON t.id = f.rid "
-            "JOIN codes c ON c.system = t.system AND c.code = t.code"
-        )
-        where = []
-        args: list[object] = [query, cap * (3 if systems or billable_only else 1)]
+        """Up to ``cap`` terms matching ``query``, fewest content words first."""
+        match = f"term : ({query})"
         if systems:
-            where.append(f"t.system IN ({','.join('?' * len(systems))})")
-            args.extend(systems)
+            match += " AND sys : (" + " OR ".join(_sys_token(s) for s in systems) + ")"
         if billable_only:
-            where.append("c.billable = 1")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+            match += " AND sys : b1"
+        sql = (
+            "SELECT t.id, t.system, t.code, t.term, t.source, c.title, c.billable FROM "
+            "(SELECT rowid AS fid FROM terms_fts WHERE terms_fts MATCH ? ORDER BY rowid LIMIT ?) f "
+            "JOIN terms t ON t.fid = f.fid "
+            "JOIN codes c ON c.system = t.system AND c.code = t.code ORDER BY f.fid"
+        )
         try:
-            return self._conn().execute(sql + " ORDER BY r LIMIT ?", [*args, cap]).fetchall()
+            return self._conn().execute(sql, (match, cap)).fetchall()
         except sqlite3.OperationalError as exc:  # an FTS syntax problem: treat as no match
             if "fts5" in str(exc).lower() or "syntax" in str(exc).lower():
                 return []
@@ -673,7 +654,6 @@ class KnowledgeBase:
             score += _SOURCE_WEIGHT.get(r["source"], 0.8)
             if r["billable"]:
                 score += 0.5
-            score += min(-float(r["r"]), 30.0) * 0.01  # bm25 as a tie-breaker
             key = (r["system"], r["code"])
             prev = hits.get(key)
             if prev is None or score > prev.score:
@@ -823,10 +803,10 @@ class KnowledgeBase:
     def _delete_terms(conn: sqlite3.Connection, system: str, source: str | None) -> None:
         where = "system=?" + (" AND source=?" if source else "")
         args = (system, source) if source else (system,)
-        # external-content FTS5: delete rows from the index with the 'delete' command
+        # contentless FTS5: remove rows with the 'delete' command and the indexed values
         conn.execute(
-            "INSERT INTO terms_fts(terms_fts, rowid, term) "
-            f"SELECT 'delete', id, term FROM terms WHERE {where}",
+            "INSERT INTO terms_fts(terms_fts, rowid, term, sys) "
+            f"SELECT 'delete', fid, term, fsys FROM terms WHERE {where}",
             args,
         )
         conn.execute(f"DELETE FROM terms WHERE {where}", args)
@@ -834,13 +814,23 @@ class KnowledgeBase:
     @staticmethod
     def _insert_terms(conn: sqlite3.Connection, terms: Iterable[Term]) -> int:
         start = conn.execute("SELECT COALESCE(MAX(id), 0) FROM terms").fetchone()[0]
-        rows = [
-            (start + i + 1, t.system, t.code, t.text, t.source, term_key(t.text))
-            for i, t in enumerate(terms)
-        ]
-        conn.executemany("INSERT INTO terms VALUES(?,?,?,?,?,?)", rows)
+        billable: dict[str, dict[str, bool]] = {}
+        rows = []
+        for i, t in enumerate(terms):
+            if t.system not in billable:
+                billable[t.system] = {
+                    r[0]: bool(r[1])
+                    for r in conn.execute(
+                        "SELECT code, billable FROM codes WHERE system=?", (t.system,)
+                    )
+                }
+            tid = start + i + 1
+            fid, fsys = _fts_ids(tid, t.text, t.system, billable[t.system].get(t.code, False))
+            rows.append((tid, t.system, t.code, t.text, t.source, term_key(t.text), fid, fsys))
+        conn.executemany("INSERT INTO terms VALUES(?,?,?,?,?,?,?,?)", rows)
         conn.executemany(
-            "INSERT INTO terms_fts(rowid, term) VALUES(?, ?)", [(r[0], r[3]) for r in rows]
+            "INSERT INTO terms_fts(rowid, term, sys) VALUES(?, ?, ?)",
+            [(r[6], r[3], r[7]) for r in rows],
         )
         return len(rows)
 
@@ -861,9 +851,19 @@ class KnowledgeBase:
         )
 
 
+def _sys_token(system: str) -> str:
+    return "s" + re.sub(r"[^a-z0-9]", "", system.lower())
+
+
+def _fts_ids(tid: int, text: str, system: str, billable: bool) -> tuple[int, str]:
+    """(FTS rowid, ``sys`` column) of a term: shorter terms get smaller rowids."""
+    band = min(len(set(content_words(text))), 99)
+    return band * _FID_BAND + tid, f"{_sys_token(system)} b{int(billable)}"
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring an older KB up to date in place: add ``terms.key`` (schema 1) and recompute the
-    keys whenever the schema version (which covers the key function) changed."""
+    """Bring an older KB up to date in place: (re)compute the term keys and rebuild the FTS
+    index in the current layout whenever the schema version changed."""
     cols = [r[1] for r in conn.execute("PRAGMA table_info(terms)")]
     if not cols:
         return
@@ -872,15 +872,28 @@ def _migrate(conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     except sqlite3.OperationalError:
         pass
-    if "key" in cols and row is not None and row[0] == SCHEMA_VERSION:
+    if row is not None and row[0] == SCHEMA_VERSION:
         return
     with conn:
-        if "key" not in cols:
-            conn.execute("ALTER TABLE terms ADD COLUMN key TEXT")
-        rows = conn.execute("SELECT id, term FROM terms").fetchall()
-        conn.executemany(
-            "UPDATE terms SET key=? WHERE id=?", [(term_key(r[1]), r[0]) for r in rows]
-        )
+        for col in ("key", "fid", "fsys"):
+            if col not in cols:
+                conn.execute(
+                    f"ALTER TABLE terms ADD COLUMN {col} {'INTEGER' if col == 'fid' else 'TEXT'}"
+                )
+        conn.execute("DROP INDEX IF EXISTS terms_fid")
+        conn.execute("DROP TABLE IF EXISTS terms_vocab")
+        conn.execute("DROP TABLE IF EXISTS terms_fts")
+        conn.execute(_FTS)
+        billable = {
+            (r[0], r[1]): bool(r[2])
+            for r in conn.execute("SELECT system, code, billable FROM codes")
+        }
+        updates = []
+        for tid, system, code, text in conn.execute("SELECT id, system, code, term FROM terms"):
+            fid, fsys = _fts_ids(tid, text, system, billable.get((system, code), False))
+            updates.append((term_key(text), fid, fsys, tid))
+        conn.executemany("UPDATE terms SET key=?, fid=?, fsys=? WHERE id=?", updates)
+        conn.execute("INSERT INTO terms_fts(rowid, term, sys) SELECT fid, term, fsys FROM terms")
 
 
 def needs_upgrade(path: Path) -> bool:

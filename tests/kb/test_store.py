@@ -158,8 +158,17 @@ def test_schema1_kb_is_upgraded_on_open(kb_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     shutil.copyfile(kb_path, path)
     conn = sqlite3.connect(path)
+    # the schema-1 layout: no key/fid/fsys columns, an external-content FTS index
     conn.execute("DROP INDEX terms_key")
-    conn.execute("ALTER TABLE terms DROP COLUMN key")
+    conn.execute("DROP INDEX terms_fid")
+    for col in ("key", "fid", "fsys"):
+        conn.execute(f"ALTER TABLE terms DROP COLUMN {col}")
+    conn.execute("DROP TABLE terms_fts")
+    conn.execute(
+        "CREATE VIRTUAL TABLE terms_fts USING fts5(term, content='terms', content_rowid='id',"
+        " tokenize='porter unicode61 remove_diacritics 2')"
+    )
+    conn.execute("INSERT INTO terms_fts(terms_fts) VALUES('rebuild')")
     conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     conn.commit()
     conn.close()
@@ -168,6 +177,7 @@ def test_schema1_kb_is_upgraded_on_open(kb_path: Path, tmp_path: Path) -> None:
     kb = open_kb(path)
     assert kb.schema_version() == SCHEMA_VERSION and not needs_upgrade(path)
     assert kb.search("essential hypertension", limit=3)[0].code == "I10"
+    assert kb.search("office visit established patient", limit=3)[0].system == "CPT"
     clear_cache()
 
 
