@@ -1,6 +1,9 @@
 """Assertion on negex-dev: negation P/R/F1, temporality and experiencer accuracy.
 
-Usage: ``.venv/bin/python bench/bench_negex.py [--data PATH]``
+Usage: ``.venv/bin/python bench/bench_negex.py [--data PATH] [--speed]``
+
+``--speed`` also times the assertion step alone inside the full NLP pipeline (needs the KB) on
+the CodiEsp dev notes and the 50 longest MTSamples notes.
 
 Systems:
   medspacy-baseline   medspaCy's ConText with its default English rules, as shipped
@@ -41,6 +44,7 @@ SYSTEMS: tuple[tuple[str, str], ...] = (
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--speed", action="store_true", help="also time the step in the pipeline")
     args = parser.parse_args()
     header, rows = read_negex_tsv(args.data)
     col = {h.lower(): i for i, h in enumerate(header)}
@@ -91,7 +95,42 @@ def main() -> int:
             f"{'':<20} ({ms:.2f} ms/sentence incl. first load; concept not found in "
             f"{missing_concepts} sentence(s), all cues of the sentence used)"
         )
+    if args.speed:
+        speed(args.data.parents[1])
     return 0
+
+
+def speed(data_root: Path) -> None:
+    """Milliseconds of the clinicode_assertion step alone, per note, in the full pipeline."""
+    import csv
+    import statistics
+
+    from clinicode.nlp.pipeline import load_pipeline
+
+    pipe = load_pipeline()
+    codiesp = [
+        p.read_text(encoding="utf-8")
+        for p in sorted((data_root / "codiesp" / "dev" / "text_files_en").glob("*.txt"))
+    ]
+    csv.field_size_limit(1 << 30)
+    with (data_root / "mtsamples" / "mtsamples.csv").open(encoding="utf-8") as fh:
+        notes = [r.get("transcription") or "" for r in csv.DictReader(fh)]
+    longest = sorted(notes, key=lambda t: -len(t.split()))[:50]
+    print()
+    for name, texts in (("CodiEsp dev", codiesp), ("MTSamples 50 longest", longest)):
+        ms: list[float] = []
+        for text in texts:
+            doc = pipe.nlp.make_doc(text)
+            for step, proc in pipe.nlp.pipeline:
+                t0 = time.perf_counter()
+                doc = proc(doc)
+                if step == "clinicode_assertion":
+                    ms.append((time.perf_counter() - t0) * 1000)
+        words = statistics.median(len(t.split()) for t in texts)
+        print(
+            f"assertion step, {name} ({len(texts)} notes, median {words:.0f} words): "
+            f"median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms per note"
+        )
 
 
 if __name__ == "__main__":
