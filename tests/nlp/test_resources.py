@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Any
+
+from clinicode.nlp.resources import load_resource, resources_hash
+
+KINDS = {"condition", "finding", "procedure", "medication", "other"}
+
+
+def test_synonym_concepts_exist_in_the_kb(kb: Any) -> None:
+    missing = []
+    for phrase in load_resource("synonyms.json")["phrases"]:
+        assert phrase["kind"] in KINDS, phrase
+        for concept in phrase["concepts"]:
+            system, _, code = concept.partition(":")
+            if kb.get(code, system) is None:
+                missing.append(concept)
+    assert missing == []
+
+
+def test_section_categories_are_snake_case_and_unique_per_literal() -> None:
+    seen: dict[str, str] = {}
+    for category, literals in load_resource("sections.json")["sections"].items():
+        assert category.replace("_", "").isalpha() and category.islower()
+        for lit in literals:
+            assert lit == lit.lower(), lit
+            assert seen.setdefault(lit, category) == category, f"{lit!r} in two categories"
+    assert {"hpi", "past_medical_history", "family_history", "assessment_plan", "diagnoses"} <= set(
+        load_resource("sections.json")["sections"]
+    )
+
+
+def test_resources_hash_is_stable() -> None:
+    assert resources_hash() == resources_hash()
+    assert len(resources_hash()) == 16
