@@ -1328,8 +1328,19 @@ def _query_for(g: Guidelines, code: str, axis: str | None) -> Query | None:
 
 def rule_billable_specificity(g: Guidelines, note: _Note) -> None:
     """Non-billable codes never reach ``codes``; unspecified codes get a more specific one the
-    note supports, else a provider query (I.B.2, IV.F.1-3)."""
-    for item in list(note.kept()):
+    note supports, else a provider query (I.B.2, IV.F.1-3). A code put in place of a category
+    gets the same check (N18.3 -> N18.30 -> query 3a or 3b)."""
+    seen: set[str] = set()
+    for _ in range(3):
+        todo = [it for it in note.kept() if it.s.code not in seen]
+        if not todo:
+            return
+        seen.update(it.s.code for it in todo)
+        _billable_specificity_pass(g, note, todo)
+
+
+def _billable_specificity_pass(g: Guidelines, note: _Note, items: list[_Item]) -> None:
+    for item in items:
         code = item.s.code
         rec = g.rec(code)
         if rec is None:

@@ -569,3 +569,14 @@ def test_cancer_history_still_under_treatment_is_current(g: Guidelines) -> None:
     text = "Hx of breast cancer s/p lumpectomy and radiation, completed tamoxifen."
     res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
     assert codes_of(res) == ["Z85.3"]
+
+
+def test_category_replaced_then_queried(g: Guidelines) -> None:
+    text = "CKD stage 3, labs stable."
+    res = run(
+        g,
+        text,
+        [("N18.3", "CKD stage 3", "present", 0.9), ("N18.30", "CKD stage 3", "present", 0.2)],
+    )
+    assert codes_of(res) == ["N18.30"]
+    assert res.codes[0].status == "needs_query" and "3a" in res.codes[0].query.question
