@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from clinicode.kb import KnowledgeBase
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CLINICODE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -30,7 +32,7 @@ def kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kb(kb_path: Path):  # type: ignore[no-untyped-def]
+def kb(kb_path: Path) -> KnowledgeBase:
     from clinicode.kb import open_kb
 
     return open_kb(kb_path)
