@@ -31,7 +31,7 @@ from clinicode.nlp.text import Normalizer, get_normalizer
 
 log = logging.getLogger(__name__)
 
-LEXICON_FORMAT = "3"
+LEXICON_FORMAT = "4"
 # Term sources that name a code (the drug table and external-cause index do not name diagnoses).
 TERM_SOURCES: tuple[str, ...] = (
     "title",
@@ -57,9 +57,12 @@ _NOISE = re.compile(
     r"not otherwise specified|other specified|unspecified|other|nec|nos)\b",
     re.IGNORECASE,
 )
-_COMPONENT_SPLIT = re.compile(
-    r"\b(?:with|without|due to|associated with|secondary to|following|complicating|"
-    r"and other|resulting in|causing)\b",
+# "X with Y": both sides name conditions. "X due to Y": only X does (Y is often a cause such
+# as "cement" or "drugs"), so the text after a cause connector is cut off before splitting.
+_COMPONENT_SPLIT = re.compile(r"\b(?:with|without|associated with|and other)\b", re.IGNORECASE)
+_CAUSE_CUT = re.compile(
+    r"\b(?:due to|secondary to|following|complicating|resulting in|causing|caused by|"
+    r"induced by|in diseases)\b.*$",
     re.IGNORECASE,
 )
 
@@ -85,8 +88,38 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" ,;:-")
 
 
-def term_phrases(text: str) -> list[tuple[str, int]]:
+INDEX_SOURCES: frozenset[str] = frozenset({"index", "neoplasm", "eindex"})
+
+
+def index_phrases(text: str) -> list[tuple[str, int]]:
+    """Phrases of an Alphabetic Index path ("Calculus, bile duct, with, cholangitis"): the whole
+    path, its main term, and the main term with each tail of the path (intermediate modifiers
+    left out: "Diabetes, diabetic, with, nephropathy" -> "Diabetes with nephropathy")."""
+    base = _PARENS.sub(" ", text)
+    parts = [p.strip() for p in base.split(",") if p.strip()]
+    out: dict[str, int] = {}
+
+    def add(phrase: str, prio: int) -> None:
+        phrase = _clean(phrase)
+        if phrase and out.get(phrase, 99) > prio:
+            out[phrase] = prio
+
+    if not parts:
+        return []
+    add(" ".join(parts), PRIORITY_EXACT)
+    with_modifiers = _PARENS.sub(r" \1 ", text).replace(",", " ")
+    if with_modifiers != base.replace(",", " "):
+        add(with_modifiers, PRIORITY_FIRST)
+    add(parts[0], PRIORITY_EXACT if len(parts) == 1 else PRIORITY_FIRST)
+    for j in range(2, len(parts)):
+        add(" ".join([parts[0], *parts[j:]]), PRIORITY_FIRST)
+    return list(out.items())
+
+
+def term_phrases(text: str, source: str = "title") -> list[tuple[str, int]]:
     """The phrases one KB term yields, with their priority (lower is better)."""
+    if source in INDEX_SOURCES:
+        return index_phrases(text)
     variants = {_PARENS.sub(" ", text), _PARENS.sub(r" \1 ", text)}
     out: dict[str, int] = {}
 
@@ -103,8 +136,9 @@ def term_phrases(text: str) -> list[tuple[str, int]]:
         first = parts[0]
         add(first, PRIORITY_FIRST)
         for whole in (first, v.replace(",", " ")):
-            pieces = [p for p in _COMPONENT_SPLIT.split(whole) if p.strip()]
-            if len(pieces) > 1:
+            left = _CAUSE_CUT.sub("", whole)
+            pieces = [p for p in _COMPONENT_SPLIT.split(left) if p.strip()]
+            if len(pieces) > 1 or left != whole:
                 for p in pieces:
                     add(p, PRIORITY_COMPONENT)
     return list(out.items())
@@ -177,12 +211,12 @@ def build_entries(
         kd[kind] = min(kd.get(kind, 9), prio)
         max_words = max(max_words, len(key_stems))
 
-    for system, code, text, _source in terms:
+    for system, code, text, source in terms:
         if (system, code) in skip_codes:
             continue
         concept = f"{system}:{code}"
         kind = code_kind(system, code)
-        for phrase, prio in term_phrases(text):
+        for phrase, prio in term_phrases(text, source):
             add(norm.stems(phrase), concept, kind, prio)
 
     for ph in load_resource("synonyms.json")["phrases"]:

@@ -102,3 +102,16 @@ def test_no_match_across_punctuation_or_sentences(nlp: Language) -> None:
 def test_synonyms_give_procedures_and_medications(nlp: Language) -> None:
     got = {m[0]: m[1] for m in _mentions(nlp, "Colonoscopy with biopsy, then metformin 500 mg.")}
     assert got == {"Colonoscopy with biopsy": "procedure", "metformin": "medication"}
+
+
+def test_cause_after_due_to_is_not_a_component() -> None:
+    phrases = dict(term_phrases("Allergic contact dermatitis due to cement"))
+    assert "Allergic contact dermatitis" in phrases
+    assert "cement" not in phrases
+
+
+def test_index_paths_give_main_term_with_each_tail() -> None:
+    phrases = dict(term_phrases("Diabetes, diabetic, with, nephropathy (mellitus)", "index"))
+    assert phrases["Diabetes with nephropathy"] == 1
+    assert phrases["Diabetes"] == 1
+    assert "nephropathy" not in phrases
