@@ -1,0 +1,210 @@
+"""Model packs: one folder with ``manifest.json`` and fixed-name files, one ``save``/``load`` pair.
+
+``manifest.json`` records the package version, the pack format, the code-set versions the pack
+was built against, the training-data fingerprint, metrics, the decision threshold and the
+SHA-256 of every other file. :func:`load` checks all of that before reading anything, and refuses
+a tampered, incomplete or incompatible pack with a message that says what to do. The only pickle
+in a pack (the ranker's trees) is read after its hash matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from clinicode.errors import ClinicodeError
+
+PACK_FORMAT = 1
+MANIFEST = "manifest.json"
+CONFIG = "config.json"
+PRIOR = "prior.json"
+REPORT = "report.json"
+
+
+class PackError(ClinicodeError):
+    """A model pack is missing, damaged, tampered with or incompatible."""
+
+
+@dataclass
+class ModelPack:
+    """Everything the engine needs, in memory."""
+
+    name: str
+    version: str
+    config: dict[str, Any]
+    ranker: Any
+    prior: dict[str, float]
+    threshold: float
+    doc: Any = None  # models.doc_classifier.DocClassifier or None (default pack)
+    candidates: Any = None  # models.candidates.CandidatePipeline or None
+    code_sets: dict[str, str] = field(default_factory=dict)
+    data_fingerprint: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _package_version() -> str:
+    from clinicode import __version__
+
+    return __version__
+
+
+def _major_minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])
+
+
+def save(pack: ModelPack, directory: Path | str, *, overwrite: bool = True) -> Path:
+    """Write ``pack`` to ``directory`` (atomically: a temporary folder renamed into place)."""
+    target = Path(directory)
+    tmp = target.with_name(target.name + ".tmp-pack")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        (tmp / CONFIG).write_text(json.dumps(pack.config, indent=2, sort_keys=True), "utf-8")
+        (tmp / PRIOR).write_text(json.dumps(pack.prior, sort_keys=True), "utf-8")
+        (tmp / REPORT).write_text(json.dumps(pack.report, indent=2, sort_keys=True), "utf-8")
+        pack.ranker.save(tmp)
+        if pack.doc is not None:
+            pack.doc.save(tmp)
+        if pack.candidates is not None:
+            pack.candidates.save(tmp)
+        files = {
+            p.name: sha256_file(p)
+            for p in sorted(tmp.iterdir())
+            if p.is_file() and p.name != MANIFEST
+        }
+        manifest = {
+            "name": pack.name,
+            "version": pack.version,
+            "pack_format": PACK_FORMAT,
+            "clinicode_version": _package_version(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "code_sets": pack.code_sets,
+            "training_data": pack.data_fingerprint,
+            "threshold": pack.threshold,
+            "metrics": pack.metrics,
+            "components": {
+                "doc_classifier": pack.doc is not None,
+                "candidates": pack.candidates is not None,
+            },
+            "files": files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), "utf-8")
+        if target.exists():
+            if not overwrite:
+                raise PackError(f"{target} already exists")
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pack.manifest = manifest
+    return target
+
+
+def read_manifest(directory: Path | str) -> dict[str, Any]:
+    d = Path(directory)
+    path = d / MANIFEST
+    if not d.is_dir():
+        raise PackError(f"no model pack at {d}; run `clinicode setup` (or `make install`) first")
+    if not path.is_file():
+        raise PackError(
+            f"{d} is not a model pack (no {MANIFEST}); build one with `clinicode train`"
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PackError(f"{path} is not valid JSON ({exc.msg}); rebuild the pack") from None
+    return manifest
+
+
+def verify(directory: Path | str, *, code_sets: dict[str, str] | None = None) -> dict[str, Any]:
+    """Check versions and every file hash; returns the manifest or raises :class:`PackError`."""
+    d = Path(directory)
+    manifest = read_manifest(d)
+    if manifest.get("pack_format") != PACK_FORMAT:
+        raise PackError(
+            f"{d}: pack format {manifest.get('pack_format')} is not supported by this clinicode "
+            f"(expects {PACK_FORMAT}); rebuild it with `clinicode train` or `clinicode setup`"
+        )
+    built_with = str(manifest.get("clinicode_version", "?"))
+    if _major_minor(built_with) != _major_minor(_package_version()):
+        raise PackError(
+            f"{d}: built with clinicode {built_with}, this is {_package_version()}; "
+            "rebuild the pack with this version"
+        )
+    if code_sets is not None:
+        for system, version in (manifest.get("code_sets") or {}).items():
+            have = code_sets.get(system)
+            if have is not None and have != version:
+                raise PackError(
+                    f"{d}: built for {system} {version} but the knowledge base holds {have}; "
+                    "retrain the pack (or import the matching code set)"
+                )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise PackError(f"{d}: manifest lists no files; the pack is damaged")
+    for name, digest in files.items():
+        p = d / name
+        if "/" in name or "\\" in name or not p.is_file():
+            raise PackError(f"{d}: file {name} is missing; the pack is incomplete, rebuild it")
+        if sha256_file(p) != digest:
+            raise PackError(
+                f"{d}: file {name} does not match its hash in the manifest; the pack was "
+                "modified or damaged, refusing to load it"
+            )
+    return manifest
+
+
+def load(directory: Path | str, *, kb: Any = None) -> ModelPack:
+    """Verify and read a pack (``kb`` gives the code-set versions to check and the structure
+    generator its code set)."""
+    from clinicode.models.ranker import GBDTRanker
+
+    d = Path(directory)
+    versions = kb.versions() if kb is not None else None
+    manifest = verify(d, code_sets=versions)
+    config = json.loads((d / CONFIG).read_text("utf-8"))
+    prior = json.loads((d / PRIOR).read_text("utf-8"))
+    report = json.loads((d / REPORT).read_text("utf-8")) if (d / REPORT).is_file() else {}
+    ranker = GBDTRanker.load(d, trusted=True)
+    doc = None
+    if manifest.get("components", {}).get("doc_classifier"):
+        from clinicode.models.doc_classifier import DocClassifier
+
+        doc = DocClassifier.load(d)
+    candidates = None
+    if manifest.get("components", {}).get("candidates"):
+        from clinicode.models.candidates import CandidatePipeline
+
+        candidates = CandidatePipeline.load(d, kb=kb)
+    return ModelPack(
+        name=manifest["name"],
+        version=manifest["version"],
+        config=config,
+        ranker=ranker,
+        prior=prior,
+        threshold=float(manifest["threshold"]),
+        doc=doc,
+        candidates=candidates,
+        code_sets=manifest.get("code_sets") or {},
+        data_fingerprint=manifest.get("training_data"),
+        metrics=manifest.get("metrics") or {},
+        report=report,
+        manifest=manifest,
+    )

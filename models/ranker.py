@@ -1,0 +1,171 @@
+"""The learned ranker: gradient-boosted trees over candidate features, calibrated.
+
+:class:`GBDTRanker` follows scikit-learn's estimator API (hyperparameters in ``__init__``,
+``fit`` returns self, learned state ends in ``_``). ``fit`` first produces out-of-fold scores
+with notes kept whole in each fold (``groups``), fits an isotonic calibration map on them, then
+fits the final trees on all rows; ``predict_proba`` returns calibrated probabilities, so a 0.8
+reads as "about 80% of such codes are right" on data like the training data.
+
+Persistence: the calibration map and configuration are JSON; the trees are one pickle file that
+:mod:`models.pack` only reads after checking its SHA-256 against the pack manifest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FILES = ("ranker.json", "ranker_trees.pkl")
+
+
+class GBDTRanker:
+    """HistGradientBoostingClassifier + isotonic calibration on out-of-fold scores."""
+
+    def __init__(
+        self,
+        max_iter: int = 300,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 31,
+        min_samples_leaf: int = 20,
+        l2_regularization: float = 1.0,
+        n_folds: int = 4,
+        random_state: int = 0,
+        feature_names: list[str] | None = None,
+    ) -> None:
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.n_folds = n_folds
+        self.random_state = random_state
+        self.feature_names = feature_names
+
+    def _trees(self) -> Any:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return HistGradientBoostingClassifier(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            random_state=self.random_state,
+        )
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> GBDTRanker:
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.model_selection import GroupKFold
+
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=np.int8)
+        if len(np.unique(y)) < 2:
+            raise ValueError("the ranker needs both positive and negative examples")
+        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+        oof = np.zeros(len(y), dtype=np.float64)
+        n_folds = min(self.n_folds, len(np.unique(groups)))
+        for tr, te in GroupKFold(n_splits=n_folds).split(X, y, groups):
+            if len(np.unique(y[tr])) < 2:
+                oof[te] = y[tr].mean()
+                continue
+            oof[te] = self._trees().fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
+        self.calib_x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
+        self.calib_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
+        self.oof_raw_ = oof
+        self.oof_calibrated_ = self._calibrate(oof)
+        self.model_ = self._trees().fit(X, y)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        return np.interp(raw, self.calib_x_, self.calib_y_)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        self._check()
+        return np.asarray(self.model_.predict_proba(np.asarray(X, dtype=np.float32))[:, 1])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        raw = self.decision_function(X)
+        # isotonic steps tie many codes; the raw score breaks ties so ranks stay informative
+        p = self._calibrate(raw) + 1e-6 * raw
+        p = np.clip(p, 0.0, 1.0)
+        return np.stack([1.0 - p, p], axis=1)
+
+    def _check(self) -> None:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("GBDTRanker used before fit() or load()")
+
+    # -- persistence ---------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "max_iter": self.max_iter,
+            "learning_rate": self.learning_rate,
+            "max_leaf_nodes": self.max_leaf_nodes,
+            "min_samples_leaf": self.min_samples_leaf,
+            "l2_regularization": self.l2_regularization,
+            "n_folds": self.n_folds,
+            "random_state": self.random_state,
+            "feature_names": self.feature_names,
+        }
+
+    def save(self, directory: Path | str) -> list[Path]:
+        self._check()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {
+            "params": self.get_params(),
+            "calib_x": self.calib_x_.tolist(),
+            "calib_y": self.calib_y_.tolist(),
+            "n_features_in": int(self.n_features_in_),
+        }
+        (d / "ranker.json").write_text(json.dumps(state), encoding="utf-8")
+        (d / "ranker_trees.pkl").write_bytes(pickle.dumps(self.model_, protocol=5))
+        return [d / f for f in FILES]
+
+    @classmethod
+    def load(cls, directory: Path | str, *, trusted: bool = False) -> GBDTRanker:
+        """Read a saved ranker. ``trusted`` must be True: the caller (``models.pack.load``) has
+        checked the pickle's hash against the manifest; nothing else may unpickle it."""
+        if not trusted:
+            raise ValueError("load rankers through models.pack.load, which checks file hashes")
+        d = Path(directory)
+        state = json.loads((d / "ranker.json").read_text(encoding="utf-8"))
+        model = cls(**state["params"])
+        model.calib_x_ = np.asarray(state["calib_x"], dtype=np.float64)
+        model.calib_y_ = np.asarray(state["calib_y"], dtype=np.float64)
+        model.n_features_in_ = int(state["n_features_in"])
+        model.model_ = pickle.loads((d / "ranker_trees.pkl").read_bytes())
+        return model
+
+
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """Reliability table: per probability bin, mean predicted vs. observed positive rate."""
+    probs = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    out = []
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for lo, hi in itertools.pairwise(edges):
+        mask = (probs >= lo) & ((probs < hi) if hi < 1.0 else (probs <= hi))
+        if mask.sum() == 0:
+            continue
+        out.append(
+            {
+                "bin": f"{lo:.1f}-{hi:.1f}",
+                "n": int(mask.sum()),
+                "mean_predicted": float(probs[mask].mean()),
+                "observed": float(y[mask].mean()),
+            }
+        )
+    return out
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    table = reliability(probs, y, bins)
+    n = sum(r["n"] for r in table) or 1
+    return float(sum(r["n"] * abs(r["mean_predicted"] - r["observed"]) for r in table) / n)

@@ -1,0 +1,78 @@
+"""Engine contract: load, suggest, suggest_many, ids, errors, per-system ranking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clinicode.errors import ClinicodeError, InputError
+from clinicode.schema import SuggestResult
+from tests.training.tiny_pack import build_tiny_pack
+
+
+@pytest.fixture(scope="module")
+def engine(kb: Any, kb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from clinicode.engine import load
+
+    out = tmp_path_factory.mktemp("packs") / "tiny"
+    build_tiny_pack(kb, out)
+    return load(out, kb_path=kb_path)
+
+
+def test_suggest_ranks_the_codes_of_similar_notes(engine: Any) -> None:
+    res = engine.suggest("Type 2 diabetes mellitus, poorly controlled, and hypertension.")
+    assert isinstance(res, SuggestResult)
+    ranked = [s.code for s in res.codes + res.candidates if s.system == "ICD-10-CM"]
+    assert set(ranked[:3]) >= {"E11.9", "I10"}
+    for s in res.codes + res.candidates:
+        assert 0.0 <= s.score <= 1.0
+        assert s.suggestion_id
+    assert res.model.name == "tiny" and res.code_sets == engine.code_sets
+
+
+def test_procedures_ranked_separately(engine: Any) -> None:
+    res = engine.suggest("Appendicitis; the appendix was removed laparoscopically.")
+    pcs = [s for s in res.codes + res.candidates if s.system == "ICD-10-PCS"]
+    assert pcs and pcs[0].code == "0DTJ4ZZ"
+    assert min(s.rank for s in pcs) == 1  # ranks restart per system
+
+
+def test_ids_are_deterministic_and_batch_matches_single(engine: Any) -> None:
+    text = "Pneumonia with fever."
+    a = engine.suggest(text)
+    b = engine.suggest_many([text, "Asthma, wheezing."])[0]
+    ids_a = {(s.system, s.code): s.suggestion_id for s in a.codes + a.candidates}
+    ids_b = {(s.system, s.code): s.suggestion_id for s in b.codes + b.candidates}
+    assert ids_a == ids_b
+    other = engine.suggest(text + " ")
+    assert {s.suggestion_id for s in other.codes + other.candidates}.isdisjoint(ids_a.values())
+
+
+def test_system_filter_and_top_k(engine: Any) -> None:
+    res = engine.suggest("Appendicitis, appendectomy.", systems=["ICD-10-PCS"], top_k=1)
+    assert all(s.system == "ICD-10-PCS" for s in res.codes + res.candidates)
+    assert len(res.candidates) <= 1
+
+
+def test_bad_input(engine: Any) -> None:
+    with pytest.raises(InputError):
+        engine.suggest("   \n")
+    with pytest.raises(InputError):
+        engine.suggest("fever", setting="emergency")
+    with pytest.raises(InputError):
+        engine.suggest("fever", systems=["SNOMED"])
+
+
+def test_missing_pack_says_what_to_run(tmp_path: Path, kb_path: Path) -> None:
+    from clinicode.engine import load
+
+    with pytest.raises(ClinicodeError, match="clinicode setup"):
+        load(tmp_path / "none", kb_path=kb_path)
+
+
+def test_json_is_the_cli_document(engine: Any) -> None:
+    res = engine.suggest("Essential hypertension.")
+    again = SuggestResult.model_validate_json(res.model_dump_json())
+    assert again.model == res.model

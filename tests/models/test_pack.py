@@ -1,0 +1,77 @@
+"""Model packs: manifest, hashes, versions; tampered or incompatible packs are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clinicode.models import pack as pack_mod
+from tests.training.tiny_pack import build_tiny_pack
+
+
+@pytest.fixture(scope="module")
+def tiny_pack(kb: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("packs") / "tiny"
+    build_tiny_pack(kb, out)
+    return out
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_manifest_records_versions_hashes_and_metrics(tiny_pack: Path, kb: Any) -> None:
+    manifest = json.loads((tiny_pack / "manifest.json").read_text())
+    assert manifest["code_sets"] == kb.versions()
+    assert manifest["training_data"].startswith("sha256:")
+    assert 0.0 < manifest["threshold"] < 1.0
+    assert "train_oof" in manifest["metrics"]
+    files = set(manifest["files"])
+    assert {"config.json", "ranker.json", "ranker_trees.pkl", "doc_alpha.npy"} <= files
+    loaded = pack_mod.load(tiny_pack, kb=kb)
+    assert loaded.version == manifest["version"]
+    assert loaded.doc is not None and loaded.candidates is None
+
+
+def test_tampered_file_is_refused(tiny_pack: Path, kb: Any, tmp_path: Path) -> None:
+    p = _copy(tiny_pack, tmp_path)
+    with (p / "ranker_trees.pkl").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(pack_mod.PackError, match="does not match its hash"):
+        pack_mod.load(p, kb=kb)
+
+
+def test_missing_file_and_missing_pack(tiny_pack: Path, kb: Any, tmp_path: Path) -> None:
+    p = _copy(tiny_pack, tmp_path)
+    (p / "doc_alpha.npy").unlink()
+    with pytest.raises(pack_mod.PackError, match="missing"):
+        pack_mod.load(p, kb=kb)
+    with pytest.raises(pack_mod.PackError, match="clinicode setup"):
+        pack_mod.load(tmp_path / "nowhere", kb=kb)
+
+
+def test_incompatible_versions_are_refused(tiny_pack: Path, kb: Any, tmp_path: Path) -> None:
+    p = _copy(tiny_pack, tmp_path)
+    manifest = json.loads((p / "manifest.json").read_text())
+    manifest["code_sets"] = {"ICD-10-CM": "ICD-10-CM FY1999"}
+    (p / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(pack_mod.PackError, match="FY1999"):
+        pack_mod.load(p, kb=kb)
+    manifest = json.loads((tiny_pack / "manifest.json").read_text())
+    manifest["clinicode_version"] = "9.9.0"
+    (p / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(pack_mod.PackError, match=r"built with clinicode 9\.9\.0"):
+        pack_mod.load(p, kb=kb)
+    manifest["clinicode_version"] = json.loads((tiny_pack / "manifest.json").read_text())[
+        "clinicode_version"
+    ]
+    manifest["pack_format"] = 99
+    (p / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(pack_mod.PackError, match="format 99"):
+        pack_mod.load(p, kb=kb)

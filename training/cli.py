@@ -1,0 +1,123 @@
+"""``clinicode train``, ``clinicode evaluate`` and ``clinicode suggest``.
+
+``register(app)`` adds them to the root command (``clinicode/cli.py`` calls it lazily).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from clinicode.errors import InputError
+
+DataOpt = typer.Option(..., "--data", help="Labeled notes: a CodiEsp split folder or JSONL.")
+FormatOpt = typer.Option("codiesp", "--format", help="codiesp | jsonl")
+ModelOpt = typer.Option(None, "--model", help="Model pack folder (default: the default pack).")
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("codiesp", "jsonl"):
+        raise InputError(f"--format must be codiesp or jsonl, not {fmt!r}")
+
+
+def train_cmd(
+    data: Path = DataOpt,
+    fmt: str = FormatOpt,
+    out: Path = typer.Option(..., "--out", help="Folder to write the new pack to."),
+    base: Path | None = typer.Option(None, "--base", help="Reuse this pack's candidate index."),
+    dev: Path | None = typer.Option(
+        None, "--dev", help="Labeled dev notes (same format) to choose the threshold on."
+    ),
+    seed: int = typer.Option(0, help="Random seed."),
+    name: str = typer.Option("clinicode-trained", help="Pack name."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train a model pack on labeled notes and print the training report (JSON)."""
+    from clinicode.kb import open_kb
+    from clinicode.training.data import load_notes
+    from clinicode.training.train import TrainConfig, train_pack
+
+    _check_format(fmt)
+    notes = load_notes(data, fmt)
+    dev_notes = load_notes(dev, fmt) if dev is not None else None
+    report = train_pack(
+        notes,
+        kb=open_kb(),
+        out=out,
+        dev_notes=dev_notes,
+        base=base,
+        cfg=TrainConfig(seed=seed, name=name),
+        progress=not quiet,
+        log=lambda m: typer.echo(m, err=True),
+    )
+    _print_json({"pack": str(out), **report})
+
+
+def evaluate_cmd(
+    data: Path = DataOpt,
+    fmt: str = FormatOpt,
+    task: str = typer.Option("D", "--task", help="D (diagnoses) or P (procedures)."),
+    model: Path | None = ModelOpt,
+    predictions_out: Path | None = typer.Option(
+        None, "--predictions-out", help="Write ranked predictions, doc<TAB>code (CodiEsp format)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """MAP, CodiEsp MAP, micro P/R/F1 at the pack threshold, P@5/10, R@10/50 (JSON)."""
+    from clinicode.engine import load
+    from clinicode.training.evaluate import evaluate_pack
+
+    _check_format(fmt)
+    if task not in ("D", "P"):
+        raise InputError(f"--task must be D or P, not {task!r}")
+    from clinicode.training.data import load_notes
+
+    notes = load_notes(data, fmt)
+    engine = load(model)
+    result = evaluate_pack(
+        engine,
+        notes,
+        task,
+        predictions_out=predictions_out,
+        progress=not quiet,
+    )
+    _print_json(result)
+
+
+def suggest_cmd(
+    file: str = typer.Argument(..., help="A note file, or - for standard input."),
+    setting: str = typer.Option("outpatient", help="inpatient | outpatient"),
+    model: Path | None = ModelOpt,
+    top_k: int | None = typer.Option(None, "--top-k", help="Candidates per system to list."),
+) -> None:
+    """Suggest codes for one note and print the result as JSON."""
+    from clinicode.engine import load
+
+    if setting not in ("inpatient", "outpatient"):
+        raise InputError(f"--setting must be inpatient or outpatient, not {setting!r}")
+    if file == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(file)
+        if not path.is_file():
+            raise InputError(f"file not found: {path}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{path} is not UTF-8 text") from None
+    engine = load(model)
+    result = engine.suggest(text, setting=setting, top_k=top_k)
+    sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("suggest")(suggest_cmd)

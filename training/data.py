@@ -1,0 +1,174 @@
+"""Labeled notes for training and evaluation: the CodiEsp folder layout and JSONL.
+
+CodiEsp: a split folder holding ``text_files_en/*.txt`` and ``{split}D.tsv`` / ``{split}P.tsv``
+(``doc<TAB>code``, lower-case codes such as ``n44.8`` or ``bw03zzz``). JSONL: one
+``{"id": ..., "text": ..., "codes": [...]}`` per line, where a code is ``"E11.22"``,
+``"ICD-10-PCS:0DTJ4ZZ"`` or ``{"system": ..., "code": ...}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from clinicode.errors import InputError
+
+Format = Literal["codiesp", "jsonl"]
+Task = Literal["D", "P"]
+
+_ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
+_PCS = re.compile(r"^[0-9A-HJ-NP-Z]{3,7}$")
+_CPT = re.compile(r"^[0-9]{4}[0-9A-Z]$")
+_HCPCS = re.compile(r"^[A-V][0-9]{4}$")
+
+
+@dataclass
+class LabeledNote:
+    id: str
+    text: str
+    codes: list[tuple[str, str]] = field(default_factory=list)  # (system, code), display form
+
+    def codes_for(self, task: Task) -> list[str]:
+        """Codes of one task: D = ICD-10-CM, P = procedures (PCS, CPT, HCPCS), keyed system:code."""
+        want = ("ICD-10-CM",) if task == "D" else ("ICD-10-PCS", "CPT", "HCPCS")
+        return [f"{s}:{c}" for s, c in self.codes if s in want]
+
+
+def task_systems(task: Task) -> tuple[str, ...]:
+    return ("ICD-10-CM",) if task == "D" else ("ICD-10-PCS", "CPT", "HCPCS")
+
+
+def normalize_label(code: str, system: str) -> str:
+    """Display form: upper case; ICD-10-CM with its dot after the category."""
+    c = code.strip().upper().replace(" ", "")
+    if system == "ICD-10-CM" and len(c) > 3 and "." not in c:
+        c = c[:3] + "." + c[3:]
+    return c
+
+
+def guess_system(code: str, hint: Task | None = None) -> str:
+    """The code system a bare code most likely belongs to (``hint`` settles D/P ambiguity)."""
+    c = code.strip().upper()
+    if hint == "D":
+        return "ICD-10-CM"
+    if hint == "P":
+        if _CPT.match(c):
+            return "CPT"
+        if _HCPCS.match(c):
+            return "HCPCS"
+        return "ICD-10-PCS"
+    if "." in c or (_ICD10CM.match(c) and len(c) <= 4):
+        return "ICD-10-CM"
+    if _CPT.match(c):
+        return "CPT"
+    if len(c) == 7 and _PCS.match(c):
+        return "ICD-10-PCS"
+    if _HCPCS.match(c):
+        return "HCPCS"
+    return "ICD-10-CM"
+
+
+def _read_tsv(path: Path, system_hint: Task) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.strip().split("\t")
+        if len(parts) < 2 or not parts[1].strip():
+            continue
+        system = guess_system(parts[1], system_hint)
+        code = normalize_label(parts[1], system)
+        codes = out.setdefault(parts[0].strip(), [])
+        if (system, code) not in codes:
+            codes.append((system, code))
+    return out
+
+
+def load_codiesp(folder: Path) -> list[LabeledNote]:
+    """One CodiEsp split folder (``.../codiesp/train``): English texts with D and P codes."""
+    folder = Path(folder)
+    text_dir = folder / "text_files_en"
+    if not text_dir.is_dir():
+        raise InputError(f"{folder} is not a CodiEsp split folder (no text_files_en/ inside)")
+    d_files = sorted(folder.glob("*D.tsv"))
+    p_files = sorted(folder.glob("*P.tsv"))
+    if not d_files and not p_files:
+        raise InputError(f"{folder} holds no {{split}}D.tsv or {{split}}P.tsv gold file")
+    gold: dict[str, list[tuple[str, str]]] = {}
+    for path, hint in [(f, "D") for f in d_files] + [(f, "P") for f in p_files]:
+        for doc, codes in _read_tsv(path, hint).items():  # type: ignore[arg-type]
+            gold.setdefault(doc, []).extend(codes)
+    notes = []
+    for path in sorted(text_dir.glob("*.txt")):
+        notes.append(
+            LabeledNote(
+                id=path.stem, text=path.read_text(encoding="utf-8"), codes=gold.get(path.stem, [])
+            )
+        )
+    if not notes:
+        raise InputError(f"{text_dir} holds no .txt notes")
+    return notes
+
+
+def _parse_code(item: object, line_no: int) -> tuple[str, str]:
+    if isinstance(item, dict):
+        code = str(item.get("code", ""))
+        system = str(item.get("system") or guess_system(code))
+    elif isinstance(item, str):
+        if ":" in item:
+            system, code = item.split(":", 1)
+        else:
+            code, system = item, guess_system(item)
+    else:
+        raise InputError(f"line {line_no}: a code must be a string or an object, got {item!r}")
+    if not code.strip():
+        raise InputError(f"line {line_no}: empty code")
+    return system, normalize_label(code, system)
+
+
+def load_jsonl(path: Path) -> list[LabeledNote]:
+    """``{"id","text","codes"}`` per line (a folder: every ``*.jsonl`` inside)."""
+    path = Path(path)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise InputError(f"no JSONL file at {path}")
+    notes: list[LabeledNote] = []
+    for f in files:
+        for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{f.name} line {i}: not JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or "text" not in obj:
+                raise InputError(f"{f.name} line {i}: needs an object with 'id', 'text', 'codes'")
+            codes = [_parse_code(c, i) for c in obj.get("codes", [])]
+            notes.append(
+                LabeledNote(
+                    id=str(obj.get("id", f"{f.stem}-{i}")), text=str(obj["text"]), codes=codes
+                )
+            )
+    if not notes:
+        raise InputError(f"{path} holds no notes")
+    return notes
+
+
+def load_notes(path: Path, fmt: Format) -> list[LabeledNote]:
+    if fmt == "codiesp":
+        return load_codiesp(path)
+    if fmt == "jsonl":
+        return load_jsonl(path)
+    raise InputError(f"unknown data format {fmt!r}; choose codiesp or jsonl")
+
+
+def fingerprint(notes: list[LabeledNote]) -> str:
+    """A hash of the training data (ids, texts, codes) recorded in the pack manifest."""
+    h = hashlib.sha256()
+    for n in sorted(notes, key=lambda n: n.id):
+        h.update(n.id.encode())
+        h.update(hashlib.sha256(n.text.encode()).digest())
+        h.update(json.dumps(sorted(n.codes)).encode())
+    return "sha256:" + h.hexdigest()

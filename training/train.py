@@ -1,0 +1,386 @@
+"""Train a model pack from labeled notes, and score labeled notes with a pack.
+
+Training (seeded, deterministic for a given machine):
+
+1. mentions of every note (``clinicode.nlp``), candidates from the KB index (``models.candidates``);
+2. note classifier scores *out of fold* on the training notes (cross-fitting: the classifier that
+   scores a note never saw it), so the ranker learns how much to trust them on unseen notes;
+3. the GBDT ranker on (note, candidate) rows, calibrated on out-of-fold scores;
+4. the final note classifier on all training notes; the decision threshold on ``dev`` notes when
+   given (best micro F1; say "tuned on dev" when reporting dev), else on the out-of-fold scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinicode.schema import Mention
+from clinicode.training.data import LabeledNote, Task, fingerprint, task_systems
+from clinicode.training.metrics import best_threshold, evaluate_rankings
+
+DEFAULT_GENERATORS: tuple[str, ...] = ("lexical", "structure")
+ALL_SYSTEMS: tuple[str, ...] = ("ICD-10-CM", "ICD-10-PCS", "CPT", "HCPCS")
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    n_folds: int = 5
+    doc_top_n: int = 100
+    max_generated: int = 120
+    generators: tuple[str, ...] = DEFAULT_GENERATORS
+    doc_alpha: float = 0.1
+    doc_k: int = 30
+    doc_power: float = 3.0
+    ranker_max_iter: int = 150
+    ranker_learning_rate: float = 0.1
+    ranker_folds: int = 3
+    name: str = "clinicode-trained"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def progress_bar(iterable: Any, desc: str, total: int | None = None, enabled: bool = True) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled, leave=False)
+
+
+# -- inputs shared by every stage ------------------------------------------------------------
+def extract_mentions(texts: Sequence[str], kb: Any, progress: bool = True) -> list[list[Mention]]:
+    """NLP mentions per note; the mention-free phrases where the NLP pipeline is absent."""
+    from clinicode.engine import phrase_fallback
+
+    try:
+        from clinicode.nlp import load_pipeline
+
+        nlp: Any = load_pipeline(kb)
+    except ImportError:
+        nlp = None
+    out = []
+    for t in progress_bar(texts, "mentions", len(texts), progress):
+        ms = nlp.extract(t) if nlp is not None else []
+        out.append(ms if ms else phrase_fallback(t))
+    return out
+
+
+def candidate_cache_dir(kb: Any, generators: Sequence[str]) -> Path:
+    from clinicode.settings import get_settings
+
+    versions = json.dumps(kb.versions(), sort_keys=True)
+    key = hashlib.sha256(f"{versions}|{','.join(generators)}".encode()).hexdigest()[:12]
+    return get_settings().data_dir / "cache" / "candidates" / key
+
+
+def ensure_candidates(kb: Any, generators: Sequence[str], progress: bool = True) -> Any:
+    """The candidate pipeline over the KB, fitted once and cached under the data dir."""
+    from clinicode.models.candidates import CandidatePipeline
+
+    cache = candidate_cache_dir(kb, generators)
+    if (cache / "candidates.json").is_file():
+        try:
+            return CandidatePipeline.load(cache, kb=kb)
+        except Exception:  # a damaged cache is rebuilt
+            pass
+    pipe = CandidatePipeline(tuple(generators)).fit(kb, progress=progress)
+    pipe.save(cache)
+    return CandidatePipeline.load(cache, kb=kb)
+
+
+def generate_all(
+    candidates: Any,
+    texts: Sequence[str],
+    mentions: Sequence[list[Mention]],
+    max_generated: int,
+    progress: bool = True,
+) -> list[list[Any]]:
+    if candidates is None:
+        return [[] for _ in texts]
+    return [
+        candidates.generate(t, list(m), max_candidates=max_generated)
+        for t, m in progress_bar(
+            list(zip(texts, mentions, strict=True)), "candidates", len(texts), progress
+        )
+    ]
+
+
+def code_prior(labels: Sequence[Sequence[str]]) -> dict[str, float]:
+    n = max(len(labels), 1)
+    counts = Counter(c for codes in labels for c in set(codes))
+    return {c: k / n for c, k in counts.items()}
+
+
+def doc_top_lists(doc: Any, texts: Sequence[str], top_n: int) -> tuple[list[Any], list[float]]:
+    s = doc.scores(list(texts))
+    combined = s["krr"] + s["knn"]
+    tops, sims = [], []
+    for i in range(len(texts)):
+        order = np.argsort(-combined[i])[:top_n]
+        tops.append(
+            [(doc.classes_[j], float(s["krr"][i, j]), float(s["knn"][i, j])) for j in order]
+        )
+        sims.append(float(s["sim_max"][i]))
+    return tops, sims
+
+
+# -- training -------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    notes: list[LabeledNote]
+    mentions: list[list[Mention]]
+    generated: list[list[Any]]
+
+
+def prepare(
+    notes: Sequence[LabeledNote], kb: Any, candidates: Any, cfg: TrainConfig, progress: bool
+) -> Prepared:
+    texts = [n.text for n in notes]
+    mentions = extract_mentions(texts, kb, progress)
+    generated = generate_all(candidates, texts, mentions, cfg.max_generated, progress)
+    return Prepared(list(notes), mentions, generated)
+
+
+def labels_of(note: LabeledNote) -> list[str]:
+    return [f"{s}:{c}" for s, c in note.codes]
+
+
+def train_pack(
+    train_notes: Sequence[LabeledNote],
+    *,
+    kb: Any,
+    out: Path | str,
+    dev_notes: Sequence[LabeledNote] | None = None,
+    base: Path | str | None = None,
+    cfg: TrainConfig | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Any]:
+    """Train, save a pack to ``out`` and return the training report."""
+    from sklearn.model_selection import KFold
+
+    from clinicode.engine import note_candidates
+    from clinicode.models import pack as pack_mod
+    from clinicode.models.doc_classifier import DocClassifier
+    from clinicode.models.features import feature_names, vectorize
+    from clinicode.models.ranker import GBDTRanker, expected_calibration_error, reliability
+
+    cfg = cfg or TrainConfig()
+    t_start = time.perf_counter()
+    np.random.seed(cfg.seed)
+    notes = [n for n in train_notes if n.codes]
+    if len(notes) < max(cfg.n_folds, 2):
+        from clinicode.errors import InputError
+
+        raise InputError(f"need at least {max(cfg.n_folds, 2)} labeled notes, got {len(notes)}")
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    if base is not None:
+        base_pack = pack_mod.load(base, kb=kb)
+        candidates = base_pack.candidates
+        log(f"candidate index from base pack {base}")
+    elif cfg.generators:
+        candidates = ensure_candidates(kb, cfg.generators, progress)
+    else:
+        candidates = None
+    timings["candidate_index_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    prep = prepare(notes, kb, candidates, cfg, progress)
+    timings["mentions_candidates_s"] = time.perf_counter() - t
+
+    # out-of-fold note-classifier scores and priors
+    t = time.perf_counter()
+    labels = [labels_of(n) for n in notes]
+    texts = [n.text for n in notes]
+    oof_top: list[Any] = [None] * len(notes)
+    oof_sim: list[float] = [0.0] * len(notes)
+    oof_prior: list[dict[str, float]] = [{}] * len(notes)
+    folds = KFold(n_splits=cfg.n_folds, shuffle=True, random_state=cfg.seed)
+    for tr, te in progress_bar(
+        list(folds.split(texts)), "note classifier folds", cfg.n_folds, progress
+    ):
+        doc = DocClassifier(alpha=cfg.doc_alpha, k=cfg.doc_k, power=cfg.doc_power)
+        doc.fit([texts[i] for i in tr], [labels[i] for i in tr])
+        tops, sims = doc_top_lists(doc, [texts[i] for i in te], cfg.doc_top_n)
+        prior = code_prior([labels[i] for i in tr])
+        for j, i in enumerate(te):
+            oof_top[i], oof_sim[i], oof_prior[i] = tops[j], sims[j], prior
+    timings["doc_oof_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    rows: list[dict[str, float]] = []
+    y: list[int] = []
+    groups: list[int] = []
+    row_keys: list[str] = []
+    for i, note in enumerate(notes):
+        nc = note_candidates(
+            [note.text],
+            [prep.mentions[i]],
+            doc=None,
+            candidates=None,
+            prior=oof_prior[i],
+            kb=kb,
+            systems=ALL_SYSTEMS,
+            doc_top=[oof_top[i]],
+            doc_sims=[oof_sim[i]],
+            generated=[prep.generated[i]],
+        )[0]
+        gold = set(labels[i])
+        rows.extend(nc.feats)
+        row_keys.extend(nc.keys)
+        y.extend(int(k in gold) for k in nc.keys)
+        groups.extend([i] * len(nc.keys))
+    names = feature_names(rows)
+    X = vectorize(rows, names)
+    ranker = GBDTRanker(
+        max_iter=cfg.ranker_max_iter,
+        learning_rate=cfg.ranker_learning_rate,
+        n_folds=cfg.ranker_folds,
+        random_state=cfg.seed,
+        feature_names=names,
+    ).fit(X, np.asarray(y), groups=np.asarray(groups))
+    timings["ranker_s"] = time.perf_counter() - t
+    yarr = np.asarray(y)
+    calib = {
+        "source": "out-of-fold on the training notes: the data the isotonic map was fitted on, "
+        "so this table is optimistic; see 'dev' for held-out reliability",
+        "ece": expected_calibration_error(ranker.oof_calibrated_, yarr),
+        "reliability": reliability(ranker.oof_calibrated_, yarr),
+    }
+    cand_recall = sum(y) / max(sum(len(set(ls)) for ls in labels), 1)
+
+    t = time.perf_counter()
+    doc_final = DocClassifier(alpha=cfg.doc_alpha, k=cfg.doc_k, power=cfg.doc_power).fit(
+        texts, labels
+    )
+    prior_final = code_prior(labels)
+    timings["doc_final_s"] = time.perf_counter() - t
+
+    # threshold: dev when given (tuned on dev), else out-of-fold on train
+    report_metrics: dict[str, Any] = {}
+    threshold_source = "train out-of-fold micro F1"
+    oof_scored: dict[str, list[tuple[str, float]]] = {}
+    garr = np.asarray(groups)
+    for i, note in enumerate(notes):
+        idx = np.flatnonzero(garr == i)
+        oof_scored[note.id] = sorted(
+            ((row_keys[j], float(ranker.oof_calibrated_[j])) for j in idx), key=lambda kv: -kv[1]
+        )
+    gold_train = {n.id: labels_of(n) for n in notes}
+    threshold, _ = best_threshold(gold_train, oof_scored)
+    report_metrics["train_oof"] = evaluate_rankings(gold_train, oof_scored, threshold)
+
+    pack = pack_mod.ModelPack(
+        name=cfg.name,
+        version="",
+        config={
+            "feature_names": names,
+            "systems": list(ALL_SYSTEMS),
+            "doc_top_n": cfg.doc_top_n,
+            "max_generated": cfg.max_generated,
+            "generators": list(cfg.generators) if candidates is not None else [],
+            "train_config": {k: v for k, v in cfg.__dict__.items() if k != "extra"},
+        },
+        ranker=ranker,
+        prior=prior_final,
+        threshold=threshold,
+        doc=doc_final,
+        candidates=candidates,
+        code_sets=kb.versions(),
+        data_fingerprint=fingerprint(list(train_notes)),
+    )
+    if dev_notes:
+        dev_scored = score_notes(pack, dev_notes, kb, progress=progress)
+        gold_dev = {n.id: labels_of(n) for n in dev_notes}
+        threshold, _ = best_threshold(gold_dev, dev_scored)
+        pack.threshold = threshold
+        threshold_source = "dev micro F1 (dev figures are tuned on dev)"
+        for task in ("D", "P"):
+            report_metrics[f"dev_{task}"] = task_metrics(dev_notes, dev_scored, task, threshold)
+        dev_p = np.asarray([s for d in dev_scored.values() for _, s in d])
+        dev_y = np.asarray(
+            [int(k in set(gold_dev[n])) for n, d in dev_scored.items() for k, _ in d]
+        )
+        calib["dev"] = {
+            "source": "dev notes (held out from training; the threshold, not the map, is tuned there)",
+            "ece": expected_calibration_error(dev_p, dev_y),
+            "reliability": reliability(dev_p, dev_y),
+        }
+    report_metrics["threshold_source"] = threshold_source
+    fp = fingerprint(list(train_notes))
+    pack.version = f"{cfg.name}-{fp[7:19]}-s{cfg.seed}"
+    pack.metrics = report_metrics
+    timings["total_s"] = time.perf_counter() - t_start
+    pack.report = {
+        "notes": len(notes),
+        "labels": len(doc_final.classes_),
+        "rows": len(y),
+        "candidate_recall_train": cand_recall,
+        "calibration": calib,
+        "timings": timings,
+        "metrics": report_metrics,
+    }
+    pack_mod.save(pack, out)
+    return pack.report
+
+
+def score_notes(
+    pack: Any,
+    notes: Sequence[LabeledNote],
+    kb: Any,
+    *,
+    progress: bool = True,
+    batch: int = 32,
+    systems: Sequence[str] = ALL_SYSTEMS,
+) -> dict[str, list[tuple[str, float]]]:
+    """``{note id: [(system:code, calibrated score), ...]}`` ranked, through the engine path."""
+    from clinicode.engine import note_candidates, score_candidates
+
+    texts = [n.text for n in notes]
+    mentions = extract_mentions(texts, kb, progress)
+    out: dict[str, list[tuple[str, float]]] = {}
+    cfg = pack.config
+    for lo in progress_bar(
+        range(0, len(notes), batch), "scoring", (len(notes) + batch - 1) // batch, progress
+    ):
+        chunk = list(range(lo, min(lo + batch, len(notes))))
+        ncs = note_candidates(
+            [texts[i] for i in chunk],
+            [mentions[i] for i in chunk],
+            doc=pack.doc,
+            candidates=pack.candidates,
+            prior=pack.prior,
+            kb=kb,
+            systems=systems,
+            doc_top_n=int(cfg.get("doc_top_n", 60)),
+            max_generated=int(cfg.get("max_generated", 120)),
+        )
+        probs = score_candidates(pack.ranker, cfg["feature_names"], ncs)
+        for i, nc, p in zip(chunk, ncs, probs, strict=True):
+            order = np.argsort(-p, kind="stable")
+            out[notes[i].id] = [(nc.keys[j], float(p[j])) for j in order]
+    return out
+
+
+def task_metrics(
+    notes: Sequence[LabeledNote],
+    scored: dict[str, list[tuple[str, float]]],
+    task: Task,
+    threshold: float,
+) -> dict[str, float]:
+    systems = task_systems(task)
+    gold = {n.id: n.codes_for(task) for n in notes}
+    per_task = {
+        d: [(k, s) for k, s in pairs if k.split(":", 1)[0] in systems]
+        for d, pairs in scored.items()
+    }
+    return evaluate_rankings(gold, per_task, threshold)
