@@ -31,7 +31,7 @@ from clinicode.nlp.text import Normalizer, get_normalizer
 
 log = logging.getLogger(__name__)
 
-LEXICON_FORMAT = "4"
+LEXICON_FORMAT = "5"
 # Term sources that name a code (the drug table and external-cause index do not name diagnoses).
 TERM_SOURCES: tuple[str, ...] = (
     "title",
@@ -151,11 +151,30 @@ class LexEntry:
     priority: int
 
 
-class Lexicon:
-    """``key -> LexEntry`` for bag-of-stems keys, plus the longest key size."""
+_SYSTEM_ALIAS = {"ICD-10-CM": "C", "ICD-10-PCS": "P", "CPT": "T", "HCPCS": "H"}
+_ALIAS_SYSTEM = {v: k for k, v in _SYSTEM_ALIAS.items()}
 
-    def __init__(self, entries: dict[str, list[Any]], max_words: int) -> None:
-        # entries: key -> [kind letter, priority, "concept concept ..."]
+
+def _pack_concept(concept: str) -> str:
+    system, _, code = concept.partition(":")
+    alias = _SYSTEM_ALIAS.get(system)
+    return f"{alias}:{code}" if alias else concept
+
+
+def _unpack_concept(packed: str) -> str:
+    alias, _, code = packed.partition(":")
+    system = _ALIAS_SYSTEM.get(alias)
+    return f"{system}:{code}" if system else packed
+
+
+class Lexicon:
+    """``key -> LexEntry`` for bag-of-stems keys, plus the longest key size.
+
+    Values are kept packed as one string each (``"c|0|C:E11 C:E11.9"``): the table holds
+    hundreds of thousands of keys once the Alphabetic Index is imported.
+    """
+
+    def __init__(self, entries: dict[str, str], max_words: int) -> None:
         self._entries = entries
         self.max_words = max_words
         # Every stem that occurs in some key: a window holding any other stem cannot match.
@@ -171,8 +190,12 @@ class Lexicon:
         raw = self._entries.get(key)
         if raw is None:
             return None
-        kind, prio, concepts = raw
-        return LexEntry(KIND_CODES[kind], tuple(concepts.split()) if concepts else (), int(prio))
+        kind, prio, concepts = raw.split("|", 2)
+        return LexEntry(
+            KIND_CODES[kind],
+            tuple(_unpack_concept(c) for c in concepts.split()) if concepts else (),
+            int(prio),
+        )
 
 
 def _kb_fingerprint(kb: Any) -> str:
@@ -189,7 +212,7 @@ def build_entries(
     *,
     max_concepts: int = 30,
     normalizer: Normalizer | None = None,
-) -> tuple[dict[str, list[Any]], int]:
+) -> tuple[dict[str, str], int]:
     """Build the key table from ``(system, code, text, source)`` terms and the synonyms file."""
     norm = normalizer or get_normalizer()
     acc: dict[str, dict[str, tuple[int, int]]] = {}  # key -> concept -> (prio, len)
@@ -228,13 +251,14 @@ def build_entries(
             add(stems, "", ph["kind"], -10, force=True)
             kinds[norm.key(stems)] = {ph["kind"]: -100}
 
-    entries: dict[str, list[Any]] = {}
+    entries: dict[str, str] = {}
     for key, concepts in acc.items():
         ranked = sorted((c for c in concepts if c), key=lambda c: (concepts[c], c))
         best_prio = min(p for p, _ in concepts.values())
         kd = kinds[key]
         kind = min(kd, key=lambda k: (kd[k], k != "condition"))
-        entries[key] = [_KIND_LETTER[kind], best_prio, " ".join(ranked[:max_concepts])]
+        packed = " ".join(_pack_concept(c) for c in ranked[:max_concepts])
+        entries[key] = f"{_KIND_LETTER[kind]}|{best_prio}|{packed}"
     return entries, max_words
 
 
@@ -267,7 +291,7 @@ def ensure_lexicon(kb: Any, cache_dir: Path, *, max_concepts: int = 30) -> Path:
     return path
 
 
-def write_lexicon(entries: dict[str, list[Any]], max_words: int, path: Path) -> Path:
+def write_lexicon(entries: dict[str, str], max_words: int, path: Path) -> Path:
     """Write a lexicon file atomically (what :func:`load_lexicon` reads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": LEXICON_FORMAT, "max_words": max_words, "entries": entries}
