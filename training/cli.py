@@ -37,6 +37,11 @@ def train_cmd(
     ),
     seed: int = typer.Option(0, help="Random seed."),
     name: str = typer.Option("clinicode-trained", help="Pack name."),
+    generators: str = typer.Option(
+        "lexical,structure",
+        help="Candidate generators, comma-separated (lexical, dense, structure), or 'none'.",
+    ),
+    folds: int = typer.Option(5, min=2, help="Cross-fitting folds of the note classifier."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train a model pack on labeled notes and print the training report (JSON)."""
@@ -45,6 +50,10 @@ def train_cmd(
     from clinicode.training.train import TrainConfig, train_pack
 
     _check_format(fmt)
+    gens = tuple(g.strip() for g in generators.split(",") if g.strip() and g.strip() != "none")
+    for g in gens:
+        if g not in ("lexical", "dense", "structure"):
+            raise InputError(f"unknown candidate generator {g!r}")
     notes = load_notes(data, fmt)
     dev_notes = load_notes(dev, fmt) if dev is not None else None
     report = train_pack(
@@ -53,7 +62,7 @@ def train_cmd(
         out=out,
         dev_notes=dev_notes,
         base=base,
-        cfg=TrainConfig(seed=seed, name=name),
+        cfg=TrainConfig(seed=seed, name=name, generators=gens, n_folds=folds),
         progress=not quiet,
         log=lambda m: typer.echo(m, err=True),
     )

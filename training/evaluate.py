@@ -60,3 +60,17 @@ def _valid_codes(engine: Any, systems: Sequence[str]) -> set[str]:
     if engine.pack.doc is not None:
         valid |= {k for k in engine.pack.doc.classes_ if k.split(":", 1)[0] in systems}
     return valid
+
+
+def compare_packs(
+    model_dirs: Sequence[Path | str], notes: Sequence[LabeledNote], task: Task
+) -> dict[str, dict[str, Any]]:
+    """The same figures for several packs on the same notes, keyed by pack version."""
+    from clinicode.engine import load
+
+    out: dict[str, dict[str, Any]] = {}
+    for d in model_dirs:
+        engine = load(d)
+        res = evaluate_pack(engine, notes, task, progress=False)
+        out[f"{engine.info.version} ({d})"] = res
+    return out

@@ -1,0 +1,72 @@
+"""Engine speed and memory on CodiEsp dev notes (English), after load.
+
+    .venv/bin/python bench/bench_engine.py [--model DIR] [--notes 100] [--threads 2]
+
+Prints JSON: pack load seconds (``clinicode.load`` with a cold cache, NLP and guidelines warmed
+separately), median / p90 ``suggest`` latency per note end to end (NLP included), batch
+throughput of ``suggest_many`` (notes/s), peak resident memory (MB). Pin cores with
+``taskset -c 0,1`` to measure "2 cores".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CLINICODE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--notes", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import clinicode
+
+    files = sorted((DATA / "codiesp" / "dev" / "text_files_en").glob("*.txt"))[: args.notes]
+    texts = [f.read_text(encoding="utf-8") for f in files]
+    t0 = time.perf_counter()
+    engine = clinicode.load(args.model)
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine.warm_up()
+    engine.suggest(texts[0])
+    warm_s = time.perf_counter() - t0
+    lat = []
+    for t in texts:
+        t1 = time.perf_counter()
+        engine.suggest(t)
+        lat.append((time.perf_counter() - t1) * 1000)
+    t1 = time.perf_counter()
+    for i in range(0, len(texts), 16):
+        engine.suggest_many(texts[i : i + 16])
+    batch_s = time.perf_counter() - t1
+    print(
+        json.dumps(
+            {
+                "model": engine.info.model_dump(),
+                "notes": len(texts),
+                "pack_load_s": round(load_s, 2),
+                "warm_up_s (NLP pipeline, guidelines, first note)": round(warm_s, 2),
+                "median_ms": round(statistics.median(lat), 1),
+                "p90_ms": round(sorted(lat)[int(0.9 * len(lat)) - 1], 1),
+                "batch_notes_per_s": round(len(texts) / batch_s, 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

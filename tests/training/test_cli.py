@@ -1,0 +1,101 @@
+"""train / evaluate / suggest through the CLI on a tiny JSONL corpus (no candidate index)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from tests.training.tiny_pack import tiny_notes
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    from clinicode.cli import _register_plugins
+    from clinicode.cli import app as root
+
+    _register_plugins()
+    return root
+
+
+def _jsonl(path: Path) -> Path:
+    rows = [
+        {"id": n.id, "text": n.text, "codes": [f"{s}:{c}" for s, c in n.codes]}
+        for n in tiny_notes()
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_train_evaluate_suggest(
+    app: typer.Typer, tmp_path: Path, kb_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLINICODE_DATA_DIR", str(kb_path.parent))
+    from clinicode.settings import get_settings
+
+    get_settings.cache_clear()
+    data = _jsonl(tmp_path / "notes.jsonl")
+    pack = tmp_path / "pack"
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(data),
+            "--format",
+            "jsonl",
+            "--out",
+            str(pack),
+            "--generators",
+            "none",
+            "--folds",
+            "3",
+            "--quiet",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (pack / "manifest.json").is_file()
+    preds = tmp_path / "preds.tsv"
+    r = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--format",
+            "jsonl",
+            "--task",
+            "D",
+            "--model",
+            str(pack),
+            "--predictions-out",
+            str(preds),
+            "--quiet",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert 0.0 < res["map"] <= 1.0 and res["documents"] == 12
+    assert {"map_official", "micro_f1", "p_at_5", "p_at_10", "r_at_10", "r_at_50"} <= set(res)
+    first = preds.read_text().splitlines()[0].split("\t")
+    assert first[0] == "n0" and first[1] == first[1].lower()
+    r = runner.invoke(app, ["suggest", "--model", str(pack), "-"], input="Essential hypertension.")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert {"model", "code_sets", "codes", "candidates", "suppressed"} <= set(out)
+    get_settings.cache_clear()
+
+
+def test_bad_arguments_are_clear_errors(app: typer.Typer, tmp_path: Path) -> None:
+    from clinicode.errors import InputError
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "--data", str(tmp_path), "--format", "xml", "--out", "x"])
+    assert isinstance(r.exception, InputError)
+    r = runner.invoke(app, ["suggest", str(tmp_path / "missing.txt")])
+    assert isinstance(r.exception, InputError)
