@@ -1,7 +1,7 @@
 """Guidelines layer bench: note-suite pass rate per guideline section, added latency, CodiEsp MAP.
 
     .venv/bin/python bench/bench_guidelines.py [--suite tests/regression/guideline_notes.yaml]
-        [--codiesp ../shared/data/codiesp/dev] [--limit N] [--no-codiesp] [--proxy]
+        [--codiesp ../shared/data/codiesp/dev] [--limit N] [--no-codiesp] [--proxy] [--model DIR]
 
 1. Runs every suite note end to end through ``clinicode.load().suggest(text, setting=...)`` and
    prints the pass rate per guideline section, with each failing case and why.
@@ -77,10 +77,9 @@ class _ProxyEngine:
     """``suggest`` with the NLP pipeline, the proxy ranker and the guidelines layer (no pack)."""
 
     def __init__(self) -> None:
+        from clinicode.kb import open_kb
         from clinicode.models.guidelines import Guidelines
         from clinicode.nlp.pipeline import load_pipeline
-
-        from clinicode.kb import open_kb
 
         self.kb = open_kb()
         self.pipe = load_pipeline()
@@ -205,10 +204,9 @@ def proxy_ranked(mentions: list[Any], kb: Any) -> list[Any]:
 
 
 def run_proxy(folder: Path, limit: int | None) -> None:
+    from clinicode.kb import open_kb
     from clinicode.models.guidelines import Guidelines
     from clinicode.nlp.pipeline import load_pipeline
-
-    from clinicode.kb import open_kb
 
     kb = open_kb()
     pipe = load_pipeline()
@@ -291,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--codiesp", type=Path, default=REPO.parent / "shared/data/codiesp/dev")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--no-codiesp", action="store_true")
+    ap.add_argument("--model", type=Path, default=None, help="model pack dir (default pack)")
     ap.add_argument("--proxy", action="store_true", help="NLP-concept stand-in for the ranker")
     args = ap.parse_args(argv)
     if args.proxy:
@@ -300,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     import clinicode
 
     try:
-        engine = clinicode.load()
+        engine = clinicode.load(args.model)
     except Exception as exc:  # no engine module or no model pack yet
         print(f"cannot load the engine ({type(exc).__name__}: {exc}); nothing to bench")
         return 2

@@ -1,17 +1,20 @@
 """The guidelines note suite: file checks here, end-to-end through ``clinicode.load().suggest``.
 
-End-to-end cases skip with the reason when the engine or a model pack is not available; cases
-listed with ``known_failure`` in the YAML are strict xfails (reported by bench_guidelines.py).
+End-to-end cases run on the default pack (``clinicode setup``) or ``CLINICODE_TEST_MODEL_DIR``
+and skip with the reason when neither is there; cases listed with ``known_failure`` in the YAML
+are strict xfails (reported by ``bench/bench_guidelines.py``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from clinicode.models.guidelines_suite import Case, check_case, load_suite
 
 SUITE = Path(__file__).with_name("guideline_notes.yaml")
@@ -64,15 +67,22 @@ def test_checker_reports_failures() -> None:
 
 @pytest.fixture(scope="module")
 def engine() -> Any:
+    """The engine on the default pack (or ``CLINICODE_TEST_MODEL_DIR``), read from a fresh
+    Settings so that the per-test data-dir isolation does not hide the installed pack."""
     if importlib.util.find_spec("clinicode.engine") is None:
         pytest.skip("clinicode.engine is not built yet: end-to-end suite needs the engine")
     import clinicode
     from clinicode.errors import ClinicodeError
+    from clinicode.settings import Settings
 
+    settings = Settings()
+    pack = Path(os.environ.get("CLINICODE_TEST_MODEL_DIR") or settings.default_pack_dir)
+    if not pack.is_dir():
+        pytest.skip(f"no model pack at {pack}: run `clinicode setup` for the end-to-end suite")
     try:
-        return clinicode.load()
+        return clinicode.load(pack, kb_path=settings.kb_path)
     except (ClinicodeError, FileNotFoundError) as exc:
-        pytest.skip(f"no model pack available for the end-to-end suite: {exc}")
+        pytest.skip(f"model pack at {pack} cannot be loaded for the end-to-end suite: {exc}")
 
 
 def _param(c: Case) -> Any:
