@@ -9,6 +9,7 @@ Prints:
 * median and p90 milliseconds per note (wall clock, and CPU time of the thread, which a
   busy machine inflates less) over the CodiEsp dev notes (English) and over the
   longest MTSamples notes (~2,000 words), one note at a time (``pipe.extract``), after warm-up;
+* the share of gold CodiEsp dev diagnosis categories found among the mention concepts;
 * the peak resident memory of the process with the loaded pipeline (ru_maxrss) and the load time.
 
 Timings depend on the machine and its load; run it on a quiet machine for reported figures.
@@ -105,13 +106,41 @@ def bench_speed(pipe: object, n_long: int) -> None:
         _report("MTSamples 1,800-2,200 words", two_k, _time(pipe, two_k))
 
 
+def bench_coverage(pipe: object, split: str = "dev") -> None:
+    """How many gold CodiEsp diagnosis codes have their 3-character category among the concepts
+    of the note's mentions: an upper bound for a ranker that reads only these mentions."""
+    root = DATA / "codiesp" / split
+    gold: dict[str, set[str]] = {}
+    for line in (root / f"{split}D.tsv").read_text(encoding="utf-8").splitlines():
+        doc_id, code = line.split("\t")[:2]
+        gold.setdefault(doc_id, set()).add(code.upper().split(".")[0][:3])
+    ids = sorted(gold)
+    notes = [(root / "text_files_en" / f"{i}.txt").read_text(encoding="utf-8") for i in ids]
+    hit = total = n_mentions = 0
+    for doc_id, mentions in zip(ids, pipe.extract_many(notes), strict=True):  # type: ignore[attr-defined]
+        n_mentions += len(mentions)
+        cats = {
+            c.split(":", 1)[1].split(".")[0][:3]
+            for m in mentions
+            for c in m.concepts
+            if c.startswith("ICD-10-CM:")
+        }
+        hit += len(gold[doc_id] & cats)
+        total += len(gold[doc_id])
+    print(
+        f"CodiEsp {split}: {n_mentions / len(ids):.1f} mentions per note; gold diagnosis categories "
+        f"found among mention concepts: {hit}/{total} = {hit / total:.3f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sections", action="store_true")
     ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--coverage", action="store_true")
     ap.add_argument("--notes", type=int, default=50, help="how many of the longest MTSamples")
     args = ap.parse_args()
-    both = not (args.sections or args.speed)
+    both = not (args.sections or args.speed or args.coverage)
     rss0 = _rss_mb()
     t0 = time.perf_counter()
     from clinicode.nlp import load_pipeline
@@ -123,6 +152,9 @@ def main() -> None:
         bench_sections(pipe)
     if both or args.speed:
         bench_speed(pipe, args.notes)
+    if both or args.coverage:
+        bench_coverage(pipe, "train")
+        bench_coverage(pipe, "dev")
     print(f"peak RSS at the end {_rss_mb():.0f} MB")
 
 

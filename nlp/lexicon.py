@@ -31,7 +31,7 @@ from clinicode.nlp.text import Normalizer, get_normalizer
 
 log = logging.getLogger(__name__)
 
-LEXICON_FORMAT = "5"
+LEXICON_FORMAT = "7"
 # Term sources that name a code (the drug table and external-cause index do not name diagnoses).
 TERM_SOURCES: tuple[str, ...] = (
     "title",
@@ -67,6 +67,7 @@ _CAUSE_CUT = re.compile(
 )
 
 PRIORITY_EXACT, PRIORITY_FIRST, PRIORITY_COMPONENT = 0, 1, 2
+MAIN_TERM_SHARE = 0.6
 
 
 def code_kind(system: str, code: str) -> str:
@@ -93,8 +94,8 @@ INDEX_SOURCES: frozenset[str] = frozenset({"index", "neoplasm", "eindex"})
 
 def index_phrases(text: str) -> list[tuple[str, int]]:
     """Phrases of an Alphabetic Index path ("Calculus, bile duct, with, cholangitis"): the whole
-    path, its main term, and the main term with each tail of the path (intermediate modifiers
-    left out: "Diabetes, diabetic, with, nephropathy" -> "Diabetes with nephropathy")."""
+    path and the main term with each tail of the path (intermediate modifiers left out:
+    "Diabetes, diabetic, with, nephropathy" -> "Diabetes with nephropathy")."""
     base = _PARENS.sub(" ", text)
     parts = [p.strip() for p in base.split(",") if p.strip()]
     out: dict[str, int] = {}
@@ -110,7 +111,8 @@ def index_phrases(text: str) -> list[tuple[str, int]]:
     with_modifiers = _PARENS.sub(r" \1 ", text).replace(",", " ")
     if with_modifiers != base.replace(",", " "):
         add(with_modifiers, PRIORITY_FIRST)
-    add(parts[0], PRIORITY_EXACT if len(parts) == 1 else PRIORITY_FIRST)
+    # The main term alone names only its own code (a one-part path), never a sub-entry's:
+    # "Cord, around neck" must not make every "cord" a mention.
     for j in range(2, len(parts)):
         add(" ".join([parts[0], *parts[j:]]), PRIORITY_FIRST)
     return list(out.items())
@@ -218,6 +220,7 @@ def build_entries(
     acc: dict[str, dict[str, tuple[int, int]]] = {}  # key -> concept -> (prio, len)
     kinds: dict[str, dict[str, int]] = {}
     max_words = 1
+    by_main: dict[str, list[tuple[str, str]]] = {}
 
     def add(key_stems: list[str], concept: str, kind: str, prio: int, force: bool = False) -> None:
         nonlocal max_words
@@ -241,6 +244,22 @@ def build_entries(
         kind = code_kind(system, code)
         for phrase, prio in term_phrases(text, source):
             add(norm.stems(phrase), concept, kind, prio)
+        if source in INDEX_SOURCES and "," in text:
+            main = _clean(_PARENS.sub(" ", text).split(",")[0])
+            by_main.setdefault(main, []).append((concept, kind))
+
+    # An index main term alone ("Paraparesis") names a condition when its sub-entries mostly
+    # share one category; a main term whose sub-entries scatter ("Cord", "Rest") does not.
+    for main, coded in by_main.items():
+        cats: dict[str, int] = {}
+        for concept, _ in coded:
+            cat = concept.split(".")[0]
+            cats[cat] = cats.get(cat, 0) + 1
+        top, n_top = max(cats.items(), key=lambda kv: kv[1])
+        if len(coded) >= 2 and n_top / len(coded) >= MAIN_TERM_SHARE:
+            for concept, kind in coded:
+                if concept.split(".")[0] == top:
+                    add(norm.stems(main), concept, kind, PRIORITY_COMPONENT)
 
     for ph in load_resource("synonyms.json")["phrases"]:
         stems = norm.stems(ph["term"])

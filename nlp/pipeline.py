@@ -9,6 +9,7 @@ Components, in order (each registered with ``@Language.factory``):
 """
 
 import threading
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,6 +83,8 @@ def build_nlp(config: NlpConfig, lexicon_path: Path) -> Language:
     """The spaCy pipeline for ``config`` over the lexicon file at ``lexicon_path``."""
     import spacy
 
+    # medspaCy's and scispaCy's internal matchers are empty by design; their W036 warning is noise.
+    warnings.filterwarnings("ignore", message=r".*\[W036\]")
     nlp = spacy.blank("en")
     if config.sections:
         nlp.add_pipe(

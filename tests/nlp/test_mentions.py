@@ -113,5 +113,8 @@ def test_cause_after_due_to_is_not_a_component() -> None:
 def test_index_paths_give_main_term_with_each_tail() -> None:
     phrases = dict(term_phrases("Diabetes, diabetic, with, nephropathy (mellitus)", "index"))
     assert phrases["Diabetes with nephropathy"] == 1
-    assert phrases["Diabetes"] == 1
+    assert "Diabetes" not in phrases  # the main term alone names only its own entry's code
     assert "nephropathy" not in phrases
+    assert (
+        dict(term_phrases("Hypertension, hypertensive", "index"))["Hypertension hypertensive"] == 0
+    )
