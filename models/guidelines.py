@@ -601,7 +601,17 @@ def _mention_history_codes(g: Guidelines, note: _Note) -> None:
         for c in codes:
             if g.rec(c) is None:
                 continue
-            if code_matches("Z80-Z87", c):
+            if code_matches("Z80-Z87", c):  # the mention names the history code itself
+                it = note.items.get((ICD, c))
+                if g.is_billable(c) and (it is None or it.fate != "keep"):
+                    g.add(
+                        note,
+                        c,
+                        section="I.C.21.c.4",
+                        message=f"{m.assertion} history documented in the note",
+                        evidence=[_evidence_from_mention(m)],
+                        score=max(it.s.score if it else 0.0, note.threshold),
+                    )
                 break
             row = first_rule(table, c)
             if row is None:
@@ -1326,6 +1336,23 @@ def _query_for(g: Guidelines, code: str, axis: str | None) -> Query | None:
     return Query(axis=axis, question=tmpl.format(title=g.title(code))) if tmpl else None
 
 
+def _supported(note: _Note, item: _Item) -> bool:
+    """The note supports a code when it is present and either the ranker scored it at the
+    threshold or the NLP matched one of its own terms in its evidence (a child the structure
+    generator merely listed under a category is not supported)."""
+    if "present" not in assertions_of(item.s, note.mentions):
+        return False
+    if item.s.score >= note.threshold:
+        return True
+    key = f"{item.s.system}:{item.s.code}"
+    return any(
+        key in m.concepts
+        for e in item.s.evidence
+        for m in note.mentions
+        if m.start < e.end and e.start < m.end
+    )
+
+
 def rule_billable_specificity(g: Guidelines, note: _Note) -> None:
     """Non-billable codes never reach ``codes``; unspecified codes get a more specific one the
     note supports, else a provider query (I.B.2, IV.F.1-3). A code put in place of a category
@@ -1336,7 +1363,8 @@ def rule_billable_specificity(g: Guidelines, note: _Note) -> None:
         if not todo:
             return
         seen.update(it.s.code for it in todo)
-        _billable_specificity_pass(g, note, todo)
+        rule_refinements(g, note)  # a code put in place of a category may refine further
+        _billable_specificity_pass(g, note, [it for it in todo if it.fate == "keep"])
 
 
 def _billable_specificity_pass(g: Guidelines, note: _Note, items: list[_Item]) -> None:
@@ -1352,7 +1380,7 @@ def _billable_specificity_pass(g: Guidelines, note: _Note, items: list[_Item]) -
                 for r in pool
                 if (ICD, r.code) in note.items
                 and note.items[(ICD, r.code)].fate in ("candidate", "keep")
-                and "present" in assertions_of(note.items[(ICD, r.code)].s, note.mentions)
+                and _supported(note, note.items[(ICD, r.code)])
             ]
             if ranked_child:
                 best = max(ranked_child, key=lambda it: it.s.score)

@@ -580,3 +580,35 @@ def test_category_replaced_then_queried(g: Guidelines) -> None:
     )
     assert codes_of(res) == ["N18.30"]
     assert res.codes[0].status == "needs_query" and "3a" in res.codes[0].query.question
+
+
+def test_unsupported_child_not_promoted(g: Guidelines) -> None:
+    text = "A/P: HTN, continue losartan."
+    ranked, mentions = build(text, [("I1A", "HTN", "present", 0.9)])
+    from clinicode.schema import CodeSuggestion
+
+    child = CodeSuggestion(
+        system="ICD-10-CM", code="I1A.0", title="", score=0.01, evidence=ranked[0].evidence
+    )
+    res = g.apply([*ranked, child], mentions, text=text, setting="outpatient", threshold=0.5)
+    assert codes_of(res) == []
+    assert by_code(res)["I1A"].status == "needs_query"
+
+
+def test_gdm_category_refined_by_control_and_weeks(g: Guidelines) -> None:
+    text = "OB visit: G2P1 at 28w3d. Gestational diabetes, diet controlled, glucose log reviewed."
+    res = run(g, text, [("O24.4", "Gestational diabetes", "present", 0.9)])
+    assert set(codes_of(res)) == {"O24.410", "Z3A.28"}
+
+
+def test_history_code_named_by_mention_is_added(g: Guidelines) -> None:
+    text = "PMH: GERD. Family hx of prostate cancer (brother)."
+    ranked, mentions = build(
+        text,
+        [
+            ("K21.9", "GERD", "historical", 0.8),
+            ("Z80.42", "Family hx of prostate cancer", "historical", 0.1),
+        ],
+    )
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert set(codes_of(res)) == {"K21.9", "Z80.42"}
