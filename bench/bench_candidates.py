@@ -115,13 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rebuild", action="store_true", help="refit even if the cache exists")
     ap.add_argument("--limit", type=int, default=0, help="only the first N notes")
-    ap.add_argument("--mentions", default="phrases", choices=["phrases", "nlp"])
+    ap.add_argument(
+        "--mentions",
+        default="phrases",
+        choices=["phrases", "nlp", "nlp+phrases"],
+        help="raw-text phrases, the NLP pipeline's mentions, or both",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads at query time")
     ap.add_argument("--max-candidates", type=int, default=200)
     args = ap.parse_args(argv)
 
     from clinicode.kb import KnowledgeBase, default_kb_path
-    from clinicode.models.candidates import CandidatePipeline, merge, phrase_mentions
+    from clinicode.models.candidates import CandidatePipeline, merge
 
     text_dir = DATA / "codiesp" / args.split / "text_files_en"
     if not text_dir.is_dir():
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     kb = KnowledgeBase(kb_file)
     systems = [system]
     gens = [g for g in args.generators.split(",") if g]
-    cache = args.cache / f"{system}-{'-'.join(gens)}"
+    cache = args.cache / f"{Path(kb_file).stem}-{system}-{'-'.join(gens)}"
     report: dict[str, Any] = {
         "split": args.split,
         "task": args.task,
@@ -177,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         pipe.generators_["dense"].num_threads = args.threads
 
     nlp = None
-    if args.mentions == "nlp":
+    pipe.phrases = "always" if args.mentions == "nlp+phrases" else "fallback"
+    if args.mentions != "phrases":
         from clinicode.nlp import load_pipeline
 
-        nlp = load_pipeline()
+        nlp = load_pipeline(kb=kb)
 
     gold_all = read_gold(args.split, args.task)
     docs = sorted(p.stem for p in text_dir.glob("*.txt"))
@@ -203,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         text = (text_dir / f"{doc}.txt").read_text(encoding="utf-8")
         t_all = time.perf_counter()
         mentions = nlp.extract(text) if nlp is not None else []
-        if not mentions:
-            mentions = phrase_mentions(text)
+        mentions = pipe.mentions_for(text, mentions)
         n_mentions.append(len(mentions))
         results: dict[str, list[Any]] = {}
         for name, gen in pipe.generators_.items():

@@ -452,6 +452,9 @@ def merge(
             f[f"src_{src}"] = float(src in c.sources)
         f["n_sources"] = float(len(c.sources))
         f["code_length"] = float(len(c.code.replace(".", "")))
+        for g in ("lex", "dense"):
+            rank = f.get(f"{g}_min_rank")
+            f[f"{g}_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
         if c.mention_ids:
             ms = [mentions[i] for i in c.mention_ids if i < len(mentions)]
             if ms:
@@ -493,10 +496,14 @@ class CandidatePipeline:
         *,
         config: dict[str, dict[str, Any]] | None = None,
         max_candidates: int | None = 200,
+        phrases: str = "fallback",
     ) -> None:
+        if phrases not in ("fallback", "always"):
+            raise CandidatesError(f"phrases must be 'fallback' or 'always', not {phrases!r}")
         self.generators = tuple(generators)
         self.config = dict(config or {})
         self.max_candidates = max_candidates
+        self.phrases = phrases
         self.generators_: dict[str, Any] = {}
 
     def fit(
@@ -512,15 +519,24 @@ class CandidatePipeline:
             self.generators_[name] = gen
         return self
 
+    def mentions_for(self, text: str, mentions: Sequence[Mention]) -> list[Mention]:
+        """The mention list that ``Candidate.mention_ids`` index: ``mentions`` themselves, plus
+        (``phrases="always"``, or when there are none) the raw-text phrases whose span no mention
+        has. Deterministic, so a caller can rebuild the list for evidence spans."""
+        out = list(mentions)
+        if self.phrases == "always" or not out:
+            spans = {(m.start, m.end) for m in out}
+            out += [p for p in phrase_mentions(text) if (p.start, p.end) not in spans]
+        return out
+
     def generate(
         self, text: str, mentions: list[Mention], *, max_candidates: int | None = -1
     ) -> list[Candidate]:
-        """Merged candidates for one note (``Candidate.mention_ids`` index ``mentions``, or
-        ``phrase_mentions(text)`` when ``mentions`` is empty)."""
+        """Merged candidates for one note; ``Candidate.mention_ids`` index
+        ``self.mentions_for(text, mentions)`` (which starts with ``mentions``)."""
         if not self.generators_:
             raise CandidatesError("candidate pipeline used before fit() or load()")
-        if not mentions:
-            mentions = phrase_mentions(text)
+        mentions = self.mentions_for(text, mentions)
         results = self.generate_each(text, mentions)
         cap = self.max_candidates if max_candidates == -1 else max_candidates
         return merge(results, mentions, text_length=len(text), max_candidates=cap)
@@ -552,6 +568,7 @@ class CandidatePipeline:
                     "generators": list(self.generators),
                     "config": self.config,
                     "max_candidates": self.max_candidates,
+                    "phrases": self.phrases,
                 },
                 indent=2,
             ),
@@ -569,7 +586,10 @@ class CandidatePipeline:
                 f"(expected {FORMAT_VERSION}); rebuild the model pack"
             )
         pipe = cls(
-            spec["generators"], config=spec.get("config"), max_candidates=spec["max_candidates"]
+            spec["generators"],
+            config=spec.get("config"),
+            max_candidates=spec["max_candidates"],
+            phrases=spec.get("phrases", "fallback"),
         )
         for name in pipe.generators:
             klass = generator_class(name)

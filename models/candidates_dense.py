@@ -35,9 +35,14 @@ _PREFIX = "dense"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-@lru_cache(maxsize=1)
-def load_encoder() -> tuple[Any, Any]:
-    """The bundled tokenizer and model (cached; loads in about a second)."""
+@lru_cache(maxsize=2)
+def load_encoder(quantize: bool = False) -> tuple[Any, Any]:
+    """The bundled tokenizer and model (cached; loads in about a second).
+
+    With ``quantize`` the linear layers run in int8 (torch dynamic quantization): several times
+    faster on CPU, embeddings within about 0.94 cosine of the float ones, so an index must be
+    built and queried with the same setting (the saved config records it).
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
@@ -52,6 +57,16 @@ def load_encoder() -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True)
     model.eval()
+    if quantize:
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
     return tokenizer, model
 
 
@@ -81,6 +96,7 @@ def encode(
     batch_size: int = 128,
     num_threads: int | None = None,
     progress: bool = False,
+    quantize: bool = False,
 ) -> np.ndarray:
     """L2-normalised mean-pooled embeddings (float32, ``len(texts) x 384``).
 
@@ -88,7 +104,7 @@ def encode(
     """
     import torch
 
-    tokenizer, model = load_encoder()
+    tokenizer, model = load_encoder(quantize)
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     if not texts:
         return out
@@ -121,7 +137,12 @@ def encode(
 
 
 class DenseGenerator:
-    """Sentence-embedding cosine neighbours of each mention among the KB terms."""
+    """Sentence-embedding cosine neighbours of each mention among the KB terms.
+
+    By default only titles and inclusion terms are encoded (about 66k unique texts once the
+    7th-character titles are collapsed): the Alphabetic Index would double the build time for
+    little gain, as the lexical generator already searches it.
+    """
 
     name = "dense"
 
@@ -135,10 +156,11 @@ class DenseGenerator:
         batch_size: int = 128,
         num_threads: int | None = 1,
         fit_threads: int | None = None,
-        sources: Sequence[str] | None = None,
+        sources: Sequence[str] | None = ("title", "inclusion"),
         collapse_seventh: bool = True,
         billable_only: bool = False,
         max_queries: int = 256,
+        quantize: bool = False,
     ) -> None:
         self.top_k = top_k
         self.min_score = min_score
@@ -151,6 +173,7 @@ class DenseGenerator:
         self.collapse_seventh = collapse_seventh
         self.billable_only = billable_only
         self.max_queries = max_queries
+        self.quantize = quantize
 
     def fit(
         self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",), progress: bool = False
@@ -171,6 +194,7 @@ class DenseGenerator:
             batch_size=self.batch_size,
             num_threads=self.fit_threads or os.cpu_count(),
             progress=progress,
+            quantize=self.quantize,
         )
         self.fit_seconds_ = time.perf_counter() - t0
         return self
@@ -188,6 +212,7 @@ class DenseGenerator:
             max_length=self.max_length,
             batch_size=max(len(uniq), 1),
             num_threads=self.num_threads,
+            quantize=self.quantize,
         )
         sims = emb @ self.embeddings_.T
         top = np.argpartition(-sims, min(k, sims.shape[1] - 1), axis=1)[:, :k]
@@ -254,6 +279,7 @@ class DenseGenerator:
                     "collapse_seventh": self.collapse_seventh,
                     "billable_only": self.billable_only,
                     "max_queries": self.max_queries,
+                    "quantize": self.quantize,
                     "systems": self.systems_,
                     "code_sets": self.versions_,
                     "fit_seconds": round(getattr(self, "fit_seconds_", 0.0), 1),
@@ -282,6 +308,7 @@ class DenseGenerator:
             collapse_seventh=cfg["collapse_seventh"],
             billable_only=cfg["billable_only"],
             max_queries=cfg["max_queries"],
+            quantize=cfg.get("quantize", False),
         )
         gen.systems_ = cfg["systems"]
         gen.versions_ = cfg["code_sets"]

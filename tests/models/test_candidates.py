@@ -286,3 +286,19 @@ def test_pipeline_save_load_round_trip(tmp_path: Path) -> None:
     (tmp_path / "lexical_matrix.npz").unlink()
     with pytest.raises(CandidatesError, match="missing"):
         CandidatePipeline.load(tmp_path, kb=kb)
+
+
+def test_pipeline_mentions_for_adds_phrases_only_when_asked() -> None:
+    note = "Renal calculus. Also high blood pressure."
+    ms = [_mention("Renal calculus", note)]
+    fallback = CandidatePipeline(("lexical",)).fit(FakeKB())
+    assert fallback.mentions_for(note, ms) == ms
+    assert fallback.mentions_for(note, []) == phrase_mentions(note)
+    always = CandidatePipeline(("lexical",), phrases="always").fit(FakeKB())
+    full = always.mentions_for(note, ms)
+    assert full[0] == ms[0] and len({(m.start, m.end) for m in full}) == len(full)
+    cands = {c.code: c for c in always.generate(note, ms)}
+    assert cands["N20.0"].mention_ids[0] == 0
+    assert "high blood pressure" in {full[i].text for i in cands["I10"].mention_ids}
+    with pytest.raises(CandidatesError, match="phrases"):
+        CandidatePipeline(phrases="sometimes")
