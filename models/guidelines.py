@@ -583,16 +583,20 @@ def _cancer_under_treatment(g: Guidelines, note: _Note, item: _Item) -> bool:
 
 def _mention_history_codes(g: Guidelines, note: _Note) -> None:
     """Family / personal history from NLP mentions the ranker scored nowhere above threshold."""
+    former_rx = _compile(g.rules["assertion"]["former_cue"])
     for m in note.mentions:
-        if m.assertion not in ("family", "historical") or m.kind not in ("condition", "finding"):
+        assertion = m.assertion
+        if assertion == "negated" and m.assertion_cue and former_rx.search(m.assertion_cue):
+            assertion = "historical"  # "former smoker, quit ..." is a past condition
+        if assertion not in ("family", "historical") or m.kind in ("procedure", "medication"):
             continue
-        table = g.rules["family_history" if m.assertion == "family" else "personal_history"]
+        table = g.rules["family_history" if assertion == "family" else "personal_history"]
         codes = [
             c.split(":", 1)[-1]
             for c in m.concepts
             if not c.startswith(("ICD-10-PCS", "CPT", "HCPCS"))
         ]
-        if m.assertion == "historical" and any(
+        if assertion == "historical" and any(
             any_match(g.rules["assertion"]["chronic_persisting"], c) for c in codes
         ):
             continue
@@ -608,7 +612,7 @@ def _mention_history_codes(g: Guidelines, note: _Note) -> None:
                         note,
                         c,
                         section="I.C.21.c.4",
-                        message=f"{m.assertion} history documented in the note",
+                        message=f"{assertion} history documented in the note",
                         evidence=[_evidence_from_mention(m)],
                         score=max(it.s.score if it else 0.0, note.threshold),
                     )
@@ -624,7 +628,7 @@ def _mention_history_codes(g: Guidelines, note: _Note) -> None:
                     note,
                     z,
                     section="I.C.21.c.4",
-                    message=f"{m.assertion} history of {c} documented in the note",
+                    message=f"{assertion} history of {c} documented in the note",
                     evidence=[_evidence_from_mention(m)],
                     score=max([*scores, note.threshold]),
                 )
