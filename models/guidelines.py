@@ -893,17 +893,22 @@ def rule_influenza_pneumonia(g: Guidelines, note: _Note) -> None:
 
 
 _ORGANISM_COMBOS = [
-    # (unspecified-organism code pattern, organisms-table key, section, what)
-    ("J18", "pneumonia", "I.B.9", "pneumonia"),
-    ("A41.9", "sepsis", "I.C.1.d.1.a", "sepsis"),
+    # (codes that leave the organism open, organisms-table key, section, what)
+    (
+        ("J18", "J18.0", "J18.1", "J18.8", "J18.9", "J15.9", "J15.8"),
+        "pneumonia",
+        "I.B.9",
+        "pneumonia",
+    ),
+    (("A41", "A41.9", "A41.8", "A41.89", "A41.5", "A41.50"), "sepsis", "I.C.1.d.1.a", "sepsis"),
 ]
 
 
 def rule_organism_combination(g: Guidelines, note: _Note) -> None:
     """Pneumonia or sepsis due to a documented organism is one code (J13-J15, A40-A41), not the
     unspecified code plus B95/B96 (I.B.9, I.C.1.d.1.a)."""
-    for pattern, key, section, what in _ORGANISM_COMBOS:
-        for item in note.kept_matching(pattern):
+    for open_codes, key, section, what in _ORGANISM_COMBOS:
+        for item in [it for it in note.kept() if it.s.code in open_codes]:
             if _unlinked(g, note, item):
                 continue
             for org in g.rules["organisms"]:
@@ -1368,6 +1373,7 @@ def rule_billable_specificity(g: Guidelines, note: _Note) -> None:
             return
         seen.update(it.s.code for it in todo)
         rule_refinements(g, note)  # a code put in place of a category may refine further
+        rule_organism_combination(g, note)
         _billable_specificity_pass(g, note, [it for it in todo if it.fate == "keep"])
 
 

@@ -612,3 +612,9 @@ def test_history_code_named_by_mention_is_added(g: Guidelines) -> None:
     )
     res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
     assert set(codes_of(res)) == {"K21.9", "Z80.42"}
+
+
+def test_sepsis_category_with_organism(g: Guidelines) -> None:
+    text = "Admitted with sepsis. Blood cultures: Pseudomonas aeruginosa."
+    res = run(g, text, [("A41", "sepsis", "present", 0.9)], setting="inpatient")
+    assert codes_of(res) == ["A41.52"]
