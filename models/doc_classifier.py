@@ -118,11 +118,18 @@ class DocClassifier:
         idx = np.argpartition(-kernel, k - 1, axis=1)[:, :k]
         weights = np.take_along_axis(kernel, idx, axis=1).clip(min=0) ** self.power
         knn = np.zeros_like(krr)
-        Y = self.Y_.toarray()
+        Y = self._dense_labels()
         for i in range(len(texts)):
             denom = weights[i].sum() or 1.0
             knn[i] = (weights[i] @ Y[idx[i]]) / denom
         return {"krr": krr, "knn": knn, "sim_max": kernel.max(axis=1)}
+
+    def _dense_labels(self) -> np.ndarray:
+        dense: np.ndarray | None = getattr(self, "_Y_dense", None)
+        if dense is None:
+            dense = self.Y_.toarray()
+            self._Y_dense = dense
+        return dense
 
     def top(self, texts: Sequence[str], n: int = 100) -> list[list[tuple[str, float, float]]]:
         """Top ``n`` labels per note by KRR + kNN: ``[(code_key, krr, knn), ...]``."""

@@ -36,6 +36,7 @@ class GBDTRanker:
         n_folds: int = 4,
         random_state: int = 0,
         feature_names: list[str] | None = None,
+        monotonic: dict[str, int] | None = None,
     ) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -45,11 +46,16 @@ class GBDTRanker:
         self.n_folds = n_folds
         self.random_state = random_state
         self.feature_names = feature_names
+        self.monotonic = monotonic
 
     def _trees(self) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
+        cst = None
+        if self.monotonic and self.feature_names:
+            cst = [int(self.monotonic.get(n, 0)) for n in self.feature_names]
         return HistGradientBoostingClassifier(
+            monotonic_cst=cst,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes,
@@ -87,8 +93,12 @@ class GBDTRanker:
         return np.interp(raw, self.calib_x_, self.calib_y_)
 
     def decision_function(self, X: Any) -> np.ndarray:
+        from threadpoolctl import threadpool_limits
+
         self._check()
-        return np.asarray(self.model_.predict_proba(np.asarray(X, dtype=np.float32))[:, 1])
+        # per-note batches are small: OpenMP start-up per tree costs far more than it saves
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return np.asarray(self.model_.predict_proba(np.asarray(X, dtype=np.float32))[:, 1])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         raw = self.decision_function(X)
@@ -112,6 +122,7 @@ class GBDTRanker:
             "n_folds": self.n_folds,
             "random_state": self.random_state,
             "feature_names": self.feature_names,
+            "monotonic": self.monotonic,
         }
 
     def save(self, directory: Path | str) -> list[Path]:

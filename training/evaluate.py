@@ -27,7 +27,12 @@ def evaluate_pack(
     from clinicode.training.train import score_notes
 
     systems = task_systems(task)
-    scored = score_notes(engine.pack, notes, engine.kb, progress=progress, systems=systems)
+    # score every system the pack knows (as the engine does), then keep this task's codes
+    scored_all = score_notes(engine.pack, notes, engine.kb, progress=progress)
+    scored = {
+        d: [(k, s) for k, s in pairs if k.split(":", 1)[0] in systems]
+        for d, pairs in scored_all.items()
+    }
     gold = {n.id: n.codes_for(task) for n in notes}
     idx_codes = _valid_codes(engine, systems)
     result: dict[str, Any] = {
