@@ -373,7 +373,12 @@ class Engine:
             )
             codes, cands, suppressed = list(res.codes), list(res.candidates), list(res.suppressed)
             for s in px:
-                (codes if s.score >= threshold else cands).append(s)
+                if s.score >= threshold:
+                    s.status = "suggested"
+                    codes.append(s)
+                else:
+                    s.status = "candidate"
+                    cands.append(s)
         else:
             codes, cands, suppressed = self._split(ranked, threshold, benchmark)
         for group in (codes, cands, suppressed):

@@ -37,6 +37,8 @@ def test_procedures_ranked_separately(engine: Any) -> None:
     pcs = [s for s in res.codes + res.candidates if s.system == "ICD-10-PCS"]
     assert pcs and pcs[0].code == "0DTJ4ZZ"
     assert min(s.rank for s in pcs) == 1  # ranks restart per system
+    assert all(s.status == "candidate" for s in res.candidates)
+    assert all(s.status in ("suggested", "needs_query") for s in res.codes)
 
 
 def test_ids_are_deterministic_and_batch_matches_single(engine: Any) -> None:
