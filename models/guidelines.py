@@ -937,10 +937,27 @@ def _spans(item: _Item) -> frozenset[tuple[int, int]]:
     return frozenset((e.start, e.end) for e in item.s.evidence)
 
 
+_TITLE_STOP = frozenset(
+    "other unspecified specified with without of the and or due to in type disease disorder "
+    "nos not elsewhere classified site part by for as a an on at from".split()
+)
+
+
+def undocumented_words(title: str, text: str) -> int:
+    """How many content words of a code title the note text does not contain (the words after
+    "without" name an absence, which needs no documentation)."""
+    title = re.sub(r"\bwithout\b.*", "", title.lower())
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    content = {w for w in re.findall(r"[a-z]+", title) if w not in _TITLE_STOP and len(w) > 2}
+    return len(content - words)
+
+
 def rule_same_mention_alternatives(g: Guidelines, note: _Note) -> None:
     """Codes of one category read off the very same words are alternatives, not two
-    conditions: the better-supported one is reported (I.B.2, I.B.12). Diabetes is exempt: one
-    phrase can need several E08-E13 codes (I.C.4.a)."""
+    conditions: one is reported (I.B.2). The one whose title the note documents best wins (a
+    title word the note lacks, "right" or "with hematuria", is a detail not documented); then,
+    on a tie, the unspecified code (I.A.9.b: the note gives no more detail); then the ranker's
+    score. Diabetes is exempt: one phrase can need several E08-E13 codes (I.C.4.a)."""
     groups: dict[tuple[str, frozenset[tuple[int, int]]], list[_Item]] = {}
     for it in note.kept():
         spans = _spans(it)
@@ -950,13 +967,20 @@ def rule_same_mention_alternatives(g: Guidelines, note: _Note) -> None:
     for items in groups.values():
         if len(items) < 2:
             continue
-        items.sort(key=lambda it: (-it.s.score, it.order))
+        text = window_text(note, items[0])
+
+        def key(it: _Item, text: str = text) -> tuple[int, int, float, int]:
+            title = g.title(it.s.code)
+            unspecified = "unspecified" in title.lower() or "nos" in title.lower().split()
+            return (undocumented_words(title, text), 0 if unspecified else 1, -it.s.score, it.order)
+
+        items.sort(key=key)
         for it in items[1:]:
             g.drop(
                 it,
                 "I.B.2",
-                f"alternative code for the same words as {items[0].s.code}, "
-                "which is better supported",
+                f"alternative code for the same words as {items[0].s.code}, which matches "
+                "the documentation better",
             )
 
 

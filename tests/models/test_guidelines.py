@@ -618,3 +618,19 @@ def test_sepsis_category_with_organism(g: Guidelines) -> None:
     text = "Admitted with sepsis. Blood cultures: Pseudomonas aeruginosa."
     res = run(g, text, [("A41", "sepsis", "present", 0.9)], setting="inpatient")
     assert codes_of(res) == ["A41.52"]
+
+
+def test_alternatives_prefer_the_documented_title(g: Guidelines) -> None:
+    text = "Acute cystitis, UA + nitrites. Heart failure, on furosemide."
+    res = run(
+        g,
+        text,
+        [
+            ("N30.01", "Acute cystitis", "present", 0.8),
+            ("N30.00", "Acute cystitis", "present", 0.7),
+            ("I50.810", "Heart failure", "present", 0.8),
+            ("I50.9", "Heart failure", "present", 0.7),
+        ],
+    )
+    assert {"N30.00", "I50.9"} <= set(codes_of(res))
+    assert not {"N30.01", "I50.810"} & set(codes_of(res))
