@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from clinicode.models.guidelines import code_matches
 
 
