@@ -48,7 +48,12 @@ def read_gold(split: str, task: str) -> dict[str, list[str]]:
 
 
 def pcs_kb(base_kb: Path, workdir: Path) -> Path:
-    """A temporary KB: the base KB plus ICD-10-PCS FY2026 (through the project's importer)."""
+    """The base KB if it has ICD-10-PCS, else a temporary copy with PCS FY2026 imported
+    through the project's importer."""
+    from clinicode.kb import KnowledgeBase
+
+    if KnowledgeBase(base_kb).system_info("ICD-10-PCS") is not None:
+        return base_kb
     target = workdir / "kb_pcs.sqlite"
     shutil.copy(base_kb, target)
     try:
@@ -104,6 +109,55 @@ def recall_table(
     return out
 
 
+def fit_weights(
+    rows: list[tuple[str, str, dict[str, float]]],
+    gold: dict[str, list[tuple[str, bool]]],
+    docs: list[str],
+) -> dict[str, Any]:
+    """Logistic regression of "gold code" on the merged features (first 60% of the notes);
+    recall@K on the other 40% with the current ``SCORE_WEIGHTS`` and with the fitted ones."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from clinicode.models.candidates import score_weights
+
+    feats = sorted(
+        {
+            k
+            for _, _, f in rows
+            for k in f
+            if not k.startswith(("section_", "assert_", "lex_src_")) and not k.endswith("_min_rank")
+        }
+    )
+    X = np.array([[f.get(k, 0.0) for k in feats] for _, _, f in rows])
+    gold_sets = {d: {c for c, known in cs if known} for d, cs in gold.items()}
+    y = np.array([code in gold_sets[d] for d, code, _ in rows])
+    fit_docs = set(docs[: int(len(docs) * 0.6)])
+    is_fit = np.array([d in fit_docs for d, _, _ in rows])
+    model = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced")
+    model.fit(X[is_fit], y[is_fit])
+    weights = {k: round(float(w), 3) for k, w in zip(feats, model.coef_[0], strict=True)}
+
+    def held_out_recall(score: Any) -> dict[str, float]:
+        ranked: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        for (d, code, _), sc, fit in zip(rows, score, is_fit, strict=True):
+            if not fit:
+                ranked[d].append((-float(sc), code))
+        per_doc = {d: [c for _, c in sorted(v)] for d, v in ranked.items()}
+        held = {d: cs for d, cs in gold.items() if d not in fit_docs}
+        t = recall_table(per_doc, held)
+        return {k: v for k, v in t.items() if k.startswith("recall@")}
+
+    present = {g for _, _, f in rows for g in ("dense",) if f.get(f"src_{g}")}
+    sw = score_weights(present | {"lexical"})
+    current = X @ np.array([sw.get(k, 0.0) for k in feats])
+    return {
+        "weights": dict(sorted(weights.items(), key=lambda kv: -abs(kv[1]))),
+        "held_out_recall_current": held_out_recall(current),
+        "held_out_recall_fitted": held_out_recall(X @ model.coef_[0]),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--split", default="dev", choices=["dev", "train"])
@@ -123,10 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads at query time")
     ap.add_argument("--max-candidates", type=int, default=200)
+    ap.add_argument(
+        "--fit-weights",
+        action="store_true",
+        help="(train only) fit the pre-ranking weights by logistic regression on the first 60%% "
+        "of the notes, print them and the recall on the other 40%%",
+    )
     args = ap.parse_args(argv)
+    if args.fit_weights and args.split != "train":
+        print("--fit-weights only on --split train (never tune on dev)", file=sys.stderr)
+        return 2
 
     from clinicode.kb import KnowledgeBase, default_kb_path
-    from clinicode.models.candidates import CandidatePipeline, merge
+    from clinicode.models.candidates import CandidatePipeline, merge, score_weights
 
     text_dir = DATA / "codiesp" / args.split / "text_files_en"
     if not text_dir.is_dir():
@@ -203,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ranked: dict[str, dict[str, list[str]]] = defaultdict(dict)
     times: dict[str, list[float]] = defaultdict(list)
     n_mentions = []
+    rows: list[tuple[str, str, dict[str, float]]] = []
+    weights = score_weights(pipe.generators_)
     # warm up (encoder load, caches) outside the timings
     pipe.generate("Type 2 diabetes mellitus with chronic kidney disease stage 3.", [])
     for doc in docs:
@@ -220,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             times[name].append((time.perf_counter() - t) * 1000)
         if "structure" in pipe.generators_:
             t = time.perf_counter()
-            seeds = merge(results, mentions, text_length=len(text))
+            seeds = merge(results, mentions, text_length=len(text), weights=weights)
             results["structure"] = pipe.generators_["structure"].generate(
                 text, mentions, seeds=seeds
             )
@@ -240,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in times.items()
     }
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if args.fit_weights:
+        report["fit_weights"] = fit_weights(rows, gold, docs)
     print(json.dumps(report, indent=2))
     shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -398,16 +398,68 @@ def get_generator(name: str, **config: Any) -> Any:
 # --------------------------------------------------------------------------------------
 # merge
 # --------------------------------------------------------------------------------------
-# Weights of the pre-ranking score (used to order and cap candidates before the learned ranker
-# sees them). Chosen on CodiEsp *train* (bench/bench_candidates.py --split train), not dev.
+# Weights of the pre-ranking score (orders and caps the candidates before the learned ranker
+# sees them): logistic regression of "is a gold code" on the merged features, fitted on the
+# first 120 of 200 CodiEsp *train* notes (phrases, KB with the 2025 Alphabetic Index and
+# Neoplasm table imported), never on dev. Reproduce with
+# ``bench/bench_candidates.py --split train --limit 200 --fit-weights``.
 SCORE_WEIGHTS: dict[str, float] = {
-    "lex_max": 1.0,
-    "dense_max": 0.8,
-    "struct_score": 0.55,
-    "concept_match": 0.6,
-    "n_mentions_log": 0.08,
-    "exact": 0.15,
+    "dense_max": 4.01,
+    "lex_mean": 3.391,
+    "struct_seventh": -3.3,
+    "lex_max": 2.722,
+    "dense_mean": 2.055,
+    "struct_sibling": 1.969,
+    "src_lexical": -1.943,
+    "struct_parent": -1.845,
+    "n_sources": -1.815,
+    "exact": 1.612,
+    "src_structure": 1.409,
+    "n_mentions_log": 1.31,
+    "src_dense": -1.28,
+    "struct_child": 0.982,
+    "lex_rank_inv": 0.968,
+    "any_present": -0.901,
+    "first_position": -0.688,
+    "dense_rank_inv": 0.492,
+    "struct_episode_stated": -0.247,
+    "code_length": -0.211,
+    "dense_n_mentions": -0.157,
+    "exact_as_written": 0.129,
+    "struct_attr_agree": -0.061,
+    "struct_score": 0.041,
+    "n_mentions": 0.039,
+    "lex_n_mentions": -0.037,
 }
+# The same fit for a pipeline without the dense generator.
+SCORE_WEIGHTS_NO_DENSE: dict[str, float] = {
+    "lex_mean": 3.991,
+    "struct_score": 3.927,
+    "struct_seventh": -3.763,
+    "lex_max": 3.604,
+    "struct_parent": -2.816,
+    "src_lexical": -2.735,
+    "n_sources": -2.353,
+    "exact": 1.862,
+    "first_position": -1.247,
+    "lex_rank_inv": 1.131,
+    "n_mentions_log": 1.098,
+    "struct_sibling": 0.76,
+    "code_length": -0.41,
+    "src_structure": 0.382,
+    "struct_episode_stated": -0.19,
+    "struct_attr_agree": -0.139,
+    "n_mentions": -0.076,
+    "lex_n_mentions": 0.066,
+    "exact_as_written": -0.026,
+    "struct_child": 0.019,
+    "any_present": -0.002,
+}
+
+
+def score_weights(generators: Iterable[str]) -> dict[str, float]:
+    """The pre-ranking weights for a set of generators."""
+    return SCORE_WEIGHTS if "dense" in set(generators) else SCORE_WEIGHTS_NO_DENSE
 
 
 def merge(
@@ -416,6 +468,7 @@ def merge(
     *,
     text_length: int = 0,
     max_candidates: int | None = None,
+    weights: dict[str, float] | None = None,
 ) -> list[Candidate]:
     """Union the generators' candidates per code, with per-code features.
 
@@ -423,8 +476,10 @@ def merge(
     (``lex_max``, ``dense_max``, ``struct_*`` ...); ``merge`` keeps the maximum of each feature
     and the union of supporting mentions and sources, then adds note-level features: number of
     supporting mentions, first position, best mention's assertion and section. The result is
-    sorted by a simple pre-ranking score (``Candidate.score``) and cut to ``max_candidates``.
+    sorted by a linear pre-ranking score (``Candidate.score``; ``weights``, default
+    :func:`score_weights` of the generators present) and cut to ``max_candidates``.
     """
+    w = weights if weights is not None else score_weights(results)
     merged: dict[tuple[str, str], Candidate] = {}
     for name, cands in results.items():
         for c in cands:
@@ -466,7 +521,7 @@ def merge(
                 f["any_present"] = float(any(m.assertion == "present" for m in ms))
                 if best.section:
                     f[f"section_{normalize_term(best.section).replace(' ', '_')}"] = 1.0
-        c.score = float(sum(w * f.get(k, 0.0) for k, w in SCORE_WEIGHTS.items()))
+        c.score = float(sum(v * f.get(k, 0.0) for k, v in w.items()))
     out.sort(key=lambda c: (-c.score, c.system, c.code))
     if max_candidates is not None:
         out = out[:max_candidates]
@@ -539,7 +594,13 @@ class CandidatePipeline:
         mentions = self.mentions_for(text, mentions)
         results = self.generate_each(text, mentions)
         cap = self.max_candidates if max_candidates == -1 else max_candidates
-        return merge(results, mentions, text_length=len(text), max_candidates=cap)
+        return merge(
+            results,
+            mentions,
+            text_length=len(text),
+            max_candidates=cap,
+            weights=score_weights(self.generators_),
+        )
 
     def generate_each(self, text: str, mentions: list[Mention]) -> dict[str, list[Candidate]]:
         """Each generator's own output (for benches and ablations)."""
@@ -549,7 +610,9 @@ class CandidatePipeline:
                 continue
             results[name] = gen.generate(text, mentions)
         if "structure" in self.generators_:
-            seeds = merge(results, mentions, text_length=len(text))
+            seeds = merge(
+                results, mentions, text_length=len(text), weights=score_weights(self.generators_)
+            )
             results["structure"] = self.generators_["structure"].generate(
                 text, mentions, seeds=seeds
             )

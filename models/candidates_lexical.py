@@ -102,13 +102,9 @@ class LexicalGenerator:
         pruned = q.copy()
         common = self.df_[pruned.indices] > self.max_df
         counts = np.diff(pruned.indptr)
-        kept_per_row = (
-            np.add.reduceat((~common).astype(np.int64), pruned.indptr[:-1])
-            if len(common)
-            else np.zeros(len(counts), dtype=np.int64)
-        )
-        kept_per_row[counts == 0] = 0
-        keep_all_rows = np.repeat(kept_per_row == 0, counts)
+        row_of = np.repeat(np.arange(len(counts)), counts)
+        kept_per_row = np.bincount(row_of[~common], minlength=len(counts))
+        keep_all_rows = np.repeat(kept_per_row == 0, counts)  # only common n-grams: keep them
         pruned.data = np.where(common & ~keep_all_rows, 0.0, pruned.data).astype(np.float32)
         pruned.eliminate_zeros()
         partial = (pruned @ self.matrix_t_).tocsr()

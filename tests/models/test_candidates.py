@@ -164,6 +164,7 @@ def test_lexical_small_kb_uses_inclusion_terms_and_mentions() -> None:
     ms = [_mention("high blood pressure", note), _mention("Renal calculus", note)]
     cands = gen.generate(note, ms)
     by_code = {c.code: c for c in cands}
+    assert gen.search(["renal calculus", "é"])[1] == []  # no known n-gram: no neighbours
     assert by_code["I10"].mention_ids == [0]
     assert by_code["I10"].features["exact"] == 1.0
     assert by_code["N20.0"].mention_ids == [1]
@@ -246,12 +247,18 @@ def test_merge_unions_mentions_sources_and_features() -> None:
     b = Candidate(CM, "N23", [1], {"lex_max": 0.5, "dense_max": 0.7}, {"dense"}, 0.7)
     c = Candidate(CM, "N20.0", [1], {"dense_max": 0.6}, {"dense"}, 0.6)
     out = merge({"lexical": [a], "dense": [b, c]}, ms, text_length=len(note))
-    assert [x.code for x in out] == ["N23", "N20.0"]
-    n23 = out[0]
+    assert sorted(x.code for x in out) == ["N20.0", "N23"]
+    assert out[0].score >= out[1].score
+    simple = merge({"lexical": [a], "dense": [b, c]}, ms, weights={"lex_max": 1, "dense_max": 1})
+    assert [(x.code, x.score) for x in simple] == [
+        ("N23", pytest.approx(1.6)),
+        ("N20.0", pytest.approx(0.6)),
+    ]
+    n23 = next(x for x in out if x.code == "N23")
     assert n23.mention_ids == [0, 1] and n23.sources == {"lexical", "dense"}
     assert n23.features["lex_max"] == 0.9 and n23.features["dense_max"] == 0.7
     assert n23.features["n_mentions"] == 2 and n23.features["assert_present"] == 1.0
-    assert out[1].features["assert_negated"] == 1.0
+    assert next(x for x in out if x.code == "N20.0").features["assert_negated"] == 1.0
     assert len(merge({"lexical": [a], "dense": [b, c]}, ms, max_candidates=1)) == 1
 
 
