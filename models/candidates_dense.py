@@ -33,6 +33,7 @@ from clinicode.schema import Mention
 
 _PREFIX = "dense"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_SIM_CHUNK = 32
 
 
 @lru_cache(maxsize=2)
@@ -153,7 +154,7 @@ class DenseGenerator:
         min_score: float = 0.5,
         max_length: int = 32,
         term_max_length: int = 48,
-        batch_size: int = 128,
+        batch_size: int = 64,
         num_threads: int | None = 1,
         fit_threads: int | None = None,
         sources: Sequence[str] | None = ("title", "inclusion"),
@@ -210,18 +211,22 @@ class DenseGenerator:
         emb = encode(
             uniq,
             max_length=self.max_length,
-            batch_size=max(len(uniq), 1),
+            batch_size=self.batch_size,
             num_threads=self.num_threads,
             quantize=self.quantize,
         )
-        sims = emb @ self.embeddings_.T
-        top = np.argpartition(-sims, min(k, sims.shape[1] - 1), axis=1)[:, :k]
         per_uniq: dict[str, list[tuple[int, float]]] = {}
-        for i, q in enumerate(uniq):
-            cand = top[i]
-            sc = sims[i, cand]
-            order = np.argsort(-sc, kind="stable")
-            per_uniq[q] = [(int(cand[j]), float(sc[j])) for j in order if sc[j] >= self.min_score]
+        kk = min(k, self.embeddings_.shape[0] - 1)
+        for lo in range(0, len(uniq), _SIM_CHUNK):  # bounded memory: a chunk of rows at a time
+            sims = emb[lo : lo + _SIM_CHUNK] @ self.embeddings_.T
+            top = np.argpartition(-sims, kk, axis=1)[:, :k]
+            for i in range(sims.shape[0]):
+                cand = top[i]
+                sc = sims[i, cand]
+                order = np.argsort(-sc, kind="stable")
+                per_uniq[uniq[lo + i]] = [
+                    (int(cand[j]), float(sc[j])) for j in order if sc[j] >= self.min_score
+                ]
         return [per_uniq[q] for q in queries]
 
     def generate(self, text: str, mentions: list[Mention]) -> list[Candidate]:
