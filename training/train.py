@@ -33,16 +33,19 @@ ALL_SYSTEMS: tuple[str, ...] = ("ICD-10-CM", "ICD-10-PCS", "CPT", "HCPCS")
 
 @dataclass
 class TrainConfig:
+    """Training settings. The defaults were chosen by out-of-fold MAP on CodiEsp *train*
+    (5-fold cross-fitting), not on dev: top-150 classifier codes, ridge alpha 0.03, 300 trees."""
+
     seed: int = 0
     n_folds: int = 5
-    doc_top_n: int = 100
+    doc_top_n: int = 150
     max_generated: int = 120
     generators: tuple[str, ...] = DEFAULT_GENERATORS
-    doc_alpha: float = 0.1
+    doc_alpha: float = 0.03
     doc_k: int = 30
     doc_power: float = 3.0
-    ranker_max_iter: int = 150
-    ranker_learning_rate: float = 0.1
+    ranker_max_iter: int = 300
+    ranker_learning_rate: float = 0.05
     ranker_folds: int = 3
     name: str = "clinicode-trained"
     extra: dict[str, Any] = field(default_factory=dict)
