@@ -317,7 +317,8 @@ class KnowledgeBase:
 
     def children(self, code: str, system: str) -> list[CodeRecord]:
         rows = self._conn().execute(
-            "SELECT * FROM codes WHERE system=? AND parent=? ORDER BY ord", (system, code)
+            "SELECT * FROM codes INDEXED BY codes_parent WHERE system=? AND parent=? ORDER BY ord",
+            (system, code),
         )
         return [self._row_to_record(r) for r in rows]
 
