@@ -157,8 +157,9 @@ def engine(kb: Any) -> FakeEngine:
 
 @pytest.fixture
 def client(settings: Any, engine: FakeEngine) -> Iterator[Any]:
-    from clinicode.serve.app import create_app
     from fastapi.testclient import TestClient
+
+    from clinicode.serve.app import create_app
 
     app = create_app(settings, engine_factory=lambda: engine)
     with TestClient(app) as c:

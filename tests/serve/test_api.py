@@ -242,8 +242,9 @@ def test_health_ready_and_metrics(client: Any) -> None:
 
 
 def test_not_ready_when_the_pack_is_missing(settings: Any, note: str, user_key: str) -> None:
-    from clinicode.serve.app import create_app
     from fastapi.testclient import TestClient
+
+    from clinicode.serve.app import create_app
 
     app = create_app(settings, engine_factory=_fail)
     with TestClient(app) as c:

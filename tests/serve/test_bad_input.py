@@ -199,8 +199,9 @@ def test_validation_message_names_the_field(client: Any) -> None:
 
 
 def test_limits_follow_settings(settings: Any, engine: Any, user_key: str) -> None:
-    from clinicode.serve.app import create_app
     from fastapi.testclient import TestClient
+
+    from clinicode.serve.app import create_app
 
     tight = settings.model_copy(update={"max_text_chars": 10, "max_body_bytes": 300})
     with TestClient(create_app(tight, engine_factory=lambda: engine)) as c:

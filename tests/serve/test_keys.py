@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from clinicode.serve.auth import KeyRing, ensure_first_key, hash_key, presented_key
-
 from clinicode.settings import Settings
 
 
@@ -53,9 +52,9 @@ def test_first_run_key_is_created_once_and_stored_hashed(tmp_path: Path) -> None
 
 def test_keys_cli(tmp_path: Path, monkeypatch: Any) -> None:
     import typer
-    from clinicode.serve.cli import register
     from typer.testing import CliRunner
 
+    from clinicode.serve.cli import register
     from clinicode.settings import get_settings
 
     monkeypatch.setenv("CLINICODE_DATA_DIR", str(tmp_path))

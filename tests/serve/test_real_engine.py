@@ -37,8 +37,9 @@ def _pack_dir() -> Path:
 
 
 def test_real_engine_through_the_api(settings: Any, user_key: str) -> None:
-    from clinicode.serve.app import create_app
     from fastapi.testclient import TestClient
+
+    from clinicode.serve.app import create_app
 
     pack = _pack_dir()
     app = create_app(settings.model_copy(update={"model_dir": pack, "model_load_timeout_s": 600}))

@@ -54,6 +54,7 @@ def _free_port() -> int:
 @pytest.fixture
 def server(settings: Any, engine: Any) -> Iterator[str]:
     import uvicorn
+
     from clinicode.serve.app import create_app
 
     port = _free_port()

@@ -31,6 +31,7 @@ def test_schemathesis_finds_no_server_error(settings: Any, engine: Any, admin_ke
     if not Path(exe).exists():
         pytest.skip("needs the schemathesis package")
     import uvicorn
+
     from clinicode.serve.app import create_app
 
     port = _free_port()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
+
 from clinicode.serve.store import FeedbackStore
 
 PG_URL = os.environ.get("CLINICODE_TEST_DATABASE_URL")
