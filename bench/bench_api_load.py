@@ -38,9 +38,8 @@ DEFAULT_NOTES = REPO.parent / "shared" / "data" / "codiesp" / "dev" / "text_file
 
 def fake_app() -> Any:
     """uvicorn factory: the service with the test suite's fake engine (loaded by path)."""
-    from clinicode.serve.app import create_app
-
     from clinicode.kb import open_kb
+    from clinicode.serve.app import create_app
     from clinicode.settings import get_settings
 
     spec = importlib.util.spec_from_file_location(
