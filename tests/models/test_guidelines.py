@@ -262,6 +262,22 @@ def test_copd_exacerbation_and_pneumonia(g: Guidelines) -> None:
     assert {"J44.0", "J44.1", "J18.9"} <= got and "J44.9" not in got
 
 
+def test_copd_infection_code_needs_a_documented_infection(g: Guidelines) -> None:
+    text = "COPD with acute exacerbation. Possible pneumonia: chest x-ray ordered."
+    res = run(
+        g,
+        text,
+        [
+            ("J44.0", "COPD with acute exacerbation", "present", 0.7),
+            ("J44.1", "COPD with acute exacerbation", "present", 0.7),
+            ("J18.9", "pneumonia", "uncertain", 0.3),
+        ],
+        setting="outpatient",
+    )
+    got = set(codes_of(res))
+    assert "J44.1" in got and "J44.0" not in got and "J18.9" not in got
+
+
 def test_influenza_with_pneumonia(g: Guidelines) -> None:
     text = "Influenza A positive. Bilateral pneumonia on CXR."
     res = run(
