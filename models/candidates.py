@@ -480,38 +480,65 @@ def merge(
     :func:`score_weights` of the generators present) and cut to ``max_candidates``.
     """
     w = weights if weights is not None else score_weights(results)
+    w_items = list(w.items())
     merged: dict[tuple[str, str], Candidate] = {}
+    seen_mids: dict[tuple[str, str], set[int]] = {}
+    is_min: dict[str, bool] = {}  # feature name -> ends with "_min_rank"
     for name, cands in results.items():
+        own = {name}
         for c in cands:
             key = (c.system, c.code)
             m = merged.get(key)
             if m is None:
                 m = merged[key] = Candidate(system=c.system, code=c.code)
-            m.sources |= c.sources or {name}
+                seen = seen_mids[key] = set()
+            else:
+                seen = seen_mids[key]
+            m.sources |= c.sources or own
+            ids = m.mention_ids
             for mid in c.mention_ids:
-                if mid not in m.mention_ids:
-                    m.mention_ids.append(mid)
+                if mid not in seen:
+                    seen.add(mid)
+                    ids.append(mid)
+            mf = m.features
             for f, v in c.features.items():
-                if f.endswith("_min_rank"):
-                    m.features[f] = min(m.features.get(f, v), v)
-                else:
-                    m.features[f] = max(m.features.get(f, v), v)
+                old = mf.get(f)
+                if old is None:
+                    mf[f] = v
+                    continue
+                low = is_min.get(f)
+                if low is None:
+                    low = is_min[f] = f.endswith("_min_rank")
+                # same as min(old, v) / max(old, v): the old value wins ties
+                if (v < old) if low else (v > old):
+                    mf[f] = v
     out = list(merged.values())
     n = max(len(mentions), 1)
+    n_mentions_m = len(mentions)
+    log1p: dict[int, float] = {}
+    section_names: dict[str, str] = {}
     for c in out:
         f = c.features
-        c.mention_ids.sort()
-        f["n_mentions"] = float(len(c.mention_ids))
-        f["n_mentions_log"] = float(np.log1p(len(c.mention_ids)))
-        for src in ("lexical", "dense", "structure"):
-            f[f"src_{src}"] = float(src in c.sources)
-        f["n_sources"] = float(len(c.sources))
+        ids = c.mention_ids
+        ids.sort()
+        k = len(ids)
+        lg = log1p.get(k)
+        if lg is None:
+            lg = log1p[k] = float(np.log1p(k))
+        f["n_mentions"] = float(k)
+        f["n_mentions_log"] = lg
+        sources = c.sources
+        f["src_lexical"] = float("lexical" in sources)
+        f["src_dense"] = float("dense" in sources)
+        f["src_structure"] = float("structure" in sources)
+        f["n_sources"] = float(len(sources))
         f["code_length"] = float(len(c.code.replace(".", "")))
-        for g in ("lex", "dense"):
-            rank = f.get(f"{g}_min_rank")
-            f[f"{g}_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-        if c.mention_ids:
-            ms = [mentions[i] for i in c.mention_ids if i < len(mentions)]
+        rank = f.get("lex_min_rank")
+        f["lex_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
+        rank = f.get("dense_min_rank")
+        f["dense_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
+        if ids:
+            ms = [mentions[i] for i in ids if i < n_mentions_m]
             if ms:
                 first = min(m.start for m in ms)
                 f["first_position"] = first / text_length if text_length else first / n
@@ -520,8 +547,14 @@ def merge(
                     f[f"assert_{a}"] = float(best.assertion == a)
                 f["any_present"] = float(any(m.assertion == "present" for m in ms))
                 if best.section:
-                    f[f"section_{normalize_term(best.section).replace(' ', '_')}"] = 1.0
-        c.score = float(sum(v * f.get(k, 0.0) for k, v in w.items()))
+                    sec = section_names.get(best.section)
+                    if sec is None:
+                        sec = section_names[best.section] = (
+                            f"section_{normalize_term(best.section).replace(' ', '_')}"
+                        )
+                    f[sec] = 1.0
+        fget = f.get
+        c.score = float(sum([v * fget(k, 0.0) for k, v in w_items]))
     out.sort(key=lambda c: (-c.score, c.system, c.code))
     if max_candidates is not None:
         out = out[:max_candidates]

@@ -98,6 +98,7 @@ def collect(
         f["gen_rank_inv"] = 1.0 / (1 + rank)
         out.candidates[key] = cand
     n_cands = float(np.log1p(len(out.keys)))
+    prior_logs: dict[float, float] = {}  # np.log10 per distinct prior (most are 0)
     for key, f in zip(out.keys, out.feats, strict=True):
         system, code = split_key(key)
         cat = doc_cat.get(f"{system}:{code[:3]}")
@@ -106,7 +107,10 @@ def collect(
         f["doc_sim_max"] = sim_max
         p = prior.get(key, 0.0)
         f["prior"] = p
-        f["prior_log"] = float(np.log10(p + 1e-4))
+        lg = prior_logs.get(p)
+        if lg is None:
+            lg = prior_logs[p] = float(np.log10(p + 1e-4))
+        f["prior_log"] = lg
         info = kb_info(system, code)
         if info is not None:
             f["in_kb"], f["billable"] = 1.0, float(info[1])

@@ -23,6 +23,20 @@ import numpy as np
 FILES = ("ranker.json", "ranker_trees.pkl")
 
 
+_controller: Any = None
+
+
+def _threadpools() -> Any:
+    """One threadpoolctl controller per process: building one scans the loaded libraries
+    (about 10 ms), which ``threadpool_limits`` did on every call."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
 class GBDTRanker:
     """HistGradientBoostingClassifier + isotonic calibration on out-of-fold scores."""
 
@@ -93,11 +107,9 @@ class GBDTRanker:
         return np.interp(raw, self.calib_x_, self.calib_y_)
 
     def decision_function(self, X: Any) -> np.ndarray:
-        from threadpoolctl import threadpool_limits
-
         self._check()
         # per-note batches are small: OpenMP start-up per tree costs far more than it saves
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _threadpools().limit(limits=1, user_api="openmp"):
             return np.asarray(self.model_.predict_proba(np.asarray(X, dtype=np.float32))[:, 1])
 
     def predict_proba(self, X: Any) -> np.ndarray:
