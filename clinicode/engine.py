@@ -323,6 +323,8 @@ class Engine:
         threshold = self.pack.threshold
         order = np.argsort(-probs, kind="stable")
         ranked: list[CodeSuggestion] = []
+        # one Evidence per mention, shared by the codes it supports (Evidence is never mutated)
+        evidence_of: dict[int, Evidence] = {}
         for j in order:
             key = keys[j]
             system, code = key.split(":", 1)
@@ -334,16 +336,17 @@ class Engine:
             if cand is not None:
                 for mid in cand.mention_ids:
                     if 0 <= mid < len(evid_mentions):
-                        m = evid_mentions[mid]
-                        evidence.append(
-                            Evidence(
+                        ev = evidence_of.get(mid)
+                        if ev is None:
+                            m = evid_mentions[mid]
+                            ev = evidence_of[mid] = Evidence(
                                 start=m.start,
                                 end=m.end,
                                 text=m.text,
                                 section=m.section,
                                 assertion=m.assertion,
                             )
-                        )
+                        evidence.append(ev)
             explanation = []
             f = nc.feats[j]
             if f.get("has_doc"):

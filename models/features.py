@@ -149,9 +149,17 @@ def feature_names(
 def vectorize(rows: Sequence[dict[str, float]], names: Sequence[str]) -> np.ndarray:
     X = np.zeros((len(rows), len(names)), dtype=np.float32)
     col = {n: i for i, n in enumerate(names)}
+    # one fancy-index assignment instead of a numpy scalar write per value (same float32 values)
+    flat: list[int] = []
+    values: list[float] = []
+    width = len(names)
     for i, f in enumerate(rows):
+        base = i * width
         for n, v in f.items():
             j = col.get(n)
             if j is not None:
-                X[i, j] = v
+                flat.append(base + j)
+                values.append(v)
+    if flat:
+        X.reshape(-1)[flat] = np.asarray(values, dtype=np.float64)
     return X
