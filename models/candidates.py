@@ -585,6 +585,7 @@ class CandidatePipeline:
         config: dict[str, dict[str, Any]] | None = None,
         max_candidates: int | None = 200,
         phrases: str = "fallback",
+        weights: dict[str, float] | None = None,
     ) -> None:
         if phrases not in ("fallback", "always"):
             raise CandidatesError(f"phrases must be 'fallback' or 'always', not {phrases!r}")
@@ -592,6 +593,8 @@ class CandidatePipeline:
         self.config = dict(config or {})
         self.max_candidates = max_candidates
         self.phrases = phrases
+        # pre-ranking weights; None = the shipped ones of the generators present
+        self.weights = dict(weights) if weights is not None else None
         self.generators_: dict[str, Any] = {}
 
     def fit(
@@ -632,8 +635,12 @@ class CandidatePipeline:
             mentions,
             text_length=len(text),
             max_candidates=cap,
-            weights=score_weights(self.generators_),
+            weights=self.score_weights_(),
         )
+
+    def score_weights_(self) -> dict[str, float]:
+        """The pre-ranking weights in use: the pipeline's own, else the shipped defaults."""
+        return self.weights if self.weights is not None else score_weights(self.generators_)
 
     def generate_each(self, text: str, mentions: list[Mention]) -> dict[str, list[Candidate]]:
         """Each generator's own output (for benches and ablations)."""
@@ -643,9 +650,7 @@ class CandidatePipeline:
                 continue
             results[name] = gen.generate(text, mentions)
         if "structure" in self.generators_:
-            seeds = merge(
-                results, mentions, text_length=len(text), weights=score_weights(self.generators_)
-            )
+            seeds = merge(results, mentions, text_length=len(text), weights=self.score_weights_())
             results["structure"] = self.generators_["structure"].generate(
                 text, mentions, seeds=seeds
             )
@@ -665,6 +670,7 @@ class CandidatePipeline:
                     "config": self.config,
                     "max_candidates": self.max_candidates,
                     "phrases": self.phrases,
+                    "weights": self.weights,
                 },
                 indent=2,
             ),
@@ -686,6 +692,7 @@ class CandidatePipeline:
             config=spec.get("config"),
             max_candidates=spec["max_candidates"],
             phrases=spec.get("phrases", "fallback"),
+            weights=spec.get("weights"),
         )
         for name in pipe.generators:
             klass = generator_class(name)
