@@ -5,7 +5,7 @@
 Prints JSON: pack load seconds (``clinicode.load`` with a cold cache, NLP and guidelines warmed
 separately), median / p90 ``suggest`` latency per note end to end (NLP included), batch
 throughput of ``suggest_many`` (notes/s), peak resident memory (MB). Pin cores with
-``taskset -c 0,1`` to measure "2 cores". The ``cpu`` figures (process CPU time) show what the
+``taskset -c 0,1`` to measure "2 cores". The ``cpu`` figures (process CPU time, all threads) show what the
 engine costs when the machine is shared and wall-clock figures are inflated by other jobs.
 """
 
