@@ -2,11 +2,14 @@
 
 A fresh machine has no labeled notes, so the default ranker learns from synthetic notes written
 from the code set itself: each one strings together a few KB terms (titles, inclusion terms,
-index paths) of random codes in short clinical sentences, with realistic noise (lower case,
+index paths) of random billable codes in short clinical sentences, with realistic noise (lower case,
 "unspecified"/"NOS" dropped, comma parts reordered, words dropped, abbreviations) and distractors
-(negated and family-history terms whose codes are *not* labels). The candidate generators run on
-these notes exactly as on real ones, and the GBDT ranker learns which candidate features mean a
-code is right. There is no note classifier in this pack.
+(negated and family-history terms). The ranker learns "is this code named in the note": the
+distractors' codes are labels too and the ranker sees no assertion feature, since whether a
+negated, family or historical mention is coded is the guidelines layer's call. The candidate
+generators run on these notes exactly as on real ones; their pre-ranking weights are refitted
+on the synthetic notes (the shipped ones come from labeled notes), and the GBDT ranker learns
+which candidate features mean a code is named. There is no note classifier in this pack.
 
 ``ensure_default_pack(kb_path=...)`` builds it once (with progress bars) and returns at once
 when a valid pack for the same code sets is already in place.
@@ -70,7 +73,6 @@ SYNTHETIC_ARTIFACTS = (
     "n_mentions",
     "n_mentions_log",
     "lex_n_mentions",
-    "billable",
     "specificity",
     "code_length",
     "prior",
@@ -81,12 +83,55 @@ MONOTONE_UP = {
     "lex_max": 1,
     "lex_mean": 1,
     "dense_max": 1,
-    "gen_score": 1,
     "exact": 1,
     "exact_as_written": 1,
     "concept_match": 1,
     "struct_score": 1,
 }
+# The ranker scores "is this code named in the note", not "should it be coded": whether a
+# negated, family or historical mention is coded is the guidelines layer's call (and coding
+# practice differs: some annotators code negated findings). So the synthetic labels include the
+# distractors' codes and the ranker does not see the assertion of the best mention.
+ASSERTION_FEATURES = (
+    "any_present",
+    "assert_present",
+    "assert_negated",
+    "assert_uncertain",
+    "assert_historical",
+    "assert_family",
+    "assert_hypothetical",
+)
+# Features of the pre-ranking score (orders the candidates and caps them before the ranker):
+# its weights are fitted on the synthetic notes too, so no weight in this pack comes from
+# labeled notes (the pipeline's shipped weights were fitted on CodiEsp train).
+PRE_RANK_FEATURES = (
+    "lex_max",
+    "lex_mean",
+    "lex_rank_inv",
+    "lex_src_title",
+    "lex_src_inclusion",
+    "lex_src_index",
+    "dense_max",
+    "dense_mean",
+    "dense_rank_inv",
+    "exact",
+    "exact_as_written",
+    "concept_match",
+    "struct_score",
+    "struct_parent",
+    "struct_child",
+    "struct_sibling",
+    "struct_seventh",
+    "struct_attr_agree",
+    "struct_episode_stated",
+    "src_lexical",
+    "src_dense",
+    "src_structure",
+    "n_sources",
+)
+# The pre-ranking score is a feature of its own in the full packs; here it would only repeat
+# (as a linear sum) what the ranker sees, under a monotone constraint it does not deserve.
+PRE_RANK_SCORE = ("gen_score", "gen_rank_inv")
 _UNSPEC = re.compile(r",?\s*\b(unspecified|NOS|not elsewhere classified)\b", re.I)
 
 
@@ -109,19 +154,32 @@ def _noisy(term: str, rng: random.Random) -> str:
 
 def synthetic_notes(kb: Any, n_notes: int = N_NOTES, seed: int = SEED) -> list[LabeledNote]:
     """Labeled pseudo-notes written from ICD-10-CM terms (deterministic for a seed)."""
+    return [note for note, _ in synthetic_notes_named(kb, n_notes, seed)]
+
+
+def synthetic_notes_named(
+    kb: Any, n_notes: int = N_NOTES, seed: int = SEED
+) -> list[tuple[LabeledNote, list[str]]]:
+    """Synthetic notes with the codes of their distractors (named in the note, not asserted)."""
+    from clinicode.engine import kb_index
+
     rng = random.Random(seed)
     by_code: dict[str, list[str]] = {}
     for term in kb.iter_terms(["ICD-10-CM"], ["title", "inclusion", "index"]):
         if term.code[:1] in "VWXY":  # external causes read unlike clinical findings
             continue
         by_code.setdefault(term.code, []).append(term.text)
-    codes = sorted(c for c in by_code if len(c) >= 3)
-    notes = []
+    # coders report billable codes (a category with subdivisions is never the final code), so
+    # the synthetic labels are billable codes too
+    billable = kb_index(kb).billable
+    codes = sorted(c for c in by_code if billable.get(("ICD-10-CM", c)))
+    notes: list[tuple[LabeledNote, list[str]]] = []
     for i in range(n_notes):
         k = rng.randint(2, 7)
         chosen = rng.sample(codes, k)
         distract = rng.sample(codes, rng.randint(0, 2))
         sentences: list[tuple[str, str | None]] = []
+        named: list[str] = []
         for code in chosen:
             t = _noisy(rng.choice(by_code[code]), rng)
             tpl = rng.choice(_TEMPLATES_PRESENT)
@@ -129,20 +187,43 @@ def synthetic_notes(kb: Any, n_notes: int = N_NOTES, seed: int = SEED) -> list[L
         for code in distract:
             if code in chosen:
                 continue
+            named.append(code)
             t = _noisy(rng.choice(by_code[code]), rng)
             tpl = rng.choice(_TEMPLATES_DISTRACTOR)
             sentences.append((tpl.format(t=t, T=t[:1].upper() + t[1:]), None))
         sentences.extend((f, None) for f in rng.sample(_FILLER, rng.randint(0, 2)))
         rng.shuffle(sentences)
         text = " ".join(s for s, _ in sentences)
-        notes.append(
-            LabeledNote(
-                id=f"synthetic-{i}",
-                text=text,
-                codes=[("ICD-10-CM", c) for c in chosen],
-            )
-        )
+        note = LabeledNote(id=f"synthetic-{i}", text=text, codes=[("ICD-10-CM", c) for c in chosen])
+        notes.append((note, named))
     return notes
+
+
+def fit_pre_rank_weights(
+    generated: Sequence[Sequence[Any]], positives: Sequence[set[str]], seed: int = SEED
+) -> dict[str, float]:
+    """Logistic-regression weights of "the code is named in the note" on merged candidate
+    features of the synthetic notes (``positives``: ``system:code`` keys per note)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    seen = {f for cands in generated for c in cands for f in c.features}
+    names = [n for n in PRE_RANK_FEATURES if n in seen]
+    X = np.asarray(
+        [[float(c.features.get(n, 0.0)) for n in names] for cands in generated for c in cands],
+        dtype=np.float64,
+    )
+    y = np.asarray(
+        [
+            int(f"{c.system}:{c.code}" in pos)
+            for cands, pos in zip(generated, positives, strict=True)
+            for c in cands
+        ]
+    )
+    if len(set(y.tolist())) < 2:
+        raise ValueError("synthetic notes gave no positive or no negative candidate")
+    lr = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(X, y)
+    return {n: round(float(w), 4) for n, w in zip(names, lr.coef_[0], strict=True)}
 
 
 def build_default_pack(
@@ -168,9 +249,18 @@ def build_default_pack(
 
     t0 = time.perf_counter()
     candidates = ensure_candidates(kb, generators, progress)
-    notes = synthetic_notes(kb, n_notes)
+    pairs = synthetic_notes_named(kb, n_notes)
+    notes = [note for note, _ in pairs]
     texts = [n.text for n in notes]
     mentions = extract_mentions(texts, kb, progress)
+    positives = [
+        {f"{s}:{c}" for s, c in note.codes} | {f"ICD-10-CM:{c}" for c in named}
+        for note, named in pairs
+    ]
+    # the shipped pre-ranking weights were fitted on labeled notes: refit them on these notes
+    candidates.weights = None
+    first = generate_all(candidates, texts, mentions, 120, progress)
+    candidates.weights = fit_pre_rank_weights(first, positives)
     generated = generate_all(candidates, texts, mentions, 120, progress)
     rows: list[dict[str, float]] = []
     keys: list[str] = []
@@ -189,7 +279,7 @@ def build_default_pack(
             doc_sims=[0.0],
             generated=[generated[i]],
         )[0]
-        gold = {f"{s}:{c}" for s, c in note.codes}
+        gold = positives[i]
         rows.extend(nc.feats)
         keys.extend(nc.keys)
         y.extend(int(k in gold) for k in nc.keys)
@@ -197,7 +287,10 @@ def build_default_pack(
     names = [
         n
         for n in feature_names(rows)
-        if n not in SYNTHETIC_ARTIFACTS and not n.startswith(("section_", "doc_", "has_doc"))
+        if n not in SYNTHETIC_ARTIFACTS
+        and n not in ASSERTION_FEATURES
+        and n not in PRE_RANK_SCORE
+        and not n.startswith(("section_", "doc_", "has_doc"))
     ]
     ranker = GBDTRanker(random_state=SEED, feature_names=names, monotonic=MONOTONE_UP).fit(
         vectorize(rows, names), np.asarray(y), groups=np.asarray(groups)
@@ -209,7 +302,7 @@ def build_default_pack(
         scored[note.id] = sorted(
             ((keys[j], float(ranker.oof_calibrated_[j])) for j in idx), key=lambda kv: -kv[1]
         )
-    gold_all = {n.id: [f"{s}:{c}" for s, c in n.codes] for n in notes}
+    gold_all = {n.id: sorted(pos) for n, pos in zip(notes, positives, strict=True)}
     threshold, _ = best_threshold(gold_all, scored)
     yarr = np.asarray(y)
     metrics = {
@@ -228,6 +321,7 @@ def build_default_pack(
             "generators": list(generators),
             "synthetic_notes": n_notes,
             "seed": SEED,
+            "pre_rank_weights": "fitted on the synthetic notes",
         },
         ranker=ranker,
         prior={},

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from clinicode.training.default_pack import synthetic_notes
+import pytest
+
+from clinicode.models.candidates import CandidatePipeline, score_weights
+from clinicode.models.types import Candidate
+from clinicode.training.default_pack import (
+    fit_pre_rank_weights,
+    synthetic_notes,
+    synthetic_notes_named,
+)
 
 
 def test_synthetic_notes_are_deterministic_and_labeled(kb: Any) -> None:
@@ -20,3 +29,34 @@ def test_synthetic_notes_are_deterministic_and_labeled(kb: Any) -> None:
             assert code[0] not in "VWXY"
     # some notes carry negated or family-history distractors whose codes are not labels
     assert any(("No evidence of" in n.text or "Denies" in n.text) for n in a)
+
+
+def test_distractor_codes_are_named_and_apart_from_labels(kb: Any) -> None:
+    pairs = synthetic_notes_named(kb, n_notes=40, seed=5)
+    assert [n.text for n, _ in pairs] == [n.text for n in synthetic_notes(kb, n_notes=40, seed=5)]
+    assert any(named for _, named in pairs)
+    for note, named in pairs:
+        labels = {c for _, c in note.codes}
+        assert not labels & set(named)
+        for code in named:
+            assert kb.get(code, "ICD-10-CM") is not None
+
+
+def test_pre_rank_weights_favour_the_named_codes() -> None:
+    named = Candidate(system="ICD-10-CM", code="A00.0", features={"lex_max": 0.9, "exact": 1.0})
+    other = Candidate(system="ICD-10-CM", code="B00.0", features={"lex_max": 0.3, "exact": 0.0})
+    generated = [[named, other]] * 20
+    positives = [{"ICD-10-CM:A00.0"}] * 20
+    w = fit_pre_rank_weights(generated, positives)
+    assert set(w) == {"lex_max", "exact"}  # only features the candidates carry
+    assert w["lex_max"] > 0 and w["exact"] > 0
+    with pytest.raises(ValueError):
+        fit_pre_rank_weights(generated, [set()] * 20)
+
+
+def test_pipeline_weights_round_trip(tmp_path: Path) -> None:
+    pipe = CandidatePipeline((), weights={"lex_max": 2.0})
+    assert pipe.score_weights_() == {"lex_max": 2.0}
+    pipe.save(tmp_path)
+    assert CandidatePipeline.load(tmp_path).score_weights_() == {"lex_max": 2.0}
+    assert CandidatePipeline(("lexical",)).score_weights_() == score_weights(("lexical",))
