@@ -226,6 +226,16 @@ def normalize_code_key(code: str) -> str:
     return code.replace(".", "")
 
 
+def finish_candidates(by_code: dict[Any, Candidate], prefix: str) -> list[Candidate]:
+    """Per-code mean and mention count from ``{prefix}_sum``; score = ``{prefix}_max``; best first."""
+    for c in by_code.values():
+        n = len(c.mention_ids)
+        c.features[f"{prefix}_mean"] = c.features.pop(f"{prefix}_sum") / n
+        c.features[f"{prefix}_n_mentions"] = float(n)
+        c.score = c.features[f"{prefix}_max"]
+    return sorted(by_code.values(), key=lambda c: -c.score)
+
+
 def _require(path: Path) -> Path:
     if not path.is_file():
         raise CandidatesError(f"candidate index file missing: {path}")

@@ -26,6 +26,7 @@ from clinicode.models.candidates import (
     CandidatesError,
     TermTable,
     _require,
+    finish_candidates,
     query_strings,
 )
 from clinicode.models.types import Candidate
@@ -251,12 +252,7 @@ class DenseGenerator:
                     f["dense_min_rank"] = min(f.get("dense_min_rank", 1e9), float(rank))
                     if exact:
                         f["exact"] = 1.0
-        for c in by_code.values():
-            n = len(c.mention_ids)
-            c.features["dense_mean"] = c.features.pop("dense_sum") / n
-            c.features["dense_n_mentions"] = float(n)
-            c.score = c.features["dense_max"]
-        return sorted(by_code.values(), key=lambda c: -c.score)
+        return finish_candidates(by_code, "dense")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "embeddings_"):

@@ -22,6 +22,7 @@ from clinicode.models.candidates import (
     CandidatesError,
     TermTable,
     _require,
+    finish_candidates,
     query_strings,
 )
 from clinicode.models.types import Candidate
@@ -157,12 +158,7 @@ class LexicalGenerator:
                         if exact_form:
                             f["exact_as_written"] = 1.0
                     f[f"lex_src_{source}"] = max(f.get(f"lex_src_{source}", 0.0), score)
-        for c in by_code.values():
-            n = len(c.mention_ids)
-            c.features["lex_mean"] = c.features.pop("lex_sum") / n
-            c.features["lex_n_mentions"] = float(n)
-            c.score = c.features["lex_max"]
-        return sorted(by_code.values(), key=lambda c: -c.score)
+        return finish_candidates(by_code, "lex")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "matrix_t_"):
