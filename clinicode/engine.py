@@ -269,13 +269,15 @@ class Engine:
 
     def _layer(self) -> Any:
         if self._guidelines is None:
+            from clinicode.models import registry
+
             try:
-                from clinicode.models.guidelines import Guidelines
+                layer_cls = registry.get("guidelines", "official")
             except ImportError:
                 return None
             with self._lock:
                 if self._guidelines is None:
-                    self._guidelines = Guidelines(self.kb)
+                    self._guidelines = layer_cls(self.kb)
         return self._guidelines
 
     def _mentions(self, texts: list[str]) -> tuple[list[list[Mention]], list[str]]:

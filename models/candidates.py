@@ -25,7 +25,6 @@ module does no I/O and imports neither torch nor scikit-learn.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import re
@@ -382,22 +381,14 @@ class FittableGenerator(Protocol):
     def save(self, directory: Path | str) -> None: ...
 
 
-_REGISTRY: dict[str, str] = {
-    "lexical": "clinicode.models.candidates_lexical:LexicalGenerator",
-    "dense": "clinicode.models.candidates_dense:DenseGenerator",
-    "structure": "clinicode.models.candidates_structure:StructureGenerator",
-}
-
-
 def generator_class(name: str) -> Any:
+    """The generator class registered as ``name`` (``models.registry``, imported now)."""
+    from clinicode.models import registry
+
     try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise CandidatesError(
-            f"unknown candidate generator {name!r}; choose one of: {', '.join(_REGISTRY)}"
-        ) from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+        return registry.get("candidate_generator", name)
+    except registry.RegistryError as exc:
+        raise CandidatesError(str(exc)) from None
 
 
 def get_generator(name: str, **config: Any) -> Any:

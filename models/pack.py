@@ -99,6 +99,7 @@ def save(pack: ModelPack, directory: Path | str, *, overwrite: bool = True) -> P
             "threshold": pack.threshold,
             "metrics": pack.metrics,
             "components": {
+                "ranker": getattr(pack.ranker, "registry_name", "gbdt"),
                 "doc_classifier": pack.doc is not None,
                 "candidates": pack.candidates is not None,
             },
@@ -174,7 +175,7 @@ def verify(directory: Path | str, *, code_sets: dict[str, str] | None = None) ->
 def load(directory: Path | str, *, kb: Any = None) -> ModelPack:
     """Verify and read a pack (``kb`` gives the code-set versions to check and the structure
     generator its code set)."""
-    from clinicode.models.ranker import GBDTRanker
+    from clinicode.models import registry
 
     d = Path(directory)
     versions = kb.versions() if kb is not None else None
@@ -182,7 +183,12 @@ def load(directory: Path | str, *, kb: Any = None) -> ModelPack:
     config = json.loads((d / CONFIG).read_text("utf-8"))
     prior = json.loads((d / PRIOR).read_text("utf-8"))
     report = json.loads((d / REPORT).read_text("utf-8")) if (d / REPORT).is_file() else {}
-    ranker = GBDTRanker.load(d, trusted=True)
+    ranker_name = manifest.get("components", {}).get("ranker", "gbdt")
+    try:
+        ranker_cls = registry.get("ranker", ranker_name)
+    except registry.RegistryError as exc:
+        raise PackError(f"{d}: {exc}; this pack needs a plug-in that is not installed") from None
+    ranker = ranker_cls.load(d, trusted=True)
     doc = None
     if manifest.get("components", {}).get("doc_classifier"):
         from clinicode.models.doc_classifier import DocClassifier

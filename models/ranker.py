@@ -40,6 +40,8 @@ def _threadpools() -> Any:
 class GBDTRanker:
     """HistGradientBoostingClassifier + isotonic calibration on out-of-fold scores."""
 
+    registry_name = "gbdt"  # its name in ``models.registry`` (recorded in pack manifests)
+
     def __init__(
         self,
         max_iter: int = 300,

@@ -75,3 +75,15 @@ def test_incompatible_versions_are_refused(tiny_pack: Path, kb: Any, tmp_path: P
     (p / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(pack_mod.PackError, match="format 99"):
         pack_mod.load(p, kb=kb)
+
+
+def test_ranker_is_named_in_the_manifest_and_an_unknown_one_is_refused(
+    tiny_pack: Path, kb: Any, tmp_path: Path
+) -> None:
+    assert json.loads((tiny_pack / "manifest.json").read_text())["components"]["ranker"] == "gbdt"
+    p = _copy(tiny_pack, tmp_path)
+    manifest = json.loads((p / "manifest.json").read_text())
+    manifest["components"]["ranker"] = "from-a-plugin"
+    (p / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(pack_mod.PackError, match=r"from-a-plugin.*plug-in"):
+        pack_mod.load(p, kb=kb)
