@@ -46,6 +46,9 @@ class KBIndex:
     titles: dict[tuple[str, str], str]
     billable: dict[tuple[str, str], bool]
 
+    def title(self, system: str, code: str) -> str | None:
+        return self.titles.get((system, code))
+
     def info(self, system: str, code: str) -> tuple[bool, bool] | None:
         b = self.billable.get((system, code))
         return None if b is None else (True, b)
@@ -125,6 +128,12 @@ def note_candidates(
         else:
             generated = [[] for _ in range(n)]
     idx = kb_index(kb)
+    spans = [
+        [(m.start, m.end) for m in candidates.mentions_for(t, list(ms))]
+        if candidates is not None
+        else []
+        for t, ms in zip(texts, mentions, strict=True)
+    ]
     out = []
     for i in range(n):
         top = list(doc_top[i])
@@ -137,6 +146,9 @@ def note_candidates(
                 prior=prior,
                 kb_info=idx.info,
                 systems=systems,
+                note_text=texts[i],
+                title_of=idx.title,
+                mention_spans=spans[i],
             )
         )
     return out

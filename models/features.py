@@ -10,8 +10,10 @@ Features a row lacks are 0 (``has_doc`` / ``has_gen`` say which source proposed 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,74 @@ BASE_FEATURES: tuple[str, ...] = (
     "n_candidates_log",
     "is_dx",
 )
+
+
+# Words of code titles that say nothing a note would state ("Other specified disorders of ...").
+_TITLE_FILLER = frozenset(
+    "a an and as at by classified code codes elsewhere for from in including initial "
+    "is nos not of on or other site sites specified the to type unspecified use with "
+    "without due encounter part parts region".split()
+)
+_WORD = re.compile(r"[a-z][a-z0-9]+")
+_STEM_LEN = 6
+
+
+def _stem(word: str) -> str:
+    """Crude stem: lower-case prefix (``hematuria``/``hematuric``, ``kidney``/``kidneys``)."""
+    return word[:_STEM_LEN]
+
+
+def note_stems(text: str) -> frozenset[str]:
+    """The stems of every word of a note (for :func:`title_features`)."""
+    return frozenset(_stem(w) for w in _WORD.findall(text.lower()))
+
+
+@lru_cache(maxsize=200_000)
+def _title_parts(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(content stems of the title, stems the title excludes: the words after "without")."""
+    low = title.lower()
+    _, _, excluded = low.partition(" without ")
+    excluded = excluded.split(",", 1)[0]
+    content = tuple(dict.fromkeys(_stem(w) for w in _WORD.findall(low) if w not in _TITLE_FILLER))
+    neg = tuple(_stem(w) for w in _WORD.findall(excluded) if w not in _TITLE_FILLER)
+    return content, neg
+
+
+def title_features(title: str, stems: frozenset[str]) -> dict[str, float]:
+    """How much of a code's title the note states (``title_cover``: share of the title's content
+    words found in the note; ``title_missing``: how many are not) and whether the note states
+    what the title excludes (``title_excluded_stated``: "... without hematuria" in a note that
+    says hematuria)."""
+    content, neg = _title_parts(title)
+    excluded = [w for w in neg if w in stems]
+    words = [w for w in content if w not in neg]
+    found = sum(1 for w in words if w in stems)
+    return {
+        "title_cover": found / len(words) if words else 0.0,
+        "title_missing": float(len(words) - found),
+        "title_excluded_stated": float(bool(excluded)),
+    }
+
+
+_LOCAL_WINDOW = 60  # characters either side of a mention
+
+
+def _local_stems(
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    ids: Sequence[int],
+    cache: dict[tuple[int, ...], frozenset[str]],
+) -> frozenset[str]:
+    key = tuple(sorted(ids))
+    hit = cache.get(key)
+    if hit is None:
+        parts = [
+            text[max(0, spans[i][0] - _LOCAL_WINDOW) : spans[i][1] + _LOCAL_WINDOW]
+            for i in key
+            if 0 <= i < len(spans)
+        ]
+        hit = cache[key] = note_stems(" ".join(parts))
+    return hit
 
 
 def code_key(system: str, code: str) -> str:
@@ -66,11 +136,17 @@ def collect(
     prior: dict[str, float],
     kb_info: Any,
     systems: Sequence[str],
+    note_text: str | None = None,
+    title_of: Callable[[str, str], str | None] | None = None,
+    mention_spans: Sequence[tuple[int, int]] = (),
 ) -> NoteCandidates:
     """Merge the classifier's and the generators' codes of one note into feature dicts.
 
     ``doc_cat`` maps ``system:category`` to the best (krr, knn) of the classifier's labels in it;
-    ``kb_info(system, code) -> (in_kb, billable) | None`` reads the code set.
+    ``kb_info(system, code) -> (in_kb, billable) | None`` reads the code set; with ``note_text``
+    and ``title_of(system, code) -> title`` each row also gets :func:`title_features`, over the
+    whole note and (``local_*``, with ``mention_spans``: the spans that ``Candidate.mention_ids``
+    index) over the text around the candidate's own mentions.
     """
     out = NoteCandidates()
     index: dict[str, int] = {}
@@ -99,6 +175,8 @@ def collect(
         out.candidates[key] = cand
     n_cands = float(np.log1p(len(out.keys)))
     prior_logs: dict[float, float] = {}  # np.log10 per distinct prior (most are 0)
+    stems = note_stems(note_text) if note_text is not None and title_of is not None else None
+    local_cache: dict[tuple[int, ...], frozenset[str]] = {}
     for key, f in zip(out.keys, out.feats, strict=True):
         system, code = split_key(key)
         cat = doc_cat.get(f"{system}:{code[:3]}")
@@ -117,6 +195,15 @@ def collect(
         f["specificity"] = float(len(code.replace(".", "")))
         f["n_candidates_log"] = n_cands
         f["is_dx"] = float(system == "ICD-10-CM")
+        if stems is not None and title_of is not None:
+            title = title_of(system, code)
+            if title:
+                f.update(title_features(title, stems))
+                cand = out.candidates.get(key)
+                if cand is not None and mention_spans and note_text is not None:
+                    local = _local_stems(note_text, mention_spans, cand.mention_ids, local_cache)
+                    for name, value in title_features(title, local).items():
+                        f["local_" + name] = value
     return out
 
 

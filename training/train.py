@@ -13,7 +13,6 @@ Training (seeded, deterministic for a given machine):
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -78,8 +77,10 @@ def extract_mentions(texts: Sequence[str], kb: Any, progress: bool = True) -> li
 def candidate_cache_dir(kb: Any, generators: Sequence[str]) -> Path:
     from clinicode.settings import get_settings
 
-    versions = json.dumps(kb.versions(), sort_keys=True)
-    key = hashlib.sha256(f"{versions}|{','.join(generators)}".encode()).hexdigest()[:12]
+    # keyed by the KB's content, not only its versions: importing the Alphabetic Index keeps
+    # the versions but adds terms the index must contain
+    content = kb.content_fingerprint()
+    key = hashlib.sha256(f"{content}|{','.join(generators)}".encode()).hexdigest()[:12]
     return get_settings().data_dir / "cache" / "candidates" / key
 
 
@@ -229,7 +230,7 @@ def train_pack(
             [note.text],
             [prep.mentions[i]],
             doc=None,
-            candidates=None,
+            candidates=candidates,
             prior=oof_prior[i],
             kb=kb,
             systems=ALL_SYSTEMS,
