@@ -23,6 +23,7 @@ Tables:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -282,6 +283,21 @@ class KnowledgeBase:
     def versions(self) -> dict[str, str]:
         """``{"ICD-10-CM": "FY2026", "CPT": "...", ...}`` for every loaded system."""
         return {s.system: s.version for s in self.systems()}
+
+    def content_fingerprint(self) -> str:
+        """A short hash that changes whenever the code sets or their terms change (an imported
+        Alphabetic Index or drug table, a new release): it keys what is built from the terms,
+        such as the candidate index and the default model pack."""
+        systems = [
+            [s.system, s.version, s.source_hash, s.n_codes, sorted(s.extra.items())]
+            for s in self.systems()
+        ]
+        counts = self._conn().execute(
+            "SELECT system, source, COUNT(*) FROM terms GROUP BY system, source "
+            "ORDER BY system, source"
+        )
+        payload = json.dumps([systems, [list(r) for r in counts]], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     # -- lookups -----------------------------------------------------------------------
     def _row_to_record(self, r: sqlite3.Row) -> CodeRecord:

@@ -186,3 +186,13 @@ def test_readonly_kb_refuses_writes(kb: KnowledgeBase) -> None:
 
     with pytest.raises(KBError):
         kb.replace_terms("ICD-10-CM", "synonym", [])
+
+
+def test_content_fingerprint_changes_with_an_imported_index(
+    kb: KnowledgeBase, small: tuple[KnowledgeBase, dict[str, Any]]
+) -> None:
+    with_index, _ = small
+    # same code-set versions, different terms: what is built from the terms must be rebuilt
+    assert with_index.versions()["ICD-10-CM"] == kb.versions()["ICD-10-CM"]
+    assert with_index.content_fingerprint() != kb.content_fingerprint()
+    assert KnowledgeBase(kb.path).content_fingerprint() == kb.content_fingerprint()
