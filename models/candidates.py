@@ -241,6 +241,37 @@ def _require(path: Path) -> Path:
     return path
 
 
+def save_config(gen: Any, directory: Path, prefix: str, **extra: Any) -> None:
+    """Write ``{prefix}_config.json``: the format version, ``extra``, the generator's
+    hyperparameters (the names in its ``PARAMS``) and the code sets it was fitted on."""
+    cfg = {
+        "format_version": FORMAT_VERSION,
+        **extra,
+        **{p: getattr(gen, p) for p in gen.PARAMS},
+        "systems": gen.systems_,
+        "code_sets": gen.versions_,
+    }
+    (directory / f"{prefix}_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+
+
+def load_config(
+    cls: Any, directory: Path, prefix: str, **expect: Any
+) -> tuple[Any, dict[str, Any]]:
+    """A new ``cls`` with the hyperparameters saved by :func:`save_config` and its fitted code
+    sets, and the whole config; refuses another format version or any other ``expect`` value."""
+    cfg = json.loads(_require(directory / f"{prefix}_config.json").read_text(encoding="utf-8"))
+    want = {"format_version": FORMAT_VERSION, **expect}
+    wrong = {k: cfg.get(k) for k, v in want.items() if cfg.get(k) != v}
+    if wrong:
+        raise CandidatesError(
+            f"{directory}: the {prefix} index was built with other settings ({wrong}); rebuild it"
+        )
+    gen = cls(**{p: cfg[p] for p in cls.PARAMS if p in cfg})
+    gen.systems_ = cfg["systems"]
+    gen.versions_ = cfg["code_sets"]
+    return gen, cfg
+
+
 # --------------------------------------------------------------------------------------
 # mention-free phrases
 # --------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ table, so loading a model pack never re-encodes the KB.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -22,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from clinicode.models.candidates import (
-    FORMAT_VERSION,
     CandidatesError,
     TermTable,
     _require,
     finish_candidates,
+    load_config,
     query_strings,
+    save_config,
 )
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
@@ -147,6 +147,20 @@ class DenseGenerator:
     """
 
     name = "dense"
+    PARAMS = (
+        "top_k",
+        "min_score",
+        "max_length",
+        "term_max_length",
+        "batch_size",
+        "num_threads",
+        "fit_threads",
+        "sources",
+        "collapse_seventh",
+        "billable_only",
+        "max_queries",
+        "quantize",
+    )  # hyperparameters, saved and restored by save_config / load_config
 
     def __init__(
         self,
@@ -265,54 +279,18 @@ class DenseGenerator:
         d.mkdir(parents=True, exist_ok=True)
         self.terms_.save(d, _PREFIX)
         np.save(d / f"{_PREFIX}_embeddings.npy", self.embeddings_.astype(np.float16))
-        (d / f"{_PREFIX}_config.json").write_text(
-            json.dumps(
-                {
-                    "format_version": FORMAT_VERSION,
-                    "encoder": MODEL_NAME,
-                    "top_k": self.top_k,
-                    "min_score": self.min_score,
-                    "max_length": self.max_length,
-                    "term_max_length": self.term_max_length,
-                    "batch_size": self.batch_size,
-                    "num_threads": self.num_threads,
-                    "sources": self.sources,
-                    "collapse_seventh": self.collapse_seventh,
-                    "billable_only": self.billable_only,
-                    "max_queries": self.max_queries,
-                    "quantize": self.quantize,
-                    "systems": self.systems_,
-                    "code_sets": self.versions_,
-                    "fit_seconds": round(getattr(self, "fit_seconds_", 0.0), 1),
-                },
-                indent=2,
-            ),
-            encoding="utf-8",
+        save_config(
+            self,
+            d,
+            _PREFIX,
+            encoder=MODEL_NAME,
+            fit_seconds=round(getattr(self, "fit_seconds_", 0.0), 1),
         )
 
     @classmethod
     def load(cls, directory: Path | str) -> DenseGenerator:
         d = Path(directory)
-        cfg = json.loads(_require(d / f"{_PREFIX}_config.json").read_text(encoding="utf-8"))
-        if cfg.get("format_version") != FORMAT_VERSION or cfg.get("encoder") != MODEL_NAME:
-            raise CandidatesError(
-                f"{d}: dense index was built for another format or encoder; rebuild it"
-            )
-        gen = cls(
-            top_k=cfg["top_k"],
-            min_score=cfg["min_score"],
-            max_length=cfg["max_length"],
-            term_max_length=cfg["term_max_length"],
-            batch_size=cfg["batch_size"],
-            num_threads=cfg["num_threads"],
-            sources=cfg["sources"],
-            collapse_seventh=cfg["collapse_seventh"],
-            billable_only=cfg["billable_only"],
-            max_queries=cfg["max_queries"],
-            quantize=cfg.get("quantize", False),
-        )
-        gen.systems_ = cfg["systems"]
-        gen.versions_ = cfg["code_sets"]
+        gen, _ = load_config(cls, d, _PREFIX, encoder=MODEL_NAME)
         gen.terms_ = TermTable.load(d, _PREFIX)
         emb = np.load(_require(d / f"{_PREFIX}_embeddings.npy"), allow_pickle=False)
         if emb.ndim != 2 or emb.shape[0] != len(gen.terms_.texts):

@@ -18,12 +18,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from clinicode.models.candidates import (
-    FORMAT_VERSION,
     CandidatesError,
     TermTable,
     _require,
     finish_candidates,
+    load_config,
     query_strings,
+    save_config,
 )
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
@@ -35,6 +36,15 @@ class LexicalGenerator:
     """Character n-gram TF-IDF cosine neighbours of each mention among the KB terms."""
 
     name = "lexical"
+    PARAMS = (
+        "top_k",
+        "min_score",
+        "ngram_range",
+        "sources",
+        "collapse_seventh",
+        "max_df",
+        "shortlist",
+    )  # hyperparameters, saved and restored by save_config / load_config
 
     def __init__(
         self,
@@ -171,24 +181,7 @@ class LexicalGenerator:
         d.mkdir(parents=True, exist_ok=True)
         self.terms_.save(d, _PREFIX)
         vocab = {k: int(v) for k, v in self.vectorizer_.vocabulary_.items()}
-        (d / f"{_PREFIX}_config.json").write_text(
-            json.dumps(
-                {
-                    "format_version": FORMAT_VERSION,
-                    "top_k": self.top_k,
-                    "min_score": self.min_score,
-                    "ngram_range": list(self.ngram_range),
-                    "sources": self.sources,
-                    "collapse_seventh": self.collapse_seventh,
-                    "max_df": self.max_df,
-                    "shortlist": self.shortlist,
-                    "systems": self.systems_,
-                    "code_sets": self.versions_,
-                },
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
+        save_config(self, d, _PREFIX)
         (d / f"{_PREFIX}_vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
         np.save(d / f"{_PREFIX}_idf.npy", self.vectorizer_.idf_.astype(np.float32))
         sp.save_npz(d / f"{_PREFIX}_matrix.npz", self.matrix_t_, compressed=False)
@@ -196,20 +189,7 @@ class LexicalGenerator:
     @classmethod
     def load(cls, directory: Path | str) -> LexicalGenerator:
         d = Path(directory)
-        cfg = json.loads(_require(d / f"{_PREFIX}_config.json").read_text(encoding="utf-8"))
-        if cfg.get("format_version") != FORMAT_VERSION:
-            raise CandidatesError(f"{d}: lexical index format is not {FORMAT_VERSION}; rebuild it")
-        gen = cls(
-            top_k=cfg["top_k"],
-            min_score=cfg["min_score"],
-            ngram_range=tuple(cfg["ngram_range"]),
-            sources=cfg["sources"],
-            collapse_seventh=cfg["collapse_seventh"],
-            max_df=cfg["max_df"],
-            shortlist=cfg["shortlist"],
-        )
-        gen.systems_ = cfg["systems"]
-        gen.versions_ = cfg["code_sets"]
+        gen, _ = load_config(cls, d, _PREFIX)
         gen.terms_ = TermTable.load(d, _PREFIX)
         vocab = json.loads(_require(d / f"{_PREFIX}_vocab.json").read_text(encoding="utf-8"))
         vec = gen._vectorizer(vocabulary=vocab)

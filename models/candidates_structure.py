@@ -27,10 +27,11 @@ from typing import Any, NamedTuple
 
 from clinicode.kb.store import normalize_code
 from clinicode.models.candidates import (
-    FORMAT_VERSION,
     CandidatesError,
     _require,
+    load_config,
     phrase_mentions,
+    save_config,
 )
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
@@ -135,6 +136,13 @@ class StructureGenerator:
     """Parents, attribute-matched children and siblings, 7th characters, NLP-linked codes."""
 
     name = "structure"
+    PARAMS = (
+        "max_seeds",
+        "max_children",
+        "parent_weight",
+        "child_weight",
+        "seventh_weight",
+    )  # hyperparameters, saved and restored by save_config / load_config
 
     def __init__(
         self,
@@ -302,22 +310,7 @@ class StructureGenerator:
     def save(self, directory: Path | str) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        (d / f"{_PREFIX}_config.json").write_text(
-            json.dumps(
-                {
-                    "format_version": FORMAT_VERSION,
-                    "max_seeds": self.max_seeds,
-                    "max_children": self.max_children,
-                    "parent_weight": self.parent_weight,
-                    "child_weight": self.child_weight,
-                    "seventh_weight": self.seventh_weight,
-                    "systems": self.systems_,
-                    "code_sets": self.versions_,
-                },
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
+        save_config(self, d, _PREFIX)
         (d / f"{_PREFIX}_tree.json").write_text(
             json.dumps({"fields": list(Node._fields), "nodes": [list(n) for n in self.nodes_]}),
             encoding="utf-8",
@@ -326,16 +319,7 @@ class StructureGenerator:
     @classmethod
     def load(cls, directory: Path | str, *, kb: Any = None) -> StructureGenerator:
         d = Path(directory)
-        cfg = json.loads(_require(d / f"{_PREFIX}_config.json").read_text(encoding="utf-8"))
-        if cfg.get("format_version") != FORMAT_VERSION:
-            raise CandidatesError(f"{d}: structure config format is not {FORMAT_VERSION}")
-        gen = cls(
-            max_seeds=cfg["max_seeds"],
-            max_children=cfg["max_children"],
-            parent_weight=cfg["parent_weight"],
-            child_weight=cfg["child_weight"],
-            seventh_weight=cfg["seventh_weight"],
-        )
+        gen, cfg = load_config(cls, d, _PREFIX)
         if kb is not None:
             have = kb.versions()
             for system, version in cfg["code_sets"].items():
@@ -344,8 +328,6 @@ class StructureGenerator:
                         f"the model pack was built on {system} {version} but the knowledge base "
                         f"holds {have.get(system, 'no ' + system)}; rebuild the pack or the KB"
                     )
-        gen.systems_ = cfg["systems"]
-        gen.versions_ = cfg["code_sets"]
         tree = json.loads(_require(d / f"{_PREFIX}_tree.json").read_text(encoding="utf-8"))
         if tree.get("fields") != list(Node._fields):
             raise CandidatesError(f"{d}: structure tree has unexpected fields; rebuild it")

@@ -309,3 +309,23 @@ def test_pipeline_mentions_for_adds_phrases_only_when_asked() -> None:
     assert "high blood pressure" in {full[i].text for i in cands["I10"].mention_ids}
     with pytest.raises(CandidatesError, match="phrases"):
         CandidatePipeline(phrases="sometimes")
+
+
+def test_generator_config_round_trip_and_refusal(tmp_path: Path) -> None:
+    from clinicode.models.candidates import load_config, save_config
+
+    class Gen:
+        PARAMS = ("top_k", "ngram_range")
+
+        def __init__(self, top_k: int = 10, ngram_range: tuple[int, int] = (3, 3)) -> None:
+            self.top_k = top_k
+            self.ngram_range = tuple(ngram_range)
+
+    g = Gen(top_k=7, ngram_range=(2, 4))
+    g.systems_, g.versions_ = ["ICD-10-CM"], {"ICD-10-CM": "FY2026"}  # type: ignore[attr-defined]
+    save_config(g, tmp_path, "toy", encoder="enc-a")
+    back, cfg = load_config(Gen, tmp_path, "toy", encoder="enc-a")
+    assert (back.top_k, back.ngram_range, back.versions_) == (7, (2, 4), g.versions_)  # type: ignore[attr-defined]
+    assert cfg["encoder"] == "enc-a"
+    with pytest.raises(CandidatesError, match=r"enc-a.*rebuild it"):
+        load_config(Gen, tmp_path, "toy", encoder="enc-b")
