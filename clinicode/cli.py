@@ -90,6 +90,12 @@ def setup(kb_path: Path | None = KbOpt) -> None:
     path = kb_path or default_kb_path()
     info = build_icd10cm(path)
     console.print(f"{info.system} {info.version}: {info.n_billable} billable codes ({path})")
+    if "index" not in info.extra:
+        console.print(
+            "[dim]tip: import the official ICD-10-CM Alphabetic Index "
+            "(`clinicode codes import index FILE`) for better suggestions from the default "
+            "model pack; it is rebuilt with the index terms on the next `clinicode setup`[/]"
+        )
     try:
         builder = importlib.import_module("clinicode.training.default_pack")
     except ModuleNotFoundError as exc:
@@ -261,6 +267,11 @@ def codes_import(
         print_json(report)
     else:
         console.print(" ".join(f"{k}={v}" for k, v in report.items()))
+        if kind in ("index", "neoplasm", "drug", "eindex"):
+            console.print(
+                "[dim]the default model pack is rebuilt with these terms on the next "
+                "`clinicode setup` (or `make serve`)[/]"
+            )
 
 
 @codes_app.command("systems")
