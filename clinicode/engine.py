@@ -386,7 +386,13 @@ class Engine:
             dx = [s for s in ranked if s.system in DIAGNOSIS_SYSTEMS]
             px = [s for s in ranked if s.system not in DIAGNOSIS_SYSTEMS]
             res = layer.apply(
-                dx, mentions, text=text, setting=setting, threshold=threshold, benchmark=benchmark
+                dx,
+                mentions,
+                text=text,
+                setting=setting,
+                threshold=threshold,
+                benchmark=benchmark,
+                copy=False,  # ``ranked`` was built for this call only
             )
             codes, cands, suppressed = list(res.codes), list(res.candidates), list(res.suppressed)
             for s in px:

@@ -258,7 +258,10 @@ class Guidelines:
         setting: str,
         threshold: float,
         benchmark: bool = False,
+        copy: bool = True,
     ) -> GuidelineResult:
+        """``copy=False`` lets the rules change the suggestions in ``ranked`` in place: for a
+        caller that built them for this call only (the engine), it saves a copy of each."""
         note = _Note(text=text, mentions=mentions, setting=setting, threshold=threshold)
         for i, s in enumerate(ranked):
             key = (s.system, s.code)
@@ -266,9 +269,10 @@ class Guidelines:
                 note.items[key].s.evidence.extend(s.evidence)
                 continue
             # copy what the rules change; Evidence objects are never mutated, so shared
-            s = s.model_copy(
-                update={"evidence": list(s.evidence), "explanation": list(s.explanation)}
-            )
+            if copy:
+                s = s.model_copy(
+                    update={"evidence": list(s.evidence), "explanation": list(s.explanation)}
+                )
             fate = "keep" if s.score >= threshold else "candidate"
             if s.system == ICD and not fate == "candidate" and self.rec(s.code) is None:
                 fate = "candidate"

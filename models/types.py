@@ -63,4 +63,5 @@ class GuidelinesLayer(Protocol):
         setting: str,
         threshold: float,
         benchmark: bool = False,
+        copy: bool = True,
     ) -> GuidelineResult: ...

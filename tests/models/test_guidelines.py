@@ -454,6 +454,28 @@ def test_input_not_mutated(g: Guidelines) -> None:
     assert [s.model_dump() for s in ranked] == before
 
 
+def test_in_place_mode_gives_the_same_result(g: Guidelines) -> None:
+    text = "HTN. CKD 3a. T2DM on insulin. Denies chest pain."
+    spec = [
+        ("I10", "HTN", "present", 0.9),
+        ("N18.31", "CKD 3a", "present", 0.8),
+        ("E11.9", "T2DM", "present", 0.8),
+        ("R07.9", "chest pain", "negated", 0.6),
+    ]
+    kw: dict[str, Any] = {"text": text, "setting": "outpatient", "threshold": 0.5}
+    ranked, mentions = build(text, spec)
+    copied = g.apply(ranked, mentions, **kw)
+    ranked2, mentions2 = build(text, spec)
+    in_place = g.apply(ranked2, mentions2, **kw, copy=False)
+    for a, b in (
+        (copied.codes, in_place.codes),
+        (copied.candidates, in_place.candidates),
+        (copied.suppressed, in_place.suppressed),
+    ):
+        assert [s.model_dump() for s in a] == [s.model_dump() for s in b]
+    assert copied.codes  # the case exercises the rules
+
+
 def test_every_change_is_explained(g: Guidelines) -> None:
     text = "HTN. CKD 3a. T2DM on insulin. Denies chest pain."
     res = run(
