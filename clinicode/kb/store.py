@@ -240,6 +240,11 @@ class KnowledgeBase:
             self._local.conn = conn
         return conn
 
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connections (an SQLite connection must not
+        cross a fork); the next query opens this process's own."""
+        self._local = threading.local()
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,32 @@ def test_ids_are_deterministic_and_batch_matches_single(engine: Any) -> None:
     assert ids_a == ids_b
     other = engine.suggest(text + " ")
     assert {s.suggestion_id for s in other.codes + other.candidates}.isdisjoint(ids_a.values())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="worker processes need fork")
+def test_worker_processes_give_the_same_results(engine: Any) -> None:
+    texts = [
+        "Pneumonia with fever.",
+        "Asthma, wheezing.",
+        "Appendicitis, appendectomy.",
+        "Type 2 diabetes mellitus. Denies chest pain.",
+        "Fractured left radius after a fall.",
+    ]
+    serial = engine.suggest_many(texts)
+    try:
+        parallel = engine.suggest_many(texts, workers=2)
+        again = engine.suggest_many(texts[:2], workers=2)  # the pool is reused
+    finally:
+        engine.close()
+    assert engine._pool is None
+
+    def strip(r: Any) -> dict[str, Any]:
+        return dict(r.model_dump(exclude={"elapsed_ms"}))
+
+    assert [strip(r) for r in parallel] == [strip(r) for r in serial]
+    assert [strip(r) for r in again] == [strip(r) for r in serial[:2]]
+    with pytest.raises(InputError, match="workers"):
+        engine.suggest_many(texts, workers=0)
 
 
 def test_system_filter_and_top_k(engine: Any) -> None:
