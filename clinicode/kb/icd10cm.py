@@ -146,9 +146,6 @@ def parse_tabular(path: Path | None = None) -> ParsedTabular:
         version=f"FY{fy}",
         source=f"simple-icd-10-cm:{path.name}",
         source_hash=file_hash(path),
-        imported_at="",
-        n_codes=0,
-        n_billable=0,
         extra={"release": release, "label": f"ICD-10-CM FY{fy}"},
     )
     out = ParsedTabular(info=info)

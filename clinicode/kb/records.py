@@ -57,11 +57,14 @@ class SearchHit:
 
 @dataclass
 class SystemInfo:
+    """A loaded code system. An importer gives the first four fields and ``extra``;
+    ``KnowledgeBase.replace_system`` fills in the import time and the counts."""
+
     system: str
     version: str
     source: str
     source_hash: str
-    imported_at: str
-    n_codes: int
-    n_billable: int
+    imported_at: str = ""
+    n_codes: int = 0
+    n_billable: int = 0
     extra: dict[str, str] = field(default_factory=dict)

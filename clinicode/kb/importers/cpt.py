@@ -94,9 +94,6 @@ def ensure_cpt_starter(kb: KnowledgeBase) -> SystemInfo | None:
         version=STARTER_VERSION,
         source=STARTER_SOURCE,
         source_hash=digest,
-        imported_at="",
-        n_codes=0,
-        n_billable=0,
         extra={
             "label": STARTER_VERSION,
             "description_source": OWN_WORDS,
@@ -173,9 +170,6 @@ def import_cpt(path: Path, kb: KnowledgeBase, version: str | None) -> ImportRepo
         version=ver,
         source=src.name,
         source_hash=src.sha256,
-        imported_at="",
-        n_codes=0,
-        n_billable=0,
         extra={"label": f"CPT {ver}", "description_source": "licensed"},
     )
     terms = [Term(SYSTEM, r.code, r.title, "title") for r in records.values()]

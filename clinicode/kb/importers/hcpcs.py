@@ -146,9 +146,6 @@ def import_hcpcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportRe
         version=ver,
         source=src.name,
         source_hash=src.sha256,
-        imported_at="",
-        n_codes=0,
-        n_billable=0,
         extra={
             "label": f"HCPCS Level II {ver}",
             "modifiers": str(n_mods),

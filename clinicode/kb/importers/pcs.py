@@ -79,9 +79,6 @@ def import_pcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportRepo
         version=fy,
         source=src.name,
         source_hash=src.sha256,
-        imported_at="",
-        n_codes=0,
-        n_billable=0,
         extra={"label": f"ICD-10-PCS {fy}", "tables": str(n_headers)},
     )
     kb.replace_system(info, records, terms)
