@@ -225,6 +225,31 @@ def normalize_code_key(code: str) -> str:
     return code.replace(".", "")
 
 
+def record_hit(
+    by_code: dict[str, Candidate],
+    key: str,
+    generator: str,
+    prefix: str,
+    mid: int,
+    rank: int,
+    score: float,
+) -> dict[str, float]:
+    """Record that mention ``mid`` matched code ``key`` (``system|code``) at ``rank`` with
+    ``score``: the per-mention sum (made a mean by :func:`finish_candidates`), the best score
+    and the best rank under ``prefix``. Returns the code's feature dict for further flags."""
+    c = by_code.get(key)
+    if c is None:
+        system, code = key.split("|", 1)
+        c = by_code[key] = Candidate(system=system, code=code, sources={generator})
+    f = c.features
+    if mid not in c.mention_ids:
+        c.mention_ids.append(mid)
+        f[f"{prefix}_sum"] = f.get(f"{prefix}_sum", 0.0) + score
+    f[f"{prefix}_max"] = max(f.get(f"{prefix}_max", 0.0), score)
+    f[f"{prefix}_min_rank"] = min(f.get(f"{prefix}_min_rank", 1e9), float(rank))
+    return f
+
+
 def finish_candidates(by_code: dict[Any, Candidate], prefix: str) -> list[Candidate]:
     """Per-code mean and mention count from ``{prefix}_sum``; score = ``{prefix}_max``; best first."""
     for c in by_code.values():

@@ -27,6 +27,7 @@ from clinicode.models.candidates import (
     finish_candidates,
     load_config,
     query_strings,
+    record_hit,
     save_config,
 )
 from clinicode.models.types import Candidate
@@ -254,16 +255,7 @@ class DenseGenerator:
             for rank, (row, score) in enumerate(row_hits):
                 exact = query == self.terms_.texts[row]
                 for key, _source, _exact_form in self.terms_.entries(row):
-                    c = by_code.get(key)
-                    if c is None:
-                        system, code = key.split("|", 1)
-                        c = by_code[key] = Candidate(system=system, code=code, sources={self.name})
-                    f = c.features
-                    if mid not in c.mention_ids:
-                        c.mention_ids.append(mid)
-                        f["dense_sum"] = f.get("dense_sum", 0.0) + score
-                    f["dense_max"] = max(f.get("dense_max", 0.0), score)
-                    f["dense_min_rank"] = min(f.get("dense_min_rank", 1e9), float(rank))
+                    f = record_hit(by_code, key, self.name, "dense", mid, rank, score)
                     if exact:
                         f["exact"] = 1.0
         return finish_candidates(by_code, "dense")

@@ -24,6 +24,7 @@ from clinicode.models.candidates import (
     finish_candidates,
     load_config,
     query_strings,
+    record_hit,
     save_config,
 )
 from clinicode.models.types import Candidate
@@ -153,16 +154,7 @@ class LexicalGenerator:
             for rank, (row, score) in enumerate(row_hits):
                 term = self.terms_.texts[row]
                 for key, source, exact_form in self.terms_.entries(row):
-                    c = by_code.get(key)
-                    if c is None:
-                        system, code = key.split("|", 1)
-                        c = by_code[key] = Candidate(system=system, code=code, sources={self.name})
-                    f = c.features
-                    if mid not in c.mention_ids:
-                        c.mention_ids.append(mid)
-                        f["lex_sum"] = f.get("lex_sum", 0.0) + score
-                    f["lex_max"] = max(f.get("lex_max", 0.0), score)
-                    f["lex_min_rank"] = min(f.get("lex_min_rank", 1e9), float(rank))
+                    f = record_hit(by_code, key, self.name, "lex", mid, rank, score)
                     if query == term:
                         f["exact"] = 1.0
                         if exact_form:
