@@ -63,13 +63,23 @@ def note_stems(text: str) -> frozenset[str]:
 
 @lru_cache(maxsize=200_000)
 def _title_parts(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(content stems of the title, stems the title excludes: the words after "without")."""
+    """(stems the title needs the note to state, stems it excludes: the words after
+    "without"), filler words dropped."""
     low = title.lower()
     _, _, excluded = low.partition(" without ")
     excluded = excluded.split(",", 1)[0]
-    content = tuple(dict.fromkeys(_stem(w) for w in _WORD.findall(low) if w not in _TITLE_FILLER))
     neg = tuple(_stem(w) for w in _WORD.findall(excluded) if w not in _TITLE_FILLER)
-    return content, neg
+    needed = tuple(
+        dict.fromkeys(
+            st for w in _WORD.findall(low) if w not in _TITLE_FILLER and (st := _stem(w)) not in neg
+        )
+    )
+    return needed, neg
+
+
+# The row features of :func:`title_features`; ``collect`` adds each again with ``LOCAL_PREFIX``.
+TITLE_FEATURES = ("title_cover", "title_missing", "title_excluded_stated")
+LOCAL_PREFIX = "local_"
 
 
 def title_features(title: str, stems: frozenset[str]) -> dict[str, float]:
@@ -77,14 +87,13 @@ def title_features(title: str, stems: frozenset[str]) -> dict[str, float]:
     words found in the note; ``title_missing``: how many are not) and whether the note states
     what the title excludes (``title_excluded_stated``: "... without hematuria" in a note that
     says hematuria)."""
-    content, neg = _title_parts(title)
-    excluded = [w for w in neg if w in stems]
-    words = [w for w in content if w not in neg]
-    found = sum(1 for w in words if w in stems)
+    needed, neg = _title_parts(title)
+    found = sum(1 for w in needed if w in stems)
+    cover, missing, excluded = TITLE_FEATURES
     return {
-        "title_cover": found / len(words) if words else 0.0,
-        "title_missing": float(len(words) - found),
-        "title_excluded_stated": float(bool(excluded)),
+        cover: found / len(needed) if needed else 0.0,
+        missing: float(len(needed) - found),
+        excluded: float(any(w in stems for w in neg)),
     }
 
 
@@ -203,7 +212,7 @@ def collect(
                 if cand is not None and mention_spans and note_text is not None:
                     local = _local_stems(note_text, mention_spans, cand.mention_ids, local_cache)
                     for name, value in title_features(title, local).items():
-                        f["local_" + name] = value
+                        f[LOCAL_PREFIX + name] = value
     return out
 
 

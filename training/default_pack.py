@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clinicode.models.features import LOCAL_PREFIX as _LOCAL
+from clinicode.models.features import TITLE_FEATURES as _TITLE
 from clinicode.training.data import LabeledNote
 
 DEFAULT_NAME = "clinicode-default"
@@ -84,14 +86,7 @@ SYNTHETIC_ARTIFACTS = (
 # are short and name little else, so here title coverage separates the labels almost perfectly
 # and the ranker leans on it; on CodiEsp train, R@50 rose (0.353 -> 0.374) and MAP fell
 # (0.253 -> 0.249). So the default ranker does not see them.
-TITLE_FEATURES = (
-    "title_cover",
-    "title_missing",
-    "title_excluded_stated",
-    "local_title_cover",
-    "local_title_missing",
-    "local_title_excluded_stated",
-)
+TITLE_FEATURES = (*_TITLE, *(_LOCAL + n for n in _TITLE))
 # More lexical / semantic / structural support can only raise a code's score.
 MONOTONE_UP = {
     "lex_max": 1,
