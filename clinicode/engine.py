@@ -287,8 +287,13 @@ class Engine:
         if workers < 1:
             raise InputError("workers must be at least 1")
         if workers > 1 and len(texts) > 1:
-            kwargs = {"systems": systems, "top_k": top_k, "note_type": note_type}
-            return self._suggest_parallel(texts, setting, workers, kwargs, benchmark)
+            kwargs = {
+                "systems": systems,
+                "top_k": top_k,
+                "note_type": note_type,
+                "benchmark": benchmark,
+            }
+            return self._suggest_parallel(texts, setting, workers, kwargs)
         mentions, warnings = self._mentions(texts)
         per_note = self._score(texts, mentions)
         out = []
@@ -311,7 +316,6 @@ class Engine:
         setting: str,
         workers: int,
         kwargs: dict[str, Any],
-        benchmark: bool,
     ) -> list[SuggestResult]:
         import multiprocessing as mp
 
@@ -328,10 +332,7 @@ class Engine:
                 self._pool_size = workers
             pool = self._pool
         size = max(1, -(-len(texts) // (workers * 2)))  # two chunks per worker, in order
-        jobs = [
-            (texts[i : i + size], setting, {**kwargs, "benchmark": benchmark})
-            for i in range(0, len(texts), size)
-        ]
+        jobs = [(texts[i : i + size], setting, kwargs) for i in range(0, len(texts), size)]
         return [r for chunk in pool.map(_worker_suggest, jobs) for r in chunk]
 
     def close(self) -> None:
