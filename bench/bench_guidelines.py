@@ -49,7 +49,10 @@ def _rank(s: Any) -> int:
 
 
 def run_suite(engine: Any, suite: Path) -> None:
-    from clinicode.models.guidelines_suite import check_case, load_suite
+    from golden import suite_module
+
+    suite_mod = suite_module()
+    check_case, load_suite = suite_mod.check_case, suite_mod.load_suite
 
     cases = load_suite(suite)
     per: dict[str, list[bool]] = defaultdict(list)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from clinicode.models.guidelines_suite import Case, check_case, load_suite
+from tests.regression.suite import Case, check_case, load_suite
 
 SUITE = Path(__file__).with_name("guideline_notes.yaml")
 CASES = load_suite(SUITE)
