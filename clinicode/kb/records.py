@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from clinicode.errors import ClinicodeError
+
 NOTE_KINDS: tuple[str, ...] = (
     "inclusion",
     "includes",
@@ -68,3 +70,32 @@ class SystemInfo:
     n_codes: int = 0
     n_billable: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+
+
+class KBError(ClinicodeError):
+    """A knowledge-base problem the user can act on (missing build, wrong file ...)."""
+
+
+@dataclass
+class IndexEntry:
+    """One main term or subterm of the Alphabetic Index (or a row of a table).
+
+    ``code`` is the code as printed (``E11.2-``, ``C34.9-``); ``resolved`` is the KB record it
+    maps to (``None`` when the code is unknown to the KB or absent). ``cells`` holds the table
+    columns of the Neoplasm and Drug tables (``{"malignant primary": "C34.9-", ...}``).
+    """
+
+    id: int
+    system: str
+    source: str
+    parent_id: int | None
+    level: int
+    term: str
+    nonessential: str = ""
+    code: str | None = None
+    resolved: str | None = None
+    see: str | None = None
+    see_also: str | None = None
+    manif: str | None = None
+    cells: dict[str, str] = field(default_factory=dict)
+    order: int = 0

@@ -25,19 +25,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from clinicode.errors import ClinicodeError
-from clinicode.kb.records import CodeRecord, SearchHit, SystemInfo, Term
+from clinicode.kb.records import CodeRecord, IndexEntry, KBError, SystemInfo, Term
+from clinicode.kb.search import SearchMixin
+from clinicode.kb.text import STOPWORDS, content_words, normalize_code, stem, term_key
+from clinicode.kb.write import WriteMixin, _fts_ids
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STOPWORDS",
+    "CodeIndex",
+    "IndexEntry",
+    "KBError",
+    "KnowledgeBase",
+    "content_words",
+    "needs_upgrade",
+    "normalize_code",
+    "stem",
+    "term_key",
+]
 
 SCHEMA_VERSION = "4"
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -73,128 +87,37 @@ _POST_SCHEMA = """
 CREATE INDEX IF NOT EXISTS terms_key ON terms(key);
 CREATE UNIQUE INDEX IF NOT EXISTS terms_fid ON terms(fid);
 """
-_FID_BAND = 10**9
-
-# How much a term source counts in search ranking (titles first, then the index).
-_SOURCE_WEIGHT = {
-    "title": 1.0,
-    "description": 1.0,
-    "index": 0.9,
-    "inclusion": 0.85,
-    "neoplasm": 0.85,
-    "drug": 0.85,
-    "eindex": 0.8,
-    "synonym": 0.8,
-}
-
-# At most this many relaxed (one word less) queries per search.
-_MAX_RELAXED = 6
-_CODE_LIKE = re.compile(r"^[A-Za-z0-9]{1,3}(\.[A-Za-z0-9]{0,4})?$|^[A-Za-z0-9]{3,7}$")
-_CODE_CHARS = re.compile(r"[0-9.]")
-_WORD = re.compile(r"[A-Za-z0-9]+")
-_PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
-# Function words that carry no meaning for matching ("with" and "without" differ: keep the latter).
-# "unspecified"/"NOS" add no specificity: "Hyperlipidemia, unspecified" is an exact match for
-# "hyperlipidemia".
-STOPWORDS = frozenset(
-    "a an and as at by for from in into is of on or the to with nos nec unspecified".split()
-)
-_SUFFIXES = (
-    "ations",
-    "ation",
-    "ically",
-    "ness",
-    "ions",
-    "ion",
-    "ive",
-    "ies",
-    "ic",
-    "al",
-    "ed",
-    "ing",
-    "es",
-    "s",
-    "y",
-)
 
 
-class KBError(ClinicodeError):
-    """A knowledge-base problem the user can act on (missing build, wrong file ...)."""
+class CodeIndex:
+    """Title and billable flag of every code of the loaded systems, in memory."""
+
+    def __init__(
+        self, titles: dict[tuple[str, str], str], billable: dict[tuple[str, str], bool]
+    ) -> None:
+        self.titles = titles
+        self.billable = billable
+
+    @classmethod
+    def build(cls, kb: KnowledgeBase) -> CodeIndex:
+        titles: dict[tuple[str, str], str] = {}
+        billable: dict[tuple[str, str], bool] = {}
+        for info in kb.systems():
+            for rec in kb.iter_codes(info.system):
+                titles[(rec.system, rec.code)] = rec.title
+                billable[(rec.system, rec.code)] = rec.billable
+        return cls(titles, billable)
+
+    def title(self, system: str, code: str) -> str | None:
+        return self.titles.get((system, code))
+
+    def info(self, system: str, code: str) -> tuple[bool, bool] | None:
+        """``(exists, billable)`` of a code, or None when the KB lacks it."""
+        b = self.billable.get((system, code))
+        return None if b is None else (True, b)
 
 
-def normalize_code(code: str, system: str | None = None) -> str:
-    """Display form of a code: upper case, no spaces; ICD-10-CM gets its dot after the category."""
-    c = code.strip().upper().replace(" ", "")
-    if system == "ICD-10-CM" and len(c) > 3 and "." not in c and "-" not in c:
-        c = c[:3] + "." + c[3:]
-    return c
-
-
-@lru_cache(maxsize=200_000)
-def stem(word: str) -> str:
-    """A light, deterministic stem: ``diabetes``/``diabetic`` -> ``diabet``, ``fractured`` ->
-    ``fractur``; used for exact-key matching and for query coverage (not for FTS)."""
-    w = word.lower()
-    if w.endswith("'s"):
-        w = w[:-2]
-    if len(w) <= 4 or w.isdigit():
-        return w
-    for suf in _SUFFIXES:
-        if w.endswith(suf) and len(w) - len(suf) >= 4:
-            w = w[: -len(suf)]
-            break
-    if w.endswith("e") and len(w) > 4:
-        w = w[:-1]
-    return w
-
-
-@lru_cache(maxsize=100_000)
-def content_words(text: str, *, drop_parens: bool = True) -> tuple[str, ...]:
-    """Stemmed content words of ``text`` (non-essential parenthesised parts dropped)."""
-    if drop_parens:
-        text = _PARENS.sub(" ", text)
-    return tuple(
-        stem(w) for w in _WORD.findall(text.replace("'s", "")) if w.lower() not in STOPWORDS
-    )
-
-
-def term_key(text: str) -> str | None:
-    """Order-free key of a term: ``"Diabetes, type 2, with, chronic kidney disease"`` and
-    ``"type 2 diabetes with chronic kidney disease"`` share one key."""
-    words = sorted(set(content_words(text)))
-    return " ".join(words) if words else None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass
-class IndexEntry:
-    """One main term or subterm of the Alphabetic Index (or a row of a table).
-
-    ``code`` is the code as printed (``E11.2-``, ``C34.9-``); ``resolved`` is the KB record it
-    maps to (``None`` when the code is unknown to the KB or absent). ``cells`` holds the table
-    columns of the Neoplasm and Drug tables (``{"malignant primary": "C34.9-", ...}``).
-    """
-
-    id: int
-    system: str
-    source: str
-    parent_id: int | None
-    level: int
-    term: str
-    nonessential: str = ""
-    code: str | None = None
-    resolved: str | None = None
-    see: str | None = None
-    see_also: str | None = None
-    manif: str | None = None
-    cells: dict[str, str] = field(default_factory=dict)
-    order: int = 0
-
-
-class KnowledgeBase:
+class KnowledgeBase(SearchMixin, WriteMixin):
     """Read (and, for builders and importers, write) access to the code sets.
 
     Thread-safe for reads: each thread gets its own SQLite connection.
@@ -214,6 +137,8 @@ class KnowledgeBase:
         self.readonly = readonly
         self._local = threading.local()
         self._systems_cache: list[SystemInfo] | None = None
+        self._derived: dict[str, Any] = {}  # built from the content (see ``derived``)
+        self._derived_lock = threading.Lock()
         if readonly and not self.path.exists():
             raise KBError(
                 f"code-set knowledge base not found at {self.path}; run `clinicode codes build`"
@@ -303,6 +228,28 @@ class KnowledgeBase:
         )
         payload = json.dumps([systems, [list(r) for r in counts]], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def derived(self, name: str, build: Callable[[KnowledgeBase], T]) -> T:
+        """``build(self)``, computed once and kept on this object until its content changes.
+
+        What is derived from the code sets (a title index, the guidelines' sorted code list)
+        belongs to the KB it came from: a write through this object forgets it, and a new KB
+        object starts empty, so a cache can never outlive or confuse its source.
+        """
+        with self._derived_lock:
+            if name not in self._derived:
+                self._derived[name] = build(self)
+            value: T = self._derived[name]
+            return value
+
+    def _forget_derived(self) -> None:
+        with self._derived_lock:
+            self._derived.clear()
+        self._systems_cache = None
+
+    def code_index(self) -> CodeIndex:
+        """Title and billable flag of every code of every loaded system (built once)."""
+        return self.derived("code_index", CodeIndex.build)
 
     # -- lookups -----------------------------------------------------------------------
     def _row_to_record(self, r: sqlite3.Row) -> CodeRecord:
@@ -502,385 +449,6 @@ class KnowledgeBase:
     def index_count(self, source: str = "index") -> int:
         sql = "SELECT COUNT(*) FROM index_entries WHERE source=?"
         return int(self._conn().execute(sql, (source,)).fetchone()[0])
-
-    # -- search ------------------------------------------------------------------------
-    def search(
-        self,
-        text: str,
-        *,
-        systems: Iterable[str] | None = None,
-        limit: int = 20,
-        billable_only: bool = False,
-    ) -> list[SearchHit]:
-        """Ranked text search over titles, inclusion terms and index terms (and exact codes).
-
-        Order: exact code, then codes starting with the query (``E11.2``), then terms by how
-        well they cover the query and the query covers them (an exact match of all content
-        words, in any order, first), the term source (title > index > inclusion) and
-        billability. Non-essential modifiers in parentheses do not count against a term.
-        """
-        text = text.strip()
-        if not text or limit <= 0:
-            return []
-        sys_filter = list(systems) if systems is not None else None
-        names = sys_filter or self._system_names()
-        hits: dict[tuple[str, str], SearchHit] = {}
-        if _CODE_LIKE.match(text) and (_CODE_CHARS.search(text) or len(text) <= 7):
-            self._code_hits(text, names, limit, billable_only, hits)
-        if hits and any(ch.isdigit() for ch in text):
-            # a code (or the start of one) was asked for: its family, not word matches
-            return sorted(hits.values(), key=lambda h: (-h.score, len(h.code), h.code))[:limit]
-        q_words = list(content_words(text, drop_parens=False))
-        if not q_words:
-            q_words = [stem(w) for w in _WORD.findall(text)]
-        if q_words:
-            key = " ".join(sorted(set(q_words)))
-            rows = self._exact_rows(key, sys_filter, billable_only, limit * 4)
-            rows += self._fts_rows(
-                text, q_words, sys_filter, billable_only, limit, len(hits) + len(rows)
-            )
-            self._score_rows(rows, q_words, hits)
-        ranked = sorted(hits.values(), key=lambda h: (-h.score, len(h.code), h.code))
-        return ranked[:limit]
-
-    def _code_hits(
-        self,
-        text: str,
-        systems: list[str],
-        limit: int,
-        billable_only: bool,
-        hits: dict[tuple[str, str], SearchHit],
-    ) -> None:
-        conn = self._conn()
-        for sys_name in systems:
-            rec = self.get(text, sys_name)
-            if rec is not None and (rec.billable or not billable_only):
-                hits[(rec.system, rec.code)] = SearchHit(
-                    rec.system, rec.code, rec.title, rec.billable, 100.0, rec.code, "code"
-                )
-            prefix = normalize_code(text, sys_name).rstrip(".")
-            if len(prefix) < 3:
-                continue
-            sql = (
-                "SELECT code, title, billable FROM codes WHERE system=? AND code>? AND code<?"
-                + (" AND billable=1" if billable_only else "")
-                + " ORDER BY length(code), code LIMIT ?"
-            )
-            for r in conn.execute(sql, (sys_name, prefix, prefix + "\uffff", limit)):
-                key = (sys_name, r[0])
-                if key not in hits:
-                    score = 90.0 - len(r[0])
-                    hits[key] = SearchHit(sys_name, r[0], r[1], bool(r[2]), score, r[0], "code")
-
-    def _exact_rows(
-        self, key: str, systems: list[str] | None, billable_only: bool, cap: int
-    ) -> list[sqlite3.Row]:
-        sql = (
-            "SELECT t.id, t.system, t.code, t.term, t.source, c.title, c.billable "
-            "FROM terms t JOIN codes c ON c.system = t.system AND c.code = t.code "
-            "WHERE t.key = ?"
-        )
-        args: list[object] = [key]
-        if systems:
-            sql += f" AND t.system IN ({','.join('?' * len(systems))})"
-            args.extend(systems)
-        if billable_only:
-            sql += " AND c.billable = 1"
-        args.append(cap)
-        try:
-            return self._conn().execute(sql + " LIMIT ?", args).fetchall()
-        except sqlite3.OperationalError:  # a schema-1 KB without keys (read-only, not upgraded)
-            return []
-
-    def _fts_rows(
-        self,
-        text: str,
-        q_words: list[str],
-        systems: list[str] | None,
-        billable_only: bool,
-        limit: int,
-        have: int,
-    ) -> list[sqlite3.Row]:
-        raw = [w.lower() for w in _WORD.findall(text)]
-        words = [w for w in raw if w not in STOPWORDS] or raw
-        words = list(dict.fromkeys(words))[:12]
-        # prefix-match the last word (type-ahead) when it looks unfinished
-        quoted = [f'"{w}"' for w in words]
-        if len(words[-1]) >= 3 and not text.endswith(" "):
-            quoted[-1] += "*"
-        want = max(limit * 4, 50)
-        out: list[sqlite3.Row] = []
-        seen: set[int] = set()
-        codes: set[tuple[str, str]] = set()
-
-        def run(query: str) -> None:
-            for r in self._fts(query, systems, billable_only, want):
-                if r["id"] not in seen:
-                    seen.add(r["id"])
-                    out.append(r)
-                    codes.add((r["system"], r["code"]))
-
-        run(" AND ".join(quoted))
-        if len(quoted) > 1 and len(codes) + have < limit:
-            # relax: the query less one word, each in turn
-            for i in range(min(len(quoted), _MAX_RELAXED)):
-                run(" AND ".join(q for j, q in enumerate(quoted) if j != i))
-                if len(codes) + have >= limit:
-                    break
-        if len(codes) + have == 0 and len(quoted) > 1:  # last resort: any of the words
-            run(" OR ".join(quoted))
-        return out
-
-    def _fts(
-        self, query: str, systems: list[str] | None, billable_only: bool, cap: int
-    ) -> list[sqlite3.Row]:
-        """Up to ``cap`` terms matching ``query``, fewest content words first."""
-        match = f"term : ({query})"
-        if systems:
-            match += " AND sys : (" + " OR ".join(_sys_token(s) for s in systems) + ")"
-        if billable_only:
-            match += " AND sys : b1"
-        sql = (
-            "SELECT t.id, t.system, t.code, t.term, t.source, c.title, c.billable FROM "
-            "(SELECT rowid AS fid FROM terms_fts WHERE terms_fts MATCH ? ORDER BY rowid LIMIT ?) f "
-            "JOIN terms t ON t.fid = f.fid "
-            "JOIN codes c ON c.system = t.system AND c.code = t.code ORDER BY f.fid"
-        )
-        try:
-            return self._conn().execute(sql, (match, cap)).fetchall()
-        except sqlite3.OperationalError as exc:  # an FTS syntax problem: treat as no match
-            if "fts5" in str(exc).lower() or "syntax" in str(exc).lower():
-                return []
-            raise
-
-    @staticmethod
-    def _score_rows(
-        rows: list[sqlite3.Row], q_words: list[str], hits: dict[tuple[str, str], SearchHit]
-    ) -> None:
-        q = set(q_words)
-        last = q_words[-1]
-        for r in rows:
-            term = r["term"]
-            core = set(content_words(term))
-            every = core | set(content_words(term, drop_parens=False))
-            matched = len(q & every)
-            if last not in every and len(last) >= 3 and any(w.startswith(last) for w in every):
-                matched += 1
-            if matched == 0:
-                continue
-            coverage = matched / len(q)
-            precision = min(len(q & core) / max(len(core), 1), 1.0)
-            score = 10.0 * coverage + 5.0 * precision
-            if q == core:
-                score += 5.0  # exactly the query's content words (in any order)
-            score += _SOURCE_WEIGHT.get(r["source"], 0.8)
-            if r["billable"]:
-                score += 0.5
-            key = (r["system"], r["code"])
-            prev = hits.get(key)
-            if prev is None or score > prev.score:
-                hits[key] = SearchHit(
-                    r["system"],
-                    r["code"],
-                    r["title"],
-                    bool(r["billable"]),
-                    score,
-                    term,
-                    r["source"],
-                )
-
-    # -- writing (builders and importers) ----------------------------------------------
-    def _writable(self) -> sqlite3.Connection:
-        if self.readonly:
-            raise KBError("knowledge base opened read-only")
-        return self._conn()
-
-    def replace_system(
-        self,
-        info: SystemInfo,
-        records: Iterable[CodeRecord],
-        terms: Iterable[Term] = (),
-    ) -> SystemInfo:
-        """Atomically replace every code, term and index entry of ``info.system``.
-
-        ``n_codes`` counts every record except HCPCS modifiers (kind ``modifier``).
-        """
-        conn = self._writable()
-        with conn:
-            conn.execute("DELETE FROM codes WHERE system=?", (info.system,))
-            conn.execute("DELETE FROM index_entries WHERE system=?", (info.system,))
-            self._delete_terms(conn, info.system, None)
-            n_codes = n_billable = 0
-            batch: list[tuple[object, ...]] = []
-            for i, rec in enumerate(records):
-                n_codes += int(rec.kind != "modifier")
-                n_billable += int(rec.billable)
-                batch.append(
-                    (
-                        rec.system,
-                        rec.code,
-                        rec.title,
-                        rec.kind,
-                        int(rec.billable),
-                        rec.parent,
-                        rec.depth,
-                        rec.order or i,
-                        json.dumps(rec.notes),
-                        json.dumps(rec.seven_chr),
-                        rec.description_source,
-                    )
-                )
-                if len(batch) >= 5000:
-                    conn.executemany("INSERT INTO codes VALUES(?,?,?,?,?,?,?,?,?,?,?)", batch)
-                    batch.clear()
-            if batch:
-                conn.executemany("INSERT INTO codes VALUES(?,?,?,?,?,?,?,?,?,?,?)", batch)
-            self._insert_terms(conn, terms)
-            info.n_codes, info.n_billable = n_codes, n_billable
-            info.imported_at = info.imported_at or _now()
-            self._write_info(conn, info)
-        return info
-
-    def replace_terms(
-        self,
-        system: str,
-        source: str,
-        terms: Iterable[Term],
-        info_extra: dict[str, str] | None = None,
-    ) -> int:
-        """Replace the terms of one ``source`` (say, the Alphabetic Index) for ``system``."""
-        conn = self._writable()
-        with conn:
-            self._delete_terms(conn, system, source)
-            n = self._insert_terms(conn, terms)
-            if info_extra:
-                self._update_extra(conn, system, info_extra)
-        return n
-
-    def replace_index(
-        self,
-        system: str,
-        source: str,
-        entries: Sequence[IndexEntry],
-        terms: Iterable[Term],
-        info_extra: dict[str, str] | None = None,
-    ) -> int:
-        """Atomically replace the index tree and the terms of ``source`` (``index``,
-        ``neoplasm``, ``drug``, ``eindex``) for ``system``; entry ids are assigned here
-        (``parent_id`` values refer to positions in ``entries``, see the importers)."""
-        conn = self._writable()
-        with conn:
-            conn.execute("DELETE FROM index_entries WHERE system=? AND source=?", (system, source))
-            start = conn.execute("SELECT COALESCE(MAX(id), 0) FROM index_entries").fetchone()[0]
-            rows = [
-                (
-                    start + e.id,
-                    system,
-                    source,
-                    None if e.parent_id is None else start + e.parent_id,
-                    e.level,
-                    e.term,
-                    " ".join(e.term.lower().split()),
-                    e.nonessential,
-                    e.code,
-                    e.resolved,
-                    e.see,
-                    e.see_also,
-                    e.manif,
-                    json.dumps(e.cells),
-                    e.order,
-                )
-                for e in entries
-            ]
-            conn.executemany(
-                "INSERT INTO index_entries VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
-            )
-            self._delete_terms(conn, system, source)
-            n = self._insert_terms(conn, terms)
-            if info_extra:
-                self._update_extra(conn, system, info_extra)
-        return n
-
-    @staticmethod
-    def _update_extra(conn: sqlite3.Connection, system: str, info_extra: dict[str, str]) -> None:
-        row = conn.execute("SELECT extra FROM systems WHERE system=?", (system,)).fetchone()
-        if row is not None:
-            extra = json.loads(row[0])
-            extra.update(info_extra)
-            conn.execute("UPDATE systems SET extra=? WHERE system=?", (json.dumps(extra), system))
-
-    def set_meta(self, key: str, value: str) -> None:
-        conn = self._conn()
-        with conn:
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
-
-    def get_meta(self, key: str) -> str | None:
-        try:
-            row = self._conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        except sqlite3.OperationalError:
-            return None
-        return None if row is None else str(row[0])
-
-    @staticmethod
-    def _delete_terms(conn: sqlite3.Connection, system: str, source: str | None) -> None:
-        where = "system=?" + (" AND source=?" if source else "")
-        args = (system, source) if source else (system,)
-        # contentless FTS5: remove rows with the 'delete' command and the indexed values
-        conn.execute(
-            "INSERT INTO terms_fts(terms_fts, rowid, term, sys) "
-            f"SELECT 'delete', fid, term, fsys FROM terms WHERE {where}",
-            args,
-        )
-        conn.execute(f"DELETE FROM terms WHERE {where}", args)
-
-    @staticmethod
-    def _insert_terms(conn: sqlite3.Connection, terms: Iterable[Term]) -> int:
-        start = conn.execute("SELECT COALESCE(MAX(id), 0) FROM terms").fetchone()[0]
-        billable: dict[str, dict[str, bool]] = {}
-        rows = []
-        for i, t in enumerate(terms):
-            if t.system not in billable:
-                billable[t.system] = {
-                    r[0]: bool(r[1])
-                    for r in conn.execute(
-                        "SELECT code, billable FROM codes WHERE system=?", (t.system,)
-                    )
-                }
-            tid = start + i + 1
-            fid, fsys = _fts_ids(tid, t.text, t.system, billable[t.system].get(t.code, False))
-            rows.append((tid, t.system, t.code, t.text, t.source, term_key(t.text), fid, fsys))
-        conn.executemany("INSERT INTO terms VALUES(?,?,?,?,?,?,?,?)", rows)
-        conn.executemany(
-            "INSERT INTO terms_fts(rowid, term, sys) VALUES(?, ?, ?)",
-            [(r[6], r[3], r[7]) for r in rows],
-        )
-        return len(rows)
-
-    @staticmethod
-    def _write_info(conn: sqlite3.Connection, info: SystemInfo) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO systems VALUES(?,?,?,?,?,?,?,?)",
-            (
-                info.system,
-                info.version,
-                info.source,
-                info.source_hash,
-                info.imported_at,
-                info.n_codes,
-                info.n_billable,
-                json.dumps(info.extra),
-            ),
-        )
-
-
-def _sys_token(system: str) -> str:
-    return "s" + re.sub(r"[^a-z0-9]", "", system.lower())
-
-
-def _fts_ids(tid: int, text: str, system: str, billable: bool) -> tuple[int, str]:
-    """(FTS rowid, ``sys`` column) of a term: shorter terms get smaller rowids."""
-    band = min(len(set(content_words(text))), 99)
-    return band * _FID_BAND + tid, f"{_sys_token(system)} b{int(billable)}"
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
