@@ -4,7 +4,8 @@
     .venv/bin/python bench/bench_rank.py --pack /tmp/codiesp-pack          # dev figures of a pack
     .venv/bin/python bench/bench_rank.py --pack ~/.local/share/clinicode/packs/default  # default
 
-Prints JSON: for D and P, MAP over all dev documents, the CodiEsp-script MAP, micro P/R/F1 at the
+Prints JSON: for D and P, in the ranker's order (and ``dev_D_served``: the order ``suggest``
+serves), MAP over all dev documents, the CodiEsp-script MAP, micro P/R/F1 at the
 pack threshold (chosen on dev when the pack was trained with --dev: tuned-on-dev figures), P@5,
 P@10, R@10, R@50, and the training time. The test split is never read.
 """
@@ -30,10 +31,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from clinicode.engine import load
     from clinicode.kb import open_kb
     from clinicode.training.data import load_codiesp
-    from clinicode.training.evaluate import evaluate_pack
+    from clinicode.training.evaluate import evaluate_pack, load_path
     from clinicode.training.train import TrainConfig, train_pack
 
     report: dict[str, object] = {}
@@ -49,13 +49,14 @@ def main() -> None:
         report["train_timings"] = rep["timings"]
         report["calibration_dev"] = rep["calibration"].get("dev")
         pack_dir = args.out
-    engine = load(pack_dir)
-    report["pack"] = engine.info.model_dump()
+    path = load_path(pack_dir)
+    report["pack"] = path.info.model_dump()
     for task in ("D", "P"):
-        res = evaluate_pack(engine, dev, task, progress=False)  # type: ignore[arg-type]
+        res = evaluate_pack(path, dev, task, progress=False)  # type: ignore[arg-type]
         report[f"dev_{task}"] = {
-            k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()
+            k: round(v, 4) if isinstance(v, float) else v for k, v in res.items() if k != "orders"
         }
+        report[f"dev_{task}_served"] = {k: round(v, 4) for k, v in res["orders"]["served"].items()}
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(report, indent=2))
 

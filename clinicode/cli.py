@@ -36,7 +36,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Modules that add their own commands to ``app``: each has ``register(app: typer.Typer)``.
-_PLUGINS = ("clinicode.nlp.cli", "clinicode.training.cli", "clinicode.serve.cli")
+_PLUGINS = (
+    "clinicode.nlp.cli",
+    "clinicode.training.cli",
+    "clinicode.cli_suggest",
+    "clinicode.serve.cli",
+)
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 KbOpt = typer.Option(None, "--kb", help="Knowledge-base file (default: under CLINICODE_DATA_DIR).")

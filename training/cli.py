@@ -1,4 +1,5 @@
-"""``clinicode train``, ``clinicode evaluate`` and ``clinicode suggest``.
+"""``clinicode train`` and ``clinicode evaluate`` (``clinicode suggest`` is the facade's, in
+``clinicode/cli.py``: training never imports the engine).
 
 ``register(app)`` adds them to the root command (``clinicode/cli.py`` calls it lazily).
 """
@@ -75,58 +76,44 @@ def evaluate_cmd(
     task: str = typer.Option("D", "--task", help="D (diagnoses) or P (procedures)."),
     model: Path | None = ModelOpt,
     predictions_out: Path | None = typer.Option(
-        None, "--predictions-out", help="Write ranked predictions, doc<TAB>code (CodiEsp format)."
+        None,
+        "--predictions-out",
+        help="Write the ranked predictions of --order, doc<TAB>code (CodiEsp format).",
     ),
+    order: str = typer.Option(
+        "ranker",
+        "--order",
+        help="ranker: by the ranker's score, before the guidelines; served: exactly what "
+        "`suggest` serves (codes, candidates, then suppressed). Both are reported under "
+        "'orders'; this one is the top-level figures and --predictions-out.",
+    ),
+    setting: str = typer.Option("outpatient", help="inpatient | outpatient (served order)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """MAP, CodiEsp MAP, micro P/R/F1 at the pack threshold, P@5/10, R@10/50 (JSON)."""
-    from clinicode.engine import load
-    from clinicode.training.evaluate import evaluate_pack
+    """MAP, CodiEsp MAP, micro P/R/F1, P@5/10, R@10/50 in the ranker's and the served order (JSON)."""
+    from clinicode.training.data import load_notes
+    from clinicode.training.evaluate import ORDERS, evaluate_pack, load_path
 
     _check_format(fmt)
     if task not in ("D", "P"):
         raise InputError(f"--task must be D or P, not {task!r}")
-    from clinicode.training.data import load_notes
-
+    if order not in ORDERS:
+        raise InputError(f"--order must be ranker or served, not {order!r}")
+    if setting not in ("inpatient", "outpatient"):
+        raise InputError(f"--setting must be inpatient or outpatient, not {setting!r}")
     notes = load_notes(data, fmt)
-    engine = load(model)
     result = evaluate_pack(
-        engine,
+        load_path(model),
         notes,
         task,
+        order=order,
+        setting=setting,
         predictions_out=predictions_out,
         progress=not quiet,
     )
     _print_json(result)
 
 
-def suggest_cmd(
-    file: str = typer.Argument(..., help="A note file, or - for standard input."),
-    setting: str = typer.Option("outpatient", help="inpatient | outpatient"),
-    model: Path | None = ModelOpt,
-    top_k: int | None = typer.Option(None, "--top-k", help="Candidates per system to list."),
-) -> None:
-    """Suggest codes for one note and print the result as JSON."""
-    from clinicode.engine import load
-
-    if setting not in ("inpatient", "outpatient"):
-        raise InputError(f"--setting must be inpatient or outpatient, not {setting!r}")
-    if file == "-":
-        text = sys.stdin.read()
-    else:
-        path = Path(file)
-        if not path.is_file():
-            raise InputError(f"file not found: {path}")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"{path} is not UTF-8 text") from None
-    engine = load(model)
-    result = engine.suggest(text, setting=setting, top_k=top_k)
-    sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-
-
 def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
     app.command("evaluate")(evaluate_cmd)
-    app.command("suggest")(suggest_cmd)

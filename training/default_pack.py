@@ -170,8 +170,6 @@ def synthetic_notes_named(
     kb: Any, n_notes: int = N_NOTES, seed: int = SEED
 ) -> list[tuple[LabeledNote, list[str]]]:
     """Synthetic notes with the codes of their distractors (named in the note, not asserted)."""
-    from clinicode.engine import kb_index
-
     rng = random.Random(seed)
     by_code: dict[str, list[str]] = {}
     for term in kb.iter_terms(["ICD-10-CM"], ["title", "inclusion", "index"]):
@@ -180,7 +178,7 @@ def synthetic_notes_named(
         by_code.setdefault(term.code, []).append(term.text)
     # coders report billable codes (a category with subdivisions is never the final code), so
     # the synthetic labels are billable codes too
-    billable = kb_index(kb).billable
+    billable = kb.code_index().billable
     codes = sorted(c for c in by_code if billable.get(("ICD-10-CM", c)))
     notes: list[tuple[LabeledNote, list[str]]] = []
     for i in range(n_notes):
@@ -251,12 +249,12 @@ def build_default_pack(
 
     import numpy as np
 
-    from clinicode.engine import note_candidates
     from clinicode.models import pack as pack_mod
     from clinicode.models.features import feature_names, vectorize
     from clinicode.models.ranker import GBDTRanker, expected_calibration_error, reliability
     from clinicode.training.data import fingerprint
     from clinicode.training.metrics import best_threshold, evaluate_rankings
+    from clinicode.training.rows import build_rows
     from clinicode.training.train import ensure_candidates, extract_mentions, generate_all
 
     t0 = time.perf_counter()
@@ -274,28 +272,20 @@ def build_default_pack(
     first = generate_all(candidates, texts, mentions, 120, progress)
     candidates.weights = fit_pre_rank_weights(first, positives)
     generated = generate_all(candidates, texts, mentions, 120, progress)
-    rows: list[dict[str, float]] = []
-    keys: list[str] = []
-    y: list[int] = []
-    groups: list[int] = []
-    for i, note in enumerate(notes):
-        nc = note_candidates(
-            [note.text],
-            [mentions[i]],
-            doc=None,
-            candidates=candidates,
-            prior={},
-            kb=kb,
-            systems=("ICD-10-CM",),
-            doc_top=[[]],
-            doc_sims=[0.0],
-            generated=[generated[i]],
-        )[0]
-        gold = positives[i]
-        rows.extend(nc.feats)
-        keys.extend(nc.keys)
-        y.extend(int(k in gold) for k in nc.keys)
-        groups.extend([i] * len(nc.keys))
+    n = len(notes)
+    built = build_rows(
+        texts,
+        mentions,
+        generated,
+        positives,
+        candidates=candidates,
+        kb=kb,
+        systems=("ICD-10-CM",),
+        priors=[{}] * n,
+        doc_tops=[[]] * n,
+        doc_sims=[0.0] * n,
+    )
+    rows, y, groups = built.feats, built.y, built.groups
     names = [
         n
         for n in feature_names(rows)
@@ -308,13 +298,7 @@ def build_default_pack(
     ranker = GBDTRanker(random_state=SEED, feature_names=names, monotonic=MONOTONE_UP).fit(
         vectorize(rows, names), np.asarray(y), groups=np.asarray(groups)
     )
-    garr = np.asarray(groups)
-    scored = {}
-    for i, note in enumerate(notes):
-        idx = np.flatnonzero(garr == i)
-        scored[note.id] = sorted(
-            ((keys[j], float(ranker.oof_calibrated_[j])) for j in idx), key=lambda kv: -kv[1]
-        )
+    scored = built.rankings([n.id for n in notes], ranker.oof_calibrated_)
     gold_all = {n.id: sorted(pos) for n, pos in zip(notes, positives, strict=True)}
     threshold, _ = best_threshold(gold_all, scored)
     yarr = np.asarray(y)

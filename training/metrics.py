@@ -93,10 +93,14 @@ def evaluate_rankings(
     scored: Mapping[str, Sequence[tuple[str, float]]],
     threshold: float,
     valid_codes: set[str] | None = None,
+    chosen: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, float]:
-    """All the figures ``clinicode evaluate`` prints, from ranked ``(code, score)`` lists."""
+    """All the figures ``clinicode evaluate`` prints, from ranked ``(code, score)`` lists (in
+    their given order). The micro P/R/F1 are of ``chosen`` (each document's coded set) when
+    given, else of the codes scoring at least ``threshold``."""
     ranked = {d: [c for c, _ in pairs] for d, pairs in scored.items()}
-    chosen = {d: [c for c, s in pairs if s >= threshold] for d, pairs in scored.items()}
+    if chosen is None:
+        chosen = {d: [c for c, s in pairs if s >= threshold] for d, pairs in scored.items()}
     docs = [d for d, codes in gold.items() if set(codes)]
     n = max(len(docs), 1)
     prf = micro_prf({d: gold[d] for d in docs}, {d: chosen.get(d, []) for d in docs})

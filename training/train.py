@@ -18,16 +18,21 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clinicode.schema import Mention
+from clinicode.models.scoring import ScoringPath, doc_top_lists, evidence_mentions
+from clinicode.schema import SYSTEMS, Mention
 from clinicode.training.data import LabeledNote, Task, fingerprint, task_systems
 from clinicode.training.metrics import best_threshold, evaluate_rankings
+from clinicode.training.rows import build_rows
+
+if TYPE_CHECKING:
+    from clinicode.kb import KnowledgeBase
+    from clinicode.models.pack import ModelPack
 
 DEFAULT_GENERATORS: tuple[str, ...] = ("lexical", "structure")
-ALL_SYSTEMS: tuple[str, ...] = ("ICD-10-CM", "ICD-10-PCS", "CPT", "HCPCS")
 
 
 @dataclass
@@ -57,21 +62,22 @@ def progress_bar(iterable: Any, desc: str, total: int | None = None, enabled: bo
 
 
 # -- inputs shared by every stage ------------------------------------------------------------
-def extract_mentions(texts: Sequence[str], kb: Any, progress: bool = True) -> list[list[Mention]]:
-    """NLP mentions per note; the mention-free phrases where the NLP pipeline is absent."""
-    from clinicode.engine import phrase_fallback
-
+def extract_mentions(
+    texts: Sequence[str], kb: KnowledgeBase, progress: bool = True
+) -> list[list[Mention]]:
+    """The mentions candidates are generated from (the scoring path's NLP stage; the note's
+    phrases where it finds none or the NLP pipeline is absent)."""
     try:
         from clinicode.nlp import load_pipeline
 
         nlp: Any = load_pipeline(kb)
     except ImportError:
         nlp = None
-    out = []
-    for t in progress_bar(texts, "mentions", len(texts), progress):
-        ms = nlp.extract(t) if nlp is not None else []
-        out.append(ms if ms else phrase_fallback(t))
-    return out
+    found = [
+        nlp.extract(t) if nlp is not None else []
+        for t in progress_bar(texts, "mentions", len(texts), progress)
+    ]
+    return evidence_mentions(texts, found)
 
 
 def candidate_cache_dir(kb: Any, generators: Sequence[str]) -> Path:
@@ -122,19 +128,6 @@ def code_prior(labels: Sequence[Sequence[str]]) -> dict[str, float]:
     return {c: k / n for c, k in counts.items()}
 
 
-def doc_top_lists(doc: Any, texts: Sequence[str], top_n: int) -> tuple[list[Any], list[float]]:
-    s = doc.scores(list(texts))
-    combined = s["krr"] + s["knn"]
-    tops, sims = [], []
-    for i in range(len(texts)):
-        order = np.argsort(-combined[i])[:top_n]
-        tops.append(
-            [(doc.classes_[j], float(s["krr"][i, j]), float(s["knn"][i, j])) for j in order]
-        )
-        sims.append(float(s["sim_max"][i]))
-    return tops, sims
-
-
 # -- training -------------------------------------------------------------------------------
 @dataclass
 class Prepared:
@@ -170,7 +163,6 @@ def train_pack(
     """Train, save a pack to ``out`` and return the training report."""
     from sklearn.model_selection import KFold
 
-    from clinicode.engine import note_candidates
     from clinicode.models import pack as pack_mod
     from clinicode.models.doc_classifier import DocClassifier
     from clinicode.models.features import feature_names, vectorize
@@ -221,28 +213,19 @@ def train_pack(
     timings["doc_oof_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rows: list[dict[str, float]] = []
-    y: list[int] = []
-    groups: list[int] = []
-    row_keys: list[str] = []
-    for i, note in enumerate(notes):
-        nc = note_candidates(
-            [note.text],
-            [prep.mentions[i]],
-            doc=None,
-            candidates=candidates,
-            prior=oof_prior[i],
-            kb=kb,
-            systems=ALL_SYSTEMS,
-            doc_top=[oof_top[i]],
-            doc_sims=[oof_sim[i]],
-            generated=[prep.generated[i]],
-        )[0]
-        gold = set(labels[i])
-        rows.extend(nc.feats)
-        row_keys.extend(nc.keys)
-        y.extend(int(k in gold) for k in nc.keys)
-        groups.extend([i] * len(nc.keys))
+    built = build_rows(
+        texts,
+        prep.mentions,
+        prep.generated,
+        [set(ls) for ls in labels],
+        candidates=candidates,
+        kb=kb,
+        systems=SYSTEMS,
+        priors=oof_prior,
+        doc_tops=oof_top,
+        doc_sims=oof_sim,
+    )
+    rows, y, groups = built.feats, built.y, built.groups
     names = feature_names(rows)
     X = vectorize(rows, names)
     ranker = GBDTRanker(
@@ -272,13 +255,7 @@ def train_pack(
     # threshold: dev when given (tuned on dev), else out-of-fold on train
     report_metrics: dict[str, Any] = {}
     threshold_source = "train out-of-fold micro F1"
-    oof_scored: dict[str, list[tuple[str, float]]] = {}
-    garr = np.asarray(groups)
-    for i, note in enumerate(notes):
-        idx = np.flatnonzero(garr == i)
-        oof_scored[note.id] = sorted(
-            ((row_keys[j], float(ranker.oof_calibrated_[j])) for j in idx), key=lambda kv: -kv[1]
-        )
+    oof_scored = built.rankings([n.id for n in notes], ranker.oof_calibrated_)
     gold_train = {n.id: labels_of(n) for n in notes}
     threshold, _ = best_threshold(gold_train, oof_scored)
     report_metrics["train_oof"] = evaluate_rankings(gold_train, oof_scored, threshold)
@@ -288,7 +265,7 @@ def train_pack(
         version="",
         config={
             "feature_names": names,
-            "systems": list(ALL_SYSTEMS),
+            "systems": list(SYSTEMS),
             "doc_top_n": cfg.doc_top_n,
             "max_generated": cfg.max_generated,
             "generators": list(cfg.generators) if candidates is not None else [],
@@ -338,40 +315,23 @@ def train_pack(
 
 
 def score_notes(
-    pack: Any,
+    pack: ModelPack,
     notes: Sequence[LabeledNote],
-    kb: Any,
+    kb: KnowledgeBase,
     *,
     progress: bool = True,
     batch: int = 32,
-    systems: Sequence[str] = ALL_SYSTEMS,
 ) -> dict[str, list[tuple[str, float]]]:
-    """``{note id: [(system:code, calibrated score), ...]}`` ranked, through the engine path."""
-    from clinicode.engine import note_candidates, score_candidates
-
-    texts = [n.text for n in notes]
-    mentions = extract_mentions(texts, kb, progress)
+    """``{note id: [(system:code, calibrated score), ...]}`` in the ranker's order, through the
+    scoring path (:meth:`ScoringPath.ranker_order`)."""
+    path = ScoringPath(pack, kb)
     out: dict[str, list[tuple[str, float]]] = {}
-    cfg = pack.config
     for lo in progress_bar(
         range(0, len(notes), batch), "scoring", (len(notes) + batch - 1) // batch, progress
     ):
-        chunk = list(range(lo, min(lo + batch, len(notes))))
-        ncs = note_candidates(
-            [texts[i] for i in chunk],
-            [mentions[i] for i in chunk],
-            doc=pack.doc,
-            candidates=pack.candidates,
-            prior=pack.prior,
-            kb=kb,
-            systems=systems,
-            doc_top_n=int(cfg.get("doc_top_n", 60)),
-            max_generated=int(cfg.get("max_generated", 120)),
-        )
-        probs = score_candidates(pack.ranker, cfg["feature_names"], ncs)
-        for i, nc, p in zip(chunk, ncs, probs, strict=True):
-            order = np.argsort(-p, kind="stable")
-            out[notes[i].id] = [(nc.keys[j], float(p[j])) for j in order]
+        chunk = notes[lo : lo + batch]
+        for note, ranked in zip(chunk, path.ranker_order([n.text for n in chunk]), strict=True):
+            out[note.id] = ranked
     return out
 
 

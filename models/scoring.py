@@ -1,0 +1,460 @@
+"""The one scoring path: what ``Engine.suggest`` serves and what training and evaluation measure.
+
+    note text -> mentions (``clinicode.nlp``) -> candidates (``models.candidates``) -> features
+    (``models.features``) -> ranker (calibrated) -> ranked suggestions with evidence
+    -> guidelines layer (``models.guidelines``) -> final order (codes, candidates, suppressed)
+
+Each stage is a method of :class:`ScoringPath` callable on its own (benches time and ablate
+them); :meth:`ScoringPath.suggest_many` chains them. The module functions
+(:func:`note_candidates`, :func:`score_candidates`, :func:`doc_top_lists`) are the stages over
+precomputed inputs, which training uses with out-of-fold note-classifier scores.
+
+Two orders of one note's codes are measured (``clinicode evaluate --order``):
+
+* **ranker**: every candidate code by calibrated score (:meth:`ScoringPath.ranker_order`);
+* **served**: exactly what a coder sees, ``codes`` then ``candidates`` then ``suppressed``
+  (:func:`served_order`).
+
+Importing this module does no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import numpy as np
+
+from clinicode.schema import (
+    DIAGNOSIS_SYSTEMS,
+    SYSTEMS,
+    CodeSuggestion,
+    Evidence,
+    Mention,
+    ModelInfo,
+    SuggestResult,
+)
+
+if TYPE_CHECKING:
+    from clinicode.kb import KnowledgeBase
+    from clinicode.models.features import NoteCandidates
+    from clinicode.models.pack import ModelPack
+    from clinicode.models.types import GuidelinesLayer
+
+T = TypeVar("T")
+
+
+class MentionExtractor(Protocol):
+    """The NLP pipeline as the scoring path uses it (``clinicode.nlp.ClinicalPipeline``)."""
+
+    def extract(self, text: str) -> list[Mention]: ...
+
+    def extract_many(self, texts: Sequence[str]) -> list[list[Mention]]: ...
+
+
+# -- stages over precomputed inputs (shared with training) ------------------------------------
+def phrase_fallback(text: str) -> list[Mention]:
+    """Raw-text phrases standing in for mentions when the NLP found none."""
+    from clinicode.models.candidates import phrase_mentions
+
+    return phrase_mentions(text)
+
+
+def evidence_mentions(
+    texts: Sequence[str], mentions: Sequence[list[Mention]]
+) -> list[list[Mention]]:
+    """The mentions candidates are generated from: the NLP's, else the note's phrases."""
+    return [m if m else phrase_fallback(t) for t, m in zip(texts, mentions, strict=True)]
+
+
+def doc_top_lists(
+    doc: Any, texts: Sequence[str], top_n: int
+) -> tuple[list[list[tuple[str, float, float]]], list[float]]:
+    """The note classifier's top ``top_n`` labels per note as ``(key, krr, knn)``, and each
+    note's similarity to its nearest training note."""
+    s = doc.scores(list(texts))
+    combined = s["krr"] + s["knn"]
+    tops, sims = [], []
+    for i in range(len(texts)):
+        order = np.argsort(-combined[i])[:top_n]
+        tops.append(
+            [(doc.classes_[j], float(s["krr"][i, j]), float(s["knn"][i, j])) for j in order]
+        )
+        sims.append(float(s["sim_max"][i]))
+    return tops, sims
+
+
+def note_candidates(
+    texts: Sequence[str],
+    mentions: Sequence[list[Mention]],
+    *,
+    doc: Any,
+    candidates: Any,
+    prior: dict[str, float],
+    kb: KnowledgeBase,
+    systems: Sequence[str],
+    doc_top_n: int = 60,
+    max_generated: int = 120,
+    doc_top: Sequence[Sequence[tuple[str, float, float]]] | None = None,
+    doc_sims: Sequence[float] | None = None,
+    generated: Sequence[Sequence[Any]] | None = None,
+) -> list[NoteCandidates]:
+    """Feature dicts of every candidate code of each note (``models.features.NoteCandidates``).
+
+    ``doc_top``/``doc_sims``/``generated`` may be given precomputed (training uses out-of-fold
+    note-classifier scores); otherwise they come from ``doc`` and ``candidates``.
+    """
+    from clinicode.models.features import category_scores, collect
+
+    n = len(texts)
+    if doc_top is None:
+        if doc is not None:
+            doc_top, doc_sims = doc_top_lists(doc, texts, doc_top_n)
+        else:
+            doc_top, doc_sims = [[] for _ in range(n)], [0.0] * n
+    if generated is None:
+        generated = [
+            candidates.generate(t, list(m), max_candidates=max_generated)
+            if candidates is not None
+            else []
+            for t, m in zip(texts, mentions, strict=True)
+        ]
+    idx = kb.code_index()
+    out = []
+    for i in range(n):
+        spans = (
+            [(m.start, m.end) for m in candidates.mentions_for(texts[i], list(mentions[i]))]
+            if candidates is not None
+            else []
+        )
+        top = list(doc_top[i])
+        out.append(
+            collect(
+                top,
+                category_scores(top),
+                float(doc_sims[i]) if doc_sims is not None else 0.0,
+                generated[i],
+                prior=prior,
+                kb_info=idx.info,
+                systems=systems,
+                note_text=texts[i],
+                title_of=idx.title,
+                mention_spans=spans,
+            )
+        )
+    return out
+
+
+def score_candidates(
+    ranker: Any, feature_names: Sequence[str], notes: Sequence[NoteCandidates]
+) -> list[np.ndarray]:
+    """Calibrated probabilities for each note's candidate keys (one array per note)."""
+    from clinicode.models.features import vectorize
+
+    rows = [f for nc in notes for f in nc.feats]
+    if not rows:
+        return [np.zeros(0) for _ in notes]
+    probs = ranker.predict_proba(vectorize(rows, feature_names))[:, 1]
+    out, pos = [], 0
+    for nc in notes:
+        out.append(probs[pos : pos + len(nc.keys)])
+        pos += len(nc.keys)
+    return out
+
+
+# -- one note after the ranker ----------------------------------------------------------------
+@dataclass
+class Scored:
+    """One note after the ranker: its mentions, candidates and calibrated scores."""
+
+    text: str
+    mentions: list[Mention]  # the NLP's (what the guidelines layer reads)
+    evidence: list[Mention]  # what ``Candidate.mention_ids`` index (mentions or phrases)
+    candidates: NoteCandidates
+    probs: np.ndarray
+
+    def ranker_order(self) -> list[tuple[str, float]]:
+        """``[(system:code, score), ...]`` by calibrated score (ties in candidate order)."""
+        order = np.argsort(-self.probs, kind="stable")
+        return [(self.candidates.keys[j], float(self.probs[j])) for j in order]
+
+
+def suggestion_id(text_digest: str, system: str, code: str, model_version: str) -> str:
+    raw = f"{text_digest}|{system}|{code}|{model_version}".encode()
+    return hashlib.sha256(raw).hexdigest()[:20]
+
+
+def served_order(result: SuggestResult, systems: Sequence[str] | None = None) -> list[str]:
+    """Exactly the order a coder is served: ``codes``, then ``candidates``, then ``suppressed``
+    (each as the result lists them), as ``system:code`` keys, first occurrence only."""
+    seen: dict[str, None] = {}
+    for group in (result.codes, result.candidates, result.suppressed):
+        for s in group:
+            if systems is None or s.system in systems:
+                seen.setdefault(f"{s.system}:{s.code}", None)
+    return list(seen)
+
+
+# -- the path ---------------------------------------------------------------------------------
+class ScoringPath:
+    """A model pack over a knowledge base, with its NLP pipeline and guidelines layer.
+
+    Thread-safe: the lazily loaded NLP pipeline and layer are built once under a lock.
+    ``nlp`` and ``guidelines`` may be given (tests, plug-ins); otherwise the NLP pipeline comes
+    from ``clinicode.nlp`` and the layer from ``models.registry`` (``guidelines``/``official``).
+    """
+
+    def __init__(
+        self,
+        pack: ModelPack,
+        kb: KnowledgeBase,
+        *,
+        nlp: MentionExtractor | None = None,
+        guidelines: GuidelinesLayer | None = None,
+        guidelines_name: str = "official",
+    ) -> None:
+        self.pack = pack
+        self.kb = kb
+        self.feature_names: list[str] = list(pack.config["feature_names"])
+        self.systems: tuple[str, ...] = tuple(pack.config.get("systems", SYSTEMS))
+        self._nlp = nlp
+        self._nlp_error: str | None = None
+        self._layer = guidelines
+        self._layer_name = guidelines_name
+        self._lock = threading.Lock()
+
+    # -- components -------------------------------------------------------------------------
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.pack.name, version=self.pack.version, threshold=self.pack.threshold
+        )
+
+    def _once(self, attr: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            if getattr(self, attr) is None:
+                setattr(self, attr, build())
+            value: T = getattr(self, attr)
+            return value
+
+    def nlp(self) -> MentionExtractor | None:
+        """The NLP pipeline, or None (with a warning on every result) where it is not installed."""
+        if self._nlp is None and self._nlp_error is None:
+            try:
+                from clinicode.nlp import load_pipeline
+
+                self._once("_nlp", lambda: load_pipeline(self.kb))
+            except ImportError as exc:  # an optional NLP dependency is missing, not a bug
+                self._nlp_error = f"NLP pipeline unavailable ({type(exc).__name__})"
+        return self._nlp
+
+    def guidelines(self) -> GuidelinesLayer:
+        """The guidelines layer (``models.registry`` kind ``guidelines``)."""
+        if self._layer is None:
+            from clinicode.models import registry
+
+            layer_cls = registry.get("guidelines", self._layer_name)
+            self._once("_layer", lambda: layer_cls(self.kb))
+        assert self._layer is not None
+        return self._layer
+
+    def warm_up(self) -> None:
+        """Load the NLP pipeline and the guidelines layer now rather than on the first note."""
+        self.nlp()
+        self.guidelines()
+
+    def warnings(self) -> list[str]:
+        """What every result must say about how it was made (a missing NLP pipeline)."""
+        if self._nlp_error is None:
+            return []
+        return [f"{self._nlp_error}: phrases used instead of mentions"]
+
+    # -- stages -----------------------------------------------------------------------------
+    def mentions(self, texts: Sequence[str]) -> tuple[list[list[Mention]], list[str]]:
+        """Stage 1: the NLP's mentions of each note, and the warnings for every result."""
+        nlp = self.nlp()
+        if nlp is None:
+            return [[] for _ in texts], self.warnings()
+        if len(texts) > 1:
+            return nlp.extract_many(list(texts)), []
+        return [nlp.extract(t) for t in texts], []
+
+    def candidates(
+        self, texts: Sequence[str], evidence: Sequence[list[Mention]]
+    ) -> list[NoteCandidates]:
+        """Stages 2-3: candidate codes with their feature rows."""
+        cfg = self.pack.config
+        return note_candidates(
+            texts,
+            evidence,
+            doc=self.pack.doc,
+            candidates=self.pack.candidates,
+            prior=self.pack.prior,
+            kb=self.kb,
+            systems=self.systems,
+            doc_top_n=int(cfg.get("doc_top_n", 60)),
+            max_generated=int(cfg.get("max_generated", 120)),
+        )
+
+    def rank(self, notes: Sequence[NoteCandidates]) -> list[np.ndarray]:
+        """Stage 4: calibrated scores of each note's candidates."""
+        return score_candidates(self.pack.ranker, self.feature_names, notes)
+
+    def score(
+        self, texts: Sequence[str], mentions: Sequence[list[Mention]] | None = None
+    ) -> list[Scored]:
+        """Stages 1-4 for a batch of notes (``mentions`` when already extracted)."""
+        if mentions is None:
+            mentions = self.mentions(texts)[0]
+        evid = evidence_mentions(texts, mentions)
+        notes = self.candidates(texts, evid)
+        probs = self.rank(notes)
+        return [
+            Scored(t, list(m), e, nc, p)
+            for t, m, e, nc, p in zip(texts, mentions, evid, notes, probs, strict=True)
+        ]
+
+    def ranker_order(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """The ranker's order of each note's codes (no guidelines): ``clinicode evaluate``'s
+        ``--order ranker`` figure."""
+        return [s.ranker_order() for s in self.score(texts)]
+
+    def suggestions(self, scored: Scored, systems: Sequence[str]) -> list[CodeSuggestion]:
+        """Stage 5: ranked suggestions of ``systems`` with their evidence and explanation."""
+        idx = self.kb.code_index()
+        digest = hashlib.sha256(scored.text.encode("utf-8")).hexdigest()
+        nc = scored.candidates
+        evidence_of: dict[int, Evidence] = {}  # one Evidence per mention, shared (never mutated)
+        ranked: list[CodeSuggestion] = []
+        for j in np.argsort(-scored.probs, kind="stable"):
+            system, code = nc.keys[j].split(":", 1)
+            if system not in systems:
+                continue
+            title = idx.title(system, code)
+            cand = nc.candidates.get(nc.keys[j])
+            ids = cand.mention_ids if cand is not None else []
+            ranked.append(
+                CodeSuggestion(
+                    suggestion_id=suggestion_id(digest, system, code, self.pack.version),
+                    system=system,
+                    code=code,
+                    title=title if title is not None else f"{code} (not in the loaded code set)",
+                    billable=idx.billable.get((system, code), False) if title else False,
+                    score=float(min(max(scored.probs[j], 0.0), 1.0)),
+                    evidence=_evidence(ids, scored.evidence, evidence_of),
+                    explanation=_explanation(nc.feats[j], cand),
+                )
+            )
+        return ranked
+
+    def apply_guidelines(
+        self, ranked: list[CodeSuggestion], scored: Scored, setting: str, *, benchmark: bool
+    ) -> tuple[list[CodeSuggestion], list[CodeSuggestion], list[CodeSuggestion]]:
+        """Stage 6: the guidelines layer decides the diagnosis code set; procedure codes are
+        split at the pack's threshold. Changes ``ranked``'s suggestions in place."""
+        threshold = self.pack.threshold
+        dx = [s for s in ranked if s.system in DIAGNOSIS_SYSTEMS]
+        px = [s for s in ranked if s.system not in DIAGNOSIS_SYSTEMS]
+        res = self.guidelines().apply(
+            dx,
+            scored.mentions,
+            text=scored.text,
+            setting=setting,
+            threshold=threshold,
+            benchmark=benchmark,
+            copy=False,  # ``ranked`` was built for this call only
+        )
+        codes, cands, suppressed = list(res.codes), list(res.candidates), list(res.suppressed)
+        for s in px:
+            s.status = "suggested" if s.score >= threshold else "candidate"
+            (codes if s.score >= threshold else cands).append(s)
+        return codes, cands, suppressed
+
+    def result(
+        self,
+        scored: Scored,
+        groups: tuple[list[CodeSuggestion], list[CodeSuggestion], list[CodeSuggestion]],
+        setting: str,
+        top_k: int | None,
+    ) -> SuggestResult:
+        """Stage 7: the final order (by system, the layer's order within it) and ranks."""
+        digest = hashlib.sha256(scored.text.encode("utf-8")).hexdigest()
+        for group in groups:
+            for s in group:
+                if not s.suggestion_id:
+                    s.suggestion_id = suggestion_id(digest, s.system, s.code, self.pack.version)
+        codes, cands, suppressed = (_rank_per_system(g) for g in groups)
+        if top_k is not None:
+            cands = [s for s in cands if s.rank <= top_k]
+        return SuggestResult(
+            model=self.info,
+            code_sets=self.kb.versions(),
+            setting=setting,  # type: ignore[arg-type]
+            codes=codes,
+            candidates=cands,
+            suppressed=suppressed,
+            mentions=scored.mentions,
+        )
+
+    def suggest_many(
+        self,
+        texts: Sequence[str],
+        setting: str = "outpatient",
+        *,
+        systems: Sequence[str] = SYSTEMS,
+        top_k: int | None = None,
+        benchmark: bool = False,
+        scored: Sequence[Scored] | None = None,
+    ) -> list[SuggestResult]:
+        """Every stage for a batch of notes (inputs already validated by the caller);
+        ``scored`` when stages 1-4 already ran (evaluation scores both orders from one pass)."""
+        if scored is None:
+            scored = self.score(texts, self.mentions(texts)[0])
+        out = []
+        for sc in scored:
+            ranked = self.suggestions(sc, systems)
+            groups = self.apply_guidelines(ranked, sc, setting, benchmark=benchmark)
+            result = self.result(sc, groups, setting, top_k)
+            result.warnings.extend(self.warnings())
+            out.append(result)
+        return out
+
+
+def _evidence(
+    ids: Sequence[int], mentions: Sequence[Mention], cache: dict[int, Evidence]
+) -> list[Evidence]:
+    out = []
+    for mid in ids:
+        if 0 <= mid < len(mentions):
+            ev = cache.get(mid)
+            if ev is None:
+                m = mentions[mid]
+                ev = cache[mid] = Evidence(
+                    start=m.start, end=m.end, text=m.text, section=m.section, assertion=m.assertion
+                )
+            out.append(ev)
+    return out
+
+
+def _explanation(feats: dict[str, float], cand: Any) -> list[str]:
+    out = []
+    if feats.get("has_doc"):
+        out.append("note classifier: codes of similar labeled notes")
+    if feats.get("has_gen"):
+        out.append(f"matched in the note ({', '.join(sorted(cand.sources)) if cand else 'terms'})")
+    return out
+
+
+def _rank_per_system(items: list[CodeSuggestion]) -> list[CodeSuggestion]:
+    """Order by system (``SYSTEMS`` order), keeping the layer's order within a system; number
+    the codes of each system from 1."""
+    sys_order = {s: i for i, s in enumerate(SYSTEMS)}
+    items = sorted(items, key=lambda s: sys_order.get(s.system, 99))
+    counters: dict[str, int] = {}
+    for s in items:
+        counters[s.system] = counters.get(s.system, 0) + 1
+        s.rank = counters[s.system]
+    return items
