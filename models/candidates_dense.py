@@ -26,10 +26,10 @@ from clinicode.models.candidates import (
     _require,
     finish_candidates,
     load_config,
-    query_strings,
     record_hit,
     save_config,
 )
+from clinicode.models.phrases import query_strings
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
 
@@ -148,6 +148,7 @@ class DenseGenerator:
     """
 
     name = "dense"
+    uses_seeds = False
     PARAMS = (
         "top_k",
         "min_score",
@@ -193,7 +194,7 @@ class DenseGenerator:
         self.quantize = quantize
 
     def fit(
-        self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",), progress: bool = False
+        self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",), *, progress: bool = False
     ) -> DenseGenerator:
         self.systems_ = list(systems)
         self.versions_ = {s: v for s, v in kb.versions().items() if s in systems}
@@ -245,7 +246,9 @@ class DenseGenerator:
                 ]
         return [per_uniq[q] for q in queries]
 
-    def generate(self, text: str, mentions: list[Mention]) -> list[Candidate]:
+    def generate(
+        self, text: str, mentions: list[Mention], *, seeds: Sequence[Candidate] = ()
+    ) -> list[Candidate]:
         self._check_fitted()
         queries, mentions = query_strings(text, mentions)
         queries = queries[: self.max_queries]
@@ -280,7 +283,7 @@ class DenseGenerator:
         )
 
     @classmethod
-    def load(cls, directory: Path | str) -> DenseGenerator:
+    def load(cls, directory: Path | str, *, kb: Any = None) -> DenseGenerator:
         d = Path(directory)
         gen, _ = load_config(cls, d, _PREFIX, encoder=MODEL_NAME)
         gen.terms_ = TermTable.load(d, _PREFIX)

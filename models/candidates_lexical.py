@@ -23,10 +23,10 @@ from clinicode.models.candidates import (
     _require,
     finish_candidates,
     load_config,
-    query_strings,
     record_hit,
     save_config,
 )
+from clinicode.models.phrases import query_strings
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
 
@@ -37,6 +37,7 @@ class LexicalGenerator:
     """Character n-gram TF-IDF cosine neighbours of each mention among the KB terms."""
 
     name = "lexical"
+    uses_seeds = False
     PARAMS = (
         "top_k",
         "min_score",
@@ -79,7 +80,9 @@ class LexicalGenerator:
             vocabulary=vocabulary,
         )
 
-    def fit(self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",)) -> LexicalGenerator:
+    def fit(
+        self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",), *, progress: bool = False
+    ) -> LexicalGenerator:
         self.systems_ = list(systems)
         self.terms_ = TermTable.from_kb(
             kb, systems, sources=self.sources, collapse_seventh=self.collapse_seventh
@@ -145,7 +148,9 @@ class LexicalGenerator:
             )
         return out
 
-    def generate(self, text: str, mentions: list[Mention]) -> list[Candidate]:
+    def generate(
+        self, text: str, mentions: list[Mention], *, seeds: Sequence[Candidate] = ()
+    ) -> list[Candidate]:
         self._check_fitted()
         queries, mentions = query_strings(text, mentions)
         hits = self.search(queries)
@@ -179,7 +184,7 @@ class LexicalGenerator:
         sp.save_npz(d / f"{_PREFIX}_matrix.npz", self.matrix_t_, compressed=False)
 
     @classmethod
-    def load(cls, directory: Path | str) -> LexicalGenerator:
+    def load(cls, directory: Path | str, *, kb: Any = None) -> LexicalGenerator:
         d = Path(directory)
         gen, _ = load_config(cls, d, _PREFIX)
         gen.terms_ = TermTable.load(d, _PREFIX)

@@ -30,9 +30,9 @@ from clinicode.models.candidates import (
     CandidatesError,
     _require,
     load_config,
-    phrase_mentions,
     save_config,
 )
+from clinicode.models.phrases import phrase_mentions
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
 
@@ -136,6 +136,7 @@ class StructureGenerator:
     """Parents, attribute-matched children and siblings, 7th characters, NLP-linked codes."""
 
     name = "structure"
+    uses_seeds = True  # walks the code tree around what the other generators proposed
     PARAMS = (
         "max_seeds",
         "max_children",
@@ -159,7 +160,9 @@ class StructureGenerator:
         self.child_weight = child_weight
         self.seventh_weight = seventh_weight
 
-    def fit(self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",)) -> StructureGenerator:
+    def fit(
+        self, kb: Any, systems: Sequence[str] = ("ICD-10-CM",), *, progress: bool = False
+    ) -> StructureGenerator:
         self.systems_ = list(systems)
         self.versions_ = {s: v for s, v in kb.versions().items() if s in systems}
         nodes = [
@@ -190,7 +193,7 @@ class StructureGenerator:
 
     # -- generation --------------------------------------------------------------------
     def generate(
-        self, text: str, mentions: list[Mention], seeds: Sequence[Candidate] | None = None
+        self, text: str, mentions: list[Mention], *, seeds: Sequence[Candidate] = ()
     ) -> list[Candidate]:
         if not hasattr(self, "nodes_"):
             raise CandidatesError("structure candidate generator used before fit() or load()")

@@ -58,7 +58,7 @@ class MentionExtractor(Protocol):
 # -- stages over precomputed inputs (shared with training) ------------------------------------
 def phrase_fallback(text: str) -> list[Mention]:
     """Raw-text phrases standing in for mentions when the NLP found none."""
-    from clinicode.models.candidates import phrase_mentions
+    from clinicode.models.phrases import phrase_mentions
 
     return phrase_mentions(text)
 

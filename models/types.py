@@ -6,7 +6,9 @@ note text -> NLP ``Mention``s -> ``CandidateGenerator``s -> ``Candidate``s -> ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from clinicode.schema import CodeSuggestion, Mention
@@ -27,11 +29,28 @@ class Candidate:
 
 @runtime_checkable
 class CandidateGenerator(Protocol):
-    """Proposes codes for the mentions of one note."""
+    """Proposes codes for the mentions of one note.
+
+    One signature for every generator, so a plug-in registered in ``models.registry`` fits the
+    pipeline (``models.candidates.CandidatePipeline``) with no edit to it: generators with
+    ``uses_seeds`` run after the others and get their merged output as ``seeds``.
+    """
 
     name: str
+    uses_seeds: bool
 
-    def generate(self, text: str, mentions: list[Mention]) -> list[Candidate]: ...
+    def fit(
+        self, kb: Any, systems: Sequence[str] = ..., *, progress: bool = False
+    ) -> CandidateGenerator: ...
+
+    def generate(
+        self, text: str, mentions: list[Mention], *, seeds: Sequence[Candidate] = ()
+    ) -> list[Candidate]: ...
+
+    def save(self, directory: Path | str) -> None: ...
+
+    @classmethod
+    def load(cls, directory: Path | str, *, kb: Any = None) -> CandidateGenerator: ...
 
 
 @runtime_checkable
