@@ -1,7 +1,8 @@
 """What the routes share, and the ``Annotated`` dependencies that hand it to them.
 
 A route declares what it needs in its signature (``svc: ServiceDep``, ``key: KeyDep``,
-``engine: EngineDep``, ``kb: KBDep``); nothing here is resolved at import.
+``engine: EngineDep``); nothing here is resolved at import. The code sets are not a dependency:
+routes call :func:`get_kb` once their input is checked (see ``routes/codes.py``).
 """
 
 from __future__ import annotations
@@ -92,12 +93,8 @@ EngineDep = Annotated[EngineLike, Depends(get_engine)]
 
 
 def get_kb(svc: ServiceDep) -> KnowledgeBase:
-    """The code sets; 503 when they cannot be opened. Also called directly where only some
-    requests need them (feedback)."""
+    """The code sets; 503 when they cannot be opened."""
     try:
         return svc.kb()
     except ClinicodeError as exc:
         raise HTTPException(503, f"code sets unavailable: {exc}") from None
-
-
-KBDep = Annotated[KnowledgeBase, Depends(get_kb)]
