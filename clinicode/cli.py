@@ -20,7 +20,7 @@ from rich.table import Table
 
 from clinicode import __version__
 from clinicode.errors import ClinicodeError
-from clinicode.kb.views import record_json
+from clinicode.kb.views import record_json, search_json
 
 app = typer.Typer(
     name="clinicode",
@@ -217,33 +217,18 @@ def codes_search(
     for s in system or []:
         if kb.system_info(s) is None:
             fail(f"code system {s!r} is not loaded; loaded: {', '.join(kb.versions())}")
-    hits = kb.search(text, systems=system or None, limit=limit, billable_only=billable_only)
-    versions = kb.versions()
+    rows = search_json(kb, text, systems=system or None, limit=limit, billable_only=billable_only)
     if as_json:
-        print_json(
-            [
-                {
-                    "system": h.system,
-                    "version": versions.get(h.system),
-                    "code": h.code,
-                    "title": h.title,
-                    "billable": h.billable,
-                    "score": round(h.score, 4),
-                    "matched": h.matched,
-                    "matched_source": h.source,
-                }
-                for h in hits
-            ]
-        )
+        print_json(rows)
         return
     table = Table("code", "system", "title", "matched", "billable")
-    for h in hits:
+    for r in rows:
         table.add_row(
-            h.code,
-            f"{h.system} {versions.get(h.system, '')}",
-            h.title,
-            "" if h.matched == h.title else f"{h.matched} [{h.source}]",
-            "yes" if h.billable else "no",
+            r["code"],
+            f"{r['system']} {r['version'] or ''}",
+            r["title"],
+            "" if r["matched"] == r["title"] else f"{r['matched']} [{r['matched_source']}]",
+            "yes" if r["billable"] else "no",
         )
     console.print(table)
 

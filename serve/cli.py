@@ -8,90 +8,89 @@ import typer
 def register(app: typer.Typer) -> None:
     keys_app = typer.Typer(help="Create and list API keys (stored hashed).", no_args_is_help=True)
     app.add_typer(keys_app, name="keys")
+    app.command()(serve)
+    keys_app.command("create")(keys_create)
+    keys_app.command("list")(keys_list)
 
-    @app.command()
-    def serve(
-        host: str | None = typer.Option(
-            None, help="Interface (default CLINICODE_HOST, 127.0.0.1)."
-        ),
-        port: int | None = typer.Option(None, help="Port (default CLINICODE_PORT, 8000)."),
-        workers: int | None = typer.Option(
-            None, min=1, help="Worker processes (default CLINICODE_WORKERS, 1)."
-        ),
-    ) -> None:
-        """Run the HTTP API, its docs (/docs) and the review page (/).
 
-        With no API key configured, the first run creates one, stores only its hash under the
-        data dir and prints it once.
-        """
-        import uvicorn
+def serve(
+    host: str | None = typer.Option(None, help="Interface (default CLINICODE_HOST, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default CLINICODE_PORT, 8000)."),
+    workers: int | None = typer.Option(
+        None, min=1, help="Worker processes (default CLINICODE_WORKERS, 1)."
+    ),
+) -> None:
+    """Run the HTTP API, its docs (/docs) and the review page (/).
 
-        from clinicode.settings import get_settings
+    With no API key configured, the first run creates one, stores only its hash under the
+    data dir and prints it once.
+    """
+    import uvicorn
 
-        from .auth import ensure_first_key
-        from .store import FeedbackStore
+    from clinicode.settings import get_settings
 
-        settings = get_settings()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = FeedbackStore(settings.resolved_database_url)
-        store.init()  # once, before the workers start
-        store.close()
-        key = ensure_first_key(settings)
-        h = host or settings.host
-        p = port or settings.port
-        if key is not None:
-            bar = "=" * 72
-            typer.echo(
-                f"{bar}\nNo API key was configured, so one was created (admin; stored hashed in\n"
-                f"{settings.api_keys_file}). It is shown only this once; keep it:\n\n"
-                f"    {key}\n\n"
-                f"Sign in with it at http://{h}:{p}/ or send it as 'Authorization: Bearer KEY'.\n"
-                f"{bar}",
-                err=True,
-            )
-        uvicorn.run(
-            "clinicode.serve.app:create_app",
-            factory=True,
-            host=h,
-            port=p,
-            workers=workers or settings.workers,
-            log_level=settings.log_level,
-            proxy_headers=False,
-            server_header=False,
-        )
+    from .auth import ensure_first_key
+    from .store import FeedbackStore
 
-    @keys_app.command("create")
-    def keys_create(
-        admin: bool = typer.Option(
-            False, "--admin", help="May also export feedback (which holds note text)."
-        ),
-        label: str = typer.Option("", help="A note to tell keys apart."),
-    ) -> None:
-        """Create a key, store its hash and print the key once."""
-        from clinicode.settings import get_settings
-
-        from .auth import create_key
-
-        key, kid = create_key(get_settings(), role="admin" if admin else "user", label=label)
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = FeedbackStore(settings.resolved_database_url)
+    store.init()  # once, before the workers start
+    store.close()
+    key = ensure_first_key(settings)
+    h = host or settings.host
+    p = port or settings.port
+    if key is not None:
+        bar = "=" * 72
         typer.echo(
-            f"key id {kid} ({'admin' if admin else 'user'}); the key, shown only now:", err=True
+            f"{bar}\nNo API key was configured, so one was created (admin; stored hashed in\n"
+            f"{settings.api_keys_file}). It is shown only this once; keep it:\n\n"
+            f"    {key}\n\n"
+            f"Sign in with it at http://{h}:{p}/ or send it as 'Authorization: Bearer KEY'.\n"
+            f"{bar}",
+            err=True,
         )
-        typer.echo(key)
+    uvicorn.run(
+        "clinicode.serve.app:create_app",
+        factory=True,
+        host=h,
+        port=p,
+        workers=workers or settings.workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
 
-    @keys_app.command("list")
-    def keys_list() -> None:
-        """Ids, roles and labels of the keys in the key file (never the keys)."""
-        from clinicode.settings import get_settings
 
-        from .auth import read_key_file
+def keys_create(
+    admin: bool = typer.Option(
+        False, "--admin", help="May also export feedback (which holds note text)."
+    ),
+    label: str = typer.Option("", help="A note to tell keys apart."),
+) -> None:
+    """Create a key, store its hash and print the key once."""
+    from clinicode.settings import get_settings
 
-        settings = get_settings()
-        rows = read_key_file(settings.api_keys_file)
-        for r in rows:
-            typer.echo(
-                f"{r.get('id', '?')}  {r.get('role', 'user'):5}  {r.get('created_at', '')}  {r.get('label', '')}"
-            )
-        if settings.api_keys is not None or settings.admin_api_keys is not None:
-            typer.echo("(and the keys in CLINICODE_API_KEYS / CLINICODE_ADMIN_API_KEYS)")
-        if not rows and settings.api_keys is None and settings.admin_api_keys is None:
-            typer.echo("no keys: `clinicode serve` creates one on its first run", err=True)
+    from .auth import create_key
+
+    key, kid = create_key(get_settings(), role="admin" if admin else "user", label=label)
+    typer.echo(f"key id {kid} ({'admin' if admin else 'user'}); the key, shown only now:", err=True)
+    typer.echo(key)
+
+
+def keys_list() -> None:
+    """Ids, roles and labels of the keys in the key file (never the keys)."""
+    from clinicode.settings import get_settings
+
+    from .auth import read_key_file
+
+    settings = get_settings()
+    rows = read_key_file(settings.api_keys_file)
+    for r in rows:
+        typer.echo(
+            f"{r.get('id', '?')}  {r.get('role', 'user'):5}  {r.get('created_at', '')}  {r.get('label', '')}"
+        )
+    if settings.api_keys is not None or settings.admin_api_keys is not None:
+        typer.echo("(and the keys in CLINICODE_API_KEYS / CLINICODE_ADMIN_API_KEYS)")
+    if not rows and settings.api_keys is None and settings.admin_api_keys is None:
+        typer.echo("no keys: `clinicode serve` creates one on its first run", err=True)

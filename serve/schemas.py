@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -123,3 +123,11 @@ class Problem(BaseModel):
     """Every error response: ``detail`` says what was wrong and what to do."""
 
     detail: str | list[dict[str, object]]
+
+
+# The error responses every /v1 route documents in the OpenAPI schema.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No API key, or an unknown one."},
+    403: {"model": Problem, "description": "The key may not do this."},
+    422: {"model": Problem, "description": "The request is malformed; detail says where."},
+}

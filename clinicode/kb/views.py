@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from clinicode.kb.records import CodeRecord
+from clinicode.kb.records import CodeRecord, SearchHit
 from clinicode.kb.store import KnowledgeBase
+
+
+def hit_json(hit: SearchHit, versions: Mapping[str, str]) -> dict[str, Any]:
+    """The JSON form of one search hit, shared by `clinicode codes search --json` and the API."""
+    return {
+        "system": hit.system,
+        "version": versions.get(hit.system),
+        "code": hit.code,
+        "title": hit.title,
+        "billable": hit.billable,
+        "score": round(hit.score, 4),
+        "matched": hit.matched,
+        "matched_source": hit.source,
+    }
+
+
+def search_json(
+    kb: KnowledgeBase,
+    text: str,
+    *,
+    systems: Sequence[str] | None,
+    limit: int,
+    billable_only: bool,
+) -> list[dict[str, Any]]:
+    """Ranked hits of ``kb.search`` as JSON (the caller checks ``text`` and ``systems``)."""
+    versions = kb.versions()
+    hits = kb.search(text, systems=systems, limit=limit, billable_only=billable_only)
+    return [hit_json(h, versions) for h in hits]
 
 
 def record_json(kb: KnowledgeBase, rec: CodeRecord) -> dict[str, Any]:

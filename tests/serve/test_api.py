@@ -263,6 +263,33 @@ def _fail() -> Any:
     raise FileNotFoundError("no model pack at /nowhere/packs/default")
 
 
+def test_code_sets_unavailable_is_503_but_bad_input_is_still_422(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clinicode.errors import ClinicodeError
+
+    def broken() -> Any:
+        raise ClinicodeError("kb.sqlite is corrupt")
+
+    monkeypatch.setattr(client.app.state.service, "kb", broken)
+    for url in ("/v1/codes/search?q=x", "/v1/codes/ICD-10-CM/E11"):
+        r = client.get(url)
+        assert r.status_code == 503 and "code sets unavailable" in r.json()["detail"], url
+    # A malformed request is told so first: the code sets are opened after the input checks.
+    for url in (
+        "/v1/codes/search?q=%20",
+        "/v1/codes/search?q=x&limit=0",
+        "/v1/codes/NOPE/E11",
+        "/v1/codes/ICD-10-CM/E11%20x",
+    ):
+        assert client.get(url).status_code == 422, url
+    _suggest(client, "u1", NOTE)
+    r = client.post("/v1/feedback", json={"note_id": "u1", "code": "I10", "action": "accept"})
+    assert r.status_code == 201  # nothing typed: no code sets needed
+    r = client.post("/v1/feedback", json={"note_id": "u1", "code": "R50.9", "action": "add"})
+    assert r.status_code == 503
+
+
 def test_audit_is_append_only(client: Any, settings: Any) -> None:
     import sqlalchemy
 

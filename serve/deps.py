@@ -1,0 +1,100 @@
+"""What the routes share, and the ``Annotated`` dependencies that hand it to them.
+
+A route declares what it needs in its signature (``svc: ServiceDep``, ``key: KeyDep``,
+``engine: EngineDep``); nothing here is resolved at import. The code sets are not a dependency:
+routes call :func:`get_kb` once their input is checked (see ``routes/codes.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
+
+from clinicode.errors import ClinicodeError
+from clinicode.kb import KnowledgeBase
+from clinicode.settings import Settings
+
+from .auth import ApiKey, KeyRing
+from .engine_holder import EngineHolder, EngineLike, EngineUnavailable
+from .metrics import Metrics
+from .store import FeedbackStore
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey")
+_bearer = HTTPBearer(auto_error=False, scheme_name="Bearer")
+
+
+@dataclass
+class Service:
+    """Everything the routes share, kept on ``app.state.service``."""
+
+    settings: Settings
+    keys: KeyRing
+    holder: EngineHolder
+    store: FeedbackStore
+    metrics: Metrics
+
+    def kb(self) -> KnowledgeBase:
+        """The loaded engine's knowledge base, else the one under the settings' data dir."""
+        engine = self.holder.engine
+        if engine is not None and getattr(engine, "kb", None) is not None:
+            kb: KnowledgeBase = engine.kb
+            return kb
+        from clinicode.kb import open_kb
+
+        return open_kb(self.settings.kb_path)
+
+
+def get_service(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def current_key(
+    request: Request,
+    _key: Annotated[str | None, Security(_api_key_header)],
+    _bearer_cred: Annotated[Any, Security(_bearer)],
+) -> ApiKey:
+    """The caller's key, verified by the auth middleware (declared here for the OpenAPI docs)."""
+    key: ApiKey | None = request.scope.get("state", {}).get("api_key")
+    if key is None:  # the middleware guards every /v1 route, so this is a wiring bug
+        raise HTTPException(401, "missing API key")
+    return key
+
+
+KeyDep = Annotated[ApiKey, Depends(current_key)]
+
+
+def admin_key(key: KeyDep) -> ApiKey:
+    if key.role != "admin":
+        raise HTTPException(
+            403, "this key may not export feedback (it holds note text): use an admin key"
+        )
+    return key
+
+
+AdminKeyDep = Annotated[ApiKey, Depends(admin_key)]
+
+
+def get_engine(svc: ServiceDep) -> EngineLike:
+    """The loaded engine, waiting a while for a load in progress; 503 with the reason if none."""
+    try:
+        return svc.holder.get()
+    except EngineUnavailable as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from None
+
+
+EngineDep = Annotated[EngineLike, Depends(get_engine)]
+
+
+def get_kb(svc: ServiceDep) -> KnowledgeBase:
+    """The code sets; 503 when they cannot be opened."""
+    try:
+        return svc.kb()
+    except ClinicodeError as exc:
+        raise HTTPException(503, f"code sets unavailable: {exc}") from None

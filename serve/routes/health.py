@@ -1,0 +1,54 @@
+"""``/health/live``, ``/health/ready`` (no key) and ``/metrics`` (any key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from ..deps import KeyDep, ServiceDep
+from ..schemas import ERRORS
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live", summary="The process is up")
+def live() -> dict[str, str]:
+    return {"status": "live"}
+
+
+@router.get(
+    "/health/ready",
+    summary="Ready once the model pack is loaded",
+    responses={503: {"description": "Loading, or the model pack could not be loaded."}},
+)
+def ready(svc: ServiceDep) -> JSONResponse:
+    holder = svc.holder
+    holder.start()  # retries a failed load after a while
+    body: dict[str, Any] = {"status": holder.status}
+    if holder.engine is not None:
+        try:
+            svc.store.ping()
+        except Exception as exc:
+            body = {"status": "degraded", "reason": f"database: {type(exc).__name__}"}
+            return JSONResponse(body, status_code=503)
+        body["model"] = holder.engine.info.model_dump()
+        body["code_sets"] = holder.engine.code_sets
+        return JSONResponse(body)
+    if holder.error:
+        body["reason"] = holder.error
+    return JSONResponse(body, status_code=503)
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses=ERRORS,
+    summary="Prometheus metrics",
+)
+def metrics(svc: ServiceDep, _key: KeyDep) -> PlainTextResponse:
+    return PlainTextResponse(
+        svc.metrics.render(svc.holder.engine is not None),
+        media_type="text/plain; version=0.0.4",
+    )
