@@ -209,10 +209,11 @@ def _cancer_under_treatment(g: Guidelines, note: NoteState, item: Item) -> bool:
         return False
     rx = compile_cue(cfg["current_cancer_treatment"])
     done = compile_cue(cfg["treatment_completed"])
+    lookback = int(cfg["treatment_completed_lookback"])
     for e in item.s.evidence:
         lo, hi = sentence_span(note, e.start, e.end)
         for m in rx.finditer(note.text, lo, hi):
-            if not done.search(note.text[max(lo, m.start() - 40) : m.start()]):
+            if not done.search(note.text[max(lo, m.start() - lookback) : m.start()]):
                 return True
     return False
 

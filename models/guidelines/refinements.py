@@ -70,8 +70,14 @@ def _asthma(g: Guidelines, note: NoteState) -> None:
         )
         if status is None:
             status = tail if tail in cfg["status_characters"] else cfg["uncomplicated"]
-        target = sev + status
-        target = cfg["renamed"].get(target, target)
+        target = next(
+            (
+                str(x["code"])
+                for x in cfg["exceptions"]
+                if x["severity"] == sev and x["status"] == status
+            ),
+            sev + status,
+        )
         if target != item.s.code and g.is_billable(target):
             g.replace(
                 note,
