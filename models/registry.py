@@ -27,7 +27,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "gbdt": "clinicode.models.ranker:GBDTRanker",
     },
     "guidelines": {
-        "official": "clinicode.models.guidelines:Guidelines",
+        "official": "clinicode.models.guidelines.layer:Guidelines",
     },
 }
 

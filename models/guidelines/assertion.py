@@ -1,0 +1,308 @@
+"""Assertion policy: negated / hypothetical / family / historical / uncertain mentions (I.A.19,
+I.C.2.m, I.C.21.c.4, II.H, III.C, IV.H). Tables: ``assertion``, ``family_history``,
+``personal_history`` and ``symptom_codes`` in the guideline data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from clinicode.schema import Mention
+
+from .data import ICD, any_match, code_matches, compile_cue, first_rule
+from .layer import Guidelines
+from .rules import rule
+from .state import (
+    Item,
+    NoteState,
+    after_texts,
+    assertions_of,
+    clause_texts,
+    evidence_from_mention,
+    explain,
+    sentence_span,
+    spans,
+)
+
+
+@dataclass
+class _Policy:
+    """What one run of the assertion policy reads and collects."""
+
+    g: Guidelines
+    note: NoteState
+    cfg: dict[str, Any]
+    former: re.Pattern[str]
+    inpatient: bool
+    uncertain_dropped: list[Item] = field(default_factory=list)
+    _chronic: set[tuple[int, int]] | None = None
+
+    def chronic_spans(self) -> set[tuple[int, int]]:
+        """Evidence spans of chronic-condition codes (a history code is not made from them),
+        taken the first time they are asked for."""
+        if self._chronic is None:
+            self._chronic = {
+                (e.start, e.end)
+                for it in self.note.items.values()
+                if it.s.system == ICD and any_match(self.cfg["chronic_persisting"], it.s.code)
+                for e in it.s.evidence
+            }
+        return self._chronic
+
+
+@rule("assertion_policy")
+def rule_assertion_policy(g: Guidelines, note: NoteState) -> None:
+    """Negated / hypothetical / family / historical / uncertain mentions (I.A.19, I.C.21.c.4,
+    II.H, III.C, IV.H)."""
+    cfg = g.rules["assertion"]
+    policy = _Policy(
+        g=g,
+        note=note,
+        cfg=cfg,
+        former=compile_cue(cfg["former_cue"]),
+        inpatient=note.setting == "inpatient",
+    )
+    for item in list(note.items.values()):
+        if item.fate in ("keep", "candidate"):
+            _judge(policy, item)
+    _mention_history_codes(g, note)
+    if policy.uncertain_dropped:
+        _symptoms_instead(g, note, policy.uncertain_dropped)
+
+
+def _judge(p: _Policy, item: Item) -> None:
+    """The policy for one code whose evidence is not (only) present."""
+    s = item.s
+    a = assertions_of(s, p.note.mentions)
+    if "present" in a:
+        return
+    is_icd = s.system == ICD
+    # a history code (Z80-Z87, old MI ...) is what a family/past mention should produce
+    history_code = is_icd and any_match(p.cfg["history_codes"], s.code)
+    if history_code and a & {"family", "historical"}:
+        return
+    cues = clause_texts(p.note, item) if "negated" in a else []
+    if "negated" in a and any(p.former.search(t) for t in cues):
+        a = {"historical"}
+    if "uncertain" in a:
+        _uncertain(p, item)
+    elif "historical" in a and is_icd:
+        _historical(p, item)
+    elif "family" in a and is_icd:
+        _family(p, item)
+    elif "family" in a or "historical" in a:
+        p.g.drop(
+            item,
+            "I.C.21.c.4",
+            "family or past procedure, not performed this encounter",
+            fate="suppressed",
+        )
+    else:
+        _negated_or_hypothetical(p, item, a, cues)
+
+
+def _uncertain(p: _Policy, item: Item) -> None:
+    if p.inpatient:
+        explain(
+            item,
+            "II.H/III.C",
+            "uncertain diagnosis at discharge (inpatient) coded as if it existed",
+        )
+        return
+    if item.fate == "keep":
+        p.uncertain_dropped.append(item)
+    p.g.drop(
+        item,
+        "IV.H",
+        "uncertain diagnosis (probable/suspected/rule out) is not "
+        "coded in the outpatient setting; code the documented signs and symptoms",
+        fate="suppressed",
+    )
+
+
+def _historical(p: _Policy, item: Item) -> None:
+    g, note, s = p.g, p.note, item.s
+    if _cancer_under_treatment(g, note, item):
+        explain(
+            item,
+            "I.C.2.m",
+            "malignancy documented as history is still under treatment: coded as current",
+        )
+        return
+    chronic = any_match(p.cfg["chronic_persisting"], s.code)
+    resolved_rx = compile_cue(p.cfg["resolved_cue"])
+    resolved = any(resolved_rx.search(t) for t in clause_texts(note, item))
+    if chronic and not resolved:
+        explain(
+            item,
+            "I.C.21.c.4",
+            "chronic condition listed as history is still "
+            "present; a personal-history code is only for conditions that no "
+            "longer exist",
+        )
+        return
+    row = first_rule(g.rules["personal_history"], s.code)
+    same_span_chronic = bool(spans(item) & p.chronic_spans())
+    if row is not None and item.fate == "keep" and not same_span_chronic:
+        g.add(
+            note,
+            str(row["code"]),
+            section="I.C.21.c.4",
+            message=f"personal history of {s.code} ({g.title(s.code)}); the condition no "
+            "longer exists",
+            evidence=s.evidence,
+            score=s.score,
+        )
+    g.drop(
+        item,
+        "I.C.21.c.4",
+        "past condition documented as history, not an active disease",
+        fate="suppressed",
+    )
+
+
+def _family(p: _Policy, item: Item) -> None:
+    g, s = p.g, item.s
+    row = first_rule(g.rules["family_history"], s.code)
+    if row is not None and item.fate == "keep":
+        g.add(
+            p.note,
+            str(row["code"]),
+            section="I.C.21.c.4",
+            message=f"family history of {s.code} ({g.title(s.code)})",
+            evidence=s.evidence,
+            score=s.score,
+        )
+    g.drop(
+        item,
+        "I.C.21.c.4",
+        "family member's condition, not the patient's",
+        fate="suppressed",
+    )
+
+
+def _negated_or_hypothetical(p: _Policy, item: Item, a: set[str], cues: list[str]) -> None:
+    stay = [*cues, *after_texts(p.note, item)] if p.inpatient and "negated" in a else []
+    resolved_in_stay = compile_cue(p.cfg["resolved_in_stay"])
+    if any(resolved_in_stay.search(t) for t in stay):
+        explain(
+            item,
+            "Section III",
+            "condition treated during the stay and documented as resolved is still "
+            "reported for this admission",
+        )
+        return
+    why = "negated" if "negated" in a else "hypothetical"
+    p.g.drop(
+        item,
+        "I.A.19",
+        f"{why} mention: the provider does not state that the condition exists",
+        fate="suppressed",
+    )
+
+
+def _cancer_under_treatment(g: Guidelines, note: NoteState, item: Item) -> bool:
+    """A malignancy whose sentence names treatment that is not over (I.C.2.m)."""
+    cfg = g.rules["assertion"]
+    if not code_matches(cfg["malignancy"], item.s.code):
+        return False
+    rx = compile_cue(cfg["current_cancer_treatment"])
+    done = compile_cue(cfg["treatment_completed"])
+    lookback = int(cfg["treatment_completed_lookback"])
+    for e in item.s.evidence:
+        lo, hi = sentence_span(note, e.start, e.end)
+        for m in rx.finditer(note.text, lo, hi):
+            if not done.search(note.text[max(lo, m.start() - lookback) : m.start()]):
+                return True
+    return False
+
+
+def _mention_history_codes(g: Guidelines, note: NoteState) -> None:
+    """Family / personal history from NLP mentions the ranker scored nowhere above threshold."""
+    cfg = g.rules["assertion"]
+    former_rx = compile_cue(cfg["former_cue"])
+    for m in note.mentions:
+        assertion = m.assertion
+        if assertion == "negated" and m.assertion_cue and former_rx.search(m.assertion_cue):
+            assertion = "historical"  # "former smoker, quit ..." is a past condition
+        if assertion not in ("family", "historical") or m.kind in ("procedure", "medication"):
+            continue
+        codes = [
+            c.split(":", 1)[-1]
+            for c in m.concepts
+            if not c.startswith(("ICD-10-PCS", "CPT", "HCPCS"))
+        ]
+        if assertion == "historical" and any(
+            any_match(cfg["chronic_persisting"], c) for c in codes
+        ):
+            continue
+        if any((ICD, c) in note.items and note.items[(ICD, c)].fate == "keep" for c in codes):
+            continue  # coded as current by a rule above (chronic, under treatment ...)
+        _history_code_for(g, note, m, assertion, codes)
+
+
+def _history_code_for(
+    g: Guidelines, note: NoteState, m: Mention, assertion: str, codes: list[str]
+) -> None:
+    """The history code of the first of a mention's codes that has one."""
+    table = g.rules["family_history" if assertion == "family" else "personal_history"]
+    for c in codes:
+        if g.rec(c) is None:
+            continue
+        if code_matches(g.rules["assertion"]["history_named_by_mention"], c):
+            it = note.items.get((ICD, c))  # the mention names the history code itself
+            if g.is_billable(c) and (it is None or it.fate != "keep"):
+                g.add(
+                    note,
+                    c,
+                    section="I.C.21.c.4",
+                    message=f"{assertion} history documented in the note",
+                    evidence=[evidence_from_mention(m)],
+                    score=max(it.s.score if it else 0.0, note.threshold),
+                )
+            return
+        row = first_rule(table, c)
+        if row is None:
+            continue
+        z = str(row["code"])
+        it = note.items.get((ICD, z))
+        if it is None or it.fate != "keep":
+            scores = [note.items[(ICD, c2)].s.score for c2 in codes if (ICD, c2) in note.items]
+            g.add(
+                note,
+                z,
+                section="I.C.21.c.4",
+                message=f"{assertion} history of {c} documented in the note",
+                evidence=[evidence_from_mention(m)],
+                score=max([*scores, note.threshold]),
+            )
+        return
+
+
+def _symptoms_instead(g: Guidelines, note: NoteState, dropped: list[Item]) -> None:
+    """IV.H: with the uncertain diagnosis not coded, the documented symptoms are."""
+    names = ", ".join(it.s.code for it in dropped)
+    symptoms = g.rules["symptom_codes"]
+    best: dict[frozenset[tuple[int, int]], Item] = {}  # one symptom code per documented symptom
+    for item in note.items.values():
+        if item.fate != "candidate" or item.s.system != ICD:
+            continue
+        if not any_match(symptoms, item.s.code):
+            continue
+        if assertions_of(item.s, note.mentions) != {"present"} or not item.s.evidence:
+            continue
+        if not g.is_billable(item.s.code):
+            continue
+        key = spans(item)
+        if key not in best or item.s.score > best[key].s.score:
+            best[key] = item
+    for item in best.values():
+        g.add(
+            note,
+            item.s.code,
+            section="IV.H",
+            message=f"documented sign/symptom coded instead of the uncertain {names}",
+            evidence=[],
+            score=item.s.score,
+        )

@@ -1,0 +1,43 @@
+"""Excludes1 (I.A.12.a): two codes whose tabular notes exclude each other are never reported
+together; the better-supported one stays. Table: ``diabetes`` (codes of one diabetes category
+are exempt: one phrase can need several of them, I.C.4.a)."""
+
+from __future__ import annotations
+
+from .data import any_match, code_matches, note_refs
+from .layer import Guidelines
+from .rules import rule
+from .state import Item, NoteState
+
+
+def _support(item: Item) -> tuple[float, int, int]:
+    present = sum(1 for e in item.s.evidence if e.assertion == "present")
+    return (item.s.score, present, len(item.s.code))
+
+
+@rule("excludes1")
+def rule_excludes1(g: Guidelines, note: NoteState) -> None:
+    """Excludes1 pairs are never reported together: keep the better-supported code (I.A.12.a)."""
+    diabetes = g.rules["diabetes"]["codes"]
+    kept = note.kept()
+    for a in kept:
+        if a.fate != "keep":
+            continue
+        refs = [r for _s, t in g.notes(a.s.code).get("excludes1", []) for r in note_refs(t)]
+        if not refs:
+            continue
+        for b in kept:
+            if b is a or b.fate != "keep" or not any_match(refs, b.s.code):
+                continue
+            if a.s.code[:3] == b.s.code[:3] and code_matches(diabetes, a.s.code):
+                continue
+            win, lose = (a, b) if _support(a) >= _support(b) else (b, a)
+            g.drop(
+                lose,
+                "I.A.12.a",
+                f"Excludes1 with {win.s.code} ({g.title(win.s.code)}); "
+                f"{win.s.code} is better supported (score {win.s.score:.2f} vs "
+                f"{lose.s.score:.2f})",
+            )
+            if lose is a:
+                break

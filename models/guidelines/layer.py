@@ -1,0 +1,227 @@
+"""The :class:`Guidelines` layer: KB lookups, the rule run, the edits rules make, the result."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from typing import Any
+
+from clinicode.kb.records import CodeRecord
+from clinicode.models.types import GuidelineResult
+from clinicode.schema import CodeSuggestion, Evidence, Mention
+
+from .data import CODE_FULL, ICD, load_rules
+from .rules import ordered_rules
+from .state import Item, NoteState, explain
+
+_INDEX_LOCK = threading.Lock()
+_INDEX: dict[str, tuple[list[str], dict[str, str], set[str]]] = {}
+
+
+def _code_index(kb: Any) -> tuple[list[str], dict[str, str], set[str]]:
+    """Sorted ICD-10-CM codes, their titles and the leaves (billable codes), once per KB file."""
+    key = str(getattr(kb, "path", id(kb)))
+    with _INDEX_LOCK:
+        got = _INDEX.get(key)
+        if got is None:
+            titles = {c: t for c, t in kb.titles(ICD).items() if CODE_FULL.match(c)}
+            codes = sorted(titles)
+            leaves = {
+                c
+                for i, c in enumerate(codes)
+                if not (i + 1 < len(codes) and codes[i + 1].startswith(c))
+            }
+            got = _INDEX[key] = (codes, titles, leaves)
+        return got
+
+
+class Guidelines:
+    """The guidelines layer over one code-set knowledge base.
+
+    ``Guidelines(kb).apply(ranked, mentions, text=..., setting=..., threshold=...)`` returns a
+    :class:`GuidelineResult`. KB lookups are cached per instance, so the layer adds little time.
+    """
+
+    def __init__(self, kb: Any) -> None:
+        self.kb = kb
+        self.rules = load_rules()
+        self.pipeline = ordered_rules()
+        self._rec_cache: dict[str, CodeRecord | None] = {}
+        self._notes_cache: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        self._desc_cache: dict[str, list[CodeRecord]] = {}
+
+    # -- KB helpers (cached) -----------------------------------------------------------------
+    def rec(self, code: str) -> CodeRecord | None:
+        if code not in self._rec_cache:
+            self._rec_cache[code] = self.kb.get(code, ICD)
+        return self._rec_cache[code]
+
+    def notes(self, code: str) -> dict[str, list[tuple[str, str]]]:
+        if code not in self._notes_cache:
+            self._notes_cache[code] = self.kb.effective_notes(code, ICD)
+        return self._notes_cache[code]
+
+    def billable_descendants(self, code: str) -> list[CodeRecord]:
+        """Billable codes below ``code`` (from a sorted in-memory index of the code set)."""
+        if code not in self._desc_cache:
+            codes, titles, leaves = _code_index(self.kb)
+            out: list[CodeRecord] = []
+            i = bisect.bisect_right(codes, code)
+            while i < len(codes) and codes[i].startswith(code):
+                c = codes[i]
+                if c in leaves:
+                    out.append(CodeRecord(system=ICD, code=c, title=titles[c], billable=True))
+                i += 1
+            self._desc_cache[code] = out
+        return self._desc_cache[code]
+
+    def is_billable(self, code: str) -> bool:
+        r = self.rec(code)
+        return r is not None and r.billable
+
+    def title(self, code: str) -> str:
+        r = self.rec(code)
+        return r.title if r is not None else code
+
+    # -- entry point -------------------------------------------------------------------------------
+    def apply(
+        self,
+        ranked: list[CodeSuggestion],
+        mentions: list[Mention],
+        *,
+        text: str,
+        setting: str,
+        threshold: float,
+        benchmark: bool = False,
+        copy: bool = True,
+    ) -> GuidelineResult:
+        """``copy=False`` lets the rules change the suggestions in ``ranked`` in place: for a
+        caller that built them for this call only (the engine), it saves a copy of each."""
+        note = NoteState(text=text, mentions=mentions, setting=setting, threshold=threshold)
+        for i, s in enumerate(ranked):
+            key = (s.system, s.code)
+            if key in note.items:  # the same code twice: keep the first (higher score)
+                note.items[key].s.evidence.extend(s.evidence)
+                continue
+            # copy what the rules change; Evidence objects are never mutated, so shared
+            if copy:
+                s = s.model_copy(
+                    update={"evidence": list(s.evidence), "explanation": list(s.explanation)}
+                )
+            fate = "keep" if s.score >= threshold else "candidate"
+            if s.system == ICD and not fate == "candidate" and self.rec(s.code) is None:
+                fate = "candidate"
+            note.items[key] = Item(s=s, fate=fate, order=i)
+            note.input_pos[key] = i
+        for rule in self.pipeline:
+            rule(self, note)
+        return _result(self, note, benchmark)
+
+    # -- edits the rules make ------------------------------------------------------------------------
+    def add(
+        self,
+        note: NoteState,
+        code: str,
+        *,
+        section: str,
+        message: str,
+        evidence: list[Evidence],
+        score: float,
+        system: str = ICD,
+        status: str = "suggested",
+    ) -> Item | None:
+        """Put ``code`` in the kept set (promoting it when the ranker had it lower)."""
+        rec = self.rec(code) if system == ICD else None
+        if system == ICD and rec is None:
+            return None
+        key = (system, code)
+        item = note.items.get(key)
+        if item is None:
+            note.n_added += 1
+            s = CodeSuggestion(
+                system=system,
+                code=code,
+                title=rec.title if rec else code,
+                billable=rec.billable if rec else True,
+                score=max(0.0, min(1.0, score)),
+                evidence=[e.model_copy() for e in evidence],
+            )
+            item = Item(s=s, fate="keep", added=True, order=10_000 + note.n_added)
+            note.items[key] = item
+        else:
+            if item.fate == "keep":
+                return item
+            item.fate = "keep"
+            item.s.status = "suggested"
+            item.s.reason = None
+            item.s.score = max(item.s.score, min(1.0, score))
+            have = {(e.start, e.end) for e in item.s.evidence}
+            item.s.evidence.extend(e for e in evidence if (e.start, e.end) not in have)
+        item.s.status = status  # type: ignore[assignment]
+        explain(item, section, message)
+        return item
+
+    def drop(self, item: Item, section: str, message: str, *, fate: str = "dropped") -> None:
+        item.fate = fate
+        item.s.status = "suppressed" if fate == "suppressed" else "candidate"
+        item.s.reason = message
+        item.s.principal = False
+        explain(item, section, message)
+
+    def replace(
+        self, note: NoteState, old: list[Item], new_code: str, section: str, message: str
+    ) -> Item | None:
+        """A combination or more specific code takes the place of ``old``."""
+        if not old:
+            return None
+        evidence = [e for it in old for e in it.s.evidence]
+        score = max(it.s.score for it in old)
+        new = self.add(
+            note, new_code, section=section, message=message, evidence=evidence, score=score
+        )
+        if new is None:
+            return None
+        for it in old:
+            if it is not new:
+                self.drop(it, section, f"{message}; replaced by {new_code}")
+        return new
+
+
+# -- output -------------------------------------------------------------------------------------------------
+def _result(g: Guidelines, note: NoteState, benchmark: bool) -> GuidelineResult:
+    codes: list[CodeSuggestion] = []
+    candidates: list[CodeSuggestion] = []
+    suppressed: list[CodeSuggestion] = []
+    kept = sorted((it for it in note.items.values() if it.fate == "keep"), key=lambda it: it.order)
+    for it in kept:
+        if it.s.system == ICD and not g.is_billable(it.s.code):
+            it.fate = "candidate"
+            it.s.status = "needs_query"
+            continue
+        codes.append(it.s)
+    others = sorted(
+        (it for it in note.items.values() if it.fate != "keep"),
+        key=lambda it: (-it.s.score, it.order),
+    )
+    for it in others:
+        if it.fate == "suppressed":
+            suppressed.append(it.s)
+        else:
+            if it.s.status == "suggested":
+                it.s.status = "candidate"
+            candidates.append(it.s)
+    if benchmark:
+        # the ranker's order (input position), rule-added codes after every input code
+        def pos(s: CodeSuggestion) -> tuple[int, float]:
+            i = note.input_pos.get((s.system, s.code))
+            return (i, 0.0) if i is not None else (len(note.input_pos), -s.score)
+
+        candidates = sorted(candidates + suppressed, key=pos)
+        suppressed = []
+        codes = sorted(codes, key=pos)
+        for i, s in enumerate(sorted(codes + candidates, key=pos)):
+            s.rank = i + 1
+    else:
+        for i, s in enumerate(codes + candidates + suppressed):
+            s.rank = i + 1
+    return GuidelineResult(codes=codes, candidates=candidates, suppressed=suppressed)

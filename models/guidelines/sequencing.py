@@ -1,0 +1,91 @@
+"""Sequencing: "code first" and "use additional code" order (I.A.13, I.B.7) and, inpatient, a
+principal-diagnosis candidate (Section II, I.C.1.d.4). Tables: ``sequencing``,
+``principal_sections``, ``symptom_codes``."""
+
+from __future__ import annotations
+
+from .data import ICD, any_match, compile_cue, note_refs
+from .layer import Guidelines
+from .rules import rule
+from .state import Item, NoteState, explain
+
+
+@rule("sequencing")
+def rule_sequencing(g: Guidelines, note: NoteState) -> None:
+    """ "Code first" order (I.A.13, I.B.7) and, inpatient, a principal-diagnosis candidate (II)."""
+    kept = [it for it in note.kept() if it.s.status in ("suggested", "needs_query")]
+    if not kept:
+        return
+    kept.sort(key=lambda it: (-it.s.score, it.order))
+    _note_order(g, kept)
+    for rank, it in enumerate(kept):
+        it.order = rank
+    if note.setting != "inpatient":
+        return
+    if _principal(g, kept):
+        for rank, it in enumerate(kept):
+            it.order = rank
+
+
+def _note_order(g: Guidelines, kept: list[Item]) -> None:
+    """Reorder ``kept`` by the tabular notes: the code a "code first" note names moves ahead
+    of the code carrying it; the code carrying a "use additional code" note precedes the
+    additional code."""
+    for it in list(kept):
+        firsts = [r for _s, t in g.notes(it.s.code).get("code_first", []) for r in note_refs(t)]
+        if not firsts:
+            continue
+        for other in kept:
+            if (
+                other is not it
+                and any_match(firsts, other.s.code)
+                and kept.index(other) > kept.index(it)
+            ):
+                kept.remove(other)
+                kept.insert(kept.index(it), other)
+                explain(it, "I.A.13", f"sequenced after {other.s.code} (code first note)")
+    for it in list(kept):
+        refs = [r for _s, t in g.notes(it.s.code).get("use_additional", []) for r in note_refs(t)]
+        for other in kept:
+            if (
+                other is not it
+                and any_match(refs, other.s.code)
+                and kept.index(other) < kept.index(it)
+            ):
+                kept.remove(it)
+                kept.insert(kept.index(other), it)
+                explain(other, "I.B.7", f"sequenced after {it.s.code} (use additional code)")
+
+
+def _principal(g: Guidelines, kept: list[Item]) -> bool:
+    """Mark the principal-diagnosis candidate and move it first in ``kept`` (whether one was)."""
+    cfg = g.rules["sequencing"]
+    sect_rx = compile_cue(g.rules["principal_sections"])
+    manifestation = cfg["manifestation_title"]
+    eligible = [
+        it
+        for it in kept
+        if it.s.system == ICD
+        and not any_match(cfg["not_principal"], it.s.code)
+        and manifestation not in g.title(it.s.code).lower()
+    ]
+    definitive = [it for it in eligible if not any_match(g.rules["symptom_codes"], it.s.code)]
+    pool = definitive or eligible
+    if not pool:
+        return False
+    in_section = [
+        it for it in pool if any(e.section and sect_rx.search(e.section) for e in it.s.evidence)
+    ]
+    choice = in_section or pool
+    principal = choice[0]
+    section = "Section II"
+    why = "documented in a diagnosis/admission section" if in_section else "best supported"
+    sepsis = [it for it in choice if any_match(cfg["sepsis_first"], it.s.code)]
+    if sepsis and sepsis[0] is not principal:
+        principal, section = sepsis[0], "I.C.1.d.4"
+        why = "sepsis present on admission with a localized infection is sequenced first"
+    principal.s.principal = True
+    explain(principal, section, f"principal diagnosis candidate ({why}); sequenced first")
+    kept.remove(principal)
+    kept.insert(0, principal)
+    return True

@@ -1,0 +1,145 @@
+"""The per-note working state of the guidelines layer and the helpers the rules read it with.
+
+A :class:`NoteState` holds one :class:`Item` per (system, code) the ranker or a rule brought,
+with its fate (``keep`` | ``candidate`` | ``suppressed`` | ``dropped``). Negation and sentence or
+clause bounds come from :mod:`clinicode.nlp.cues`, not from a second detector here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from clinicode.nlp.cues import clause_bounds, negated_before, sentence_bounds
+from clinicode.schema import CodeSuggestion, Evidence, Mention
+
+from .data import ICD, code_matches, compile_cue
+
+
+@dataclass
+class Item:
+    """One code in the working set and what the rules decided about it."""
+
+    s: CodeSuggestion
+    fate: str  # keep | candidate | suppressed | dropped
+    added: bool = False
+    order: int = 0
+
+
+@dataclass
+class NoteState:
+    """Everything the rules read about one note."""
+
+    text: str
+    mentions: list[Mention]
+    setting: str
+    threshold: float
+    items: dict[tuple[str, str], Item] = field(default_factory=dict)
+    n_added: int = 0
+    input_pos: dict[tuple[str, str], int] = field(default_factory=dict)  # the ranker's order
+
+    def kept(self, system: str | None = ICD) -> list[Item]:
+        return [
+            it
+            for it in self.items.values()
+            if it.fate == "keep" and (system is None or it.s.system == system)
+        ]
+
+    def kept_matching(self, pattern: str) -> list[Item]:
+        return [it for it in self.kept() if code_matches(pattern, it.s.code)]
+
+
+def explain(item: Item, section: str, message: str) -> None:
+    """Append ``"section: message"`` to the code's explanation (once)."""
+    line = f"{section}: {message}"
+    if line not in item.s.explanation:
+        item.s.explanation.append(line)
+
+
+def spans(item: Item) -> frozenset[tuple[int, int]]:
+    return frozenset((e.start, e.end) for e in item.s.evidence)
+
+
+def assertions_of(s: CodeSuggestion, mentions: list[Mention]) -> set[str]:
+    """Assertion values of a code's evidence (its matching mentions when it has no evidence)."""
+    found: set[str] = {e.assertion for e in s.evidence}
+    if not found:
+        key = f"{s.system}:{s.code}"
+        found = {m.assertion for m in mentions if key in m.concepts or s.code in m.concepts}
+    return found or {"present"}
+
+
+def mention_at(note: NoteState, start: int, end: int) -> Mention | None:
+    for m in note.mentions:
+        if m.start < end and start < m.end:
+            return m
+    return None
+
+
+def sentence_span(note: NoteState, start: int, end: int) -> tuple[int, int]:
+    """The sentence of the mention over ``[start, end)``, else nlp's sentence bounds."""
+    m = mention_at(note, start, end)
+    if m is not None and m.sentence_end > m.sentence_start:
+        return m.sentence_start, m.sentence_end
+    return sentence_bounds(note.text, start, end)
+
+
+def window_text(note: NoteState, item: Item, scope: str = "sentence") -> str:
+    if scope == "note" or not item.s.evidence:
+        return note.text
+    parts = []
+    for e in item.s.evidence:
+        lo, hi = sentence_span(note, e.start, e.end)
+        parts.append(note.text[lo:hi])
+    return " | ".join(parts)
+
+
+def clause_texts(note: NoteState, item: Item) -> list[str]:
+    """The clause around each evidence span plus the NLP's assertion cue for it: where a
+    'resolved' or 'unrelated' cue must sit to concern this condition rather than its neighbours
+    in a list."""
+    out = []
+    for e in item.s.evidence:
+        lo, hi = clause_bounds(note.text, e.start, e.end)
+        out.append(note.text[lo:hi])
+        m = mention_at(note, e.start, e.end)
+        if m is not None and m.assertion_cue:
+            out.append(m.assertion_cue)
+    return out
+
+
+def after_texts(note: NoteState, item: Item) -> list[str]:
+    """From each evidence span to the end of its sentence ("Dehydration, resolved with ...")."""
+    return [note.text[e.start : sentence_span(note, e.start, e.end)[1]] for e in item.s.evidence]
+
+
+def find_cue(
+    note: NoteState,
+    pattern: str,
+    *,
+    skip_negated: bool = True,
+    scope: tuple[int, int] | None = None,
+) -> Evidence | None:
+    """First match of ``pattern`` in the note (or in ``scope``) as evidence, skipping the
+    matches nlp calls negated unless ``skip_negated`` is false."""
+    rx = compile_cue(pattern)
+    lo, hi = scope or (0, len(note.text))
+    for m in rx.finditer(note.text, lo, hi):
+        if skip_negated and negated_before(note.text, m.start()):
+            continue
+        return Evidence(start=m.start(), end=m.end(), text=m.group(0))
+    return None
+
+
+def attributes_of(note: NoteState, item: Item) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for e in item.s.evidence:
+        for m in note.mentions:
+            if m.start < e.end and e.start < m.end:
+                for a in m.attributes:
+                    out.setdefault(a.name, a)
+    return out
+
+
+def evidence_from_mention(m: Mention) -> Evidence:
+    return Evidence(start=m.start, end=m.end, text=m.text, section=m.section, assertion=m.assertion)

@@ -1,0 +1,102 @@
+"""Codes that say the same thing twice: symptoms integral to a kept diagnosis (I.B.5), codes of
+one category read off the same words (I.B.2), an unspecified code next to a specific one of its
+category (I.B.2, IV.F.3). Tables: ``integral_symptoms``, ``title_stop_words``, ``diabetes``."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .data import any_match, code_matches, load_rules
+from .layer import Guidelines
+from .rules import rule
+from .state import Item, NoteState, spans, window_text
+
+
+@lru_cache(maxsize=1)
+def _title_stop() -> frozenset[str]:
+    return frozenset(load_rules()["title_stop_words"].split())
+
+
+def undocumented_words(title: str, text: str) -> int:
+    """How many content words of a code title the note text does not contain (the words after
+    "without" name an absence, which needs no documentation)."""
+    title = re.sub(r"\bwithout\b.*", "", title.lower())
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    stop = _title_stop()
+    content = {w for w in re.findall(r"[a-z]+", title) if w not in stop and len(w) > 2}
+    return len(content - words)
+
+
+@rule("same_mention_alternatives")
+def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
+    """Codes of one category read off the very same words are alternatives, not two
+    conditions: one is reported (I.B.2). The one whose title the note documents best wins (a
+    title word the note lacks, "right" or "with hematuria", is a detail not documented); then,
+    on a tie, the unspecified code (I.A.9.b: the note gives no more detail); then the ranker's
+    score. Diabetes is exempt: one phrase can need several E08-E13 codes (I.C.4.a)."""
+    diabetes = g.rules["diabetes"]["codes"]
+    groups: dict[tuple[str, frozenset[tuple[int, int]]], list[Item]] = {}
+    for it in note.kept():
+        item_spans = spans(it)
+        if not item_spans or it.added or code_matches(diabetes, it.s.code):
+            continue  # codes the rules made (J44.0 + J44.1 ...) are not alternatives
+        groups.setdefault((it.s.code[:3], item_spans), []).append(it)
+    for items in groups.values():
+        if len(items) < 2:
+            continue
+        text = window_text(note, items[0])
+
+        def key(it: Item, text: str = text) -> tuple[int, int, float, int]:
+            title = g.title(it.s.code)
+            unspecified = "unspecified" in title.lower() or "nos" in title.lower().split()
+            return (undocumented_words(title, text), 0 if unspecified else 1, -it.s.score, it.order)
+
+        items.sort(key=key)
+        for it in items[1:]:
+            g.drop(
+                it,
+                "I.B.2",
+                f"alternative code for the same words as {items[0].s.code}, which matches "
+                "the documentation better",
+            )
+
+
+@rule("unspecified_with_specific")
+def rule_unspecified_with_specific(g: Guidelines, note: NoteState) -> None:
+    """An unspecified code next to a specific code of the same category says the same thing
+    less precisely: report the specific one (I.B.2, IV.F.3)."""
+    kept = note.kept()
+    for it in kept:
+        if it.fate != "keep" or "unspecified" not in g.title(it.s.code).lower():
+            continue
+        rec = g.rec(it.s.code)
+        parent = rec.parent if rec is not None and rec.parent else it.s.code[:3]
+        if "-" in parent:  # a three-character code: its own category
+            parent = it.s.code[:3]
+        better = [
+            o
+            for o in kept
+            if o is not it
+            and o.fate == "keep"
+            and o.s.code.startswith(parent)
+            and "unspecified" not in g.title(o.s.code).lower()
+            and spans(o) != spans(it)
+        ]
+        if better:
+            g.drop(
+                it, "I.B.2", f"{better[0].s.code} documents the same condition more specifically"
+            )
+
+
+@rule("integral_symptoms")
+def rule_integral_symptoms(g: Guidelines, note: NoteState) -> None:
+    """Signs and symptoms routinely part of a kept definitive diagnosis are not coded (I.B.5)."""
+    kept = note.kept()
+    for row in g.rules["integral_symptoms"]:
+        dx = [it for it in kept if it.fate == "keep" and code_matches(row["dx"], it.s.code)]
+        if not dx:
+            continue
+        for it in kept:
+            if it.fate == "keep" and it not in dx and any_match(row["symptoms"], it.s.code):
+                g.drop(it, "I.B.5", f"symptom integral to {dx[0].s.code} ({g.title(dx[0].s.code)})")
