@@ -32,7 +32,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check clinicode nlp models training serve tests bench
 	$(BIN)/ruff format --check clinicode nlp models training serve tests bench
-	$(BIN)/mypy clinicode models
+	$(BIN)/mypy clinicode nlp models training serve
 
 format: $(STAMP)
 	$(BIN)/ruff format clinicode nlp models training serve tests bench

@@ -40,7 +40,6 @@ class EngineLike(Protocol):
         *,
         systems: list[str] | None = None,
         top_k: int | None = None,
-        note_type: str | None = None,
     ) -> SuggestResult: ...
 
     def suggest_many(
@@ -50,7 +49,6 @@ class EngineLike(Protocol):
         *,
         systems: list[str] | None = None,
         top_k: int | None = None,
-        note_type: str | None = None,
     ) -> list[SuggestResult]: ...
 
 

@@ -35,7 +35,10 @@ class SuggestRequest(_Strict):
     )
     setting: Setting = Field(description="inpatient or outpatient: the coding rules differ.")
     note_type: str | None = Field(
-        default=None, max_length=64, description="e.g. discharge_summary, progress_note"
+        default=None,
+        max_length=64,
+        description="e.g. discharge_summary, progress_note: stored with the note (the coder's "
+        "queue shows it); it does not change the suggested codes",
     )
     systems: list[System] | None = Field(
         default=None, min_length=1, max_length=4, description="Code systems to suggest from."

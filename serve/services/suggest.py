@@ -55,7 +55,6 @@ def suggest_one(engine: EngineLike, slot: Slot, req: SuggestRequest) -> SuggestR
             req.setting,
             systems=list(req.systems) if req.systems else None,
             top_k=req.top_k,
-            note_type=req.note_type,
         )
 
 
@@ -65,17 +64,16 @@ def suggest_many(
     """One ``engine.suggest_many`` call per distinct set of options, results in input order."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, n in enumerate(notes):
-        sig = (n.setting, tuple(n.systems) if n.systems else None, n.top_k, n.note_type)
+        sig = (n.setting, tuple(n.systems) if n.systems else None, n.top_k)
         groups.setdefault(sig, []).append(i)
     results: list[SuggestResult | None] = [None] * len(notes)
-    for (setting, systems, top_k, note_type), idx in groups.items():
+    for (setting, systems, top_k), idx in groups.items():
         with slot():
             out = engine.suggest_many(
                 [notes[i].text for i in idx],
                 setting,
                 systems=list(systems) if systems else None,
                 top_k=top_k,
-                note_type=note_type,
             )
         for i, r in zip(idx, out, strict=True):
             results[i] = r

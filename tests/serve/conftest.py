@@ -58,7 +58,6 @@ class FakeEngine:
         *,
         systems: list[str] | None = None,
         top_k: int | None = None,
-        note_type: str | None = None,
     ) -> SuggestResult:
         self.calls += 1
         if self.delay_s:
