@@ -12,13 +12,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from clinicode import __version__
+from clinicode.console import err_console, fail
 from clinicode.errors import ClinicodeError
 from clinicode.kb.views import record_json, search_json
 
@@ -33,7 +34,6 @@ codes_app = typer.Typer(help="Look up, search and import code sets.", no_args_is
 app.add_typer(codes_app, name="codes")
 
 console = Console()
-err_console = Console(stderr=True)
 
 # Modules that add their own commands to ``app``: each has ``register(app: typer.Typer)``.
 _PLUGINS = (
@@ -45,12 +45,6 @@ _PLUGINS = (
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 KbOpt = typer.Option(None, "--kb", help="Knowledge-base file (default: under CLINICODE_DATA_DIR).")
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``message`` to stderr and exit with ``code`` (2: the user's input was wrong)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def print_json(obj: Any) -> None:

@@ -16,7 +16,7 @@ import typer
 
 
 def _fail(message: str) -> NoReturn:
-    from clinicode.cli import fail
+    from clinicode.console import fail
 
     fail(message)
 

@@ -85,9 +85,9 @@ def create_app(
 
 def _default_factory(settings: Settings) -> Callable[[], EngineLike]:
     def load() -> EngineLike:
-        import clinicode
+        from clinicode.engine import load as load_engine
 
-        engine: EngineLike = clinicode.load(settings.default_pack_dir, kb_path=settings.kb_path)
+        engine: EngineLike = load_engine(settings.default_pack_dir, kb_path=settings.kb_path)
         warm_up = getattr(engine, "warm_up", None)
         if callable(warm_up):  # ready means ready: no slow first note
             warm_up()

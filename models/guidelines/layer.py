@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import bisect
-import threading
-from typing import Any
 
+from clinicode.kb import KnowledgeBase
 from clinicode.kb.records import CodeRecord
 from clinicode.models.types import GuidelineResult
 from clinicode.schema import CodeSuggestion, Evidence, Mention
@@ -14,25 +13,19 @@ from .data import CODE_FULL, ICD, load_rules
 from .rules import ordered_rules
 from .state import Item, NoteState, explain
 
-_INDEX_LOCK = threading.Lock()
-_INDEX: dict[str, tuple[list[str], dict[str, str], set[str]]] = {}
+
+def _code_index(kb: KnowledgeBase) -> tuple[list[str], dict[str, str], set[str]]:
+    """Sorted ICD-10-CM codes, their titles and the leaves (billable codes), kept on the KB."""
+    return kb.derived("guidelines_code_index", _build_code_index)
 
 
-def _code_index(kb: Any) -> tuple[list[str], dict[str, str], set[str]]:
-    """Sorted ICD-10-CM codes, their titles and the leaves (billable codes), once per KB file."""
-    key = str(getattr(kb, "path", id(kb)))
-    with _INDEX_LOCK:
-        got = _INDEX.get(key)
-        if got is None:
-            titles = {c: t for c, t in kb.titles(ICD).items() if CODE_FULL.match(c)}
-            codes = sorted(titles)
-            leaves = {
-                c
-                for i, c in enumerate(codes)
-                if not (i + 1 < len(codes) and codes[i + 1].startswith(c))
-            }
-            got = _INDEX[key] = (codes, titles, leaves)
-        return got
+def _build_code_index(kb: KnowledgeBase) -> tuple[list[str], dict[str, str], set[str]]:
+    titles = {c: t for c, t in kb.titles(ICD).items() if CODE_FULL.match(c)}
+    codes = sorted(titles)
+    leaves = {
+        c for i, c in enumerate(codes) if not (i + 1 < len(codes) and codes[i + 1].startswith(c))
+    }
+    return codes, titles, leaves
 
 
 class Guidelines:
@@ -42,7 +35,7 @@ class Guidelines:
     :class:`GuidelineResult`. KB lookups are cached per instance, so the layer adds little time.
     """
 
-    def __init__(self, kb: Any) -> None:
+    def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self.rules = load_rules()
         self.pipeline = ordered_rules()
