@@ -96,6 +96,43 @@ def merge(
     """
     w = weights if weights is not None else score_weights(results)
     w_items = list(w.items())
+    out = _union(results)
+    n = max(len(mentions), 1)
+    log1p: dict[int, float] = {}
+    section_names: dict[str, str] = {}
+    for c in out:
+        f = c.features
+        ids = c.mention_ids
+        ids.sort()
+        k = len(ids)
+        lg = log1p.get(k)
+        if lg is None:
+            lg = log1p[k] = float(np.log1p(k))
+        f["n_mentions"] = float(k)
+        f["n_mentions_log"] = lg
+        sources = c.sources
+        f["src_lexical"] = float("lexical" in sources)
+        f["src_dense"] = float("dense" in sources)
+        f["src_structure"] = float("structure" in sources)
+        f["n_sources"] = float(len(sources))
+        f["code_length"] = float(len(c.code.replace(".", "")))
+        rank = f.get("lex_min_rank")
+        f["lex_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
+        rank = f.get("dense_min_rank")
+        f["dense_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
+        if ids:
+            _mention_features(f, ids, mentions, text_length, n, section_names)
+        fget = f.get
+        c.score = float(sum([v * fget(k, 0.0) for k, v in w_items]))
+    out.sort(key=lambda c: (-c.score, c.system, c.code))
+    if max_candidates is not None:
+        out = out[:max_candidates]
+    return out
+
+
+def _union(results: dict[str, list[Candidate]]) -> list[Candidate]:
+    """One candidate per code: the maximum of each feature (minimum of ``*_min_rank``; the first
+    value wins ties), the union of sources and of supporting mentions (first-seen order)."""
     merged: dict[tuple[str, str], Candidate] = {}
     seen_mids: dict[tuple[str, str], set[int]] = {}
     is_min: dict[str, bool] = {}  # feature name -> ends with "_min_rank"
@@ -127,53 +164,34 @@ def merge(
                 # same as min(old, v) / max(old, v): the old value wins ties
                 if (v < old) if low else (v > old):
                     mf[f] = v
-    out = list(merged.values())
-    n = max(len(mentions), 1)
-    n_mentions_m = len(mentions)
-    log1p: dict[int, float] = {}
-    section_names: dict[str, str] = {}
-    for c in out:
-        f = c.features
-        ids = c.mention_ids
-        ids.sort()
-        k = len(ids)
-        lg = log1p.get(k)
-        if lg is None:
-            lg = log1p[k] = float(np.log1p(k))
-        f["n_mentions"] = float(k)
-        f["n_mentions_log"] = lg
-        sources = c.sources
-        f["src_lexical"] = float("lexical" in sources)
-        f["src_dense"] = float("dense" in sources)
-        f["src_structure"] = float("structure" in sources)
-        f["n_sources"] = float(len(sources))
-        f["code_length"] = float(len(c.code.replace(".", "")))
-        rank = f.get("lex_min_rank")
-        f["lex_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-        rank = f.get("dense_min_rank")
-        f["dense_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-        if ids:
-            ms = [mentions[i] for i in ids if i < n_mentions_m]
-            if ms:
-                first = min(m.start for m in ms)
-                f["first_position"] = first / text_length if text_length else first / n
-                best = _best_mention(ms)
-                for a in ASSERTIONS:
-                    f[f"assert_{a}"] = float(best.assertion == a)
-                f["any_present"] = float(any(m.assertion == "present" for m in ms))
-                if best.section:
-                    sec = section_names.get(best.section)
-                    if sec is None:
-                        sec = section_names[best.section] = (
-                            f"section_{normalize_term(best.section).replace(' ', '_')}"
-                        )
-                    f[sec] = 1.0
-        fget = f.get
-        c.score = float(sum([v * fget(k, 0.0) for k, v in w_items]))
-    out.sort(key=lambda c: (-c.score, c.system, c.code))
-    if max_candidates is not None:
-        out = out[:max_candidates]
-    return out
+    return list(merged.values())
+
+
+def _mention_features(
+    f: dict[str, float],
+    ids: list[int],
+    mentions: Sequence[Mention],
+    text_length: int,
+    n: int,
+    section_names: dict[str, str],
+) -> None:
+    """Position, assertion and section of a candidate's supporting mentions."""
+    ms = [mentions[i] for i in ids if i < len(mentions)]
+    if not ms:
+        return
+    first = min(m.start for m in ms)
+    f["first_position"] = first / text_length if text_length else first / n
+    best = _best_mention(ms)
+    for a in ASSERTIONS:
+        f[f"assert_{a}"] = float(best.assertion == a)
+    f["any_present"] = float(any(m.assertion == "present" for m in ms))
+    if best.section:
+        sec = section_names.get(best.section)
+        if sec is None:
+            sec = section_names[best.section] = (
+                f"section_{normalize_term(best.section).replace(' ', '_')}"
+            )
+        f[sec] = 1.0
 
 
 def _best_mention(ms: Sequence[Mention]) -> Mention:

@@ -132,6 +132,42 @@ class Node(NamedTuple):
     parent: str | None
 
 
+class _Collector:
+    """The candidates of one note as the structure generator finds them, and the attributes
+    of each mention (read once)."""
+
+    def __init__(self, source: str, text: str, mentions: Sequence[Mention]) -> None:
+        self.source = source
+        self.text = text
+        self.mentions = mentions
+        self.out: dict[tuple[str, str], Candidate] = {}
+        self._attrs: dict[int, dict[str, str]] = {}
+
+    def attrs_of(self, mids: Sequence[int]) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for mid in mids:
+            if mid not in self._attrs:
+                self._attrs[mid] = mention_attributes(self.mentions[mid], self.text)
+            for k, v in self._attrs[mid].items():
+                merged.setdefault(k, v)
+        return merged
+
+    def add(
+        self, system: str, code: str, mids: Sequence[int], score: float, **flags: float
+    ) -> None:
+        key = (system, code)
+        c = self.out.get(key)
+        if c is None:
+            c = self.out[key] = Candidate(system=system, code=code, sources={self.source})
+        for mid in mids:
+            if mid not in c.mention_ids:
+                c.mention_ids.append(mid)
+        c.features["struct_score"] = max(c.features.get("struct_score", 0.0), score)
+        for f, v in flags.items():
+            c.features[f] = max(c.features.get(f, v), v)
+        c.score = c.features["struct_score"]
+
+
 class StructureGenerator:
     """Parents, attribute-matched children and siblings, 7th characters, NLP-linked codes."""
 
@@ -197,92 +233,66 @@ class StructureGenerator:
     ) -> list[Candidate]:
         if not hasattr(self, "nodes_"):
             raise CandidatesError("structure candidate generator used before fit() or load()")
-        if not mentions:
-            mentions = phrase_mentions(text)
-        out: dict[tuple[str, str], Candidate] = {}
-        attr_cache: dict[int, dict[str, str]] = {}
-
-        def attrs_of(mids: Sequence[int]) -> dict[str, str]:
-            merged: dict[str, str] = {}
-            for mid in mids:
-                if mid not in attr_cache:
-                    attr_cache[mid] = mention_attributes(mentions[mid], text)
-                for k, v in attr_cache[mid].items():
-                    merged.setdefault(k, v)
-            return merged
-
-        def add(system: str, code: str, mids: Sequence[int], score: float, **flags: float) -> None:
-            key = (system, code)
-            c = out.get(key)
-            if c is None:
-                c = out[key] = Candidate(system=system, code=code, sources={self.name})
-            for mid in mids:
-                if mid not in c.mention_ids:
-                    c.mention_ids.append(mid)
-            c.features["struct_score"] = max(c.features.get("struct_score", 0.0), score)
-            for f, v in flags.items():
-                c.features[f] = max(c.features.get(f, v), v)
-            c.score = c.features["struct_score"]
-
-        for mid, m in enumerate(mentions):
+        col = _Collector(self.name, text, mentions or phrase_mentions(text))
+        for mid, m in enumerate(col.mentions):
             for concept in m.concepts:
                 system, _, code = concept.partition(":")
                 node = self._get(code, system) if code and system in self.systems_ else None
                 if node is not None:
-                    add(system, node.code, [mid], 1.0, concept_match=1.0)
-
+                    col.add(system, node.code, [mid], 1.0, concept_match=1.0)
         seen: set[tuple[str, str]] = set()
         for seed in list(seeds or [])[: self.max_seeds]:
             if seed.system not in self.systems_ or (seed.system, seed.code) in seen:
                 continue
             seen.add((seed.system, seed.code))
             rec = self._get(seed.code, seed.system)
-            if rec is None:
+            if rec is not None:
+                self._expand(col, seed, rec)
+        return sorted(col.out.values(), key=lambda c: -c.score)
+
+    def _expand(self, col: _Collector, seed: Candidate, rec: Node) -> None:
+        """The parent, the 7th-character child, and the children or siblings whose titles the
+        note's attributes agree with, of one seed code."""
+        base = max(
+            seed.score,
+            max(seed.features.get(k, 0.0) for k in ("lex_max", "dense_max", "struct_score")),
+        )
+        mids = seed.mention_ids
+        attrs = col.attrs_of(mids)
+        episode = attrs.get("episode", "initial")
+        if rec.parent:
+            parent = self._get(rec.parent, seed.system)
+            if parent is not None and parent.kind in ("category", "subcategory", "code"):
+                col.add(
+                    seed.system, parent.code, mids, base * self.parent_weight, struct_parent=1.0
+                )
+        own = title_agreement(rec.title, attrs) if attrs else 0.0
+        children = list(self._children(rec.code, seed.system))
+        seventh = [c for c in children if _is_seventh(rec.code, c.code)]
+        if seventh:
+            self._add_seventh(col.add, seed.system, seventh, mids, base, episode, attrs)
+            children = []
+        pool = [(c, "struct_child") for c in children if not rec.billable]
+        if attrs and rec.parent:
+            pool += [
+                (s, "struct_sibling")
+                for s in self._children(rec.parent, seed.system)
+                if s.code != rec.code and not _is_seventh(rec.parent, s.code)
+            ]
+        scored = []
+        for node, kind in pool:
+            agree = title_agreement(node.title, attrs) if attrs else 0.0
+            if kind == "struct_sibling" and agree <= own:
                 continue
-            base = max(
-                seed.score,
-                max(seed.features.get(k, 0.0) for k in ("lex_max", "dense_max", "struct_score")),
-            )
-            mids = seed.mention_ids
-            attrs = attrs_of(mids)
-            episode = attrs.get("episode", "initial")
-            if rec.parent:
-                parent = self._get(rec.parent, seed.system)
-                if parent is not None and parent.kind in ("category", "subcategory", "code"):
-                    add(
-                        seed.system, parent.code, mids, base * self.parent_weight, struct_parent=1.0
-                    )
-            own = title_agreement(rec.title, attrs) if attrs else 0.0
-            children = list(self._children(rec.code, seed.system))
-            seventh = [c for c in children if _is_seventh(rec.code, c.code)]
-            if seventh:
-                self._add_seventh(add, seed.system, seventh, mids, base, episode, attrs)
-                children = []
-            pool = [(c, "struct_child") for c in children if not rec.billable]
-            if attrs and rec.parent:
-                pool += [
-                    (s, "struct_sibling")
-                    for s in self._children(rec.parent, seed.system)
-                    if s.code != rec.code and not _is_seventh(rec.parent, s.code)
-                ]
-            scored = []
-            for node, kind in pool:
-                agree = title_agreement(node.title, attrs) if attrs else 0.0
-                if kind == "struct_sibling" and agree <= own:
-                    continue
-                scored.append((agree, node.billable, node.code, node, kind))
-            scored = _choose(scored)
-            for agree, _billable, _code, node, kind in scored[: self.max_children]:
-                score = base * self.child_weight * (1.0 + 0.1 * max(agree, -2.0))
-                add(seed.system, node.code, mids, score, **{kind: 1.0, "struct_attr_agree": agree})
-                grand = [
-                    c
-                    for c in self._children(node.code, seed.system)
-                    if _is_seventh(node.code, c.code)
-                ]
-                if grand:
-                    self._add_seventh(add, seed.system, grand, mids, score, episode, attrs)
-        return sorted(out.values(), key=lambda c: -c.score)
+            scored.append((agree, node.billable, node.code, node, kind))
+        for agree, _billable, _code, node, kind in _choose(scored)[: self.max_children]:
+            score = base * self.child_weight * (1.0 + 0.1 * max(agree, -2.0))
+            col.add(seed.system, node.code, mids, score, **{kind: 1.0, "struct_attr_agree": agree})
+            grand = [
+                c for c in self._children(node.code, seed.system) if _is_seventh(node.code, c.code)
+            ]
+            if grand:
+                self._add_seventh(col.add, seed.system, grand, mids, score, episode, attrs)
 
     def _add_seventh(
         self,
