@@ -61,3 +61,20 @@ def build(
 
 def codes_of(result: Any) -> list[str]:
     return [s.code for s in result.codes]
+
+
+def run(
+    g: Any,
+    text: str,
+    spec: list[tuple[Any, ...]],
+    setting: str = "outpatient",
+    benchmark: bool = False,
+    **kw: Any,
+) -> Any:
+    """The layer's result for ``text`` with the ranked codes of ``spec`` (see :func:`build`)."""
+    ranked, mentions = build(text, spec, **kw)
+    return g.apply(ranked, mentions, text=text, setting=setting, threshold=0.5, benchmark=benchmark)
+
+
+def by_code(res: Any) -> dict[str, Any]:
+    return {s.code: s for s in [*res.suppressed, *res.candidates, *res.codes]}

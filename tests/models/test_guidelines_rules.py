@@ -1,0 +1,265 @@
+"""Unit tests of the guidelines layer with hand-built ranker output: the benchmark switch, the
+in-place mode, explanations, and the rules added after running the NLP on the suite notes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from clinicode.models.guidelines import Guidelines
+from tests.models.guidelines_helpers import build, by_code, codes_of, run
+
+
+# -- benchmark switch -----------------------------------------------------------------------------------
+def test_benchmark_keeps_the_rankers_order_and_adds_at_the_tail(g: Guidelines) -> None:
+    text = "Denies chest pain. HTN. Knee OA. CKD 3a."
+    spec = [  # the ranker's output, best first
+        ("R07.9", "chest pain", "negated", 0.95),
+        ("I10", "HTN", "present", 0.9),
+        ("M17.9", "Knee OA", "present", 0.8),
+        ("N18.31", "CKD 3a", "present", 0.7),
+    ]
+    normal = run(g, text, spec)
+    bench = run(g, text, spec, benchmark=True)
+    assert set(codes_of(bench)) == set(codes_of(normal))  # same set, the ranker's order
+    assert "R07.9" not in codes_of(normal) and "I12.9" in codes_of(normal)
+    assert bench.suppressed == []
+    listed = [s.code for s in bench.codes + bench.candidates]
+    by_rank = sorted(bench.codes + bench.candidates, key=lambda s: s.rank)
+    assert [s.rank for s in by_rank] == list(range(1, len(listed) + 1))
+    # input codes keep the ranker's order (the suppressed one included); rule-added ones follow
+    assert [s.code for s in by_rank][:4] == ["R07.9", "I10", "M17.9", "N18.31"]
+    assert "I12.9" in [s.code for s in by_rank][4:]
+    assert by_rank[0].status == "suppressed"
+
+
+def test_input_not_mutated(g: Guidelines) -> None:
+    text = "HTN. CKD 3a."
+    ranked, mentions = build(
+        text, [("I10", "HTN", "present", 0.9), ("N18.31", "CKD 3a", "present", 0.8)]
+    )
+    before = [s.model_dump() for s in ranked]
+    g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert [s.model_dump() for s in ranked] == before
+
+
+def test_in_place_mode_gives_the_same_result(g: Guidelines) -> None:
+    text = "HTN. CKD 3a. T2DM on insulin. Denies chest pain."
+    spec = [
+        ("I10", "HTN", "present", 0.9),
+        ("N18.31", "CKD 3a", "present", 0.8),
+        ("E11.9", "T2DM", "present", 0.8),
+        ("R07.9", "chest pain", "negated", 0.6),
+    ]
+    kw: dict[str, Any] = {"text": text, "setting": "outpatient", "threshold": 0.5}
+    ranked, mentions = build(text, spec)
+    copied = g.apply(ranked, mentions, **kw)
+    ranked2, mentions2 = build(text, spec)
+    in_place = g.apply(ranked2, mentions2, **kw, copy=False)
+    for a, b in (
+        (copied.codes, in_place.codes),
+        (copied.candidates, in_place.candidates),
+        (copied.suppressed, in_place.suppressed),
+    ):
+        assert [s.model_dump() for s in a] == [s.model_dump() for s in b]
+    assert copied.codes  # the case exercises the rules
+
+
+def test_every_change_is_explained(g: Guidelines) -> None:
+    text = "HTN. CKD 3a. T2DM on insulin. Denies chest pain."
+    res = run(
+        g,
+        text,
+        [
+            ("I10", "HTN", "present", 0.9),
+            ("N18.31", "CKD 3a", "present", 0.8),
+            ("E11.9", "T2DM", "present", 0.8),
+            ("R07.9", "chest pain", "negated", 0.6),
+        ],
+    )
+    section = re.compile(r"^(I|II|III|IV)\.|^Section |^II\.H|^I\.")
+    for s in [*res.codes, *res.candidates, *res.suppressed]:
+        assert s.explanation, s.code
+        assert all(section.match(e) for e in s.explanation), s.explanation
+
+
+# -- rules added after running the NLP on the suite notes ------------------------------------------
+def test_sepsis_due_to_organism_is_principal(g: Guidelines) -> None:
+    text = "Reason for admission: sepsis due to E. coli pyelonephritis. Secondary: HTN."
+    res = run(
+        g,
+        text,
+        [
+            ("N10", "pyelonephritis", "present", 0.9, "diagnoses"),
+            ("A41.9", "sepsis", "present", 0.8, "diagnoses"),
+            ("I10", "HTN", "present", 0.8),
+        ],
+        setting="inpatient",
+    )
+    assert "A41.51" in codes_of(res) and "A41.9" not in codes_of(res)
+    assert codes_of(res)[0] == "A41.51" and res.codes[0].principal
+
+
+def test_resolved_during_stay_still_reported_inpatient(g: Guidelines) -> None:
+    text = "D/C Dx: viral gastroenteritis. Dehydration, resolved with IV fluids."
+    spec = [
+        ("A08.4", "viral gastroenteritis", "present", 0.9),
+        ("E86.0", "Dehydration", "negated", 0.8),
+    ]
+    assert set(codes_of(run(g, text, spec, setting="inpatient"))) == {"A08.4", "E86.0"}
+    assert codes_of(run(g, text, spec, setting="outpatient")) == ["A08.4"]
+
+
+def test_former_smoker_is_history_not_negation(g: Guidelines) -> None:
+    text = "Former smoker, quit 10 yrs ago. Seasonal allergic rhinitis."
+    ranked, mentions = build(
+        text,
+        [
+            ("F17.210", "smoker", "negated", 0.7),
+            ("J30.2", "Seasonal allergic rhinitis", "present", 0.9),
+        ],
+    )
+    mentions[0].assertion_cue = "quit"
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert set(codes_of(res)) == {"J30.2", "Z87.891"}
+
+
+def test_history_code_under_pmh_kept(g: Guidelines) -> None:
+    text = "PMH: GERD. Family hx of prostate cancer (brother)."
+    res = run(
+        g,
+        text,
+        [
+            ("K21.9", "GERD", "historical", 0.8),
+            ("Z80.42", "Family hx of prostate cancer", "historical", 0.8),
+        ],
+    )
+    assert set(codes_of(res)) == {"K21.9", "Z80.42"}
+
+
+def test_same_words_alternatives_keep_best(g: Guidelines) -> None:
+    text = "Assessment: hyperlipidemia, on diet."
+    res = run(
+        g,
+        text,
+        [("E78.5", "hyperlipidemia", "present", 0.9), ("E78.49", "hyperlipidemia", "present", 0.6)],
+    )
+    assert codes_of(res) == ["E78.5"]
+
+
+def test_unspecified_dropped_next_to_specific_but_not_across_subcategories(g: Guidelines) -> None:
+    text = "Abdominal pain. Exam: RLQ tenderness, RLQ pain. Neck pain. Low back pain."
+    res = run(
+        g,
+        text,
+        [
+            ("R10.9", "Abdominal pain", "present", 0.8),
+            ("R10.31", "RLQ pain", "present", 0.8),
+            ("M54.2", "Neck pain", "present", 0.8),
+            ("M54.50", "Low back pain", "present", 0.8),
+        ],
+    )
+    assert set(codes_of(res)) == {"R10.31", "M54.2", "M54.50"}
+
+
+def test_non_billable_refined_by_documented_vessel(g: Guidelines) -> None:
+    text = "Dx: Acute inferior wall STEMI, RCA occlusion, s/p DES to RCA."
+    res = run(g, text, [("I21.1", "inferior wall STEMI", "present", 0.9)], setting="inpatient")
+    assert codes_of(res) == ["I21.11"]
+
+
+def test_temporary_insulin_is_not_long_term_use(g: Guidelines) -> None:
+    text = "T2DM with hyperglycemia. Insulin sliding scale while inpatient. Home meds: metformin."
+    res = run(g, text, [("E11.65", "T2DM with hyperglycemia", "present", 0.9)], setting="inpatient")
+    assert "Z79.4" not in codes_of(res) and "Z79.84" in codes_of(res)
+    text = "T2DM with hyperglycemia, on Lantus 20 units at home."
+    res = run(g, text, [("E11.65", "T2DM with hyperglycemia", "present", 0.9)])
+    assert "Z79.4" in codes_of(res)
+
+
+def test_outpatient_symptom_instead_one_code_per_symptom(g: Guidelines) -> None:
+    text = "Cough for 2 weeks. Possible bronchitis."
+    res = run(
+        g,
+        text,
+        [
+            ("J40", "bronchitis", "uncertain", 0.8),
+            ("R05.9", "Cough", "present", 0.4),
+            ("R05.2", "Cough", "present", 0.3),
+        ],
+    )
+    assert codes_of(res) == ["R05.9"]
+
+
+def test_cancer_history_still_under_treatment_is_current(g: Guidelines) -> None:
+    text = "Hx of breast cancer, currently on anastrozole, tolerating well."
+    res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
+    assert codes_of(res) == ["C50.919"]
+    text = "Hx of breast cancer s/p lumpectomy and radiation, completed tamoxifen."
+    res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
+    assert codes_of(res) == ["Z85.3"]
+
+
+def test_category_replaced_then_queried(g: Guidelines) -> None:
+    text = "CKD stage 3, labs stable."
+    res = run(
+        g,
+        text,
+        [("N18.3", "CKD stage 3", "present", 0.9), ("N18.30", "CKD stage 3", "present", 0.2)],
+    )
+    assert codes_of(res) == ["N18.30"]
+    assert res.codes[0].status == "needs_query" and "3a" in res.codes[0].query.question
+
+
+def test_unsupported_child_not_promoted(g: Guidelines) -> None:
+    text = "A/P: HTN, continue losartan."
+    ranked, mentions = build(text, [("I1A", "HTN", "present", 0.9)])
+    from clinicode.schema import CodeSuggestion
+
+    child = CodeSuggestion(
+        system="ICD-10-CM", code="I1A.0", title="", score=0.01, evidence=ranked[0].evidence
+    )
+    res = g.apply([*ranked, child], mentions, text=text, setting="outpatient", threshold=0.5)
+    assert codes_of(res) == []
+    assert by_code(res)["I1A"].status == "needs_query"
+
+
+def test_gdm_category_refined_by_control_and_weeks(g: Guidelines) -> None:
+    text = "OB visit: G2P1 at 28w3d. Gestational diabetes, diet controlled, glucose log reviewed."
+    res = run(g, text, [("O24.4", "Gestational diabetes", "present", 0.9)])
+    assert set(codes_of(res)) == {"O24.410", "Z3A.28"}
+
+
+def test_history_code_named_by_mention_is_added(g: Guidelines) -> None:
+    text = "PMH: GERD. Family hx of prostate cancer (brother)."
+    ranked, mentions = build(
+        text,
+        [
+            ("K21.9", "GERD", "historical", 0.8),
+            ("Z80.42", "Family hx of prostate cancer", "historical", 0.1),
+        ],
+    )
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert set(codes_of(res)) == {"K21.9", "Z80.42"}
+
+
+def test_sepsis_category_with_organism(g: Guidelines) -> None:
+    text = "Admitted with sepsis. Blood cultures: Pseudomonas aeruginosa."
+    res = run(g, text, [("A41", "sepsis", "present", 0.9)], setting="inpatient")
+    assert codes_of(res) == ["A41.52"]
+
+
+def test_alternatives_prefer_the_documented_title(g: Guidelines) -> None:
+    text = "Acute cystitis, UA + nitrites. Heart failure, on furosemide."
+    res = run(
+        g,
+        text,
+        [
+            ("N30.01", "Acute cystitis", "present", 0.8),
+            ("N30.00", "Acute cystitis", "present", 0.7),
+            ("I50.810", "Heart failure", "present", 0.8),
+            ("I50.9", "Heart failure", "present", 0.7),
+        ],
+    )
+    assert {"N30.00", "I50.9"} <= set(codes_of(res))
+    assert not {"N30.01", "I50.810"} & set(codes_of(res))
