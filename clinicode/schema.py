@@ -6,11 +6,12 @@ Everything the engine returns is one of these pydantic models, so the JSON print
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 Assertion = Literal["present", "negated", "uncertain", "historical", "family", "hypothetical"]
+ASSERTIONS: tuple[str, ...] = get_args(Assertion)  # in the order above
 MentionKind = Literal["condition", "finding", "procedure", "medication", "other"]
 Setting = Literal["inpatient", "outpatient"]
 System = Literal["ICD-10-CM", "ICD-10-PCS", "CPT", "HCPCS"]

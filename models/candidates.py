@@ -37,13 +37,12 @@ from clinicode.errors import ClinicodeError
 from clinicode.models.candidates_merge import merge, score_weights
 from clinicode.models.phrases import (
     _ENCOUNTER,
-    ASSERTIONS,
     normalize_term,
     phrase_mentions,
     term_variants,
 )
 from clinicode.models.types import Candidate, CandidateGenerator
-from clinicode.schema import Mention
+from clinicode.schema import ASSERTIONS, Mention
 
 __all__ = [
     "ASSERTIONS",

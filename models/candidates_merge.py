@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from clinicode.models.phrases import ASSERTIONS, normalize_term
+from clinicode.models.phrases import normalize_term
 from clinicode.models.types import Candidate
-from clinicode.schema import Mention
+from clinicode.schema import ASSERTIONS, Mention
 
 # Weights of the pre-ranking score (orders and caps the candidates before the learned ranker
 # sees them): logistic regression of "is a gold code" on the merged features, fitted on the

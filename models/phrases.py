@@ -13,15 +13,6 @@ from collections.abc import Sequence
 
 from clinicode.schema import Mention
 
-ASSERTIONS: tuple[str, ...] = (
-    "present",
-    "negated",
-    "uncertain",
-    "historical",
-    "family",
-    "hypothetical",
-)
-
 # -- text normalisation ------------------------------------------------------------------
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _NOS = re.compile(r"\bnos\b")

@@ -36,14 +36,8 @@ from typing import Any
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
-ASSERTIONS: tuple[str, ...] = (
-    "present",
-    "negated",
-    "uncertain",
-    "historical",
-    "family",
-    "hypothetical",
-)
+from clinicode.schema import ASSERTIONS as ASSERTIONS  # the values span._.assertion takes
+
 TEMPORALITIES: tuple[str, ...] = ("Recent", "Historical", "Not particular")
 EXPERIENCERS: tuple[str, ...] = ("Patient", "Family member", "Other")
 
