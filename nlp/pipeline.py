@@ -8,7 +8,6 @@ Components, in order (each registered with ``@Language.factory``):
 ``clinicode_mentions`` -> ``clinicode_assertion`` (nlp/assertion.py) -> ``clinicode_attributes``.
 """
 
-import threading
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -208,10 +207,6 @@ class ClinicalPipeline:
         }
 
 
-_lock = threading.Lock()
-_cache: dict[tuple[int, NlpConfig], tuple[Any, ClinicalPipeline]] = {}
-
-
 def cache_dir() -> Path:
     from clinicode.settings import get_settings
 
@@ -221,7 +216,9 @@ def cache_dir() -> Path:
 def load_pipeline(
     kb: Any = None, config: NlpConfig | None = None, *, cache: Path | None = None
 ) -> ClinicalPipeline:
-    """The pipeline for ``kb`` (default: ``open_kb()``) and ``config`` (cached per both).
+    """The pipeline for ``kb`` (default: ``open_kb()``) and ``config``, kept on the KB object
+    (``KnowledgeBase.derived``: built once per KB and configuration, forgotten when the KB's
+    content changes through it).
 
     The first call for a new KB version builds the mention lexicon (~15 s) and caches it under
     ``cache`` (default: ``<data dir>/cache/nlp``); later loads take a few seconds.
@@ -231,17 +228,11 @@ def load_pipeline(
         from clinicode.kb import open_kb
 
         kb = open_kb()
-    key = (id(kb), cfg)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] is kb:
-            return hit[1]
-        path = ensure_lexicon(kb, cache or cache_dir(), max_concepts=cfg.max_concepts)
-        pipe = ClinicalPipeline(build_nlp(cfg, path), cfg, path)
-        _cache[key] = (kb, pipe)
-        return pipe
+    where = cache or cache_dir()
 
+    def build(kb: Any) -> ClinicalPipeline:
+        path = ensure_lexicon(kb, where, max_concepts=cfg.max_concepts)
+        return ClinicalPipeline(build_nlp(cfg, path), cfg, path)
 
-def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
+    pipe: ClinicalPipeline = kb.derived(f"nlp_pipeline|{cfg!r}|{where}", build)
+    return pipe

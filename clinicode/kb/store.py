@@ -138,7 +138,7 @@ class KnowledgeBase(SearchMixin, WriteMixin):
         self._local = threading.local()
         self._systems_cache: list[SystemInfo] | None = None
         self._derived: dict[str, Any] = {}  # built from the content (see ``derived``)
-        self._derived_lock = threading.Lock()
+        self._derived_lock = threading.RLock()  # a builder may read another derived value
         if readonly and not self.path.exists():
             raise KBError(
                 f"code-set knowledge base not found at {self.path}; run `clinicode codes build`"
