@@ -15,9 +15,14 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clinicode.errors import ClinicodeError
+
+if TYPE_CHECKING:
+    from clinicode.models.candidates import CandidatePipeline
+    from clinicode.models.doc_classifier import DocClassifier
+    from clinicode.models.types import Ranker
 
 PACK_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -37,11 +42,11 @@ class ModelPack:
     name: str
     version: str
     config: dict[str, Any]
-    ranker: Any
+    ranker: Ranker
     prior: dict[str, float]
     threshold: float
-    doc: Any = None  # models.doc_classifier.DocClassifier or None (default pack)
-    candidates: Any = None  # models.candidates.CandidatePipeline or None
+    doc: DocClassifier | None = None  # None in the default pack
+    candidates: CandidatePipeline | None = None
     code_sets: dict[str, str] = field(default_factory=dict)
     data_fingerprint: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -99,7 +104,7 @@ def save(pack: ModelPack, directory: Path | str, *, overwrite: bool = True) -> P
             "threshold": pack.threshold,
             "metrics": pack.metrics,
             "components": {
-                "ranker": getattr(pack.ranker, "registry_name", "gbdt"),
+                "ranker": pack.ranker.registry_name,
                 "doc_classifier": pack.doc is not None,
                 "candidates": pack.candidates is not None,
             },

@@ -24,7 +24,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
@@ -40,9 +40,11 @@ from clinicode.schema import (
 
 if TYPE_CHECKING:
     from clinicode.kb import KnowledgeBase
+    from clinicode.models.candidates import CandidatePipeline
+    from clinicode.models.doc_classifier import DocClassifier
     from clinicode.models.features import NoteCandidates
     from clinicode.models.pack import ModelPack
-    from clinicode.models.types import GuidelinesLayer
+    from clinicode.models.types import Candidate, GuidelinesLayer, Ranker
 
 T = TypeVar("T")
 
@@ -71,7 +73,7 @@ def evidence_mentions(
 
 
 def doc_top_lists(
-    doc: Any, texts: Sequence[str], top_n: int
+    doc: DocClassifier, texts: Sequence[str], top_n: int
 ) -> tuple[list[list[tuple[str, float, float]]], list[float]]:
     """The note classifier's top ``top_n`` labels per note as ``(key, krr, knn)``, and each
     note's similarity to its nearest training note."""
@@ -91,8 +93,8 @@ def note_candidates(
     texts: Sequence[str],
     mentions: Sequence[list[Mention]],
     *,
-    doc: Any,
-    candidates: Any,
+    doc: DocClassifier | None,
+    candidates: CandidatePipeline | None,
     prior: dict[str, float],
     kb: KnowledgeBase,
     systems: Sequence[str],
@@ -100,7 +102,7 @@ def note_candidates(
     max_generated: int = 120,
     doc_top: Sequence[Sequence[tuple[str, float, float]]] | None = None,
     doc_sims: Sequence[float] | None = None,
-    generated: Sequence[Sequence[Any]] | None = None,
+    generated: Sequence[Sequence[Candidate]] | None = None,
 ) -> list[NoteCandidates]:
     """Feature dicts of every candidate code of each note (``models.features.NoteCandidates``).
 
@@ -149,7 +151,7 @@ def note_candidates(
 
 
 def score_candidates(
-    ranker: Any, feature_names: Sequence[str], notes: Sequence[NoteCandidates]
+    ranker: Ranker, feature_names: Sequence[str], notes: Sequence[NoteCandidates]
 ) -> list[np.ndarray]:
     """Calibrated probabilities for each note's candidate keys (one array per note)."""
     from clinicode.models.features import vectorize
@@ -439,7 +441,7 @@ def _evidence(
     return out
 
 
-def _explanation(feats: dict[str, float], cand: Any) -> list[str]:
+def _explanation(feats: dict[str, float], cand: Candidate | None) -> list[str]:
     out = []
     if feats.get("has_doc"):
         out.append("note classifier: codes of similar labeled notes")

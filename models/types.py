@@ -55,11 +55,19 @@ class CandidateGenerator(Protocol):
 
 @runtime_checkable
 class Ranker(Protocol):
-    """scikit-learn style: hyperparameters in ``__init__``, ``fit`` returns self."""
+    """scikit-learn style: hyperparameters in ``__init__``, ``fit`` returns self; saved into
+    and loaded from a pack folder (``models.pack``), chosen by its ``registry_name``."""
+
+    registry_name: str
 
     def fit(self, X: Any, y: Any, **kwargs: Any) -> Ranker: ...
 
     def predict_proba(self, X: Any) -> Any: ...
+
+    def save(self, directory: Path | str) -> list[Path]: ...
+
+    @classmethod
+    def load(cls, directory: Path | str, *, trusted: bool = False) -> Ranker: ...
 
 
 @dataclass
