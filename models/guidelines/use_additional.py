@@ -6,7 +6,7 @@ documented anywhere (I.C.21.c.3). Tables: ``use_additional``, ``status_codes``, 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from clinicode.schema import Evidence
@@ -90,17 +90,21 @@ def drug_cue(note: NoteState, row: dict[str, Any]) -> Evidence | None:
         lo = ev.end
 
 
+def documented_drugs(note: NoteState, rows: list[dict[str, Any]]) -> Iterator[tuple[str, Evidence]]:
+    """``(code, cue evidence)`` of each long-term drug row whose drug the note documents."""
+    for row in rows:
+        ev = drug_cue(note, row)
+        if ev is not None:
+            yield str(row["code"]), ev
+
+
 def resolve_long_term_drug(g: Guidelines, note: NoteState, owner: Item, refs: list[str]) -> bool:
     added = False
-    for row in g.rules["long_term_drugs"]:
-        if not any_match(refs, str(row["code"])):
-            continue
-        ev = drug_cue(note, row)
-        if ev is None:
-            continue
+    rows = [r for r in g.rules["long_term_drugs"] if any_match(refs, str(r["code"]))]
+    for code, ev in documented_drugs(note, rows):
         g.add(
             note,
-            str(row["code"]),
+            code,
             section="I.C.4.a.3",
             message=f"use additional code with {owner.s.code}: long-term drug use "
             f"documented ('{ev.text}')",
@@ -255,13 +259,12 @@ def _long_term_drugs_anywhere(g: Guidelines, note: NoteState) -> None:
     kept = [it for it in note.kept() if not any_match(g.rules["status_codes"], it.s.code)]
     if not kept:
         return
-    for row in g.rules["long_term_drugs"]:
-        code = str(row["code"])
-        if not row.get("always") or any(it.s.code == code for it in note.kept()):
-            continue
-        ev = drug_cue(note, row)
-        if ev is None:
-            continue
+    rows = [
+        r
+        for r in g.rules["long_term_drugs"]
+        if r.get("always") and not any(it.s.code == str(r["code"]) for it in note.kept())
+    ]
+    for code, ev in documented_drugs(note, rows):
         g.add(
             note,
             code,
