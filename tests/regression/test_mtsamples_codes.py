@@ -14,6 +14,7 @@ from tests.conftest import shared_path
 from tests.regression.mtsamples import (
     SETTINGS,
     CodedRow,
+    SkippedRow,
     alternatives,
     check_case,
     load_cases,
@@ -47,7 +48,7 @@ def test_reference_shape() -> None:
     assert len(CODED) == 40
     assert [r.heldout for r in CODED] == [False] * 20 + [True] * 20
     order = sample_order()
-    rows = sorted([*CODED, *SKIPPED], key=lambda r: r.pos)
+    rows: list[CodedRow | SkippedRow] = sorted([*CODED, *SKIPPED], key=lambda r: r.pos)
     # every row read down the sample list is recorded, coded or skipped, with no gap
     assert [r.pos for r in rows] == list(range(len(rows)))
     assert [r.index for r in rows] == order[: len(rows)]
