@@ -1,6 +1,9 @@
 """The guidelines regression suite: short notes with the codes that must / must not be coded.
 
-The suite file (``tests/regression/guideline_notes.yaml``) is read by :func:`load_suite`;
+Two suite files share this format: ``tests/regression/guideline_notes.yaml`` (the dev suite, run
+end to end by the tests) and ``tests/regression/guideline_notes_heldout.yaml`` (held-out notes,
+every one ``heldout: true``, written before the code they measure and read only by
+``bench/bench_guidelines.py --heldout``). Each file is read by :func:`load_suite`;
 :func:`check_case` compares one engine result with a case's expectations and returns the
 failures as readable lines (empty when the case passes). Used by the end-to-end test and by
 ``bench/bench_guidelines.py``.
@@ -29,12 +32,17 @@ class Case:
     principal: str | None = None
     first_of: list[str] = field(default_factory=list)
     known_failure: str | None = None
+    specialty: str | None = None
+    heldout: bool = False
 
 
 def load_suite(path: Path | str) -> list[Case]:
     rows = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     cases = []
     for row in rows:
+        heldout = row.get("heldout", False)
+        if not isinstance(heldout, bool):
+            raise ValueError(f"{row.get('id')}: heldout must be true or false, not {heldout!r}")
         cases.append(
             Case(
                 id=str(row["id"]),
@@ -47,6 +55,8 @@ def load_suite(path: Path | str) -> list[Case]:
                 principal=row.get("principal"),
                 first_of=[str(c) for c in row.get("first_of", [])],
                 known_failure=row.get("known_failure"),
+                specialty=str(row["specialty"]) if row.get("specialty") else None,
+                heldout=heldout,
             )
         )
     ids = [c.id for c in cases]
