@@ -65,7 +65,8 @@ def load_suite(path: Path | str) -> list[Case]:
     return cases
 
 
-def _hit(expected: str, code: str) -> bool:
+def matches(expected: str, code: str) -> bool:
+    """Whether a served ``code`` meets one expected entry (exact, or "X-": any code under X)."""
     if expected.endswith("-"):
         return code_matches(expected, code)
     return expected == code
@@ -77,14 +78,14 @@ def check_case(case: Case, result: Any) -> list[str]:
     got = [s.code for s in codes]
     fails = []
     for exp in case.must:
-        if not any(_hit(exp, c) for c in got):
+        if not any(matches(exp, c) for c in got):
             fails.append(f"missing {exp}")
     for exp in case.must_not:
-        bad = [c for c in got if _hit(exp, c)]
+        bad = [c for c in got if matches(exp, c)]
         if bad:
             fails.append(f"unexpected {', '.join(bad)}")
     for exp in case.query:
-        st = [s for s in codes if _hit(exp, s.code)]
+        st = [s for s in codes if matches(exp, s.code)]
         if not st or st[0].status != "needs_query" or st[0].query is None:
             fails.append(f"no query on {exp}")
     if case.principal:
@@ -92,7 +93,7 @@ def check_case(case: Case, result: Any) -> list[str]:
         if pr != [case.principal]:
             fails.append(f"principal {pr or 'none'} instead of {case.principal}")
     if case.first_of:
-        pos = [next((i for i, c in enumerate(got) if _hit(e, c)), None) for e in case.first_of]
+        pos = [next((i for i, c in enumerate(got) if matches(e, c)), None) for e in case.first_of]
         if None not in pos and pos != sorted(p for p in pos if p is not None):
             fails.append(f"order {got} does not follow {case.first_of}")
     return fails
