@@ -5,7 +5,8 @@
     .venv/bin/python bench/bench_guidelines.py --heldout [--model DIR]
 
 1. Runs every suite note end to end through ``clinicode.load().suggest(text, setting=...)`` and
-   prints the pass rate per guideline section, with each failing case and why.
+   prints the pass rate per guideline section (and per specialty for the notes that have one),
+   with each failing case and why.
 2. Over the CodiEsp dev notes (English), runs the engine's scoring path stage by stage
    (``engine.scoring``: ``score``, ``suggestions``, ``apply_guidelines``, ``result``), times the
    guidelines stage alone (median / p95 ms per note, wall and CPU), and compares diagnosis MAP
@@ -61,10 +62,13 @@ def run_suite(engine: Any, suite: Path) -> None:
 
     cases = load_suite(suite)
     per: dict[str, list[bool]] = defaultdict(list)
+    by_specialty: dict[str, list[bool]] = defaultdict(list)
     failures: list[str] = []
     for case in cases:
         fails = check_case(case, engine.suggest(case.text, setting=case.setting))
         per[case.section].append(not fails)
+        if case.specialty:
+            by_specialty[case.specialty].append(not fails)
         if fails:
             known = f" [known: {case.known_failure}]" if case.known_failure else ""
             failures.append(f"  {case.id} ({case.section}): {'; '.join(fails)}{known}")
@@ -75,6 +79,11 @@ def run_suite(engine: Any, suite: Path) -> None:
         print(f"{sec:<14} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
     total = [x for v in per.values() for x in v]
     print(f"{'ALL':<14} {sum(total):>5} {len(total):>4} {sum(total) / len(total):>6.0%}")
+    if by_specialty:
+        print(f"{'specialty':<22} {'pass':>5} {'n':>4} {'rate':>6}  (notes with a specialty)")
+        for spec in sorted(by_specialty):
+            ok = by_specialty[spec]
+            print(f"{spec:<22} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
     if failures:
         print("failing cases:")
         print("\n".join(failures))
