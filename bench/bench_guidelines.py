@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_guidelines.py [--suite tests/regression/guideline_notes.yaml]
         [--codiesp ../shared/data/codiesp/dev] [--limit N] [--no-codiesp] [--model DIR]
+    .venv/bin/python bench/bench_guidelines.py --heldout [--model DIR]
 
 1. Runs every suite note end to end through ``clinicode.load().suggest(text, setting=...)`` and
-   prints the pass rate per guideline section, with each failing case and why.
+   prints the pass rate per guideline section (and per specialty for the notes that have one),
+   with each failing case and why.
 2. Over the CodiEsp dev notes (English), runs the engine's scoring path stage by stage
    (``engine.scoring``: ``score``, ``suggestions``, ``apply_guidelines``, ``result``), times the
    guidelines stage alone (median / p95 ms per note, wall and CPU), and compares diagnosis MAP
@@ -12,6 +14,13 @@
    returns) and the layer's benchmark path (``benchmark=True``, ordered by ``rank``). Each order
    is computed from its own fresh suggestions, since the layer edits its input in place.
    Timings on a shared machine are noisy.
+3. ``--heldout`` instead measures the held-out notes alone
+   (``tests/regression/guideline_notes_heldout.yaml``, never run by the tests): pass rate per
+   specialty and overall, and micro precision / recall of the ICD-10-CM ``codes`` against the
+   notes' ``must`` codes (a ``must`` entry ending in "-" matches any code under it; every
+   reportable diagnosis of a note is in its ``must``, so a code outside it counts against
+   precision). It is a measurement: run it once per engine version and change nothing after
+   reading it.
 """
 
 from __future__ import annotations
@@ -53,10 +62,13 @@ def run_suite(engine: Any, suite: Path) -> None:
 
     cases = load_suite(suite)
     per: dict[str, list[bool]] = defaultdict(list)
+    by_specialty: dict[str, list[bool]] = defaultdict(list)
     failures: list[str] = []
     for case in cases:
         fails = check_case(case, engine.suggest(case.text, setting=case.setting))
         per[case.section].append(not fails)
+        if case.specialty:
+            by_specialty[case.specialty].append(not fails)
         if fails:
             known = f" [known: {case.known_failure}]" if case.known_failure else ""
             failures.append(f"  {case.id} ({case.section}): {'; '.join(fails)}{known}")
@@ -67,6 +79,52 @@ def run_suite(engine: Any, suite: Path) -> None:
         print(f"{sec:<14} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
     total = [x for v in per.values() for x in v]
     print(f"{'ALL':<14} {sum(total):>5} {len(total):>4} {sum(total) / len(total):>6.0%}")
+    if by_specialty:
+        print(f"{'specialty':<22} {'pass':>5} {'n':>4} {'rate':>6}  (notes with a specialty)")
+        for spec in sorted(by_specialty):
+            ok = by_specialty[spec]
+            print(f"{spec:<22} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
+    if failures:
+        print("failing cases:")
+        print("\n".join(failures))
+
+
+def run_heldout(engine: Any, suite: Path) -> None:
+    """Pass rate per specialty and overall on the held-out notes, with micro precision and
+    recall of the served ICD-10-CM ``codes`` against each note's ``must`` codes."""
+    from golden import suite_module
+
+    suite_mod = suite_module()
+    cases = suite_mod.load_suite(suite)
+    if not all(c.heldout for c in cases):
+        raise SystemExit(f"{suite}: not a held-out file (every case must have heldout: true)")
+    per: dict[str, list[bool]] = defaultdict(list)
+    tp_codes = n_codes = hit_must = n_must = 0
+    failures: list[str] = []
+    for case in cases:
+        result = engine.suggest(case.text, setting=case.setting)
+        fails = suite_mod.check_case(case, result)
+        per[case.specialty or "(none)"].append(not fails)
+        got = [s.code for s in result.codes if s.system == "ICD-10-CM"]
+        n_codes += len(got)
+        tp_codes += sum(any(suite_mod.matches(m, c) for m in case.must) for c in got)
+        n_must += len(case.must)
+        hit_must += sum(any(suite_mod.matches(m, c) for c in got) for m in case.must)
+        if fails:
+            failures.append(f"  {case.id} ({case.specialty}): {'; '.join(fails)}")
+    print(f"held-out suite: {len(cases)} notes (engine), {suite.name}")
+    print(f"{'specialty':<22} {'pass':>5} {'n':>4} {'rate':>6}")
+    for spec in sorted(per):
+        ok = per[spec]
+        print(f"{spec:<22} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
+    total = [x for v in per.values() for x in v]
+    print(f"{'ALL':<22} {sum(total):>5} {len(total):>4} {sum(total) / len(total):>6.1%}")
+    precision = tp_codes / n_codes if n_codes else 0.0
+    recall = hit_must / n_must if n_must else 0.0
+    print(
+        f"codes vs must: precision {precision:.3f} ({tp_codes}/{n_codes} served codes), "
+        f"recall {recall:.3f} ({hit_must}/{n_must} must codes)"
+    )
     if failures:
         print("failing cases:")
         print("\n".join(failures))
@@ -134,6 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--no-codiesp", action="store_true")
     ap.add_argument("--model", type=Path, default=None, help="model pack dir (default pack)")
+    ap.add_argument(
+        "--heldout",
+        nargs="?",
+        type=Path,
+        const=REPO / "tests/regression/guideline_notes_heldout.yaml",
+        default=None,
+        help="measure the held-out suite only (optionally its path); no dev suite, no CodiEsp",
+    )
     args = ap.parse_args(argv)
     import clinicode
 
@@ -142,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # no engine module or no model pack yet
         print(f"cannot load the engine ({type(exc).__name__}: {exc}); nothing to bench")
         return 2
+    if args.heldout is not None:
+        run_heldout(engine, args.heldout)
+        return 0
     run_suite(engine, args.suite)
     if not args.no_codiesp:
         if (args.codiesp / "text_files_en").is_dir():

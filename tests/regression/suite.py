@@ -1,6 +1,9 @@
 """The guidelines regression suite: short notes with the codes that must / must not be coded.
 
-The suite file (``tests/regression/guideline_notes.yaml``) is read by :func:`load_suite`;
+Two suite files share this format: ``tests/regression/guideline_notes.yaml`` (the dev suite, run
+end to end by the tests) and ``tests/regression/guideline_notes_heldout.yaml`` (held-out notes,
+every one ``heldout: true``, written before the code they measure and read only by
+``bench/bench_guidelines.py --heldout``). Each file is read by :func:`load_suite`;
 :func:`check_case` compares one engine result with a case's expectations and returns the
 failures as readable lines (empty when the case passes). Used by the end-to-end test and by
 ``bench/bench_guidelines.py``.
@@ -29,12 +32,17 @@ class Case:
     principal: str | None = None
     first_of: list[str] = field(default_factory=list)
     known_failure: str | None = None
+    specialty: str | None = None
+    heldout: bool = False
 
 
 def load_suite(path: Path | str) -> list[Case]:
     rows = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     cases = []
     for row in rows:
+        heldout = row.get("heldout", False)
+        if not isinstance(heldout, bool):
+            raise ValueError(f"{row.get('id')}: heldout must be true or false, not {heldout!r}")
         cases.append(
             Case(
                 id=str(row["id"]),
@@ -47,6 +55,8 @@ def load_suite(path: Path | str) -> list[Case]:
                 principal=row.get("principal"),
                 first_of=[str(c) for c in row.get("first_of", [])],
                 known_failure=row.get("known_failure"),
+                specialty=str(row["specialty"]) if row.get("specialty") else None,
+                heldout=heldout,
             )
         )
     ids = [c.id for c in cases]
@@ -55,7 +65,8 @@ def load_suite(path: Path | str) -> list[Case]:
     return cases
 
 
-def _hit(expected: str, code: str) -> bool:
+def matches(expected: str, code: str) -> bool:
+    """Whether a served ``code`` meets one expected entry (exact, or "X-": any code under X)."""
     if expected.endswith("-"):
         return code_matches(expected, code)
     return expected == code
@@ -67,14 +78,14 @@ def check_case(case: Case, result: Any) -> list[str]:
     got = [s.code for s in codes]
     fails = []
     for exp in case.must:
-        if not any(_hit(exp, c) for c in got):
+        if not any(matches(exp, c) for c in got):
             fails.append(f"missing {exp}")
     for exp in case.must_not:
-        bad = [c for c in got if _hit(exp, c)]
+        bad = [c for c in got if matches(exp, c)]
         if bad:
             fails.append(f"unexpected {', '.join(bad)}")
     for exp in case.query:
-        st = [s for s in codes if _hit(exp, s.code)]
+        st = [s for s in codes if matches(exp, s.code)]
         if not st or st[0].status != "needs_query" or st[0].query is None:
             fails.append(f"no query on {exp}")
     if case.principal:
@@ -82,7 +93,7 @@ def check_case(case: Case, result: Any) -> list[str]:
         if pr != [case.principal]:
             fails.append(f"principal {pr or 'none'} instead of {case.principal}")
     if case.first_of:
-        pos = [next((i for i, c in enumerate(got) if _hit(e, c)), None) for e in case.first_of]
+        pos = [next((i for i, c in enumerate(got) if matches(e, c)), None) for e in case.first_of]
         if None not in pos and pos != sorted(p for p in pos if p is not None):
             fails.append(f"order {got} does not follow {case.first_of}")
     return fails
