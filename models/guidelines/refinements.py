@@ -4,6 +4,8 @@ IV.F.3), from the ``refinements`` table, and asthma severity / status (I.C.10.a.
 
 from __future__ import annotations
 
+from clinicode.nlp.cues import negated_before
+
 from .data import compile_cue
 from .layer import Guidelines
 from .rules import rule
@@ -14,6 +16,12 @@ from .state import NoteState, find_cue, window_text
 def rule_refinements(g: Guidelines, note: NoteState) -> None:
     """Data-driven moves to the more specific code the note documents, then asthma."""
     refine_codes(g, note)
+
+
+def stated(cue: str, text: str) -> bool:
+    """Whether ``text`` states the cue: a match that no negation cue (``nlp.cues``) precedes,
+    so "not in exacerbation" refines nothing."""
+    return any(not negated_before(text, m.start()) for m in compile_cue(cue).finditer(text))
 
 
 def refine_codes(g: Guidelines, note: NoteState) -> None:
@@ -38,7 +46,7 @@ def _table_refinements(g: Guidelines, note: NoteState) -> None:
                     not billable and not target.startswith(item.s.code)
                 ):
                     continue
-                if not compile_cue(ch["cue"]).search(text):
+                if not stated(ch["cue"], text):
                     continue
                 if target != item.s.code:
                     new = g.replace(
@@ -49,7 +57,7 @@ def _table_refinements(g: Guidelines, note: NoteState) -> None:
                         f"documentation supports {target} ({g.title(target)})",
                     )
                     if new is not None:
-                        ev = find_cue(note, ch["cue"], skip_negated=False)
+                        ev = find_cue(note, ch["cue"])
                         if ev is not None:
                             new.s.evidence.append(ev)
                 break
@@ -61,13 +69,11 @@ def _asthma(g: Guidelines, note: NoteState) -> None:
     for item in note.kept_matching(cfg["category"]):
         text = window_text(note, item)
         own = next((p for p in cfg["severity_codes"] if item.s.code.startswith(p)), None)
-        sev = next((r["code"] for r in cfg["severity"] if compile_cue(r["cue"]).search(text)), own)
+        sev = next((r["code"] for r in cfg["severity"] if stated(r["cue"], text)), own)
         if sev is None:
             continue
         tail = item.s.code[len(own) :] if own else ""
-        status = next(
-            (r["character"] for r in cfg["status"] if compile_cue(r["cue"]).search(text)), None
-        )
+        status = next((r["character"] for r in cfg["status"] if stated(r["cue"], text)), None)
         if status is None:
             status = tail if tail in cfg["status_characters"] else cfg["uncomplicated"]
         target = next(

@@ -263,3 +263,52 @@ def test_alternatives_prefer_the_documented_title(g: Guidelines) -> None:
     )
     assert {"N30.00", "I50.9"} <= set(codes_of(res))
     assert not {"N30.01", "I50.810"} & set(codes_of(res))
+
+
+# -- evidence that holds (I.A.19): negated distinguishing words, titles excluding the note ------
+def test_negated_distinguishing_condition_suppresses_the_code(g: Guidelines) -> None:
+    text = "COPD, stable, not in exacerbation. Continue tiotropium."
+    res = run(
+        g,
+        text,
+        [
+            ("J44.1", "COPD", "present", 0.8),
+            ("J44.1", "exacerbation", "negated", 0.8),
+            ("J44.9", "COPD", "present", 0.6),
+        ],
+    )
+    assert "J44.1" not in codes_of(res)
+    assert "J44.1" in {s.code for s in res.suppressed}
+    assert "J44.9" in codes_of(res)
+
+
+def test_negated_span_never_stays_as_support(g: Guidelines) -> None:
+    text = "No pneumonia on CXR last week. Today: RLL pneumonia, start ceftriaxone."
+    res = run(
+        g,
+        text,
+        [("J18.9", "No pneumonia", "negated", 0.8), ("J18.9", "RLL pneumonia", "present", 0.8)],
+    )
+    assert "J18.9" in codes_of(res)
+    assert [e.assertion for e in by_code(res)["J18.9"].evidence] == ["present"]
+
+
+def test_title_excluding_what_the_note_states(g: Guidelines) -> None:
+    text = "H/o stroke 2019 with residual deficit: L hemiparesis."
+    res = run(g, text, [("Z86.73", "residual deficit", "present", 0.7)])
+    assert "Z86.73" not in codes_of(res)
+    reasons = [s.reason or "" for s in res.suppressed if s.code == "Z86.73"]
+    assert reasons and "excludes" in reasons[0]
+
+
+def test_without_part_negated_in_the_note_supports_the_code(g: Guidelines) -> None:
+    text = "Dx: concussion without loss of consciousness, initial encounter."
+    res = run(
+        g,
+        text,
+        [
+            ("S06.0X0A", "concussion", "present", 0.8),
+            ("S06.0X0A", "loss of consciousness", "present", 0.8),
+        ],
+    )
+    assert "S06.0X0A" in codes_of(res)

@@ -142,6 +142,14 @@ def test_assertion_classes(
         ("She will return to the cancer center on Monday.", "cancer", "present"),
         ("Colonoscopy performed for evaluation of anemia.", "anemia", "present"),
         ("Potential complications include bleeding.", "bleeding", "hypothetical"),
+        # physician shorthand: a condition ruled out or excluded after it is named, "never"
+        # right before it, and screening for it, are not the condition
+        ("Troponins neg x3. Acute MI ruled out.", "Acute MI", "negated"),
+        ("He was ruled out for MI.", "MI", "negated"),
+        ("PE excluded by CTA.", "PE", "negated"),
+        ("Social history: never smoker.", "smoker", "negated"),
+        ("Low-dose CT for lung cancer screening.", "lung cancer", "hypothetical"),
+        ("MI was ruled out, pneumonia is present.", "pneumonia", "present"),
     ],
 )
 def test_tricky_sentences(

@@ -1,0 +1,91 @@
+"""Evidence that holds in the coding path (I.A.19): a code stands only on what the note states.
+
+* A negated mention never supports a present code. Where a code has present and negated
+  evidence, and the negated mention names words of the code's title that the present evidence
+  does not ("COPD, not in exacerbation" for J44.1 *with exacerbation*; "no septic shock" for
+  R65.21 *with septic shock*), the note documents the code's distinguishing condition as
+  absent: the code is suppressed. Otherwise the negated spans are only removed from its
+  evidence, so a coder is never shown "no septic shock" as support.
+* A code whose title excludes what its evidence states ("Tubal pregnancy *without intrauterine
+  pregnancy*" for "intrauterine pregnancy at 28 weeks") contradicts the note: suppressed.
+"""
+
+from __future__ import annotations
+
+from clinicode.kb.text import content_words
+from clinicode.nlp.cues import negated_before
+from clinicode.schema import Evidence
+
+from .data import ICD
+from .layer import Guidelines
+from .rules import rule
+from .state import Item, NoteState
+
+_NOT_PRESENT = frozenset({"negated"})
+
+
+def _words(text: str) -> set[str]:
+    return set(content_words(text))
+
+
+def _title_parts(title: str) -> tuple[set[str], set[str]]:
+    """Content words of a title before and after its "without" (``(all, set())`` if none)."""
+    head, sep, tail = title.lower().partition(" without ")
+    return (_words(head), _words(tail)) if sep else (_words(title), set())
+
+
+def _negated_axis(item: Item, title: set[str]) -> Evidence | None:
+    """The negated evidence naming title words that no present evidence names, if any."""
+    evidence = item.s.evidence
+    present = {w for e in evidence if e.assertion not in _NOT_PRESENT for w in _words(e.text)}
+    for e in evidence:
+        if e.assertion in _NOT_PRESENT and (_words(e.text) & title) - present:
+            return e
+    return None
+
+
+def _excluded_by_title(
+    note: NoteState, item: Item, head: set[str], tail: set[str]
+) -> Evidence | None:
+    """Present evidence that states what the title's "without" part excludes (not itself
+    preceded by a negation cue, as in "concussion without loss of consciousness")."""
+    for e in item.s.evidence:
+        words = _words(e.text)
+        if e.assertion in _NOT_PRESENT or not words or not words <= tail or words <= head:
+            continue
+        if not negated_before(note.text, e.start):
+            return e
+    return None
+
+
+@rule("evidence_holds")
+def rule_evidence_holds(g: Guidelines, note: NoteState) -> None:
+    """Codes whose evidence does not hold: a negated distinguishing condition, or a title that
+    excludes what the note states (I.A.19); negated spans never stay as a present code's
+    support."""
+    for item in list(note.items.values()):
+        s = item.s
+        if item.fate not in ("keep", "candidate") or s.system != ICD or not s.evidence:
+            continue
+        if all(e.assertion in _NOT_PRESENT for e in s.evidence):
+            continue  # the assertion policy decides codes with no present evidence
+        head, tail = _title_parts(g.title(s.code))
+        negated = _negated_axis(item, head)  # a negated "without" part supports the code
+        if negated is not None:
+            g.drop(
+                item,
+                "I.A.19",
+                f"'{negated.text}' is documented as absent and the code's title names it",
+                fate="suppressed",
+            )
+            continue
+        excluded = _excluded_by_title(note, item, head, tail) if tail else None
+        if excluded is not None:
+            g.drop(
+                item,
+                "I.A.19",
+                f"the note states '{excluded.text}', which the code's title excludes",
+                fate="suppressed",
+            )
+            continue
+        s.evidence = [e for e in s.evidence if e.assertion not in _NOT_PRESENT]
