@@ -101,8 +101,9 @@ def _check_resolvable(host: str, timeout: float) -> None:
         raise FetchError(f"cannot resolve {host} (offline?): {outcome[0]}")
 
 
-def download(url: str, dest: Path, timeout: float) -> str:
-    """Stream ``url`` to ``dest`` (through a temporary file renamed at the end); its sha256."""
+def download(url: str, dest: Path, timeout: float, expected_sha256: str | None = None) -> str:
+    """Stream ``url`` to ``dest`` through a temporary file that is renamed only once complete
+    (and matching ``expected_sha256``, when given); returns its sha256."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise FetchError(f"{url!r} is not an http(s) URL")
@@ -125,6 +126,11 @@ def download(url: str, dest: Path, timeout: float) -> str:
             raise FetchError(f"{url}: got {size} of {expected} bytes (connection cut?)")
         if size == 0:
             raise FetchError(f"{url}: the server sent an empty file")
+        if expected_sha256 is not None and h.hexdigest() != expected_sha256:
+            raise FetchError(
+                f"{url}: sha256 {h.hexdigest()} does not match the catalogue's"
+                f" {expected_sha256} (damaged or changed file); nothing was imported"
+            )
         os.replace(tmp, dest)
         return h.hexdigest()
     except urllib.error.HTTPError as exc:
@@ -163,14 +169,7 @@ def _cached(spec: FileSpec, cache_dir: Path) -> Obtained | None:
 
 def _download_to_cache(spec: FileSpec, url: str, cache_dir: Path, timeout: float) -> Obtained:
     path = cache_dir / spec.filename
-    tmp = path.with_name(f".{path.name}.new")
-    sha = download(url, tmp, timeout)
-    try:
-        _check_sha(spec, sha, url)
-    except FetchError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    sha = download(url, path, timeout, spec.sha256)
     meta = {"url": url, "sha256": sha}
     path.with_name(path.name + ".json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return Obtained(path, url, sha, "downloaded")
@@ -313,7 +312,10 @@ def fetch_release(
     if source is not None and "://" not in source and not Path(source).is_dir():
         raise FetchError(f"--from {source}: no such folder (give a folder or an http(s) URL)")
     cache_dir = downloads_dir / label
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cannot create the download cache {cache_dir}: {exc}") from exc
     reports: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".extract-") as tmp:
         members = _gather(cat, files, wanted, source, cache_dir, timeout, Path(tmp), log)

@@ -165,7 +165,8 @@ def env(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 def _fetch(kb: Path, data_dir: Path, **kw: Any) -> dict[str, Any]:
     kw.setdefault("kinds", SMALL_KINDS)
-    return fetch_release(kb, downloads_dir=data_dir / "downloads", timeout=10, **kw)
+    kw.setdefault("timeout", 10)
+    return fetch_release(kb, downloads_dir=data_dir / "downloads", **kw)
 
 
 def _cli(*args: str, kb: Path) -> subprocess.CompletedProcess[str]:
@@ -294,6 +295,23 @@ def test_missing_and_setup_helpers(env: Path, scratch: Path) -> None:
     assert missing_kinds(scratch) == list(FETCH_KINDS)
     _fetch(scratch, env, kinds=["pcs"])
     assert missing_kinds(scratch) == ["index", "neoplasm", "drug", "eindex", "hcpcs"]
+
+
+def test_silent_server_times_out(env: Path, scratch: Path, tmp_path: Path) -> None:
+    """A server that accepts the connection and never answers: the timeout ends the fetch."""
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        cat = load_catalogue(write_catalogue(tmp_path / "silent.yaml", f"http://127.0.0.1:{port}"))
+        t0 = time.monotonic()
+        with pytest.raises(FetchError, match="timed out"):
+            _fetch(scratch, env, kinds=["pcs"], catalogue=cat, timeout=1)
+        assert time.monotonic() - t0 < 30
+    assert not list((env / "downloads" / "FY2026").iterdir())  # no partial file left
 
 
 # -- errors: exit code 2, nothing imported ----------------------------------------------------
