@@ -23,6 +23,10 @@ setup: $(STAMP)
 serve: install
 	$(BIN)/clinicode serve --host $(HOST) --port $(PORT)
 
+# Tests run offline: their `clinicode setup` does not try to download the official code sets
+# (`clinicode codes fetch`); set CLINICODE_FETCH_ON_SETUP=1 to let it.
+test test-fast: export CLINICODE_FETCH_ON_SETUP ?= 0
+
 test: install
 	$(BIN)/python -m pytest -q
 

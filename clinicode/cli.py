@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from clinicode import __version__
@@ -84,17 +85,19 @@ def version(as_json: bool = JsonOpt, kb_path: Path | None = KbOpt) -> None:
 @app.command()
 def setup(kb_path: Path | None = KbOpt) -> None:
     """Build everything the default engine needs (code sets, default model pack); idempotent."""
-    from clinicode.kb import build_icd10cm, default_kb_path
+    from clinicode.kb import build_icd10cm, clear_cache, default_kb_path
+    from clinicode.kb.fetch import fetch_on_setup
 
     path = kb_path or default_kb_path()
     info = build_icd10cm(path)
     console.print(f"{info.system} {info.version}: {info.n_billable} billable codes ({path})")
-    if "index" not in info.extra:
-        console.print(
-            "[dim]tip: import the official ICD-10-CM Alphabetic Index "
-            "(`clinicode codes import index FILE`) for better suggestions from the default "
-            "model pack; it is rebuilt with the index terms on the next `clinicode setup`[/]"
-        )
+    # the official Index/tables, ICD-10-PCS and HCPCS: fetched when missing, else one line
+    line = fetch_on_setup(
+        path, lambda msg: console.print(f"[dim]{escape(msg)}[/]", highlight=False, soft_wrap=True)
+    )
+    clear_cache()
+    if line is not None:
+        console.print(f"[dim]{escape(line)}[/]", soft_wrap=True, highlight=False)
     try:
         builder = importlib.import_module("clinicode.training.default_pack")
     except ModuleNotFoundError as exc:
@@ -258,6 +261,57 @@ def codes_import(
             )
 
 
+@codes_app.command("fetch")
+def codes_fetch(
+    year: str | None = typer.Option(None, help="Fiscal year, e.g. 2026 (default: the latest)."),
+    source: str | None = typer.Option(
+        None,
+        "--from",
+        help="A folder (same file names, or the extracted files) or a mirror base URL.",
+    ),
+    kinds: str | None = typer.Option(
+        None, help="Comma-separated: index,neoplasm,drug,eindex,pcs,hcpcs (default: all)."
+    ),
+    timeout: float = typer.Option(60.0, min=1, max=3600, help="Seconds per network operation."),
+    as_json: bool = JsonOpt,
+    kb_path: Path | None = KbOpt,
+) -> None:
+    """Download the official CMS releases of a fiscal year, check them and import them."""
+    from clinicode.kb import build_icd10cm, clear_cache, default_kb_path
+    from clinicode.kb.fetch import fetch_release, parse_kinds
+    from clinicode.settings import get_settings
+
+    target = kb_path or default_kb_path()
+    wanted = parse_kinds(kinds)
+    build_icd10cm(target)
+    result = fetch_release(
+        target,
+        year=year,
+        source=source,
+        kinds=wanted,
+        timeout=timeout,
+        downloads_dir=get_settings().downloads_dir,
+        log=lambda msg: err_console.print(
+            f"[dim]{escape(msg)}[/]", highlight=False, soft_wrap=True
+        ),
+    )
+    clear_cache()
+    if as_json:
+        print_json(result)
+        return
+    for rep in result["imports"]:
+        counts = " ".join(f"{k}={v}" for k, v in rep["counts"].items())
+        console.print(
+            f"{rep['kind']}: {rep['system']} {rep['version']} {counts}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        "[dim]the default model pack is rebuilt with the new terms on the next "
+        "`clinicode setup` (or `make serve`)[/]"
+    )
+
+
 @codes_app.command("systems")
 def codes_systems(as_json: bool = JsonOpt, kb_path: Path | None = KbOpt) -> None:
     """Code sets in the knowledge base, with versions and counts."""
@@ -300,7 +354,7 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except ClinicodeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -36,10 +36,20 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = 25_000_000
     engine_concurrency: int = Field(default=1, ge=1, le=64)
     model_load_timeout_s: float = 60.0
+    # Official code sets (``clinicode codes fetch``): whether ``clinicode setup`` tries to
+    # download the missing ones, its per-request timeout, and another release catalogue.
+    fetch_on_setup: bool = True
+    fetch_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    releases_file: Path | None = None
 
     @property
     def kb_path(self) -> Path:
         return self.data_dir / "kb.sqlite"
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Cache of downloaded official releases, one folder per fiscal year."""
+        return self.data_dir / "downloads"
 
     @property
     def packs_dir(self) -> Path:

@@ -42,6 +42,7 @@ def kb(kb_path: Path) -> KnowledgeBase:
 def _isolated_data_dir(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Never touch the user's real data dir from a test."""
+    """Never touch the user's real data dir from a test, nor the network from `setup`."""
     if "CLINICODE_DATA_DIR" not in os.environ:
         monkeypatch.setenv("CLINICODE_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
+    monkeypatch.setenv("CLINICODE_FETCH_ON_SETUP", "0")

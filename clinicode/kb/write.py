@@ -89,7 +89,7 @@ class WriteMixin:
         system: str,
         source: str,
         terms: Iterable[Term],
-        info_extra: dict[str, str] | None = None,
+        info_extra: dict[str, str | None] | None = None,
     ) -> int:
         """Replace the terms of one ``source`` (say, the Alphabetic Index) for ``system``."""
         conn = self._writable()
@@ -106,7 +106,7 @@ class WriteMixin:
         source: str,
         entries: Sequence[IndexEntry],
         terms: Iterable[Term],
-        info_extra: dict[str, str] | None = None,
+        info_extra: dict[str, str | None] | None = None,
     ) -> int:
         """Atomically replace the index tree and the terms of ``source`` (``index``,
         ``neoplasm``, ``drug``, ``eindex``) for ``system``; entry ids are assigned here
@@ -145,11 +145,18 @@ class WriteMixin:
         return n
 
     @staticmethod
-    def _update_extra(conn: sqlite3.Connection, system: str, info_extra: dict[str, str]) -> None:
+    def _update_extra(
+        conn: sqlite3.Connection, system: str, info_extra: dict[str, str | None]
+    ) -> None:
+        """Merge ``info_extra`` into the system's ``extra``; a ``None`` value removes the key."""
         row = conn.execute("SELECT extra FROM systems WHERE system=?", (system,)).fetchone()
         if row is not None:
             extra = json.loads(row[0])
-            extra.update(info_extra)
+            for key, value in info_extra.items():
+                if value is None:
+                    extra.pop(key, None)
+                else:
+                    extra[key] = value
             conn.execute("UPDATE systems SET extra=? WHERE system=?", (json.dumps(extra), system))
 
     def set_meta(self, key: str, value: str) -> None:

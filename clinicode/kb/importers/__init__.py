@@ -4,6 +4,8 @@
 against the KB file and returns a JSON-able report (system, kind, version, counts, source).
 Problems the user can fix (wrong kind of file, truncated file, missing columns, empty file)
 raise :class:`ImportFileError`, which the CLI prints before exiting with code 2.
+``clinicode codes fetch`` (:mod:`clinicode.kb.fetch`) downloads the official releases and runs
+the same importers on their members.
 
 =========  ===================================================  ==========================
 kind       file                                                 stored as
@@ -30,7 +32,8 @@ from clinicode.kb.store import KnowledgeBase
 
 __all__ = ["IMPORTERS", "ImportFileError", "ImportReport", "Importer", "run_import"]
 
-ImportFunc = Callable[[Path, KnowledgeBase, "str | None"], ImportReport]
+# (file, KB, version label or None, provenance for the system's ``extra`` or None)
+ImportFunc = Callable[[Path, KnowledgeBase, "str | None", "dict[str, str] | None"], ImportReport]
 
 
 @dataclass(frozen=True)
@@ -40,35 +43,49 @@ class Importer:
     description: str
     func: ImportFunc
 
-    def __call__(self, path: Path, kb: KnowledgeBase, version: str | None = None) -> ImportReport:
-        return self.func(path, kb, version)
+    def __call__(
+        self,
+        path: Path,
+        kb: KnowledgeBase,
+        version: str | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> ImportReport:
+        return self.func(path, kb, version, extra)
 
 
 def _index(kind: str) -> ImportFunc:
-    def run(path: Path, kb: KnowledgeBase, version: str | None) -> ImportReport:
+    def run(
+        path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+    ) -> ImportReport:
         from clinicode.kb.importers.index import import_index_kind
 
-        return import_index_kind(kind, path, kb, version)
+        return import_index_kind(kind, path, kb, version, extra)
 
     return run
 
 
-def _pcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportReport:
+def _pcs(
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+) -> ImportReport:
     from clinicode.kb.importers.pcs import import_pcs
 
-    return import_pcs(path, kb, version)
+    return import_pcs(path, kb, version, extra)
 
 
-def _hcpcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportReport:
+def _hcpcs(
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+) -> ImportReport:
     from clinicode.kb.importers.hcpcs import import_hcpcs
 
-    return import_hcpcs(path, kb, version)
+    return import_hcpcs(path, kb, version, extra)
 
 
-def _cpt(path: Path, kb: KnowledgeBase, version: str | None) -> ImportReport:
+def _cpt(
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+) -> ImportReport:
     from clinicode.kb.importers.cpt import import_cpt
 
-    return import_cpt(path, kb, version)
+    return import_cpt(path, kb, version, extra)
 
 
 IMPORTERS: dict[str, Importer] = {
@@ -91,9 +108,18 @@ IMPORTERS: dict[str, Importer] = {
 
 
 def run_import(
-    kind: str, path: Path | str, kb_path: Path | str, version: str | None = None
+    kind: str,
+    path: Path | str,
+    kb_path: Path | str,
+    version: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Import ``path`` as ``kind`` into the KB at ``kb_path``; returns a JSON-able report."""
+    """Import ``path`` as ``kind`` into the KB at ``kb_path``; returns a JSON-able report.
+
+    ``extra`` (provenance such as ``{"url": ..., "url_sha256": ...}``) is stored with the
+    system's ``extra`` in the same transaction as the codes; the Alphabetic Index and the
+    tables, which share ICD-10-CM's ``extra``, store it with their kind as a prefix
+    (``index_url``)."""
     importer = IMPORTERS.get(kind)
     if importer is None:
         raise ImportFileError(
@@ -101,7 +127,7 @@ def run_import(
         )
     kb = KnowledgeBase(kb_path, readonly=False)
     try:
-        report = importer(Path(path), kb, version)
+        report = importer(Path(path), kb, version, extra)
     finally:
         kb.close()
     return report.as_dict()

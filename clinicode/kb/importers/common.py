@@ -12,6 +12,10 @@ from typing import Any
 
 from clinicode.errors import ClinicodeError
 
+# Provenance keys ``clinicode codes fetch`` passes to the importers (``extra``): the URL the
+# file came from, the sha256 of the file at that URL, the member of the zip that was imported.
+PROVENANCE_KEYS: tuple[str, ...] = ("url", "url_sha256", "member")
+
 
 class ImportFileError(ClinicodeError):
     """The file given to ``clinicode codes import`` cannot be imported (wrong kind, truncated,

@@ -109,7 +109,9 @@ def _norm_header(h: str) -> str:
     return " ".join(h.strip().lower().replace("-", " ").replace("_", " ").split())
 
 
-def import_cpt(path: Path, kb: KnowledgeBase, version: str | None) -> ImportReport:
+def import_cpt(
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None = None
+) -> ImportReport:
     src = read_source(
         path, lambda n: n.endswith((".csv", ".txt", ".tsv")), "licensed CPT file (CSV)"
     )
@@ -170,7 +172,7 @@ def import_cpt(path: Path, kb: KnowledgeBase, version: str | None) -> ImportRepo
         version=ver,
         source=src.name,
         source_hash=src.sha256,
-        extra={"label": f"CPT {ver}", "description_source": "licensed"},
+        extra={"label": f"CPT {ver}", "description_source": "licensed", **(extra or {})},
     )
     terms = [Term(SYSTEM, r.code, r.title, "title") for r in records.values()]
     kb.replace_system(info, records.values(), terms)

@@ -62,7 +62,9 @@ def version_from_name(name: str) -> str | None:
     return f"{m.group(1)}-{_MONTHS[m.group(2).upper()]:02d}"
 
 
-def import_hcpcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportReport:
+def import_hcpcs(
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None = None
+) -> ImportReport:
     src = read_source(
         path,
         lambda n: "anweb" in n and n.endswith((".csv", ".xlsx", ".txt")),
@@ -150,6 +152,7 @@ def import_hcpcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportRe
             "label": f"HCPCS Level II {ver}",
             "modifiers": str(n_mods),
             "terminated": str(n_terminated),
+            **(extra or {}),
         },
     )
     kb.replace_system(info, records.values(), terms)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinicode.kb.importers.common import (
+    PROVENANCE_KEYS,
     ImportFileError,
     ImportReport,
     SourceFile,
@@ -353,7 +354,11 @@ def _looks_xml(data: bytes) -> bool:
 
 
 def import_index_kind(
-    kind: str, path: Path, kb: KnowledgeBase, version: str | None
+    kind: str,
+    path: Path,
+    kb: KnowledgeBase,
+    version: str | None,
+    extra: dict[str, str] | None = None,
 ) -> ImportReport:
     if kb.system_info(SYSTEM) is None:
         raise ImportFileError("ICD-10-CM is not in the knowledge base; run `clinicode codes build`")
@@ -368,7 +373,11 @@ def import_index_kind(
     terms, counts = build_terms(parsed.entries, kind, known)
     if counts["terms"] == 0:
         raise ImportFileError(f"{src.name}: no entry maps to a known ICD-10-CM code")
-    kb.replace_index(SYSTEM, kind, parsed.entries, terms, info_extra={kind: parsed.version_label})
+    # provenance of an earlier fetch is dropped when this file comes from elsewhere
+    info_extra: dict[str, str | None] = {f"{kind}_{k}": None for k in PROVENANCE_KEYS}
+    info_extra.update({f"{kind}_{k}": v for k, v in (extra or {}).items()})
+    info_extra[kind] = parsed.version_label
+    kb.replace_index(SYSTEM, kind, parsed.entries, terms, info_extra=info_extra)
     return ImportReport(
         system=SYSTEM,
         kind=kind,

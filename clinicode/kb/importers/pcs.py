@@ -20,7 +20,9 @@ _HEAD = re.compile(r"^\d{5} [0-9A-HJ-NP-Z]{3,7} *[01] \S")
 _PCS_CODE = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
 
 
-def import_pcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportReport:
+def import_pcs(
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None = None
+) -> ImportReport:
     src = read_source(
         path,
         lambda n: "order" in n and n.endswith(".txt") and "addenda" not in n,
@@ -79,7 +81,7 @@ def import_pcs(path: Path, kb: KnowledgeBase, version: str | None) -> ImportRepo
         version=fy,
         source=src.name,
         source_hash=src.sha256,
-        extra={"label": f"ICD-10-PCS {fy}", "tables": str(n_headers)},
+        extra={"label": f"ICD-10-PCS {fy}", "tables": str(n_headers), **(extra or {})},
     )
     kb.replace_system(info, records, terms)
     return ImportReport(
