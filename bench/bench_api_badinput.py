@@ -11,7 +11,6 @@ real socket to a real uvicorn here.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import shutil
@@ -20,16 +19,13 @@ import sys
 from pathlib import Path
 
 import httpx
-from bench_api_load import REPO, Server
+from bench_api_load import Server
 
 
 def load_cases() -> list[tuple[str, str, str, dict[str, object], int]]:
-    spec = importlib.util.spec_from_file_location(
-        "clinicode_bad_input_cases", REPO / "tests" / "serve" / "test_bad_input.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from repo_modules import load_repo_module
+
+    mod = load_repo_module("tests/serve/test_bad_input.py", "clinicode_bad_input_cases")
     cases: list[tuple[str, str, str, dict[str, object], int]] = mod.CASES
     return cases
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import secrets
 import signal
@@ -38,16 +37,13 @@ DEFAULT_NOTES = REPO.parent / "shared" / "data" / "codiesp" / "dev" / "text_file
 
 def fake_app() -> Any:
     """uvicorn factory: the service with the test suite's fake engine (loaded by path)."""
+    from repo_modules import load_repo_module
+
     from clinicode.kb import open_kb
     from clinicode.serve.app import create_app
     from clinicode.settings import get_settings
 
-    spec = importlib.util.spec_from_file_location(
-        "clinicode_serve_fakes", REPO / "tests" / "serve" / "conftest.py"
-    )
-    assert spec is not None and spec.loader is not None
-    fakes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fakes)
+    fakes = load_repo_module("tests/serve/conftest.py", "clinicode_serve_fakes")
     settings = get_settings()
     return create_app(
         settings, engine_factory=lambda: fakes.FakeEngine(kb=open_kb(settings.kb_path))

@@ -11,7 +11,6 @@ precedes the first fetch is timed apart.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,20 +23,13 @@ from types import ModuleType
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_by_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def load_test_module() -> ModuleType:
     """tests/kb/test_fetch.py, with the ``tests.conftest`` it imports (a site-packages
     ``tests`` package may shadow the repository's folder)."""
-    load_by_path("tests.conftest", REPO / "tests" / "conftest.py")
-    return load_by_path("clinicode_fetch_tests", REPO / "tests" / "kb" / "test_fetch.py")
+    from repo_modules import load_repo_module
+
+    load_repo_module("tests/conftest.py", "tests.conftest")
+    return load_repo_module("tests/kb/test_fetch.py", "clinicode_fetch_tests")
 
 
 def clinicode(env: dict[str, str], *args: str) -> tuple[float, str]:

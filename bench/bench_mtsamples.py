@@ -18,7 +18,6 @@ The held-out half is reported apart and is never tuned on: run it to measure, no
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -29,15 +28,10 @@ CSV = REPO.parent / "shared" / "data" / "mtsamples" / "mtsamples.csv"
 
 
 def mtsamples_module() -> Any:
-    """``tests/regression/mtsamples.py`` (not shipped), loaded by path: an installed package
-    (medspacy's QuickUMLS) owns the top-level name ``tests``."""
-    path = REPO / "tests" / "regression" / "mtsamples.py"
-    spec = importlib.util.spec_from_file_location("clinicode_mtsamples_reference", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    """``tests/regression/mtsamples.py`` (test code, not shipped)."""
+    from repo_modules import load_repo_module
+
+    return load_repo_module("tests/regression/mtsamples.py", "clinicode_mtsamples_reference")
 
 
 def run(engine: Any, cases: list[Any], label: str) -> None:

@@ -28,17 +28,10 @@ SHARED = REPO.parent / "shared" / "data"
 
 
 def suite_module() -> Any:
-    """``tests/regression/suite.py`` (not shipped), loaded by path: an installed package
-    (medspacy's QuickUMLS) owns the top-level name ``tests``."""
-    import importlib.util
+    """``tests/regression/suite.py`` (test code, not shipped)."""
+    from repo_modules import load_repo_module
 
-    path = REPO / "tests" / "regression" / "suite.py"
-    spec = importlib.util.spec_from_file_location("clinicode_guideline_suite", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_module("tests/regression/suite.py", "clinicode_guideline_suite")
 
 
 def _inputs(n_notes: int) -> list[tuple[str, str, str]]:
