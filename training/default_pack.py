@@ -320,6 +320,7 @@ def build_default_pack(
             "seed": SEED,
             "pre_rank_weights": "fitted on the synthetic notes",
             "kb_content": kb.content_fingerprint(),
+            "nlp_resources": nlp_fingerprint(),
         },
         ranker=ranker,
         prior={},
@@ -345,6 +346,25 @@ def build_default_pack(
     return pack.report
 
 
+def nlp_fingerprint() -> str:
+    """A hash of every NLP data file (ConText rules, cues, sections, abbreviations, synonyms):
+    the synthetic notes' mentions, and so the default pack, depend on them."""
+    from clinicode.nlp.resources import resources_hash
+
+    return resources_hash(
+        ("sections.json", "abbreviations.json", "synonyms.json", "context_rules.json", "cues.json")
+    )
+
+
+def stale_reason(config: dict[str, Any], kb: Any) -> str | None:
+    """Why a default pack built with ``config`` must be rebuilt for ``kb`` (None: it is current)."""
+    if config.get("kb_content") != kb.content_fingerprint():
+        return "the KB's terms changed (an imported index or table) since it was built"
+    if config.get("nlp_resources") != nlp_fingerprint():
+        return "the NLP rules changed (a new clinicode release) since it was built"
+    return None
+
+
 def ensure_default_pack(
     kb_path: Path | None = None,
     *,
@@ -365,14 +385,12 @@ def ensure_default_pack(
     if not force and (target / pack_mod.MANIFEST).is_file():
         try:
             manifest = pack_mod.verify(target, code_sets=kb.versions())
-            built_on = json.loads((target / pack_mod.CONFIG).read_text("utf-8")).get("kb_content")
-            if built_on == kb.content_fingerprint():
+            config = json.loads((target / pack_mod.CONFIG).read_text("utf-8"))
+            stale = stale_reason(config, kb)
+            if stale is None:
                 console.print(f"default model pack {manifest['version']} is up to date ({target})")
                 return target
-            console.print(
-                "[yellow]rebuilding the default model pack:[/] the KB's terms changed "
-                "(an imported index or table) since it was built"
-            )
+            console.print(f"[yellow]rebuilding the default model pack:[/] {stale}")
         except pack_mod.PackError as exc:
             console.print(f"[yellow]rebuilding the default model pack:[/] {exc}")
     console.print("building the default model pack from the code set (first run only) ...")

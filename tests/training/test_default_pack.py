@@ -60,3 +60,14 @@ def test_pipeline_weights_round_trip(tmp_path: Path) -> None:
     pipe.save(tmp_path)
     assert CandidatePipeline.load(tmp_path).score_weights_() == {"lex_max": 2.0}
     assert CandidatePipeline(("lexical",)).score_weights_() == score_weights(("lexical",))
+
+
+def test_pack_is_stale_when_the_kb_or_the_nlp_rules_change(kb: Any) -> None:
+    from clinicode.training.default_pack import nlp_fingerprint, stale_reason
+
+    current = {"kb_content": kb.content_fingerprint(), "nlp_resources": nlp_fingerprint()}
+    assert stale_reason(current, kb) is None
+    assert "KB" in (stale_reason({**current, "kb_content": "other"}, kb) or "")
+    assert "NLP" in (stale_reason({**current, "nlp_resources": "other"}, kb) or "")
+    # a pack built before the NLP rules were part of its key is rebuilt once
+    assert stale_reason({"kb_content": kb.content_fingerprint()}, kb) is not None
