@@ -38,6 +38,7 @@ from __future__ import annotations
 from . import (  # noqa: F401
     assertion,
     combinations,
+    demographics,
     evidence,
     excludes,
     refinements,

@@ -312,3 +312,36 @@ def test_without_part_negated_in_the_note_supports_the_code(g: Guidelines) -> No
         ],
     )
     assert "S06.0X0A" in codes_of(res)
+
+
+# -- codes the patient cannot have (sex, age, pregnancy) ----------------------------------------
+def test_female_only_code_suppressed_for_a_man(g: Guidelines) -> None:
+    text = "62M, hx of pregnancy complications per old chart (?). HTN controlled."
+    res = run(g, text, [("Z87.59", "pregnancy complications", "present", 0.8)])
+    assert "Z87.59" not in codes_of(res)
+    assert "female-only" in (by_code(res)["Z87.59"].reason or "")
+
+
+def test_pregnancy_code_needs_a_documented_pregnancy(g: Guidelines) -> None:
+    text = "45 y/o F with chronic HTN on lisinopril; urine hCG negative."
+    res = run(g, text, [("O10.019", "chronic HTN", "present", 0.8)])
+    assert "O10.019" not in codes_of(res)
+    assert "pregnancy" in (by_code(res)["O10.019"].reason or "")
+    gdm = "28F with gestational diabetes, diet controlled; f/u with OB."
+    res = run(g, gdm, [("O24.410", "gestational diabetes", "present", 0.8)])
+    assert "O24.410" in codes_of(res)
+
+
+def test_perinatal_code_suppressed_for_an_adult_not_for_a_newborn(g: Guidelines) -> None:
+    adult = "72 year old male. Dx: hyperbilirubinemia."
+    res = run(g, adult, [("P59.9", "hyperbilirubinemia", "present", 0.8)])
+    assert "P59.9" not in codes_of(res)
+    newborn = "3 day old newborn. Dx: hyperbilirubinemia."
+    res = run(g, newborn, [("P59.9", "hyperbilirubinemia", "present", 0.8)])
+    assert "P59.9" in codes_of(res)
+
+
+def test_undocumented_sex_suppresses_nothing(g: Guidelines) -> None:
+    text = "Pt with BPH and LUTS, on tamsulosin."
+    res = run(g, text, [("N40.1", "BPH", "present", 0.8)])
+    assert "N40.1" in codes_of(res)
