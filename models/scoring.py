@@ -24,6 +24,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
@@ -178,6 +179,11 @@ class Scored:
     candidates: NoteCandidates
     probs: np.ndarray
 
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the note text: part of every suggestion id of this note."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
     def ranker_order(self) -> list[tuple[str, float]]:
         """``[(system:code, score), ...]`` by calibrated score (ties in candidate order)."""
         order = np.argsort(-self.probs, kind="stable")
@@ -327,7 +333,6 @@ class ScoringPath:
     def suggestions(self, scored: Scored, systems: Sequence[str]) -> list[CodeSuggestion]:
         """Stage 5: ranked suggestions of ``systems`` with their evidence and explanation."""
         idx = self.kb.code_index()
-        digest = hashlib.sha256(scored.text.encode("utf-8")).hexdigest()
         nc = scored.candidates
         evidence_of: dict[int, Evidence] = {}  # one Evidence per mention, shared (never mutated)
         ranked: list[CodeSuggestion] = []
@@ -340,7 +345,7 @@ class ScoringPath:
             ids = cand.mention_ids if cand is not None else []
             ranked.append(
                 CodeSuggestion(
-                    suggestion_id=suggestion_id(digest, system, code, self.pack.version),
+                    suggestion_id=suggestion_id(scored.digest, system, code, self.pack.version),
                     system=system,
                     code=code,
                     title=title if title is not None else f"{code} (not in the loaded code set)",
@@ -383,11 +388,12 @@ class ScoringPath:
         top_k: int | None,
     ) -> SuggestResult:
         """Stage 7: the final order (by system, the layer's order within it) and ranks."""
-        digest = hashlib.sha256(scored.text.encode("utf-8")).hexdigest()
         for group in groups:
             for s in group:
                 if not s.suggestion_id:
-                    s.suggestion_id = suggestion_id(digest, s.system, s.code, self.pack.version)
+                    s.suggestion_id = suggestion_id(
+                        scored.digest, s.system, s.code, self.pack.version
+                    )
         codes, cands, suppressed = (_rank_per_system(g) for g in groups)
         if top_k is not None:
             cands = [s for s in cands if s.rank <= top_k]
