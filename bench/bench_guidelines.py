@@ -73,20 +73,27 @@ def run_suite(engine: Any, suite: Path) -> None:
             known = f" [known: {case.known_failure}]" if case.known_failure else ""
             failures.append(f"  {case.id} ({case.section}): {'; '.join(fails)}{known}")
     print(f"note suite: {len(cases)} notes (engine)")
-    print(f"{'section':<14} {'pass':>5} {'n':>4} {'rate':>6}")
-    for sec in sorted(per):
-        ok = per[sec]
-        print(f"{sec:<14} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
-    total = [x for v in per.values() for x in v]
-    print(f"{'ALL':<14} {sum(total):>5} {len(total):>4} {sum(total) / len(total):>6.0%}")
+    _print_rates("section", per, 14, total=".0%")
     if by_specialty:
-        print(f"{'specialty':<22} {'pass':>5} {'n':>4} {'rate':>6}  (notes with a specialty)")
-        for spec in sorted(by_specialty):
-            ok = by_specialty[spec]
-            print(f"{spec:<22} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
+        _print_rates("specialty", by_specialty, 22, note="  (notes with a specialty)")
     if failures:
         print("failing cases:")
         print("\n".join(failures))
+
+
+def _print_rates(
+    label: str, groups: dict[str, list[bool]], width: int, *, total: str = "", note: str = ""
+) -> None:
+    """Pass count, size and rate of each group, then (with ``total``, its format) of all."""
+    print(f"{label:<{width}} {'pass':>5} {'n':>4} {'rate':>6}{note}")
+    for name in sorted(groups):
+        ok = groups[name]
+        print(f"{name:<{width}} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
+    if total:
+        every = [x for v in groups.values() for x in v]
+        print(
+            f"{'ALL':<{width}} {sum(every):>5} {len(every):>4} {sum(every) / len(every):>6{total}}"
+        )
 
 
 def run_heldout(engine: Any, suite: Path) -> None:
@@ -113,12 +120,7 @@ def run_heldout(engine: Any, suite: Path) -> None:
         if fails:
             failures.append(f"  {case.id} ({case.specialty}): {'; '.join(fails)}")
     print(f"held-out suite: {len(cases)} notes (engine), {suite.name}")
-    print(f"{'specialty':<22} {'pass':>5} {'n':>4} {'rate':>6}")
-    for spec in sorted(per):
-        ok = per[spec]
-        print(f"{spec:<22} {sum(ok):>5} {len(ok):>4} {sum(ok) / len(ok):>6.0%}")
-    total = [x for v in per.values() for x in v]
-    print(f"{'ALL':<22} {sum(total):>5} {len(total):>4} {sum(total) / len(total):>6.1%}")
+    _print_rates("specialty", per, 22, total=".1%")
     precision = tp_codes / n_codes if n_codes else 0.0
     recall = hit_must / n_must if n_must else 0.0
     print(
