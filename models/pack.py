@@ -9,7 +9,6 @@ in a pack (the ranker's trees) is read after its hash matched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinicode.errors import ClinicodeError
+from clinicode.hashing import sha256_file
 
 if TYPE_CHECKING:
     from clinicode.models.candidates import CandidatePipeline
@@ -52,14 +52,6 @@ class ModelPack:
     metrics: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _package_version() -> str:

@@ -44,14 +44,15 @@ def build_icd10cm(path: Path, *, force: bool = False) -> SystemInfo:
     Also loads the built-in CPT starter set when the KB has no CPT yet (or an older starter
     set); a licensed CPT file imported with ``clinicode codes import cpt`` is never replaced.
     """
-    from clinicode.kb.icd10cm import file_hash, parse_tabular, tabular_path
+    from clinicode.hashing import sha256_file
+    from clinicode.kb.icd10cm import parse_tabular, tabular_path
     from clinicode.kb.importers.cpt import ensure_cpt_starter
 
     kb = KnowledgeBase(path, readonly=False)
     try:
         current = kb.system_info("ICD-10-CM")
         src = tabular_path()
-        if force or current is None or current.source_hash != file_hash(src):
+        if force or current is None or current.source_hash != sha256_file(src):
             parsed = parse_tabular(src)
             current = kb.replace_system(parsed.info, parsed.records, parsed.terms)
         ensure_cpt_starter(kb)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from clinicode.hashing import sha256_file
 from clinicode.kb.releases import (
     FETCH_KINDS,
     INDEX_KINDS,
@@ -70,14 +71,6 @@ def parse_kinds(text: str | None) -> list[str]:
             f"--kinds {text!r}: choose among {', '.join(FETCH_KINDS)} (comma-separated)"
         )
     return [k for k in FETCH_KINDS if k in asked]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- HTTP -------------------------------------------------------------------------------------
@@ -162,7 +155,7 @@ def _cached(spec: FileSpec, cache_dir: Path) -> Obtained | None:
         recorded, url = str(meta["sha256"]), str(meta["url"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if spec.sha256 not in (None, recorded) or file_sha256(path) != recorded:
+    if spec.sha256 not in (None, recorded) or sha256_file(path) != recorded:
         return None  # changed in the catalogue, or damaged on disk: download again
     return Obtained(path, url, recorded, "cached")
 
@@ -182,7 +175,7 @@ def obtain(spec: FileSpec, source: str | None, cache_dir: Path, timeout: float) 
         local = Path(source) / spec.filename
         if not local.is_file():
             return None
-        sha = file_sha256(local)
+        sha = sha256_file(local)
         _check_sha(spec, sha, str(local))
         return Obtained(local, local.resolve().as_uri(), sha, "local")
     hit = _cached(spec, cache_dir)
@@ -238,7 +231,7 @@ def _loose(folder: Path, spec: KindSpec) -> Member | None:
     path = Path(chosen)
     if path.stat().st_size == 0:
         raise FetchError(f"{path} is empty")
-    got = Obtained(path, path.resolve().as_uri(), file_sha256(path), "local")
+    got = Obtained(path, path.resolve().as_uri(), sha256_file(path), "local")
     return Member(spec.kind, path, path.name, got)
 
 

@@ -7,7 +7,6 @@ expands the 7th-character definitions into the full billable codes (``S72.302A``
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import re
 import xml.etree.ElementTree as ET
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clinicode.errors import ClinicodeError
+from clinicode.hashing import sha256_file
 from clinicode.kb.records import CodeRecord, SystemInfo, Term
 
 SYSTEM = "ICD-10-CM"
@@ -87,14 +87,6 @@ def tabular_path() -> Path:
     raise TabularError("no ICD-10-CM tabular XML found inside simple-icd-10-cm")
 
 
-def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _notes(elem: ET.Element) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for child in elem:
@@ -145,7 +137,7 @@ def parse_tabular(path: Path | None = None) -> ParsedTabular:
         system=SYSTEM,
         version=f"FY{fy}",
         source=f"simple-icd-10-cm:{path.name}",
-        source_hash=file_hash(path),
+        source_hash=sha256_file(path),
         extra={"release": release, "label": f"ICD-10-CM FY{fy}"},
     )
     out = ParsedTabular(info=info)
