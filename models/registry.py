@@ -29,6 +29,8 @@ _TABLES: dict[str, dict[str, str]] = {
     "guidelines": {
         "official": "clinicode.models.guidelines.layer:Guidelines",
     },
+    # rule coders (``types.RuleCoder``): every registered one runs unless the pack says otherwise
+    "rule_coder": {},
 }
 
 

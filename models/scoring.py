@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from clinicode.models.doc_classifier import DocClassifier
     from clinicode.models.features import NoteCandidates
     from clinicode.models.pack import ModelPack
-    from clinicode.models.types import Candidate, GuidelinesLayer, Ranker
+    from clinicode.models.types import Candidate, GuidelinesLayer, Ranker, RuleCoder
 
 T = TypeVar("T")
 
@@ -232,6 +232,7 @@ class ScoringPath:
         self._nlp_error: str | None = None
         self._layer = guidelines
         self._layer_name = guidelines_name
+        self._rule_coders: list[RuleCoder] | None = None
         self._lock = threading.Lock()
 
     # -- components -------------------------------------------------------------------------
@@ -269,10 +270,29 @@ class ScoringPath:
         assert self._layer is not None
         return self._layer
 
+    def rule_coders(self) -> list[RuleCoder]:
+        """The rule coders (``models.registry`` kind ``rule_coder``) whose systems the KB holds:
+        those named by the pack's ``config["rule_coders"]``, else every registered one."""
+        if self._rule_coders is None:
+            from clinicode.models import registry
+
+            names = self.pack.config.get("rule_coders", registry.names("rule_coder"))
+            loaded = set(self.kb.versions())
+
+            def build() -> list[RuleCoder]:
+                coders = [registry.get("rule_coder", n)(self.kb) for n in names]
+                return [c for c in coders if loaded.intersection(c.systems)]
+
+            self._once("_rule_coders", build)
+        assert self._rule_coders is not None
+        return self._rule_coders
+
     def warm_up(self) -> None:
-        """Load the NLP pipeline and the guidelines layer now rather than on the first note."""
+        """Load the NLP pipeline, the guidelines layer and the rule coders now rather than on
+        the first note."""
         self.nlp()
         self.guidelines()
+        self.rule_coders()
 
     def warnings(self) -> list[str]:
         """What every result must say about how it was made (a missing NLP pipeline)."""
@@ -358,10 +378,17 @@ class ScoringPath:
         return ranked
 
     def apply_guidelines(
-        self, ranked: list[CodeSuggestion], scored: Scored, setting: str, *, benchmark: bool
+        self,
+        ranked: list[CodeSuggestion],
+        scored: Scored,
+        setting: str,
+        *,
+        benchmark: bool,
+        systems: Sequence[str] = SYSTEMS,
     ) -> tuple[list[CodeSuggestion], list[CodeSuggestion], list[CodeSuggestion]]:
-        """Stage 6: the guidelines layer decides the diagnosis code set; procedure codes are
-        split at the pack's threshold. Changes ``ranked``'s suggestions in place."""
+        """Stage 6: the guidelines layer decides the diagnosis code set; the rule coders' codes
+        of ``systems`` join it, and the ranker's other procedure codes are split at the pack's
+        threshold. Changes ``ranked``'s suggestions in place."""
         threshold = self.pack.threshold
         dx = [s for s in ranked if s.system in DIAGNOSIS_SYSTEMS]
         px = [s for s in ranked if s.system not in DIAGNOSIS_SYSTEMS]
@@ -375,10 +402,27 @@ class ScoringPath:
             copy=False,  # ``ranked`` was built for this call only
         )
         codes, cands, suppressed = list(res.codes), list(res.candidates), list(res.suppressed)
+        ruled = [s for s in self.rule_codes(scored, setting) if s.system in systems]
+        for s in ruled:
+            s.suggestion_id = suggestion_id(scored.digest, s.system, s.code, self.pack.version)
+            codes.append(s)
+        taken = {(s.system, s.code) for s in ruled}
         for s in px:
+            if (s.system, s.code) in taken:
+                continue
             s.status = "suggested" if s.score >= threshold else "candidate"
             (codes if s.score >= threshold else cands).append(s)
         return codes, cands, suppressed
+
+    def rule_codes(self, scored: Scored, setting: str) -> list[CodeSuggestion]:
+        """Stage 6b: the rule coders' codes of the note (procedures, the visit level), each with
+        its evidence and path; the first coder to give a code keeps it."""
+        out: dict[tuple[str, str], CodeSuggestion] = {}
+        for coder in self.rule_coders():
+            for s in coder.code(scored.text, scored.mentions, setting=setting):
+                if s.system not in DIAGNOSIS_SYSTEMS:
+                    out.setdefault((s.system, s.code), s)
+        return list(out.values())
 
     def result(
         self,
@@ -424,7 +468,9 @@ class ScoringPath:
         out = []
         for sc in scored:
             ranked = self.suggestions(sc, systems)
-            groups = self.apply_guidelines(ranked, sc, setting, benchmark=benchmark)
+            groups = self.apply_guidelines(
+                ranked, sc, setting, benchmark=benchmark, systems=systems
+            )
             result = self.result(sc, groups, setting, top_k)
             result.warnings.extend(self.warnings())
             out.append(result)

@@ -92,3 +92,23 @@ class GuidelinesLayer(Protocol):
         benchmark: bool = False,
         copy: bool = True,
     ) -> GuidelineResult: ...
+
+
+@runtime_checkable
+class RuleCoder(Protocol):
+    """Builds codes from what the note documents, by rule rather than by learned score: the
+    ICD-10-PCS builder, the E/M level, CPT from procedure mentions (``models.registry`` kind
+    ``rule_coder``).
+
+    One constructor for every rule coder, ``cls(kb)``; the scoring path builds those whose
+    ``systems`` are loaded in the KB and that the pack does not switch off
+    (``config["rule_coders"]``). ``code`` returns suggestions with their evidence, the path that
+    led to each code as ``explanation``, status ``suggested`` or ``needs_query`` (with the
+    ``query`` naming what the note lacks), and a score in [0, 1]; the scoring path adds them to
+    the code set of their system, replacing a ranker suggestion of the same code.
+    """
+
+    name: str
+    systems: tuple[str, ...]
+
+    def code(self, text: str, mentions: list[Mention], *, setting: str) -> list[CodeSuggestion]: ...

@@ -105,3 +105,65 @@ def test_json_is_the_cli_document(engine: Any) -> None:
     res = engine.suggest("Essential hypertension.")
     again = SuggestResult.model_validate_json(res.model_dump_json())
     assert again.model == res.model
+
+
+class _FixedCoder:
+    """A plug-in rule coder: one PCS code with a query, one CPT code, and a diagnosis that the
+    scoring path must ignore (diagnoses come from the ranker and the guidelines layer)."""
+
+    name = "fixed"
+    systems = ("ICD-10-PCS",)
+
+    def __init__(self, kb: Any) -> None:
+        self.kb = kb
+
+    def code(self, text: str, mentions: list[Any], *, setting: str) -> list[Any]:
+        from clinicode.schema import CodeSuggestion, Query
+
+        if setting != "inpatient":
+            return []
+        return [
+            CodeSuggestion(
+                system="ICD-10-PCS",
+                code="0DTJ4ZZ",
+                title="Resection of Appendix, Percutaneous Endoscopic Approach",
+                score=0.9,
+                status="needs_query",
+                query=Query(axis="approach", question="Approach not documented"),
+                explanation=["rule: fixed"],
+            ),
+            CodeSuggestion(system="ICD-10-CM", code="A00.0", title="x", score=1.0),
+        ]
+
+
+def test_rule_coders_join_the_code_set_of_their_system(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clinicode.models import registry
+    from clinicode.models.types import RuleCoder
+
+    registry.register("rule_coder", "fixed", f"{__name__}:_FixedCoder")
+    path = engine.scoring
+    saved = path._rule_coders
+    path._rule_coders = None
+    try:
+        assert path.rule_coders() == []  # ICD-10-PCS is not loaded in this KB
+        path._rule_coders = None
+        loaded = {**path.kb.versions(), "ICD-10-PCS": "FY2026"}
+        monkeypatch.setattr(path.kb, "versions", lambda: loaded)
+        assert isinstance(path.rule_coders()[0], RuleCoder)
+        text = "Appendicitis; the appendix was removed laparoscopically."
+        res = engine.suggest(text, setting="inpatient")
+        pcs = [s for s in res.codes if s.system == "ICD-10-PCS"]
+        assert [(s.code, s.status, s.explanation) for s in pcs] == [
+            ("0DTJ4ZZ", "needs_query", ["rule: fixed"])
+        ]
+        assert pcs[0].suggestion_id and pcs[0].query is not None
+        assert "0DTJ4ZZ" not in {s.code for s in res.candidates}  # the ranker's copy gave way
+        assert ("ICD-10-CM", "A00.0") not in {(s.system, s.code) for s in res.codes}
+        assert not [s for s in engine.suggest(text).codes if s.explanation == ["rule: fixed"]]
+        only_cm = engine.suggest(text, setting="inpatient", systems=["ICD-10-CM"])
+        assert not [s for s in only_cm.codes if s.system == "ICD-10-PCS"]
+    finally:
+        registry._TABLES["rule_coder"].pop("fixed")
+        path._rule_coders = saved
