@@ -22,6 +22,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "lexical": "clinicode.models.candidates_lexical:LexicalGenerator",
         "dense": "clinicode.models.candidates_dense:DenseGenerator",
         "structure": "clinicode.models.candidates_structure:StructureGenerator",
+        "encoder": "clinicode.models.encoder.generator:EncoderGenerator",
     },
     "ranker": {
         "gbdt": "clinicode.models.ranker:GBDTRanker",

@@ -29,6 +29,9 @@ from clinicode.models.features import TITLE_FEATURES as _TITLE
 from clinicode.training.data import LabeledNote
 
 DEFAULT_NAME = "clinicode-default"
+# Bumped whenever the builder makes a different pack from the same KB and NLP rules (a new
+# generator or feature): a pack from an older builder is rebuilt by ``clinicode setup``.
+BUILDER_VERSION = 2
 N_NOTES = 800
 SEED = 13
 
@@ -136,7 +139,15 @@ PRE_RANK_FEATURES = (
     "src_lexical",
     "src_dense",
     "src_structure",
+    "src_encoder",
     "n_sources",
+    "enc_hit",
+    "enc_index",
+    "enc_first",
+    "enc_cover",
+    "enc_tabular",
+    "enc_default",
+    "enc_unspec",
 )
 # The pre-ranking score is a feature of its own in the full packs; here it would only repeat
 # (as a linear sum) what the ranker sees, under a monotone constraint it does not deserve.
@@ -241,7 +252,7 @@ def build_default_pack(
     out: Path,
     *,
     n_notes: int = N_NOTES,
-    generators: Sequence[str] = ("lexical", "structure"),
+    generators: Sequence[str] = ("lexical", "structure", "encoder"),
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fit the candidate index on the KB and the ranker on synthetic notes; save to ``out``."""
@@ -319,6 +330,7 @@ def build_default_pack(
             "synthetic_notes": n_notes,
             "seed": SEED,
             "pre_rank_weights": "fitted on the synthetic notes",
+            "builder": BUILDER_VERSION,
             "kb_content": kb.content_fingerprint(),
             "nlp_resources": nlp_fingerprint(),
         },
@@ -358,6 +370,8 @@ def nlp_fingerprint() -> str:
 
 def stale_reason(config: dict[str, Any], kb: Any) -> str | None:
     """Why a default pack built with ``config`` must be rebuilt for ``kb`` (None: it is current)."""
+    if config.get("builder") != BUILDER_VERSION:
+        return "the default pack builder changed (a new clinicode release) since it was built"
     if config.get("kb_content") != kb.content_fingerprint():
         return "the KB's terms changed (an imported index or table) since it was built"
     if config.get("nlp_resources") != nlp_fingerprint():
