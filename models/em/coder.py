@@ -15,6 +15,7 @@ what the note lacks becomes a query with status ``needs_query``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,12 @@ def _family_key(facts: Facts) -> str:
     return str(facts.family)
 
 
-def decide(text: str, setting: str, blocked: list[tuple[int, int]] | None = None) -> Level | None:
-    """The E/M code of one note, with its reasoning, or None when the note is not a visit."""
+def decide(text: str, setting: str, mentions: Sequence[Mention] = ()) -> Level | None:
+    """The E/M code of one note, with its reasoning, or None when the note is not a visit.
+
+    ``mentions`` (the NLP's, optional) sharpen it: negated, family or hypothetical conditions
+    are not problems; a present condition that no cue names is a problem of unknown
+    complexity; a medication that no cue names is a prescription drug."""
     facts = read_note(text, setting)
     if facts.family is None:
         return None
@@ -81,7 +86,14 @@ def decide(text: str, setting: str, blocked: list[tuple[int, int]] | None = None
         )
     if key == "hospital_discharge":
         return _discharge(facts, fam, lines, hits, queries)
-    elements = [problems(facts, blocked or []), data(facts), risk(facts)]
+    blocked = [(m.start, m.end) for m in mentions if m.assertion in _OFF_ASSERTIONS]
+    conditions = [
+        (m.start, m.end)
+        for m in mentions
+        if m.kind in ("condition", "finding") and m.assertion in ("present", "uncertain")
+    ]
+    drugs = [(m.start, m.end) for m in mentions if m.kind == "medication"]
+    elements = [problems(facts, blocked, conditions), data(facts), risk(facts, drugs)]
     mdm = mdm_level(elements)
     by_mdm = str(fam["by_mdm"][mdm])
     lines.append(
@@ -118,7 +130,9 @@ def _family_line(facts: Facts, fam: dict[str, Any]) -> str:
 def _by_time(facts: Facts, fam: dict[str, Any], by_mdm: str, lines: list[str]) -> tuple[str, Any]:
     minutes = int(facts.minutes or 0)
     by_time = _code_by_time(fam, minutes)
-    lines.append(f"time: {minutes} min on the date of the encounter -> {by_time or 'below the lowest level'}")
+    lines.append(
+        f"time: {minutes} min on the date of the encounter -> {by_time or 'below the lowest level'}"
+    )
     order = [str(c) for c in fam["by_mdm"].values()]
     if by_time is None or order.index(by_time) <= order.index(by_mdm):
         lines.append(f"decided by: MDM -> {by_mdm} (time gives no higher level)")
@@ -175,8 +189,7 @@ class EMCoder:
         self._titles: dict[str, tuple[str, str]] = {}
 
     def code(self, text: str, mentions: list[Mention], *, setting: str) -> list[CodeSuggestion]:
-        blocked = [(m.start, m.end) for m in mentions if m.assertion in _OFF_ASSERTIONS]
-        level = decide(text, setting, blocked)
+        level = decide(text, setting, mentions)
         if level is None:
             return []
         evidence = _evidence(text, level.hits, level.note_lines)

@@ -38,7 +38,11 @@ class Element:
 
 
 def _quote(hits: Iterable[Hit]) -> str:
-    return ", ".join(f"'{h.text}'" for h in hits)
+    """The hits' texts quoted, each distinct text (case-insensitive) once."""
+    seen: dict[str, str] = {}
+    for h in hits:
+        seen.setdefault(h.text.lower(), h.text)
+    return ", ".join(f"'{t}'" for t in seen.values())
 
 
 def negated(line: Line, hit: Hit) -> bool:
@@ -68,7 +72,7 @@ def _category(base: str, mods: set[str]) -> str:
         if "severe" in mods:
             return "chronic_severe"
         return "chronic_exacerbation" if "exacerbation" in mods else "stable_chronic"
-    if base == "acute_uncomplicated":
+    if base in ("acute_uncomplicated", "unrecognised"):
         for mod, cat in (
             ("complicated", "acute_complicated"),
             ("systemic", "acute_systemic"),
@@ -90,8 +94,13 @@ def _items(line: Line) -> Iterable[Line]:
         pos += len(part) + 1
 
 
-def problems(facts: Facts, blocked: list[Span]) -> Element:
-    """Number and complexity of the problems addressed, read from the assessment sections."""
+def problems(facts: Facts, blocked: list[Span], extra: Iterable[Span] = ()) -> Element:
+    """Number and complexity of the problems addressed, read from the assessment sections.
+
+    ``blocked``: spans of negated, family or hypothetical NLP mentions (not problems);
+    ``extra``: spans of present NLP condition mentions, problems of complexity unknown to the
+    tables where no cue names one in their item."""
+    extra = list(extra)
     cats = load_em_rules()["problem_categories"]
     found: dict[str, tuple[str, Hit]] = {}
     for line in (ln for ln in facts.lines if ln.kind == "assessment"):
@@ -106,9 +115,8 @@ def problems(facts: Facts, blocked: list[Span]) -> Element:
                 for h in longest_first(_conditions().finditer(item.text, item.start))
                 if not negated(item, h) and not _inside(h, blocked)
             ]
-            if not hits and "undiagnosed" in mods:
-                text = item.text.strip(" -#*\t")
-                hits = [Hit(item.start, item.end, text, "undiagnosed_uncertain:item")]
+            if not hits:
+                hits = _unnamed(item, mods, extra)
             scored = [(_category(h.group.split(":")[0], mods), h) for h in hits]
             if not scored:
                 continue
@@ -130,6 +138,19 @@ def problems(facts: Facts, blocked: list[Span]) -> Element:
     return Element("problems", level, reasons, [h for _, h in found.values()])
 
 
+def _unnamed(item: Line, mods: set[str], extra: list[Span]) -> list[Hit]:
+    """The problem of an assessment item that no condition cue names: an NLP condition
+    mention in it, or the item itself when it says the problem is undiagnosed."""
+    for s, e in extra:
+        if item.start <= s and e <= item.end:
+            return [Hit(s, e, item.text[s - item.start : e - item.start], "unrecognised:item")]
+    if "undiagnosed" in mods:
+        text = item.text.strip(" -#*\t")
+        at = item.start + item.text.index(text)
+        return [Hit(at, at + len(text), text, "undiagnosed_uncertain:item")]
+    return []
+
+
 def _first_per_group(hits: Iterable[Hit]) -> dict[str, Hit]:
     out: dict[str, Hit] = {}
     for h in hits:
@@ -147,9 +168,7 @@ def data(facts: Facts) -> Element:
     hist: list[Hit] = []
     talk: list[Hit] = []
     for ln in facts.lines:
-        found = [
-            h for h in cues("tests").finditer(ln.text, ln.start) if not negated(ln, h)
-        ]
+        found = [h for h in cues("tests").finditer(ln.text, ln.start) if not negated(ln, h)]
         reviewed = ln.kind == "history" and cues("test_action").search(ln.text)
         if ln.kind in allowed or reviewed:
             tests.extend(found)
@@ -176,8 +195,12 @@ def data(facts: Facts) -> Element:
     return Element("data", level, reasons, unique + ext + hist + interp + talk)
 
 
-def risk(facts: Facts) -> Element:
-    """Risk of complications of patient management, from the management sections."""
+def risk(facts: Facts, drugs: Iterable[Span] = ()) -> Element:
+    """Risk of complications of patient management, from the management sections.
+
+    ``drugs``: spans of NLP medication mentions; one that no drug cue names is a prescription
+    drug unless marked over the counter."""
+    drugs = list(drugs)
     rules = load_em_rules()
     inpatient = (facts.family or "").startswith("hospital")
     ignored = set(rules["inpatient_ignores"]) if inpatient else set()
@@ -188,11 +211,16 @@ def risk(facts: Facts) -> Element:
             for h in cues("risk", name).finditer(ln.text, ln.start):
                 if h.group not in ignored and not negated(ln, h):
                     by_level[level].append((h.group.replace("_", " "), h))
-        for h in _drugs().finditer(ln.text, ln.start):
+        named = list(_drugs().finditer(ln.text, ln.start))
+        for s, e in drugs:
+            if ln.start <= s and e <= ln.end and not any(h.start < e and s < h.end for h in named):
+                named.append(Hit(s, e, ln.text[s - ln.start : e - ln.start], "rx"))
+        for h in named:
             if negated(ln, h):
                 continue
             near = ln.text[max(0, h.start - ln.start - 25) : h.end - ln.start + 25]
             otc = h.group == "otc" or cues("otc_marker").search(near)
+            otc = otc or cues("otc_drugs").search(h.text)
             if otc:
                 by_level[2].append(("over-the-counter drugs", h))
             else:
