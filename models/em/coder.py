@@ -134,11 +134,14 @@ def _by_time(facts: Facts, fam: dict[str, Any], by_mdm: str, lines: list[str]) -
         f"time: {minutes} min on the date of the encounter -> {by_time or 'below the lowest level'}"
     )
     order = [str(c) for c in fam["by_mdm"].values()]
-    if by_time is None or order.index(by_time) <= order.index(by_mdm):
-        lines.append(f"decided by: MDM -> {by_mdm} (time gives no higher level)")
+    addon = _prolonged(fam, minutes) if by_time == order[-1] else None
+    if by_time is None or order.index(by_time) < order.index(by_mdm):
+        lines.append(f"decided by: MDM -> {by_mdm} (time gives a lower level)")
         return by_mdm, None
-    lines.append(f"decided by: time {minutes} min -> {by_time} (higher than MDM's {by_mdm})")
-    addon = _prolonged(fam, minutes)
+    if by_time == by_mdm and addon is None:
+        lines.append(f"decided by: MDM -> {by_mdm} (time gives the same level)")
+        return by_mdm, None
+    lines.append(f"decided by: time {minutes} min -> {by_time} (MDM gives {by_mdm})")
     if addon:
         lines.append(
             f"prolonged service: {minutes} min passes {by_time}'s time by 15 min or more "

@@ -13,7 +13,7 @@ A/P, impression, MDM), or is a discharge note; an operative or procedure note is
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from clinicode.models.em.data import Cues, Hit, cues, load_em_rules
@@ -44,7 +44,6 @@ class Facts:
     minutes: int | None = None
     time_hit: Hit | None = None
     why_not: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 @lru_cache(maxsize=1)

@@ -96,6 +96,17 @@ def test_time_decides_when_higher_and_prolonged_service_follows() -> None:
     assert lv is not None and lv.code == "99284" and lv.addon is None  # ED: no time
 
 
+def test_time_at_the_mdm_level_still_brings_the_prolonged_service() -> None:
+    high = OFFICE + "3. Chest pain concerning for unstable angina. Sent to ED for admission.\n"
+    lv = decide(high, "outpatient")
+    assert lv is not None and (lv.code, lv.addon) == ("99215", None)
+    lv = decide(high + "Total time: 45 minutes.\n", "outpatient")
+    assert lv is not None and (lv.code, lv.addon) == ("99215", None)
+    assert lv.lines[-1] == "decided by: MDM -> 99215 (time gives the same level)"
+    lv = decide(high + "Total time: 60 minutes.\n", "outpatient")
+    assert lv is not None and (lv.code, lv.addon) == ("99215", ("99417", 1))
+
+
 def test_missing_documentation_becomes_a_query() -> None:
     lv = decide(OFFICE.replace(" established patient", ""), "outpatient")
     assert lv is not None and lv.code == "99214"
