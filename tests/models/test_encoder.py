@@ -93,7 +93,9 @@ def test_index_walk_follows_documented_subterms_and_with(index_kb: KnowledgeBase
     ckd = _mention(text, "CKD stage 3b", "chronic kidney disease stage 3b")
     got = _codes(gen, text, [dm, ckd])
     # I.A.15: "with" links diabetes and CKD though the note states them apart
-    assert got["E11.22"] == ["Index: Diabetes, diabetic, type 2, with, chronic kidney disease -> E11.22"]
+    assert got["E11.22"] == [
+        "Index: Diabetes, diabetic, type 2, with, chronic kidney disease -> E11.22"
+    ]
     assert got["N18.32"][0].startswith("Index: Disease, diseased, kidney, chronic, stage 3b")
     assert "N18.2" not in got  # the "2" of "type 2" is not a stage
 
