@@ -27,13 +27,13 @@ from .deps import Service
 from .engine_holder import EngineHolder, EngineLike
 from .metrics import Metrics
 from .middleware import GuardMiddleware, MetricsMiddleware, json_response
-from .routes import admin, codes, feedback, health, me, pages, suggest
+from .routes import admin, codes, encounters, feedback, health, me, pages, suggest
 from .services import Refused
 from .store import FeedbackStore
 
 log = logging.getLogger("clinicode.serve")
 
-_ROUTERS = (suggest, codes, feedback, admin, me, health, pages)
+_ROUTERS = (suggest, codes, feedback, admin, encounters, me, health, pages)
 
 
 def create_app(
