@@ -17,7 +17,20 @@ from fastapi.responses import FileResponse, HTMLResponse
 ASSETS_URL = "/docs-assets"
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
+# The pages may load nothing from elsewhere: ReDoc's footer logo points at its CDN, and the
+# policy stops that (and anything else) before any request is made.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
 router = APIRouter(include_in_schema=False)
+
+
+def _local_only(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = DOCS_CSP
+    return page
 
 
 def assets_dir() -> Path:
@@ -29,14 +42,16 @@ def assets_dir() -> Path:
 @router.get("/docs")
 def swagger(request: Request) -> HTMLResponse:
     app = request.app
-    return get_swagger_ui_html(
-        openapi_url=app.openapi_url,
-        title=f"{app.title} API",
-        oauth2_redirect_url="/docs/oauth2-redirect",
-        swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
-        swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
-        swagger_favicon_url="/static/favicon.svg",
-        swagger_ui_parameters={"validatorUrl": None},  # no call to the online validator
+    return _local_only(
+        get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} API",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None},  # no call to the online validator
+        )
     )
 
 
@@ -48,12 +63,14 @@ def oauth2_redirect() -> HTMLResponse:
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
     app = request.app
-    return get_redoc_html(
-        openapi_url=app.openapi_url,
-        title=f"{app.title} API",
-        redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
-        redoc_favicon_url="/static/favicon.svg",
-        with_google_fonts=False,
+    return _local_only(
+        get_redoc_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} API",
+            redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url="/static/favicon.svg",
+            with_google_fonts=False,
+        )
     )
 
 
