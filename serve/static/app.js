@@ -44,9 +44,14 @@ function showLogin() {
 function route() {
   if (!session.key) { showLogin(); return; }
   const m = location.hash.match(/^#\/e\/([^?]+)/);
+  // Nothing of the view left before stays on screen while the next one loads.
+  $("#queue tbody").replaceChildren();
+  for (const sel of ["#codes", "#candidates", "#final", "#note-view", "#search-results"]) $(sel).replaceChildren();
   if (m) {
     $("#queue-view").hidden = true;
     $("#work").hidden = false;
+    enc.data = null;
+    $("#note-h").textContent = "Loading…";
     openEncounter(decodeURIComponent(m[1]));
   } else {
     $("#work").hidden = true;

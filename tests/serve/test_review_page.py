@@ -134,6 +134,20 @@ def _axe(page: Any, where: str) -> None:
     assert not bad, f"{where}: {bad}"
 
 
+def _screenshot(page: Any, name: str, scroll_top: str | None = None) -> None:
+    """With CLINICODE_UPDATE_SCREENSHOT set: docs/NAME, on a taller window."""
+    if not os.environ.get("CLINICODE_UPDATE_SCREENSHOT"):
+        return
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    js = "document.querySelector('#status').textContent = ''; window.scrollTo(0, 0)"
+    if scroll_top:
+        js += f"; document.querySelector('{scroll_top}').scrollTop = 0"
+    page.evaluate(js)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(REPO / "docs" / name))
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
 class Coder:
     """Keyboard-only moves on the page."""
 
@@ -237,8 +251,6 @@ def test_three_encounters_by_keyboard(server: str, browser: Any, admin_key: str)
     page.keyboard.press("Enter")
     page.wait_for_selector("#queue tbody tr[data-id]")
     _axe(page, "queue")
-    if os.environ.get("CLINICODE_UPDATE_SCREENSHOT"):
-        page.screenshot(path=str(REPO / "docs" / "workbench-queue.png"))
 
     # -- encounter 1 (inpatient, two documents) ------------------------------------------------
     me.open_from_queue("ACCT-1001")
@@ -290,10 +302,8 @@ def test_three_encounters_by_keyboard(server: str, browser: Any, admin_key: str)
         )
     me.press("f")
     _axe(page, "encounter")
-    if os.environ.get("CLINICODE_UPDATE_SCREENSHOT"):
-        page.evaluate("window.scrollTo(0, 0); document.querySelector('#status').textContent = ''")
-        page.screenshot(path=str(REPO / "docs" / "workbench-encounter.png"))
     me.complete()
+    _screenshot(page, "workbench-encounter.png", "#codes-pane")
     claim = json.loads(Path(me.export("F").path()).read_text())
     from fhir.resources.R4B.claim import Claim
 
@@ -305,6 +315,8 @@ def test_three_encounters_by_keyboard(server: str, browser: Any, admin_key: str)
     ]  # fmt: skip
     assert claim["procedure"][0]["procedureCodeableConcept"]["coding"][0]["code"] == "0DTJ4ZZ"
     me.press("b")
+    page.wait_for_selector("#queue tbody tr[data-status=coded]")
+    _screenshot(page, "workbench-queue.png")
 
     # -- encounter 2 (a provider query, sent then answered) ------------------------------------
     me.open_from_queue("ACCT-1002")
