@@ -171,6 +171,9 @@ class FinalLine(BaseModel):
     original_code: str | None = None
     principal: bool = False
     poa: POA | None = None
+    poa_source: Literal["coder", "note"] | None = Field(
+        default=None, description="note: documented in the note (the coder may change it)"
+    )
     modifiers: list[str] = Field(default_factory=list)
     units: int = 1
 

@@ -43,6 +43,7 @@ CSV_FIELDS = [
     "title",
     "principal",
     "poa",
+    "poa_source",
     "modifiers",
     "units",
     "source",
@@ -139,12 +140,19 @@ def csv_rows(enc: Encounter) -> list[dict[str, Any]]:
     return rows
 
 
+def _cell(v: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
+
+
 def to_csv(encs: list[Encounter]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\r\n")
     w.writeheader()
     for enc in encs:
-        w.writerows(csv_rows(enc))
+        w.writerows({k: _cell(v) for k, v in row.items()} for row in csv_rows(enc))
     return buf.getvalue()
 
 

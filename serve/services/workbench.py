@@ -5,15 +5,17 @@ completion. The CLI can drive the same functions with a store and an engine.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from clinicode.kb import KnowledgeBase, normalize_code
-from clinicode.schema import DIAGNOSIS_SYSTEMS, SuggestResult
+from clinicode.schema import DIAGNOSIS_SYSTEMS, Evidence, SuggestResult
 
 from ..encounter_schemas import (
+    POA,
     REJECT_REASONS,
     Added,
     Decision,
@@ -26,6 +28,7 @@ from ..encounter_schemas import (
     Worksheet,
     WorksheetPatch,
 )
+from ..resources import load as load_resource
 from ..schemas import FeedbackRequest, SuggestRequest
 from ..workqueue import Conflict, Encounter, WorkQueueStore
 from . import NotFound, Refused
@@ -33,6 +36,8 @@ from .feedback import record_feedback
 
 KBSource = Callable[[], KnowledgeBase]
 DOC_SEPARATOR = "\n\n"
+NOT_SUPPORT = ("negated", "family", "hypothetical")
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n\s*\n")
 
 
 class Locked(Refused):
@@ -133,12 +138,14 @@ def final_lines(enc: Encounter) -> list[FinalLine]:
     result = SuggestResult.model_validate(enc.result)
     ws = Worksheet.model_validate(enc.worksheet)
     lines: dict[str, FinalLine] = {}
+    evidence: dict[str, list[Evidence]] = {}
     for s in [*result.codes, *result.candidates]:
         d = ws.decisions.get(s.suggestion_id)
         if d is None or d.action == "reject":
             continue
         code = d.final_code if d.action == "modify" and d.final_code else s.code
         key = f"{s.system}|{code}"
+        evidence.setdefault(key, []).extend(s.evidence)
         lines.setdefault(
             key,
             FinalLine(
@@ -175,10 +182,39 @@ def final_lines(enc: Encounter) -> list[FinalLine]:
         counters[ln.kind] = counters.get(ln.kind, 0) + 1
         ln.sequence = counters[ln.kind]
         ln.principal = ln.kind == "diagnosis" and ln.sequence == 1
-        ln.poa = ws.poa.get(ln.key) if ln.kind == "diagnosis" else None
+        if ln.kind == "diagnosis" and ln.key in ws.poa:
+            ln.poa, ln.poa_source = ws.poa[ln.key], "coder"
+        elif ln.kind == "diagnosis" and enc.setting == "inpatient":
+            ln.poa = poa_from_note(enc.text, evidence.get(ln.key, []))
+            ln.poa_source = "note" if ln.poa else None
         ln.modifiers = ws.modifiers.get(ln.key, []) if ln.kind == "item" else []
         ln.units = ws.units.get(ln.key, 1)
     return ordered
+
+
+def _sentence(text: str, start: int, end: int) -> str:
+    left = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
+    m = _SENTENCE_END.search(text, end)
+    return text[left : m.start() if m else len(text)]
+
+
+def poa_from_note(text: str, evidence: Sequence[Evidence]) -> POA | None:
+    """The POA status the note documents in the sentence of a diagnosis's evidence (``Y`` or
+    ``N``; the longest cue of ``resources/poa_cues.json`` wins), else None."""
+    cues: dict[str, list[str]] = load_resource("poa_cues.json")
+    best: tuple[int, POA] | None = None
+    documented: tuple[POA, ...] = ("Y", "N")
+    for e in evidence:
+        if e.assertion in NOT_SUPPORT:
+            continue
+        sentence = _sentence(text, e.start, e.end).lower()
+        for value in documented:
+            for cue in cues[value]:
+                if (best is None or len(cue) > best[0]) and re.search(
+                    rf"\b{re.escape(cue)}\b", sentence
+                ):
+                    best = (len(cue), value)
+    return best[1] if best else None
 
 
 def problems(enc: Encounter, lines: list[FinalLine]) -> list[str]:

@@ -38,6 +38,7 @@ export function renderFinal() {
         el("button", { type: "button", "aria-label": `Move ${ln.code} up`, onclick: () => move(i, -1) }, "↑"),
         el("button", { type: "button", "aria-label": `Move ${ln.code} down`, onclick: () => move(i, 1) }, "↓"),
         kind === "diagnosis" && inpatient ? poaSelect(ln) : "",
+        ln.poa_source === "note" ? el("span", { class: "small muted", title: "Documented in the note; change it if needed" }, "from note") : "",
         kind === "item" ? itemInputs(ln) : ""));
       li.addEventListener("click", () => selectFinal(i));
       li.addEventListener("dragstart", (e) => e.dataTransfer.setData("text/plain", String(i)));

@@ -114,10 +114,14 @@ def test_reject_needs_a_reason_from_the_closed_list(client: Any) -> None:
             "action": "reject",
             "suggestion_id": sid,
             "reason": "other",
-            "reason_text": "duplicate",
+            "reason_text": "=HYPERLINK(1)",
         },
     )
     assert r.status_code == 200
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(url.replace("decisions", "export?format=csv")).text))
+    )
+    assert rows[-1]["reason_text"] == "'=HYPERLINK(1)"  # never a live formula in a spreadsheet
 
 
 def test_queue_filters(client: Any) -> None:
@@ -320,3 +324,36 @@ def test_code_filter_escapes_wildcards(tmp_path: Any, code: str) -> None:
 
     wq = WorkQueueStore(f"sqlite:///{tmp_path / 'wq.sqlite'}")
     assert wq.queue(QueueFilter(code=code)) == []
+
+
+def test_poa_defaults_from_the_note_where_documented(client: Any) -> None:
+    note = (
+        "HPI: Admitted with community-acquired pneumonia and type 2 diabetes mellitus.\n"
+        "No abdominal pain.\n\n"
+        "HOSPITAL COURSE: Chest pain developed on hospital day 3, not present on admission.\n"
+        "Hypertension, stable.\n"
+    )
+    enc = _create(client, setting="inpatient", documents=[{"text": note}])
+    eid = enc["encounter_id"]
+    for s in enc["result"]["codes"]:
+        client.post(
+            f"/v1/encounters/{eid}/decisions",
+            json={"action": "accept", "suggestion_id": s["suggestion_id"]},
+        )
+    final = {ln["code"]: ln for ln in client.get(f"/v1/encounters/{eid}").json()["final"]}
+    assert (final["J18.9"]["poa"], final["J18.9"]["poa_source"]) == ("Y", "note")
+    assert (final["E11.9"]["poa"], final["E11.9"]["poa_source"]) == ("Y", "note")
+    assert (final["R07.9"]["poa"], final["R07.9"]["poa_source"]) == ("N", "note")
+    assert final["I10"]["poa"] is None  # not documented: left to the coder
+    r = client.patch(f"/v1/encounters/{eid}/worksheet", json={"poa": {"ICD-10-CM|R07.9": "U"}})
+    ln = next(x for x in r.json()["final"] if x["code"] == "R07.9")
+    assert (ln["poa"], ln["poa_source"]) == ("U", "coder")
+    assert r.json()["problems"] == ["I10 needs a POA indicator"]
+    # outpatient diagnoses get no POA
+    out = _create(client, setting="outpatient", documents=[{"text": note}])
+    client.post(
+        f"/v1/encounters/{out['encounter_id']}/decisions",
+        json={"action": "accept", "suggestion_id": _sid(out, "J18.9")},
+    )
+    line = client.get(f"/v1/encounters/{out['encounter_id']}").json()["final"][0]
+    assert line["poa"] is None
