@@ -146,7 +146,7 @@ export function poaKey(letter) {
 
 export async function complete() {
   try {
-    await post("/complete", { version: enc.data.version });
+    await post("/complete", {});
     say("Encounter coded");
   } catch (err) {
     say(err.message, true);
@@ -155,7 +155,7 @@ export async function complete() {
 
 export async function reopen() {
   try {
-    await post("/reopen", { version: enc.data.version });
+    await post("/reopen", {});
     say("Encounter reopened");
   } catch (err) {
     say(err.message, true);

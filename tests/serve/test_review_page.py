@@ -384,6 +384,11 @@ def test_three_encounters_by_keyboard(server: str, browser: Any, admin_key: str)
         headers=hdr,
     )
     assert [json.loads(x)["id"] for x in r.text.splitlines()] == ["enc-1", "enc-2", "enc-3"]
+    # The FHIR Claim of each of the three validates against the FHIR structure.
+    for eid in ("enc-1", "enc-2", "enc-3"):
+        r = httpx.get(f"{server}/v1/encounters/{eid}/export?format=fhir", headers=hdr)
+        assert r.status_code == 200, r.text
+        assert Claim.model_validate(r.json()).diagnosis
 
 
 @pytest.mark.parametrize(
