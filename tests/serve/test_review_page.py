@@ -361,6 +361,15 @@ def test_three_encounters_by_keyboard(server: str, browser: Any, admin_key: str)
         "#queue tbody tr[data-id]", "rs => rs.map(r => r.dataset.status)"
     )
     assert statuses == ["coded", "coded", "coded"]
+
+    # A coder can also put a note in the queue: n, a label, the document, Ctrl+Enter.
+    me.press("n")
+    page.keyboard.type("ACCT-1004")
+    page.focus("#doc-1")
+    page.keyboard.insert_text(SIMPLE)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("() => document.querySelector('#note-h').textContent === 'ACCT-1004'")
+    page.wait_for_selector('#codes li[data-row][data-code="I10"]')
     assert not errors, errors
 
     # The decisions reached the feedback service (training export) and the admin export.
