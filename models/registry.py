@@ -30,7 +30,9 @@ _TABLES: dict[str, dict[str, str]] = {
         "official": "clinicode.models.guidelines.layer:Guidelines",
     },
     # rule coders (``types.RuleCoder``): every registered one runs unless the pack says otherwise
-    "rule_coder": {},
+    "rule_coder": {
+        "pcs": "clinicode.models.pcs.coder:PcsCoder",
+    },
 }
 
 

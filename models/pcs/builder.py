@@ -1,0 +1,412 @@
+"""Builds ICD-10-PCS codes axis by axis from a procedure statement.
+
+For each operation a statement names (a named procedure such as "TURP", an operation word
+such as "biopsy", or a combining form and suffix such as "cholecyst-ectomy"), the builder sets
+
+1. section and 2. body system (from the body part, or the named procedure),
+3. root operation (the word's, "partial" turning a resection into an excision),
+4. body part (with its laterality), 5. approach, 6. device and 7. qualifier,
+
+each from the words of the statement (:mod:`clinicode.models.pcs.knowledge`), and checks every
+step against the PCS tables (:mod:`clinicode.models.pcs.tables`). An axis the statement does
+not document is filled only when the tables leave a single value for it; otherwise the code
+carries a query naming the axis, and a placeholder value that the coder must confirm.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from clinicode.models.pcs.knowledge import BodyPart, Knowledge, Procedure
+from clinicode.models.pcs.statements import Statement
+from clinicode.models.pcs.tables import PcsTables
+
+AXES = ("section", "body system", "root operation", "body part", "approach", "device", "qualifier")
+_PLACEHOLDER_ORDER = "0438X7FZ9ABCDEFGHJKLMNPQRSTUVWY123456"
+_COUNT_WORDS = {"one": 1, "a": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+_NEGATED = re.compile(r"\b(?:without|no|w/o)\s+(?:\w+\s+)?$", re.I)
+_COUNT = re.compile(r"(?:\b(one|a|single|two|three|four|five)|\b(\d))\s+(?:\S+\s+){0,2}$", re.I)
+
+
+@dataclass
+class Axis:
+    """One character of the code: its value, where the note documents it and how it was set."""
+
+    position: int
+    value: str
+    how: str  # documented | implied | default | tables | not documented
+    span: tuple[int, int] | None = None
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return AXES[self.position - 1]
+
+
+@dataclass
+class Op:
+    """An operation the statement names, before its code is built."""
+
+    start: int
+    end: int
+    kind: str  # procedure | term | suffix
+    op_name: str
+    op_value: str | None = None
+    body: BodyPart | None = None
+    body_span: tuple[int, int] | None = None
+    procedure: Procedure | None = None
+    qualifier: str | None = None
+    weak: bool = False
+
+
+@dataclass
+class Built:
+    code: str
+    axes: list[Axis]
+    statement: Statement
+    op: Op
+    missing: list[str] = field(default_factory=list)
+
+    def spans(self) -> list[tuple[int, int]]:
+        seen = sorted({a.span for a in self.axes if a.span is not None})
+        return seen
+
+
+class PcsBuilder:
+    def __init__(self, tables: PcsTables, knowledge: Knowledge) -> None:
+        self.tables = tables
+        self.k = knowledge
+
+    # -- operations ----------------------------------------------------------------------
+    def operations(self, st: Statement) -> list[Op]:
+        text, base = st.text, st.start
+        taken: list[tuple[int, int]] = []
+        ops: list[Op] = []
+
+        def free(a: int, b: int) -> bool:
+            return all(b <= x or a >= y for x, y in taken)
+
+        for proc in self.k.procedures:
+            for m in proc.pattern.finditer(text):
+                if free(m.start(), m.end()):
+                    taken.append((m.start(), m.end()))
+                    body = self.k.body_part(proc.body) if proc.body else None
+                    ops.append(
+                        Op(m.start(), m.end(), "procedure", proc.root, proc.axes.get("op"),
+                           body, None, proc)
+                    )
+        for term in self.k.op_terms:
+            for m in term.pattern.finditer(text):
+                if free(m.start(), m.end()):
+                    taken.append((m.start(), m.end()))
+                    body = self.k.body_part(term.body) if term.body else None
+                    span = (m.start(), m.end()) if body else None
+                    ops.append(
+                        Op(m.start(), m.end(), "term", term.op, None, body, span, None,
+                           term.qualifier, term.weak)
+                    )
+        for m in self.k.suffix_pattern.finditer(text):
+            if not free(m.start(), m.end()):
+                continue
+            body = self._form(m.group(1).lower())
+            if body is None:
+                continue
+            taken.append((m.start(), m.end()))
+            op = self.k.suffixes[m.group(2).lower()]
+            ops.append(Op(m.start(), m.end(), "suffix", op, None, body, (m.start(), m.end())))
+        ops.sort(key=lambda o: o.start)
+        definitive = [o for o in ops if not self._inspection(o)]
+        ops = definitive or ops[:1]
+        ops = [o for o in ops if not o.weak] or ops
+        for o in ops:
+            self._partial(o, text)
+            self._switch(o, text)
+            if o.body_span is not None:
+                o.body_span = (o.body_span[0] + base, o.body_span[1] + base)
+            o.start, o.end = o.start + base, o.end + base
+        return ops
+
+    def _inspection(self, o: Op) -> bool:
+        if o.procedure is not None:
+            return o.procedure.inspection_only
+        return o.op_name == "inspection"
+
+    def _form(self, stem: str) -> BodyPart | None:
+        best: tuple[int, BodyPart] | None = None
+        for bp in self.k.body_parts:
+            for f in bp.forms:
+                if stem.endswith(f) and len(stem) - len(f) <= 5:
+                    if best is None or len(f) > best[0]:
+                        best = (len(f), bp)
+        return best[1] if best else None
+
+    def _partial(self, o: Op, text: str) -> None:
+        if o.op_name != "resection" or o.kind == "procedure":
+            return
+        a = o.start - 1 - text.rfind(".", 0, o.start)
+        before = text[max(0, o.start - max(a, 0)) : o.start]
+        word = text[o.start : o.end]
+        if self.k.partial_words.search(before) and not self.k.total_words.search(before):
+            o.op_name = "excision"
+
+    def _switch(self, o: Op, text: str) -> None:
+        for name, pattern, to in self.k.op_switches:
+            if o.op_name != name:
+                continue
+            for m in pattern.finditer(text):
+                if not _NEGATED.search(text[max(0, m.start() - 12) : m.start()]):
+                    o.op_name = to
+                    o.op_value = self.k.root_operations[to]["value"]
+                    return
+
+    # -- building ------------------------------------------------------------------------
+    def build(self, st: Statement) -> list[Built]:
+        out = []
+        for op in self.operations(st):
+            b = self._build_op(st, op)
+            if b is not None:
+                out.append(b)
+        return out
+
+    def _root(self, op: Op, section: str) -> Axis | None:
+        span = (op.start, op.end)
+        if op.op_value is not None:
+            return Axis(3, op.op_value, "documented", span, op.op_name)
+        if op.procedure is not None and "op" in op.procedure.axes:
+            return Axis(3, op.procedure.axes["op"], "documented", span, op.procedure.root)
+        info = self.k.root_operations.get(op.op_name)
+        if info is None or section != "0":
+            return None
+        return Axis(3, info["value"], "documented", span, op.op_name)
+
+    def _build_op(self, st: Statement, op: Op) -> Built | None:
+        proc = op.procedure
+        fixed_axes = dict(proc.axes) if proc else {}
+        fixed_axes.pop("op", None)
+        section = fixed_axes.get("section", "0")
+        root = self._root(op, section)
+        if root is None:
+            return None
+        for system, part, part_axis in self._body_choices(st, op):
+            sys_val = fixed_axes.get("system", system)
+            prefix = section + sys_val + root.value
+            if not self.tables.has_table(prefix):
+                continue
+            fixed = {1: section, 2: sys_val, 3: root.value, 4: fixed_axes.get("part", part)}
+            if not self.tables.completions(fixed):
+                continue
+            axes = [
+                Axis(1, section, "implied", None, self.k.sections.get(section, "")),
+                Axis(2, sys_val, "implied", part_axis.span),
+                root,
+                part_axis if "part" not in fixed_axes else Axis(4, fixed[4], "documented",
+                                                                (op.start, op.end)),
+            ]
+            return self._finish(st, op, fixed, axes)
+        return None
+
+    # body system and body part -------------------------------------------------------------
+    def _body_choices(self, st: Statement, op: Op) -> list[tuple[str, str, Axis]]:
+        """(body system, body part value, axis) readings in order of preference."""
+        proc = op.procedure
+        if proc is not None and "part" in proc.axes and "system" in proc.axes:
+            span = (op.start, op.end)
+            return [(proc.axes["system"], proc.axes["part"], Axis(4, proc.axes["part"],
+                                                                  "documented", span))]
+        found = self._body_terms(st)
+        cands: list[tuple[BodyPart, tuple[int, int]]] = []
+        own = (op.body, op.body_span or (op.start, op.end)) if op.body else None
+        systems_own = set(op.body.values) if op.body else set()
+        ranked = sorted(found, key=lambda f: self._distance(op, f[1]))
+        if own is not None:
+            # a more specific term of the same body system ("sigmoid" colectomy) wins
+            cands.extend(f for f in ranked if systems_own & set(f[0].values))
+            cands.append(own)
+        cands.extend(f for f in ranked if f not in cands)
+        if proc is not None and "system" in proc.axes:
+            cands = [c for c in cands if proc.axes["system"] in c[0].values] or cands
+        abscess = bool(self.k.abscess_terms.search(st.text))
+        out = []
+        for bp, span in cands:
+            systems = list(bp.values)
+            if abscess:
+                systems.sort(key=lambda s: s not in self.k.abscess_systems)
+            for system in systems:
+                for value, axis in self._part_values(st, op, bp, system, span):
+                    out.append((system, value, axis))
+        return out
+
+    def _distance(self, op: Op, span: tuple[int, int]) -> int:
+        if span[0] >= op.end:
+            return span[0] - op.end
+        return (op.start - span[1]) + 5 if span[1] <= op.start else 0
+
+    def _body_terms(self, st: Statement) -> list[tuple[BodyPart, tuple[int, int]]]:
+        taken: list[tuple[int, int]] = []
+        hits = []
+        for bp in self.k.body_parts:
+            if bp.terms is None:
+                continue
+            for m in bp.terms.finditer(st.text):
+                hits.append((m.end() - m.start(), m.start(), m.end(), bp))
+        hits.sort(key=lambda h: (-h[0], h[1]))
+        out = []
+        for _, a, b, bp in hits:
+            if all(b <= x or a >= y for x, y in taken):
+                taken.append((a, b))
+                out.append((bp, (a + st.start, b + st.start)))
+        return out
+
+    def _part_values(
+        self, st: Statement, op: Op, bp: BodyPart, system: str, span: tuple[int, int]
+    ) -> list[tuple[str, Axis]]:
+        spec = bp.values[system]
+        prefer = op.procedure.prefer if op.procedure else None
+        if prefer and prefer in bp.tags:
+            return [(bp.tags[prefer], Axis(4, bp.tags[prefer], "documented", span, bp.name))]
+        if isinstance(spec, str):
+            return [(spec, Axis(4, spec, "documented", span, bp.name))]
+        if "count" in spec:
+            counted = bp.count_terms.findall(st.text) if bp.count_terms else []
+            n = len({c.lower() for c in counted})
+            values = spec["count"]
+            v = values[min(max(n, 1), len(values)) - 1]
+            return [(v, Axis(4, v, "documented", span, f"{bp.name}, {max(n, 1)} treated"))]
+        side, side_span = self._laterality(st, span)
+        if side is not None and side in spec:
+            label = f"{bp.name}, {side}"
+            return [(str(spec[side]), Axis(4, str(spec[side]), "documented", side_span, label))]
+        if "none" in spec:
+            return [(str(spec["none"]), Axis(4, str(spec["none"]), "documented", span, bp.name))]
+        out = []
+        for s in ("right", "left", "bilateral"):
+            if s in spec:
+                note = f"{bp.name}: laterality not documented (shown as {s})"
+                out.append((str(spec[s]), Axis(4, str(spec[s]), "not documented", span, note)))
+        return out
+
+    def _laterality(
+        self, st: Statement, span: tuple[int, int]
+    ) -> tuple[str | None, tuple[int, int] | None]:
+        hits = []
+        for pattern, side in self.k.laterality:
+            for m in pattern.finditer(st.text):
+                hits.append((m.start() + st.start, m.end() + st.start, side))
+        if not hits:
+            return None, None
+        before = [h for h in hits if h[1] <= span[0] and span[0] - h[1] <= 40]
+        if before:
+            h = max(before, key=lambda h: h[1])
+            return h[2], (h[0], span[1])
+        after = [h for h in hits if h[0] >= span[1] and h[0] - span[1] <= 25]
+        if after:
+            h = min(after, key=lambda h: h[0])
+            return h[2], (span[0], h[1])
+        inside = [h for h in hits if span[0] <= h[0] < span[1]]
+        if inside:
+            return inside[0][2], span
+        if len({h[2] for h in hits}) == 1:
+            return hits[0][2], (hits[0][0], hits[0][1])
+        return None, None
+
+    # approach, device, qualifier ---------------------------------------------------------
+    def _finish(self, st: Statement, op: Op, fixed: dict[int, str], axes: list[Axis]) -> Built:
+        proc = op.procedure
+        pa = proc.axes if proc else {}
+        # section 5 puts the duration where section 0 has the approach
+        durations = self._proc_choices(st, proc, durations=True) if proc else []
+        approach = self._choose(
+            fixed, 5, durations or self._approaches(st, op), pa.get("approach"),
+            proc.default_approach if proc else None, op
+        )
+        fixed[5] = approach.value
+        axes.append(approach)
+        device = self._choose(fixed, 6, self._values(st, op, self.k.devices, device=True),
+                              pa.get("device"), "Z", op)
+        fixed[6] = device.value
+        axes.append(device)
+        quals = self._values(st, op, self.k.qualifiers)
+        if proc is not None:
+            quals = self._proc_choices(st, proc, durations=False) + quals
+        if op.qualifier:
+            quals.append((op.qualifier, (op.start, op.end)))
+        default_q = proc.default_qualifier if proc and proc.default_qualifier else "Z"
+        qual = self._choose(fixed, 7, quals, pa.get("qualifier"), default_q, op)
+        fixed[7] = qual.value
+        axes.append(qual)
+        code = "".join(fixed[i] for i in range(1, 8))
+        missing = [a.name for a in axes if a.how == "not documented"]
+        return Built(code, axes, st, op, missing)
+
+    def _proc_choices(
+        self, st: Statement, proc: Procedure, *, durations: bool
+    ) -> list[tuple[str, tuple[int, int]]]:
+        out = []
+        for pattern, value in proc.durations if durations else proc.qualifier:
+            m = pattern.search(st.text)
+            if m:
+                out.append((value, (m.start() + st.start, m.end() + st.start)))
+        # the longest phrase is the most specific ("intramedullary nail" over "fixation")
+        return sorted(out, key=lambda v: v[1][0] - v[1][1])
+
+    def _choose(
+        self,
+        fixed: dict[int, str],
+        pos: int,
+        documented: list[tuple[str, tuple[int, int]]],
+        fixed_value: str | None,
+        default: str | None,
+        op: Op,
+    ) -> Axis:
+        def ok(v: str) -> bool:
+            return bool(self.tables.completions({**fixed, pos: v}))
+
+        if fixed_value is not None and ok(fixed_value):
+            return Axis(pos, fixed_value, "documented", (op.start, op.end))
+        for value, span in documented:
+            if ok(value):
+                return Axis(pos, value, "documented", span)
+        if default is not None and ok(default):
+            how = "default" if default == "Z" else "implied"
+            return Axis(pos, default, how, (op.start, op.end) if how == "implied" else None)
+        options = sorted({c[pos - 1] for c in self.tables.completions(fixed)},
+                         key=_PLACEHOLDER_ORDER.index)
+        if len(options) == 1:
+            return Axis(pos, options[0], "tables", None, "the only value the table allows")
+        note = f"{AXES[pos - 1]} not documented (one of {', '.join(options)})"
+        return Axis(pos, options[0], "not documented", None, note)
+
+    def _approaches(self, st: Statement, op: Op) -> list[tuple[str, tuple[int, int]]]:
+        for pattern, value in self.k.approach_overrides:
+            m = pattern.search(st.text)
+            if m:
+                return [(value, (m.start() + st.start, m.end() + st.start))]
+        hits = []
+        for pattern, value in self.k.approach_terms:
+            for m in pattern.finditer(st.text):
+                span = (m.start() + st.start, m.end() + st.start)
+                hits.append((self._distance(op, span) if span != (op.start, op.end) else -1,
+                             value, span))
+        hits.sort()
+        return [(v, s) for _, v, s in hits]
+
+    def _values(
+        self, st: Statement, op: Op, terms: tuple, device: bool = False
+    ) -> list[tuple[str, tuple[int, int]]]:
+        out = []
+        for t in terms:
+            if t.ops and op.op_name not in t.ops:
+                continue
+            for m in t.pattern.finditer(st.text):
+                if _NEGATED.search(st.text[max(0, m.start() - 12) : m.start()]):
+                    continue  # "without mesh"
+                value = t.value
+                if t.counted:
+                    c = _COUNT.search(st.text[: m.start()])
+                    if c:
+                        n = _COUNT_WORDS.get((c.group(1) or "").lower()) or int(c.group(2))
+                        value = t.counted[min(max(n, 1), len(t.counted)) - 1]
+                out.append((value, (m.start() + st.start, m.end() + st.start)))
+        # the longest phrase is the most specific ("intramedullary nail" over "fixation")
+        return sorted(out, key=lambda v: v[1][0] - v[1][1])
