@@ -7,14 +7,15 @@ codes of the imported order file. Either way, a code the builder returns is one 
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-SYSTEM = "ICD-10-PCS"
-TABLES_META_KEY = "icd10pcs_tables"
+from clinicode.kb.importers.pcs_tables import META_KEY as TABLES_META_KEY
+from clinicode.kb.importers.pcs_tables import SYSTEM, expand_tables
+
+__all__ = ["SYSTEM", "TABLES_META_KEY", "PcsTables", "expand_tables"]
 
 
 @dataclass
@@ -77,28 +78,3 @@ class PcsTables:
     def label(self, code: str, position: int) -> str | None:
         """The tables XML's label of the code's value at ``position`` (None without XML)."""
         return self.labels.get(code[:3], {}).get(position, {}).get(code[position - 1])
-
-
-def expand_tables(
-    tables: list[dict[str, Any]],
-) -> tuple[list[str], dict[str, dict[int, dict[str, str]]]]:
-    """Every code the stored tables allow, and the label of each value by table and position.
-
-    A stored table is ``{"axes": {"1": [code, label], "2": ..., "3": ...}, "rows": [{"4":
-    [[code, label], ...], ... "7": [...]}, ...]}`` (see ``clinicode.kb.importers.pcs_tables``).
-    """
-    codes: list[str] = []
-    labels: dict[str, dict[int, dict[str, str]]] = {}
-    for t in tables:
-        head = "".join(t["axes"][str(p)][0] for p in (1, 2, 3))
-        lab = labels.setdefault(head, {})
-        for p in (1, 2, 3):
-            lab.setdefault(p, {})[t["axes"][str(p)][0]] = t["axes"][str(p)][1]
-        for row in t["rows"]:
-            values = []
-            for p in (4, 5, 6, 7):
-                pairs = row[str(p)]
-                lab.setdefault(p, {}).update({c: label for c, label in pairs})
-                values.append([c for c, _ in pairs])
-            codes.extend(head + "".join(v) for v in itertools.product(*values))
-    return codes, labels
