@@ -73,6 +73,12 @@ class Built:
         return seen
 
 
+def _object(text: str, end: int) -> str:
+    """The (up to four) words after "of" that follow an operation word."""
+    m = re.match(r"\s+of\s+((?:[\w-]+[ \t]*){1,4})", text[end:])
+    return m.group(1) if m else ""
+
+
 class PcsBuilder:
     def __init__(self, tables: PcsTables, knowledge: Knowledge) -> None:
         self.tables = tables
@@ -149,6 +155,8 @@ class PcsBuilder:
         word = text[o.start : o.end]
         if self.k.partial_words.search(before) and not self.k.total_words.search(before):
             o.op_name = "excision"
+        elif o.kind == "term" and self.k.lesion_words.search(_object(text, o.end)):
+            o.op_name = "excision"
 
     def _switch(self, o: Op, text: str) -> None:
         for name, pattern, to in self.k.op_switches:
@@ -162,11 +170,18 @@ class PcsBuilder:
 
     # -- building ------------------------------------------------------------------------
     def build(self, st: Statement) -> list[Built]:
+        """The codes of a statement: each operation read from its own stretch of it (from
+        the previous operation to the next), the approach from the whole statement if its
+        stretch names none ("Laparoscopic adrenalectomy and umbilical hernia repair")."""
         out = []
-        for op in self.operations(st):
-            b = self._build_op(st, op)
-            if b is not None:
-                out.append(b)
+        ops = self.operations(st)
+        for i, op in enumerate(ops):
+            a = ops[i - 1].end if i else st.start
+            b = ops[i + 1].start if i + 1 < len(ops) else st.end
+            region = Statement(a, b, st.text[a - st.start : b - st.start], st.source)
+            built = self._build_op(region, op, st)
+            if built is not None:
+                out.append(built)
         return out
 
     def _root(self, op: Op, section: str) -> Axis | None:
@@ -180,7 +195,7 @@ class PcsBuilder:
             return None
         return Axis(3, info["value"], "documented", span, op.op_name)
 
-    def _build_op(self, st: Statement, op: Op) -> Built | None:
+    def _build_op(self, st: Statement, op: Op, whole: Statement) -> Built | None:
         proc = op.procedure
         fixed_axes = dict(proc.axes) if proc else {}
         fixed_axes.pop("op", None)
@@ -203,7 +218,7 @@ class PcsBuilder:
                 part_axis if "part" not in fixed_axes else Axis(4, fixed[4], "documented",
                                                                 (op.start, op.end)),
             ]
-            return self._finish(st, op, fixed, axes)
+            return self._finish(st, op, fixed, axes, whole)
         return None
 
     # body system and body part -------------------------------------------------------------
@@ -311,13 +326,16 @@ class PcsBuilder:
         return None, None
 
     # approach, device, qualifier ---------------------------------------------------------
-    def _finish(self, st: Statement, op: Op, fixed: dict[int, str], axes: list[Axis]) -> Built:
+    def _finish(
+        self, st: Statement, op: Op, fixed: dict[int, str], axes: list[Axis], whole: Statement
+    ) -> Built:
         proc = op.procedure
         pa = proc.axes if proc else {}
         # section 5 puts the duration where section 0 has the approach
         durations = self._proc_choices(st, proc, durations=True) if proc else []
         approach = self._choose(
-            fixed, 5, durations or self._approaches(st, op), pa.get("approach"),
+            fixed, 5, durations or self._approaches(st, op) or self._approaches(whole, op),
+            pa.get("approach"),
             proc.default_approach if proc else None, op
         )
         fixed[5] = approach.value
@@ -337,7 +355,7 @@ class PcsBuilder:
         axes.append(qual)
         code = "".join(fixed[i] for i in range(1, 8))
         missing = [a.name for a in axes if a.how == "not documented"]
-        return Built(code, axes, st, op, missing)
+        return Built(code, axes, whole, op, missing)
 
     def _proc_choices(
         self, st: Statement, proc: Procedure, *, durations: bool
@@ -383,8 +401,11 @@ class PcsBuilder:
             if m:
                 return [(value, (m.start() + st.start, m.end() + st.start))]
         hits = []
+        ignored = [m.span() for m in self.k.approach_ignore.finditer(st.text)]
         for pattern, value in self.k.approach_terms:
             for m in pattern.finditer(st.text):
+                if any(a <= m.start() < b for a, b in ignored):
+                    continue
                 span = (m.start() + st.start, m.end() + st.start)
                 hits.append((self._distance(op, span) if span != (op.start, op.end) else -1,
                              value, span))

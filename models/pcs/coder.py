@@ -46,7 +46,7 @@ class PcsCoder:
         for st in find_statements(text, mentions):
             for b in self.builder.build(st):
                 out.setdefault(b.code, b)
-        return list(out.values())
+        return drop_routine_inspections(list(out.values()))
 
     def code(self, text: str, mentions: list[Mention], *, setting: str) -> list[CodeSuggestion]:
         if setting != "inpatient":
@@ -77,6 +77,14 @@ class PcsCoder:
             explanation=explain(text, b, self.builder.tables, self.builder.k),
             query=query,
         )
+
+
+def drop_routine_inspections(built: list[Built]) -> list[Built]:
+    """An inspection done on the way to another procedure by the same approach is not coded
+    separately (guidelines B3.11a-c): the exploratory laparotomy of an open colectomy, the
+    arthroscopy of an arthroscopic meniscectomy. One by another approach stays."""
+    definitive = {b.code[4] for b in built if b.op.op_name != "inspection"}
+    return [b for b in built if b.op.op_name != "inspection" or b.code[4] not in definitive]
 
 
 def _section_of(start: int, mentions: list[Mention]) -> str | None:

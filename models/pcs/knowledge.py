@@ -72,12 +72,14 @@ class Knowledge:
     approach_labels: dict[str, str]
     approach_terms: tuple[tuple[re.Pattern[str], str], ...]
     approach_overrides: tuple[tuple[re.Pattern[str], str], ...]
+    approach_ignore: re.Pattern[str]
     procedures: tuple[Procedure, ...]
     op_terms: tuple[OpTerm, ...]
     suffixes: dict[str, str]
     suffix_pattern: re.Pattern[str]
     partial_words: re.Pattern[str]
     total_words: re.Pattern[str]
+    lesion_words: re.Pattern[str]
     body_parts: tuple[BodyPart, ...]
     abscess_systems: tuple[str, ...]
     abscess_terms: re.Pattern[str]
@@ -158,6 +160,7 @@ def build_knowledge(data: dict[str, Any]) -> Knowledge:
         approach_overrides=tuple(
             (word_pattern(d["pattern"]), str(d["value"])) for d in data["approach_overrides"]
         ),
+        approach_ignore=word_pattern(data.get("approach_ignore", "(?!x)x")),
         procedures=tuple(_procedure(d) for d in data["procedures"]),
         op_terms=tuple(
             OpTerm(
@@ -173,6 +176,7 @@ def build_knowledge(data: dict[str, Any]) -> Knowledge:
         suffix_pattern=re.compile(rf"\b([a-z]+?)-?({suffix_re})\b", re.I),
         partial_words=word_pattern(data["partial_words"]),
         total_words=word_pattern(data["total_words"]),
+        lesion_words=word_pattern(data["lesion_words"]),
         body_parts=tuple(_body_part(d) for d in data["body_parts"]),
         abscess_systems=tuple(str(s) for s in data.get("abscess_systems", ())),
         abscess_terms=word_pattern(data.get("abscess_terms", "abscess")),

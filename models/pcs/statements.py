@@ -22,7 +22,11 @@ _NAMED_HEADING = re.compile(
 _NEXT_HEADING = re.compile(r"^[ \t]*[A-Za-z][A-Za-z /&()-]{1,40}:", re.M)
 _BLANK = re.compile(r"\n[ \t]*\n")
 # items of a list, and sentences: "1. ...", "2) ...", "; ", ". Next"
-_ITEM_SPLIT = re.compile(r"(?:^|\n)[ \t]*(?:\d{1,2}[.)]|[-*\u2022])[ \t]+|;\s+|(?<=[a-z)\]])\.\s+")
+_ITEM_SPLIT = re.compile(
+    r"(?:^|\n|(?<=\n))[ \t]*(?:\d{1,2}[.)]|[-*\u2022])[ \t]+|;\s+|(?<=[a-z)\]])\.\s+"
+)
+
+_PAST = re.compile(r"\b(?:was|were|is|are|had|has)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,15 @@ def _blocks(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _narrative(item: str) -> bool:
+    """A sentence of the operative narrative rather than the name of a procedure."""
+    words = item.split()
+    return len(words) > 30 or (len(words) > 5 and _PAST.search(item) is not None)
+
+
 def _items(text: str, start: int, end: int, source: str) -> list[Statement]:
+    """The items of a list (or the sentences of a mention's sentence); under a heading, the
+    list ends where the operative narrative starts."""
     out = []
     pos = start
     pieces = []
@@ -68,6 +80,8 @@ def _items(text: str, start: int, end: int, source: str) -> list[Statement]:
             a += 1
         while b > a and text[b - 1] in " \t\r\n.":
             b -= 1
+        if source == "heading" and _narrative(text[a:b]):
+            break
         if b - a >= 3:
             out.append(Statement(a, b, text[a:b], source))
     return out
