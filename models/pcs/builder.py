@@ -18,11 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from clinicode.models.pcs.knowledge import BodyPart, Knowledge, Procedure
+from clinicode.models.pcs.knowledge import BodyPart, Knowledge, Procedure, ValueTerm
 from clinicode.models.pcs.statements import Statement
 from clinicode.models.pcs.tables import PcsTables
 
-AXES = ("section", "body system", "root operation", "body part", "approach", "device", "qualifier")
 _PLACEHOLDER_ORDER = "0438X7FZ9ABCDEFGHJKLMNPQRSTUVWY123456"
 _COUNT_WORDS = {"one": 1, "a": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5}
 _NEGATED = re.compile(r"\b(?:without|no|w/o)\s+(?:\w+\s+)?$", re.I)
@@ -38,10 +37,8 @@ class Axis:
     how: str  # documented | implied | default | tables | not documented
     span: tuple[int, int] | None = None
     note: str = ""
-
-    @property
-    def name(self) -> str:
-        return AXES[self.position - 1]
+    options: tuple[str, ...] = ()  # the values the tables allow, when not documented
+    name: str = ""  # "approach", or what the section calls the position ("duration")
 
 
 @dataclass
@@ -99,8 +96,16 @@ class PcsBuilder:
                     taken.append((m.start(), m.end()))
                     body = self.k.body_part(proc.body) if proc.body else None
                     ops.append(
-                        Op(m.start(), m.end(), "procedure", proc.root, proc.axes.get("op"),
-                           body, None, proc)
+                        Op(
+                            m.start(),
+                            m.end(),
+                            "procedure",
+                            proc.root,
+                            proc.axes.get("op"),
+                            body,
+                            None,
+                            proc,
+                        )
                     )
         for term in self.k.op_terms:
             for m in term.pattern.finditer(text):
@@ -109,8 +114,18 @@ class PcsBuilder:
                     body = self.k.body_part(term.body) if term.body else None
                     span = (m.start(), m.end()) if body else None
                     ops.append(
-                        Op(m.start(), m.end(), "term", term.op, None, body, span, None,
-                           term.qualifier, term.weak)
+                        Op(
+                            m.start(),
+                            m.end(),
+                            "term",
+                            term.op,
+                            None,
+                            body,
+                            span,
+                            None,
+                            term.qualifier,
+                            term.weak,
+                        )
                     )
         for m in self.k.suffix_pattern.finditer(text):
             if not free(m.start(), m.end()):
@@ -150,9 +165,7 @@ class PcsBuilder:
     def _partial(self, o: Op, text: str) -> None:
         if o.op_name != "resection" or o.kind == "procedure":
             return
-        a = o.start - 1 - text.rfind(".", 0, o.start)
-        before = text[max(0, o.start - max(a, 0)) : o.start]
-        word = text[o.start : o.end]
+        before = text[text.rfind(".", 0, o.start) + 1 : o.start]
         if self.k.partial_words.search(before) and not self.k.total_words.search(before):
             o.op_name = "excision"
         elif o.kind == "term" and self.k.lesion_words.search(_object(text, o.end)):
@@ -215,8 +228,9 @@ class PcsBuilder:
                 Axis(1, section, "implied", None, self.k.sections.get(section, "")),
                 Axis(2, sys_val, "implied", part_axis.span),
                 root,
-                part_axis if "part" not in fixed_axes else Axis(4, fixed[4], "documented",
-                                                                (op.start, op.end)),
+                part_axis
+                if "part" not in fixed_axes
+                else Axis(4, fixed[4], "documented", (op.start, op.end)),
             ]
             return self._finish(st, op, fixed, axes, whole)
         return None
@@ -227,8 +241,13 @@ class PcsBuilder:
         proc = op.procedure
         if proc is not None and "part" in proc.axes and "system" in proc.axes:
             span = (op.start, op.end)
-            return [(proc.axes["system"], proc.axes["part"], Axis(4, proc.axes["part"],
-                                                                  "documented", span))]
+            return [
+                (
+                    proc.axes["system"],
+                    proc.axes["part"],
+                    Axis(4, proc.axes["part"], "documented", span),
+                )
+            ]
         found = self._body_terms(st)
         cands: list[tuple[BodyPart, tuple[int, int]]] = []
         own = (op.body, op.body_span or (op.start, op.end)) if op.body else None
@@ -295,10 +314,11 @@ class PcsBuilder:
         if "none" in spec:
             return [(str(spec["none"]), Axis(4, str(spec["none"]), "documented", span, bp.name))]
         out = []
-        for s in ("right", "left", "bilateral"):
-            if s in spec:
-                note = f"{bp.name}: laterality not documented (shown as {s})"
-                out.append((str(spec[s]), Axis(4, str(spec[s]), "not documented", span, note)))
+        sides = tuple(s for s in ("right", "left", "bilateral") if s in spec)
+        for s in sides:
+            note = f"{bp.name}: laterality not documented (shown as {s})"
+            axis = Axis(4, str(spec[s]), "not documented", span, note, sides)
+            out.append((str(spec[s]), axis))
         return out
 
     def _laterality(
@@ -331,28 +351,30 @@ class PcsBuilder:
     ) -> Built:
         proc = op.procedure
         pa = proc.axes if proc else {}
+        # what a named procedure fixes of the later axes narrows the earlier ones' choices
+        later = {p: pa[n] for p, n in ((5, "approach"), (6, "device"), (7, "qualifier")) if n in pa}
         # section 5 puts the duration where section 0 has the approach
         durations = self._proc_choices(st, proc, durations=True) if proc else []
-        approach = self._choose(
-            fixed, 5, durations or self._approaches(st, op) or self._approaches(whole, op),
-            pa.get("approach"),
-            proc.default_approach if proc else None, op
-        )
-        fixed[5] = approach.value
-        axes.append(approach)
-        device = self._choose(fixed, 6, self._values(st, op, self.k.devices, device=True),
-                              pa.get("device"), "Z", op)
-        fixed[6] = device.value
-        axes.append(device)
+        approaches = durations or self._approaches(st, op) or self._approaches(whole, op)
+        inherent = proc.default_approach if proc else None
+        devices = self._values(st, op, self.k.devices)
         quals = self._values(st, op, self.k.qualifiers)
         if proc is not None:
             quals = self._proc_choices(st, proc, durations=False) + quals
         if op.qualifier:
             quals.append((op.qualifier, (op.start, op.end)))
         default_q = proc.default_qualifier if proc and proc.default_qualifier else "Z"
-        qual = self._choose(fixed, 7, quals, pa.get("qualifier"), default_q, op)
-        fixed[7] = qual.value
-        axes.append(qual)
+        for pos, documented, default in (
+            (5, approaches, inherent),
+            (6, devices, "Z"),
+            (7, quals, default_q),
+        ):
+            axis = self._choose(fixed, later, pos, documented, default, op)
+            fixed[pos] = axis.value
+            axes.append(axis)
+        section = fixed[1]
+        for axis in axes:
+            axis.name = self.k.axis_name(section, axis.position)
         code = "".join(fixed[i] for i in range(1, 8))
         missing = [a.name for a in axes if a.how == "not documented"]
         return Built(code, axes, whole, op, missing)
@@ -365,35 +387,43 @@ class PcsBuilder:
             m = pattern.search(st.text)
             if m:
                 out.append((value, (m.start() + st.start, m.end() + st.start)))
-        # the longest phrase is the most specific ("intramedullary nail" over "fixation")
-        return sorted(out, key=lambda v: v[1][0] - v[1][1])
+        return out
 
     def _choose(
         self,
         fixed: dict[int, str],
+        later: dict[int, str],
         pos: int,
         documented: list[tuple[str, tuple[int, int]]],
-        fixed_value: str | None,
         default: str | None,
         op: Op,
     ) -> Axis:
-        def ok(v: str) -> bool:
-            return bool(self.tables.completions({**fixed, pos: v}))
+        """The value of axis ``pos``: the named procedure's, else the first documented one the
+        tables accept, else the default (no device, no qualifier), else the only value the
+        tables leave; otherwise the axis is not documented and shows a placeholder."""
+        rest = {p: v for p, v in later.items() if p > pos}
 
-        if fixed_value is not None and ok(fixed_value):
-            return Axis(pos, fixed_value, "documented", (op.start, op.end))
+        def ok(v: str) -> bool:
+            return bool(
+                self.tables.completions({**fixed, pos: v, **rest})
+                or self.tables.completions({**fixed, pos: v})
+            )
+
+        if pos in later and ok(later[pos]):
+            return Axis(pos, later[pos], "documented", (op.start, op.end))
         for value, span in documented:
             if ok(value):
                 return Axis(pos, value, "documented", span)
         if default is not None and ok(default):
             how = "default" if default == "Z" else "implied"
             return Axis(pos, default, how, (op.start, op.end) if how == "implied" else None)
-        options = sorted({c[pos - 1] for c in self.tables.completions(fixed)},
-                         key=_PLACEHOLDER_ORDER.index)
+        codes = self.tables.completions({**fixed, **rest}) or self.tables.completions(fixed)
+        options = sorted({c[pos - 1] for c in codes}, key=_PLACEHOLDER_ORDER.index)
         if len(options) == 1:
             return Axis(pos, options[0], "tables", None, "the only value the table allows")
-        note = f"{AXES[pos - 1]} not documented (one of {', '.join(options)})"
-        return Axis(pos, options[0], "not documented", None, note)
+        name = self.k.axis_name(fixed[1], pos)
+        note = f"{name} not documented (shown as {options[0]})"
+        return Axis(pos, options[0], "not documented", None, note, tuple(options))
 
     def _approaches(self, st: Statement, op: Op) -> list[tuple[str, tuple[int, int]]]:
         for pattern, value in self.k.approach_overrides:
@@ -407,13 +437,14 @@ class PcsBuilder:
                 if any(a <= m.start() < b for a, b in ignored):
                     continue
                 span = (m.start() + st.start, m.end() + st.start)
-                hits.append((self._distance(op, span) if span != (op.start, op.end) else -1,
-                             value, span))
+                hits.append(
+                    (self._distance(op, span) if span != (op.start, op.end) else -1, value, span)
+                )
         hits.sort()
         return [(v, s) for _, v, s in hits]
 
     def _values(
-        self, st: Statement, op: Op, terms: tuple, device: bool = False
+        self, st: Statement, op: Op, terms: tuple[ValueTerm, ...]
     ) -> list[tuple[str, tuple[int, int]]]:
         out = []
         for t in terms:

@@ -55,17 +55,15 @@ class PcsCoder:
 
     def suggestion(self, text: str, b: Built, mentions: list[Mention]) -> CodeSuggestion:
         section = _section_of(b.statement.start, mentions)
-        evidence = [
-            Evidence(start=a, end=e, text=text[a:e], section=section) for a, e in b.spans()
-        ]
+        evidence = [Evidence(start=a, end=e, text=text[a:e], section=section) for a, e in b.spans()]
         query = None
         if b.missing:
-            names = " and ".join(b.missing)
-            notes = "; ".join(a.note for a in b.axes if a.how == "not documented")
+            tables, k = self.builder.tables, self.builder.k
+            asks = [_ask(b, a, tables, k) for a in b.axes if a.how == "not documented"]
             query = Query(
                 axis=b.missing[0],
-                question=f"{names[0].upper()}{names[1:]} not documented for"
-                f" '{b.statement.text}': please document it ({notes}).",
+                question=f"{' and '.join(b.missing).capitalize()} not documented for"
+                f" '{b.statement.text}'. {' '.join(asks)}",
             )
         return CodeSuggestion(
             system=SYSTEM,
@@ -94,26 +92,44 @@ def _section_of(start: int, mentions: list[Mention]) -> str | None:
     return None
 
 
-def axis_label(b: Built, axis: Axis, tables: PcsTables, k: Knowledge) -> str:
-    """The label of one axis value: the tables XML's when imported, else from our data and
-    the order file's titles."""
-    code, pos = b.code, axis.position
+def _ask(b: Built, axis: Axis, tables: PcsTables, k: Knowledge) -> str:
+    """The question for one undocumented axis, with the values the tables allow."""
+    if axis.position == 4 and axis.options:
+        return f"Which side was operated on ({', '.join(axis.options)})? {axis.note}."
+    fixed = {i: b.code[i - 1] for i in range(1, axis.position)}
+    labels = []
+    for value in axis.options:
+        codes = tables.completions({**fixed, axis.position: value})
+        label = axis_label(codes[0], axis.position, tables, k) if codes else ""
+        labels.append(f"{label} ({value})" if label else value)
+    return (
+        f"Which {axis.name} was used? The table allows: {', '.join(labels)};"
+        f" {axis.value} is shown until the note says."
+    )
+
+
+def axis_label(code: str, pos: int, tables: PcsTables, k: Knowledge, note: str = "") -> str:
+    """The label of the value at ``pos`` of ``code``: the tables XML's when imported, else
+    from our data and the order file's titles."""
+    value = code[pos - 1]
     xml = tables.label(code, pos)
     if xml:
         return xml
     header = tables.title(code[:3])
     title = tables.title(code)
     if pos == 1:
-        return k.sections.get(axis.value, "")
+        return k.sections.get(value, "")
     if pos == 2:
         return header.rsplit(", ", 1)[0] if header else ""
     if pos == 3:
-        return header.rsplit(", ", 1)[-1] if header else b.op.op_name.title()
+        return header.rsplit(", ", 1)[-1] if header else ""
     if pos == 4:
-        return axis.note.split(":")[0] if axis.note else ""
+        return note.split(":")[0]
+    if pos == 5 and code[0] == "0":
+        return k.approach_labels.get(value, "")
     if pos == 5:
-        return k.approach_labels.get(axis.value, "")
-    if axis.value == "Z":
+        return title.rsplit(", ", 1)[-1] if ", " in title else ""
+    if value == "Z":
         return "No Device" if pos == 6 else "No Qualifier"
     if pos == 6:
         m = re.search(r" with (.+?)(?:,|$)", title)
@@ -125,7 +141,7 @@ def explain(text: str, b: Built, tables: PcsTables, k: Knowledge) -> list[str]:
     """The path to the code: the statement, every axis with its evidence, the validation."""
     lines = [f"ICD-10-PCS built axis by axis from the procedure statement '{b.statement.text}'"]
     for axis in b.axes:
-        label = axis_label(b, axis, tables, k)
+        label = axis_label(b.code, axis.position, tables, k, axis.note)
         quoted = f"'{text[axis.span[0] : axis.span[1]]}'" if axis.span else ""
         if axis.position == 3:
             info = k.root_operations.get(b.op.op_name)
@@ -141,6 +157,6 @@ def explain(text: str, b: Built, tables: PcsTables, k: Knowledge) -> list[str]:
             detail = f" (implied by {quoted})" if quoted else ""
         else:
             detail = " (none documented)"
-        lines.append(f"{axis.name} {axis.value}: {label}{detail}")
+        lines.append(f"{axis.name} {axis.value}{': ' + label if label else ''}{detail}")
     lines.append(f"valid combination of table {b.code[:3]} ({tables.source})")
     return lines

@@ -68,6 +68,7 @@ class ValueTerm:
 @dataclass(frozen=True)
 class Knowledge:
     sections: dict[str, str]
+    axis_names: dict[str, tuple[str, ...]]
     root_operations: dict[str, dict[str, str]]  # name -> {value, definition}
     approach_labels: dict[str, str]
     approach_terms: tuple[tuple[re.Pattern[str], str], ...]
@@ -87,6 +88,11 @@ class Knowledge:
     qualifiers: tuple[ValueTerm, ...]
     laterality: tuple[tuple[re.Pattern[str], str], ...]
     op_switches: tuple[tuple[str, re.Pattern[str], str], ...]
+
+    def axis_name(self, section: str, position: int) -> str:
+        """What the section calls the axis at ``position`` ("approach"; "duration" in 5)."""
+        names = self.axis_names.get(section, self.axis_names["0"])
+        return names[position - 1]
 
     def op_name(self, value: str) -> str | None:
         for name, info in self.root_operations.items():
@@ -149,6 +155,7 @@ def build_knowledge(data: dict[str, Any]) -> Knowledge:
     suffix_re = "|".join(sorted(suffixes, key=len, reverse=True))
     return Knowledge(
         sections={str(k): v for k, v in data["sections"].items()},
+        axis_names={str(k): tuple(v) for k, v in data["axis_names"].items()},
         root_operations={
             k: {"value": str(v["value"]), "definition": v["definition"]}
             for k, v in data["root_operations"].items()

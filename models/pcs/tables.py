@@ -30,7 +30,8 @@ class PcsTables:
     @classmethod
     def from_kb(cls, kb: Any) -> PcsTables:
         """Built once per KB object (``kb.derived``): a write to the KB rebuilds it."""
-        return kb.derived("pcs_tables", cls._build)  # type: ignore[no-any-return]
+        tables: PcsTables = kb.derived("pcs_tables", cls._build)
+        return tables
 
     @classmethod
     def _build(cls, kb: Any) -> PcsTables:

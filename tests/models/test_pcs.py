@@ -129,7 +129,10 @@ def test_only_present_procedure_mentions_outside_headings(coder: Any) -> None:
             assertion=assertion,  # type: ignore[arg-type]
         )
 
-    past, planned = mention("appendectomy", "historical"), mention("cholecystectomy", "hypothetical")
+    past, planned = (
+        mention("appendectomy", "historical"),
+        mention("cholecystectomy", "hypothetical"),
+    )
     assert coder.code(text, [past, planned], setting="inpatient") == []
     done = mention("cholecystectomy", "present")
     assert [s.code for s in coder.code(text, [done], setting="inpatient")] == ["0FT44ZZ"]
