@@ -56,6 +56,12 @@ class Op:
     qualifier: str | None = None
     weak: bool = False
 
+    def shift(self, base: int) -> None:
+        """From offsets in the statement to offsets in the note."""
+        self.start, self.end = self.start + base, self.end + base
+        if self.body_span is not None:
+            self.body_span = (self.body_span[0] + base, self.body_span[1] + base)
+
 
 @dataclass
 class Built:
@@ -66,8 +72,8 @@ class Built:
     missing: list[str] = field(default_factory=list)
 
     def spans(self) -> list[tuple[int, int]]:
-        seen = sorted({a.span for a in self.axes if a.span is not None})
-        return seen
+        """The note spans that document the axes, in order, each once."""
+        return sorted({a.span for a in self.axes if a.span is not None})
 
 
 def _object(text: str, end: int) -> str:
@@ -83,69 +89,55 @@ class PcsBuilder:
 
     # -- operations ----------------------------------------------------------------------
     def operations(self, st: Statement) -> list[Op]:
-        text, base = st.text, st.start
+        """The operations a statement names, in order: named procedures first, then operation
+        words, then combining form + suffix words, none overlapping another. A scope that only
+        shows the way to a definitive procedure is dropped (B3.11a), and so is a weak word
+        ("placement") beside a stronger one."""
+        text = st.text
         taken: list[tuple[int, int]] = []
         ops: list[Op] = []
 
-        def free(a: int, b: int) -> bool:
-            return all(b <= x or a >= y for x, y in taken)
+        def claim(m: re.Match[str]) -> bool:
+            if any(m.start() < y and m.end() > x for x, y in taken):
+                return False
+            taken.append((m.start(), m.end()))
+            return True
 
         for proc in self.k.procedures:
+            body = self.k.body_part(proc.body) if proc.body else None
             for m in proc.pattern.finditer(text):
-                if free(m.start(), m.end()):
-                    taken.append((m.start(), m.end()))
-                    body = self.k.body_part(proc.body) if proc.body else None
+                if claim(m):
                     ops.append(
-                        Op(
-                            m.start(),
-                            m.end(),
-                            "procedure",
-                            proc.root,
-                            proc.axes.get("op"),
-                            body,
-                            None,
-                            proc,
-                        )
+                        Op(m.start(), m.end(), "procedure", proc.root, body=body, procedure=proc)
                     )
         for term in self.k.op_terms:
+            body = self.k.body_part(term.body) if term.body else None
             for m in term.pattern.finditer(text):
-                if free(m.start(), m.end()):
-                    taken.append((m.start(), m.end()))
-                    body = self.k.body_part(term.body) if term.body else None
-                    span = (m.start(), m.end()) if body else None
+                if claim(m):
                     ops.append(
                         Op(
                             m.start(),
                             m.end(),
                             "term",
                             term.op,
-                            None,
-                            body,
-                            span,
-                            None,
-                            term.qualifier,
-                            term.weak,
+                            body=body,
+                            body_span=m.span() if body else None,
+                            qualifier=term.qualifier,
+                            weak=term.weak,
                         )
                     )
         for m in self.k.suffix_pattern.finditer(text):
-            if not free(m.start(), m.end()):
-                continue
             body = self._form(m.group(1).lower())
-            if body is None:
-                continue
-            taken.append((m.start(), m.end()))
-            op = self.k.suffixes[m.group(2).lower()]
-            ops.append(Op(m.start(), m.end(), "suffix", op, None, body, (m.start(), m.end())))
+            if body is not None and claim(m):
+                op = self.k.suffixes[m.group(2).lower()]
+                ops.append(Op(m.start(), m.end(), "suffix", op, body=body, body_span=m.span()))
         ops.sort(key=lambda o: o.start)
-        definitive = [o for o in ops if not self._inspection(o)]
-        ops = definitive or ops[:1]
+        ops = [o for o in ops if not self._inspection(o)] or ops[:1]
         ops = [o for o in ops if not o.weak] or ops
         for o in ops:
             self._partial(o, text)
             self._switch(o, text)
-            if o.body_span is not None:
-                o.body_span = (o.body_span[0] + base, o.body_span[1] + base)
-            o.start, o.end = o.start + base, o.end + base
+            o.shift(st.start)
         return ops
 
     def _inspection(self, o: Op) -> bool:
@@ -258,12 +250,11 @@ class PcsBuilder:
             cands.extend(f for f in ranked if systems_own & set(f[0].values))
             cands.append(own)
         cands.extend(f for f in ranked if f not in cands)
-        if proc is not None and "system" in proc.axes:
-            cands = [c for c in cands if proc.axes["system"] in c[0].values] or cands
+        only = proc.axes.get("system") if proc is not None else None
         abscess = bool(self.k.abscess_terms.search(st.text))
         out = []
         for bp, span in cands:
-            systems = list(bp.values)
+            systems = [s for s in bp.values if only is None or s == only]
             if abscess:
                 systems.sort(key=lambda s: s not in self.k.abscess_systems)
             for system in systems:

@@ -43,7 +43,7 @@ class PcsCoder:
         if not self.builder.tables:
             return []
         out: dict[str, Built] = {}
-        for st in find_statements(text, mentions):
+        for st in find_statements(text, mentions, self.builder.k.skipped_sections):
             for b in self.builder.build(st):
                 out.setdefault(b.code, b)
         return drop_routine_inspections(list(out.values()))

@@ -68,6 +68,7 @@ class ValueTerm:
 @dataclass(frozen=True)
 class Knowledge:
     sections: dict[str, str]
+    skipped_sections: frozenset[str]
     axis_names: dict[str, tuple[str, ...]]
     root_operations: dict[str, dict[str, str]]  # name -> {value, definition}
     approach_labels: dict[str, str]
@@ -155,6 +156,7 @@ def build_knowledge(data: dict[str, Any]) -> Knowledge:
     suffix_re = "|".join(sorted(suffixes, key=len, reverse=True))
     return Knowledge(
         sections={str(k): v for k, v in data["sections"].items()},
+        skipped_sections=frozenset(data.get("skipped_sections", ())),
         axis_names={str(k): tuple(v) for k, v in data["axis_names"].items()},
         root_operations={
             k: {"value": str(v["value"]), "definition": v["definition"]}

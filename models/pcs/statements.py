@@ -12,8 +12,10 @@ from clinicode.schema import Mention
 
 _HEADING = re.compile(
     r"^[ \t]*(?:(?:principal|secondary|other|primary)\s+)?"
-    r"(?:procedures?|operations?|surgery|surgeries)"
-    r"(?:\s+(?:performed|done|planned and performed))?(?:\s*\(\w+\))?[ \t]*:",
+    r"(?:procedures?|operations?|surgery|surgeries)(?:\s*\(\w+\))?"
+    # "PROCEDURES PERFORMED DURING THIS ADMISSION:", not "PROCEDURE IN DETAIL:" or "PLANNED"
+    r"(?:[ \t]+(?!(?:planned|history|note|in|details?|description|indications?)\b)[a-z/]+){0,4}"
+    r"[ \t]*:",
     re.I | re.M,
 )
 _NAMED_HEADING = re.compile(
@@ -87,14 +89,19 @@ def _items(text: str, start: int, end: int, source: str) -> list[Statement]:
     return out
 
 
-def find_statements(text: str, mentions: list[Mention]) -> list[Statement]:
-    """Procedure statements of a note, in order, without overlaps."""
+def find_statements(
+    text: str, mentions: list[Mention], skipped_sections: frozenset[str] = frozenset()
+) -> list[Statement]:
+    """Procedure statements of a note, in order, without overlaps; mentions in
+    ``skipped_sections`` (past surgical history, plan ...) are not statements."""
     blocks = _blocks(text)
     found: list[Statement] = []
     for a, b in blocks:
         found.extend(_items(text, a, b, "heading"))
     for m in mentions:
         if m.kind != "procedure" or m.assertion != "present":
+            continue
+        if m.section in skipped_sections:
             continue
         if any(a <= m.start < b for a, b in blocks):
             continue

@@ -153,3 +153,34 @@ def test_knowledge_lives_in_the_data_file() -> None:
     assert k.root_operations["excision"]["value"] == "B"
     assert k.approach_labels["4"] == "Percutaneous Endoscopic"
     assert k.body_part("Gallbladder") is not None
+
+
+def test_procedures_in_the_surgical_history_are_not_coded(coder: Any) -> None:
+    text = "PAST SURGICAL HISTORY: Laparoscopic cholecystectomy."
+    start = text.index("Laparoscopic")
+    m = Mention(
+        start=start,
+        end=len(text) - 1,
+        text=text[start:-1],
+        normalized="laparoscopic cholecystectomy",
+        kind="procedure",
+        section="past_surgical_history",
+        sentence_start=0,
+        sentence_end=len(text),
+    )
+    assert coder.code(text, [m], setting="inpatient") == []
+    done = m.model_copy(update={"section": "hospital_course"})
+    assert [s.code for s in coder.code(text, [done], setting="inpatient")] == ["0FT44ZZ"]
+
+
+def test_discharge_summary_procedure_list(coder: Any) -> None:
+    text = (
+        "DISCHARGE SUMMARY\nADMISSION DIAGNOSIS: Sigmoid diverticulitis with abscess.\n"
+        "PROCEDURES PERFORMED DURING THIS ADMISSION:\n"
+        "1. CT-guided percutaneous drainage of pelvic abscess with drain placement on 3/2.\n"
+        "2. Laparoscopic sigmoid colectomy on 3/9.\n"
+        "PROCEDURE IN DETAIL: The patient was placed supine. The appendix was removed.\n"
+        "PLANNED PROCEDURE: Colonoscopy in 6 weeks.\n"
+    )
+    codes = [s.code for s in coder.code(text, [], setting="inpatient")]
+    assert codes == ["0W9J30Z", "0DTN4ZZ"]
