@@ -96,18 +96,37 @@ class TabularTree:
 
     def _choose(self, code: str, ctx: Context) -> tuple[str | None, str]:
         kids = [c for c in self.children[code] if not self._conflicts(c, code, ctx)]
-        best, best_score, best_missing = None, 0.0, 0
-        stated: list[str] = []
+        best: tuple[float, int, int] | None = None
+        chosen, stated = None, []
         for c in kids:
             ks = self.distinct_keys(c, code)
             got = [k for k in ks if ctx.weight(k, note_wide=False)]
+            if not got or not self._numbers_as_written(c, got, ctx):
+                continue
+            if any(k[:1].isdigit() for k in ks if k not in got):
+                continue  # a number decides this child and the note states another
             score = sum(ctx.weight(k, note_wide=False) for k in got)
-            missing = len(ks) - len(got)
-            if score > best_score or (score == best_score and best and missing < best_missing):
-                best, best_score, best_missing, stated = c, score, missing, got
-        if best is not None:
-            return best, "states " + ", ".join(stated)
+            # ties: fewer words the note does not state, then the unspecified child over "other"
+            rank = (score, -(len(ks) - len(got)), int(self._unspecified(c)))
+            if best is None or rank > best:
+                best, chosen, stated = rank, c, got
+        if chosen is not None:
+            return chosen, "states " + ", ".join(stated)
         return self._default(kids)
+
+    def _numbers_as_written(self, code: str, got: list[str], ctx: Context) -> bool:
+        """Whether each stated number of the title follows the word before it in the note, as
+        in the title ("stage 2", not the "2" of "type 2")."""
+        ks = keys(self.title.get(code, ""))
+        return all(
+            (ks[i - 1], k) in ctx.pairs
+            for i, k in enumerate(ks)
+            if i and k in got and k[:1].isdigit()
+        )
+
+    def _unspecified(self, code: str) -> bool:
+        words = load_encoder_data()["unspecified_words"]
+        return any(w in self.title.get(code, "").lower() for w in words)
 
     def _conflicts(self, child: str, parent: str, ctx: Context) -> bool:
         """Whether ``child`` names a word whose exclusive alternative the note states."""

@@ -22,6 +22,7 @@ from clinicode.schema import Mention
 
 _WORD = re.compile(r"[a-z0-9]+(?:'s)?")
 _NUMBER = re.compile(r"^\d")
+_SUBSTAGE = re.compile(r"^\d+[a-z]$")
 # assertions under which a mention states nothing about the patient now
 _UNSTATED = frozenset({"negated", "family", "hypothetical"})
 
@@ -141,9 +142,12 @@ def mention_context(
 
 def _pairs(into: set[tuple[str, str]], ks: list[str]) -> None:
     into.update(pairwise(ks))
+    into.update((a, b[:-1]) for a, b in pairwise(ks) if _SUBSTAGE.match(b))
 
 
 def _add(into: dict[str, float], ks: Iterable[str], w: float) -> None:
     for k in ks:
         if into.get(k, 0.0) < w:
             into[k] = w
+        if _SUBSTAGE.match(k) and into.get(k[:-1], 0.0) < w:  # "3b" states stage 3 too
+            into[k[:-1]] = w

@@ -10,9 +10,11 @@ from .rules import rule
 from .state import Item, NoteState
 
 
-def _support(item: Item) -> tuple[float, int, int]:
+def _support(item: Item) -> tuple[int, float, int, int]:
+    """A definitive diagnosis before a sign or symptom (chapter R, I.B.5: one integral to it is
+    not coded), then score, present evidence and specificity."""
     present = sum(1 for e in item.s.evidence if e.assertion == "present")
-    return (item.s.score, present, len(item.s.code))
+    return (int(not item.s.code.startswith("R")), item.s.score, present, len(item.s.code))
 
 
 @rule("excludes1")
@@ -36,7 +38,8 @@ def rule_excludes1(g: Guidelines, note: NoteState) -> None:
                 lose,
                 "I.A.12.a",
                 f"Excludes1 with {win.s.code} ({g.title(win.s.code)}); "
-                f"{win.s.code} is better supported (score {win.s.score:.2f} vs "
+                f"{win.s.code} is the definitive diagnosis or better supported (score "
+                f"{win.s.score:.2f} vs "
                 f"{lose.s.score:.2f})",
             )
             if lose is a:
