@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = 25_000_000
     engine_concurrency: int = Field(default=1, ge=1, le=64)
     model_load_timeout_s: float = 60.0
+    # Stored note text (the feedback database): days to keep it before the purge blanks it
+    # (``clinicode feedback purge``; the server also purges hourly); None keeps it.
+    note_retention_days: int | None = Field(default=None, ge=0)
     # Official code sets (``clinicode codes fetch``): whether ``clinicode setup`` tries to
     # download the missing ones, its per-request timeout, and another release catalogue.
     fetch_on_setup: bool = True

@@ -10,6 +10,7 @@ and code location only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from .metrics import Metrics
 from .middleware import GuardMiddleware, MetricsMiddleware, json_response
 from .routes import admin, codes, feedback, health, me, pages, suggest
 from .services import Refused
+from .services.retention import purge_forever
 from .store import FeedbackStore
 
 log = logging.getLogger("clinicode.serve")
@@ -60,7 +62,11 @@ def create_app(
         svc.store.init()
         if len(svc.keys) == 0:
             log.warning("no API keys configured: every /v1 request will get 401")
+        days = settings.note_retention_days
+        purger = asyncio.create_task(purge_forever(svc.store, days)) if days is not None else None
         yield
+        if purger is not None:
+            purger.cancel()
         svc.store.close()
 
     app = FastAPI(

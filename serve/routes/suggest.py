@@ -40,7 +40,7 @@ def suggest(req: SuggestRequest, svc: ServiceDep, key: KeyDep, engine: EngineDep
     check_note(req, svc.settings)
     note_id = req.note_id or new_note_id()
     result = suggest_one(engine, svc.holder.slot, req)
-    record_suggestions(svc.store, svc.metrics, req, note_id, result, key.id)
+    record_suggestions(svc.store, svc.metrics, req, note_id, result, key.id, key.tenant)
     return JSONResponse(result.model_dump(mode="json"), headers={NOTE_ID_HEADER: note_id})
 
 
@@ -57,6 +57,6 @@ def suggest_batch(
     results = suggest_many(engine, svc.holder.slot, req.notes)
     items = []
     for note, note_id, result in zip(req.notes, ids, results, strict=True):
-        record_suggestions(svc.store, svc.metrics, note, note_id, result, key.id)
+        record_suggestions(svc.store, svc.metrics, note, note_id, result, key.id, key.tenant)
         items.append(BatchItem(note_id=note_id, result=result).model_dump(mode="json"))
     return JSONResponse({"results": items})
