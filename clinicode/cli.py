@@ -83,13 +83,23 @@ def version(as_json: bool = JsonOpt, kb_path: Path | None = KbOpt) -> None:
 
 
 @app.command()
-def setup(kb_path: Path | None = KbOpt) -> None:
-    """Build everything the default engine needs (code sets, default model pack); idempotent."""
+def setup(
+    kb_path: Path | None = KbOpt,
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Rebuild ICD-10-CM even if up to date; a damaged knowledge base is moved aside "
+        "(kept) and built anew, after which the official files must be imported again.",
+    ),
+) -> None:
+    """Build everything the default engine needs (code sets, default model pack); idempotent.
+
+    A damaged knowledge base is refused (exit 2) rather than rebuilt over its imports."""
     from clinicode.kb import build_icd10cm, clear_cache, default_kb_path
     from clinicode.kb.fetch import fetch_on_setup
 
     path = kb_path or default_kb_path()
-    info = build_icd10cm(path)
+    info = build_icd10cm(path, force=force)
     console.print(f"{info.system} {info.version}: {info.n_billable} billable codes ({path})")
     # the official Index/tables, ICD-10-PCS and HCPCS: fetched when missing, else one line
     line = fetch_on_setup(
@@ -110,7 +120,9 @@ def setup(kb_path: Path | None = KbOpt) -> None:
 
 @codes_app.command("build")
 def codes_build(
-    force: bool = typer.Option(False, help="Rebuild even if up to date."),
+    force: bool = typer.Option(
+        False, help="Rebuild even if up to date (a damaged KB is moved aside and built anew)."
+    ),
     kb_path: Path | None = KbOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -337,7 +349,14 @@ def codes_systems(as_json: bool = JsonOpt, kb_path: Path | None = KbOpt) -> None
     console.print(table)
 
 
+_registered: list[str] = []
+
+
 def _register_plugins() -> None:
+    """Add the plug-ins' commands once (``main`` may run more than once in a process)."""
+    if _registered:
+        return
+    _registered.append("done")
     for mod_name in _PLUGINS:
         try:
             mod = importlib.import_module(mod_name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from clinicode import __version__
 from clinicode.errors import ClinicodeError
+from clinicode.kb import KBDamaged
 from clinicode.settings import Settings, get_settings
 
 from .auth import KeyRing
@@ -123,3 +125,23 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:
         return json_response(exc.status, exc.detail)
+
+    @app.exception_handler(KBDamaged)
+    async def _kb_damaged(_request: Request, exc: KBDamaged) -> JSONResponse:
+        return json_response(503, f"code sets unavailable: {exc.short}")
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def _kb_unreadable(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        # Raw sqlite3 errors come from the knowledge base (the feedback store goes through
+        # SQLAlchemy, whose errors are its own): name the file, never its path or the query.
+        svc: Service = request.app.state.service
+        problem = svc.kb_problem() or (
+            f"the code-set knowledge base {svc.kb_file().name} cannot be read "
+            f"({type(exc).__name__})"
+        )
+        log.error("knowledge base unreadable: %s", problem)
+        return json_response(
+            503,
+            f"code sets unavailable: {problem}; the administrator restores it or rebuilds it "
+            "with `clinicode setup --force`",
+        )
