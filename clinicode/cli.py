@@ -247,10 +247,17 @@ def codes_import(
     kind: str = typer.Argument(..., help="index | neoplasm | drug | eindex | pcs | hcpcs | cpt"),
     path: Path = typer.Argument(..., help="The official file (or zip) to import."),
     version: str | None = typer.Option(None, help="Version label, when the file does not say it."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Import even when the file looks incomplete (cut mid-line, missing its last "
+        "sections, fewer records than its release).",
+    ),
     as_json: bool = JsonOpt,
     kb_path: Path | None = KbOpt,
 ) -> None:
-    """Import an official code-set file the user supplies."""
+    """Import an official code-set file the user supplies. A file that looks truncated is
+    refused (exit 2) and the knowledge base keeps what it had."""
     from clinicode.kb import build_icd10cm, clear_cache, default_kb_path
     from clinicode.kb.importers import IMPORTERS, run_import
 
@@ -260,7 +267,7 @@ def codes_import(
         fail(f"file not found: {path}")
     target = kb_path or default_kb_path()
     build_icd10cm(target)
-    report = run_import(kind, path, target, version=version)
+    report = run_import(kind, path, target, version=version, force=force)
     clear_cache()
     if as_json:
         print_json(report)
@@ -285,6 +292,9 @@ def codes_fetch(
         None, help="Comma-separated: index,neoplasm,drug,eindex,pcs,hcpcs (default: all)."
     ),
     timeout: float = typer.Option(60.0, min=1, max=3600, help="Seconds per network operation."),
+    force: bool = typer.Option(
+        False, "--force", help="Import files that look incomplete (see `codes import --force`)."
+    ),
     as_json: bool = JsonOpt,
     kb_path: Path | None = KbOpt,
 ) -> None:
@@ -303,6 +313,7 @@ def codes_fetch(
         kinds=wanted,
         timeout=timeout,
         downloads_dir=get_settings().downloads_dir,
+        force=force,
         log=lambda msg: err_console.print(
             f"[dim]{escape(msg)}[/]", highlight=False, soft_wrap=True
         ),
