@@ -25,6 +25,7 @@ from clinicode.errors import ClinicodeError
 from clinicode.kb import KBDamaged
 from clinicode.settings import Settings, get_settings
 
+from . import access_log
 from .auth import KeyRing
 from .deps import Service
 from .engine_holder import EngineHolder, EngineLike
@@ -46,6 +47,7 @@ def create_app(
 ) -> FastAPI:
     """The service. ``engine_factory`` defaults to ``clinicode.load()`` of the settings' pack."""
     settings = settings or get_settings()
+    access_log.install()  # no query text (searches) in uvicorn's access log
     svc = Service(
         settings=settings,
         keys=KeyRing.from_settings(settings),

@@ -194,3 +194,23 @@ def test_a_version_1_database_is_migrated_without_losing_data(tmp_path: Path) ->
         with conn.begin():
             conn.execute(sqlalchemy.text("DELETE FROM audit"))
     again.close()
+
+
+def test_the_purge_command_uses_the_retention_setting(
+    tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLINICODE_DATA_DIR", str(tmp_path))
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.sqlite'}")
+    store.put_note(note_id="p1", text_=TEXT_A, setting="outpatient", key_id="k")
+    store.close()
+    code, _, err = run_cli("feedback", "purge")
+    assert code == 2 and "CLINICODE_NOTE_RETENTION_DAYS" in err
+    monkeypatch.setenv("CLINICODE_NOTE_RETENTION_DAYS", "30")
+    code, out, _ = run_cli("feedback", "purge")
+    assert code == 0 and "purged the text of 0 note version(s) older than 30 day(s)" in out
+    code, out, _ = run_cli("feedback", "purge", "--days", "0")
+    assert code == 0 and "purged the text of 1 note version(s)" in out
+    again = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.sqlite'}")
+    note = again.get_note("default", "p1")
+    assert note is not None and note.text is None
+    again.close()
