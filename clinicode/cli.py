@@ -42,6 +42,7 @@ _PLUGINS = (
     "clinicode.training.cli",
     "clinicode.cli_suggest",
     "clinicode.serve.cli",
+    "clinicode.cli_pack",
 )
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
