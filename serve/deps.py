@@ -100,7 +100,7 @@ def get_engine(svc: ServiceDep) -> EngineLike:
     try:
         return svc.holder.get()
     except EngineUnavailable as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from None
+        raise HTTPException(503, redact_paths(str(exc)), headers={"Retry-After": "10"}) from None
 
 
 EngineDep = Annotated[EngineLike, Depends(get_engine)]
