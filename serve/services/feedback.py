@@ -71,7 +71,7 @@ def resolve_target(
         what = (
             f"suggestion {req.suggestion_id!r}"
             if req.suggestion_id
-            else f"a suggestion of {req.code} for note {req.note_id!r}"
+            else f"suggestion of {req.code} for note {req.note_id!r}"
         )
         raise NotFound(f"no {what}; to record a code the engine missed use action 'add'")
     if req.suggestion_id is not None:
