@@ -8,7 +8,8 @@ looked up within the caller's tenant. A request whose ids disagree (a ``note_id`
 Every code a decision keeps (``accept``'s code, ``modify``'s ``final_code``, ``add``'s code) is
 checked against the knowledge base at the note's code-set version
 (:func:`clinicode.kb.validate.billable_problem`): only billable codes of a loaded system pass;
-anything else gets 422 naming the reason. When the loaded code set is another version than the
+anything else gets 422 naming the reason. (An accepted suggestion of a system the KB does not
+hold, which the engine drew from the code sets it had, is the one code not checked again.) When the loaded code set is another version than the
 one the note was coded with, the decision is refused with 409 (suggest the note again). Each row
 is stamped with the model and code-set versions the suggestion came from (for ``add``: the
 note's, else those loaded now) and the note version it was made on.
@@ -135,7 +136,10 @@ def record_feedback(
     opened: KnowledgeBase | None = None
     if kept is not None:
         opened = kb()
-        check_typed_code(kept, target.system, opened, target.code_set_version)
+        # An accepted suggestion was drawn from the code sets when the note was coded; only a
+        # system the KB no longer holds cannot be checked again (typed codes always are).
+        if req.action != "accept" or opened.system_info(target.system) is not None:
+            check_typed_code(kept, target.system, opened, target.code_set_version)
     sugg = target.suggestion
     if sugg is not None:
         model_name, model_version = sugg.model_name, sugg.model_version

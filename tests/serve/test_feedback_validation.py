@@ -63,18 +63,39 @@ def test_valid_decisions_still_pass(client: Any, admin_key: str) -> None:
     assert {c["code"] for c in row["codes"]} == {"S72.001A", "99213", "I11.9", "E11.9"}
 
 
-def test_accepting_a_code_of_a_system_that_is_not_loaded_is_refused(client: Any) -> None:
+def test_a_typed_code_of_a_system_that_is_not_loaded_is_refused(client: Any) -> None:
     body = _suggest(client, "v3", "Appendectomy performed. Hypertension.")
     pcs = next(c for c in body["codes"] if c["system"] == "ICD-10-PCS")
     r = client.post(
-        "/v1/feedback", json={"suggestion_id": pcs["suggestion_id"], "action": "accept"}
+        "/v1/feedback",
+        json={"suggestion_id": pcs["suggestion_id"], "action": "modify", "final_code": "0DTJ0ZZ"},
     )
     assert r.status_code == 422 and "ICD-10-PCS is not loaded" in r.json()["detail"]
-    # rejecting it keeps no code, so it needs no check
+    # the engine's own suggestion of it is recorded as suggested (nothing to check it against)
     r = client.post(
-        "/v1/feedback", json={"suggestion_id": pcs["suggestion_id"], "action": "reject"}
+        "/v1/feedback", json={"suggestion_id": pcs["suggestion_id"], "action": "accept"}
     )
     assert r.status_code == 201
+
+
+def test_accepting_a_code_that_is_not_billable_is_refused(client: Any, engine: Any) -> None:
+    from clinicode.schema import CodeSuggestion
+
+    real = engine.suggest
+
+    def with_category(text: str, setting: str = "outpatient", **kw: Any) -> Any:
+        result = real(text, setting, **kw)
+        result.candidates.append(
+            CodeSuggestion(
+                suggestion_id="cat-e11", system="ICD-10-CM", code="E11", title="T2DM", score=0.2
+            )
+        )
+        return result
+
+    engine.suggest = with_category
+    _suggest(client, "v4")
+    r = client.post("/v1/feedback", json={"suggestion_id": "cat-e11", "action": "accept"})
+    assert r.status_code == 422 and "E11 is a category" in r.json()["detail"]
 
 
 def test_ids_that_disagree_are_409(client: Any, admin_key: str) -> None:
