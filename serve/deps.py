@@ -128,7 +128,6 @@ def redact_paths(message: str) -> str:
     return _ABS_PATH.sub(r"\1", message)
 
 
-
 def get_workqueue(request: Request) -> WorkQueueStore:
     """The work queue's store, opened on first use on the feedback database (its own table)."""
     wq: WorkQueueStore | None = getattr(request.app.state, "workqueue", None)
