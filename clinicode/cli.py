@@ -42,6 +42,7 @@ _PLUGINS = (
     "clinicode.training.cli",
     "clinicode.cli_suggest",
     "clinicode.serve.cli",
+    "clinicode.cli_pack",
 )
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
@@ -83,13 +84,23 @@ def version(as_json: bool = JsonOpt, kb_path: Path | None = KbOpt) -> None:
 
 
 @app.command()
-def setup(kb_path: Path | None = KbOpt) -> None:
-    """Build everything the default engine needs (code sets, default model pack); idempotent."""
+def setup(
+    kb_path: Path | None = KbOpt,
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Rebuild ICD-10-CM even if up to date; a damaged knowledge base is moved aside "
+        "(kept) and built anew, after which the official files must be imported again.",
+    ),
+) -> None:
+    """Build everything the default engine needs (code sets, default model pack); idempotent.
+
+    A damaged knowledge base is refused (exit 2) rather than rebuilt over its imports."""
     from clinicode.kb import build_icd10cm, clear_cache, default_kb_path
     from clinicode.kb.fetch import fetch_on_setup
 
     path = kb_path or default_kb_path()
-    info = build_icd10cm(path)
+    info = build_icd10cm(path, force=force)
     console.print(f"{info.system} {info.version}: {info.n_billable} billable codes ({path})")
     # the official Index/tables, ICD-10-PCS and HCPCS: fetched when missing, else one line
     line = fetch_on_setup(
@@ -110,7 +121,9 @@ def setup(kb_path: Path | None = KbOpt) -> None:
 
 @codes_app.command("build")
 def codes_build(
-    force: bool = typer.Option(False, help="Rebuild even if up to date."),
+    force: bool = typer.Option(
+        False, help="Rebuild even if up to date (a damaged KB is moved aside and built anew)."
+    ),
     kb_path: Path | None = KbOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -237,10 +250,17 @@ def codes_import(
     ),
     path: Path = typer.Argument(..., help="The official file (or zip) to import."),
     version: str | None = typer.Option(None, help="Version label, when the file does not say it."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Import even when the file looks incomplete (cut mid-line, missing its last "
+        "sections, fewer records than its release).",
+    ),
     as_json: bool = JsonOpt,
     kb_path: Path | None = KbOpt,
 ) -> None:
-    """Import an official code-set file the user supplies."""
+    """Import an official code-set file the user supplies. A file that looks truncated is
+    refused (exit 2) and the knowledge base keeps what it had."""
     from clinicode.kb import build_icd10cm, clear_cache, default_kb_path
     from clinicode.kb.importers import IMPORTERS, run_import
 
@@ -250,7 +270,7 @@ def codes_import(
         fail(f"file not found: {path}")
     target = kb_path or default_kb_path()
     build_icd10cm(target)
-    report = run_import(kind, path, target, version=version)
+    report = run_import(kind, path, target, version=version, force=force)
     clear_cache()
     if as_json:
         print_json(report)
@@ -275,6 +295,9 @@ def codes_fetch(
         None, help="Comma-separated: index,neoplasm,drug,eindex,pcs,hcpcs (default: all)."
     ),
     timeout: float = typer.Option(60.0, min=1, max=3600, help="Seconds per network operation."),
+    force: bool = typer.Option(
+        False, "--force", help="Import files that look incomplete (see `codes import --force`)."
+    ),
     as_json: bool = JsonOpt,
     kb_path: Path | None = KbOpt,
 ) -> None:
@@ -293,6 +316,7 @@ def codes_fetch(
         kinds=wanted,
         timeout=timeout,
         downloads_dir=get_settings().downloads_dir,
+        force=force,
         log=lambda msg: err_console.print(
             f"[dim]{escape(msg)}[/]", highlight=False, soft_wrap=True
         ),
@@ -339,7 +363,14 @@ def codes_systems(as_json: bool = JsonOpt, kb_path: Path | None = KbOpt) -> None
     console.print(table)
 
 
+_registered: list[str] = []
+
+
 def _register_plugins() -> None:
+    """Add the plug-ins' commands once (``main`` may run more than once in a process)."""
+    if _registered:
+        return
+    _registered.append("done")
     for mod_name in _PLUGINS:
         try:
             mod = importlib.import_module(mod_name)

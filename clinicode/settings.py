@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = 25_000_000
     engine_concurrency: int = Field(default=1, ge=1, le=64)
     model_load_timeout_s: float = 60.0
+    # Stored note text (the feedback database): days to keep it before the purge blanks it
+    # (``clinicode feedback purge``; the server also purges hourly); None keeps it.
+    note_retention_days: int | None = Field(default=None, ge=0)
+    # Integrity (clinicode.integrity): the key that seals caches (default under the data dir),
+    # the key that signs and checks model packs, and whether unsigned packs are refused.
+    integrity_key_file: Path | None = None
+    pack_signing_key_file: Path | None = None
+    require_signed_packs: bool = False
     # Official code sets (``clinicode codes fetch``): whether ``clinicode setup`` tries to
     # download the missing ones, its per-request timeout, and another release catalogue.
     fetch_on_setup: bool = True
@@ -45,6 +53,11 @@ class Settings(BaseSettings):
     @property
     def kb_path(self) -> Path:
         return self.data_dir / "kb.sqlite"
+
+    @property
+    def integrity_key_path(self) -> Path:
+        """The key sealing caches: outside the cache folders it protects."""
+        return self.integrity_key_file or self.data_dir / "integrity.key"
 
     @property
     def downloads_dir(self) -> Path:

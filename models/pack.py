@@ -5,6 +5,13 @@ was built against, the training-data fingerprint, metrics, the decision threshol
 SHA-256 of every other file. :func:`load` checks all of that before reading anything, and refuses
 a tampered, incomplete or incompatible pack with a message that says what to do. The only pickle
 in a pack (the ranker's trees) is read after its hash matched.
+
+Hashes beside the files only catch accidents; a pack can also be *signed*
+(``manifest.json.seal``, :mod:`clinicode.integrity`) with a key kept outside the pack folder
+(``CLINICODE_PACK_SIGNING_KEY_FILE``): :func:`save` signs when that key is set, :func:`verify`
+refuses a pack whose signature does not match it, and with ``CLINICODE_REQUIRE_SIGNED_PACKS=1``
+refuses an unsigned pack, so nothing in it, the pickle included, is read unless a holder of the
+key made it.
 """
 
 from __future__ import annotations
@@ -33,6 +40,57 @@ REPORT = "report.json"
 
 class PackError(ClinicodeError):
     """A model pack is missing, damaged, tampered with or incompatible."""
+
+
+@dataclass(frozen=True)
+class SigningPolicy:
+    """The key packs are signed and checked with (None: none configured), and whether an
+    unsigned pack is refused."""
+
+    key: bytes | None = None
+    required: bool = False
+
+    @classmethod
+    def from_settings(cls) -> SigningPolicy:
+        from clinicode.integrity import read_key_file
+        from clinicode.settings import get_settings
+
+        s = get_settings()
+        path = s.pack_signing_key_file
+        key = read_key_file(path) if path is not None else None
+        if s.require_signed_packs and key is None:
+            raise PackError(
+                "CLINICODE_REQUIRE_SIGNED_PACKS is set but no CLINICODE_PACK_SIGNING_KEY_FILE "
+                "is: set the key file the packs were signed with"
+            )
+        return cls(key=key, required=s.require_signed_packs)
+
+
+def sign(directory: Path | str, key: bytes) -> Path:
+    """Sign a saved pack: a seal over its manifest (which lists every file's hash)."""
+    from clinicode.integrity import seal
+
+    d = Path(directory)
+    read_manifest(d)
+    return seal(d / MANIFEST, key)
+
+
+def check_signature(directory: Path, policy: SigningPolicy) -> None:
+    """Refuse a pack whose signature does not match the configured key, or (when required) an
+    unsigned one."""
+    from clinicode.integrity import seal_path, seal_problem
+
+    signed = seal_path(directory / MANIFEST).exists()
+    if policy.key is None:
+        return
+    if not signed and not policy.required:
+        return
+    problem = seal_problem(directory / MANIFEST, policy.key)
+    if problem is not None:
+        raise PackError(
+            f"{directory.name}: the pack manifest {problem}; refusing to load the pack (sign "
+            "it with `clinicode pack sign DIR` if you trust it, or rebuild it)"
+        )
 
 
 @dataclass
@@ -64,8 +122,15 @@ def _major_minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
-def save(pack: ModelPack, directory: Path | str, *, overwrite: bool = True) -> Path:
-    """Write ``pack`` to ``directory`` (atomically: a temporary folder renamed into place)."""
+def save(
+    pack: ModelPack,
+    directory: Path | str,
+    *,
+    overwrite: bool = True,
+    signing: SigningPolicy | None = None,
+) -> Path:
+    """Write ``pack`` to ``directory`` (atomically: a temporary folder renamed into place),
+    signed when a signing key is configured (``signing``, default from the settings)."""
     target = Path(directory)
     tmp = target.with_name(target.name + ".tmp-pack")
     if tmp.exists():
@@ -103,6 +168,9 @@ def save(pack: ModelPack, directory: Path | str, *, overwrite: bool = True) -> P
             "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), "utf-8")
+        policy = signing or SigningPolicy.from_settings()
+        if policy.key is not None:
+            sign(tmp, policy.key)
         if target.exists():
             if not overwrite:
                 raise PackError(f"{target} already exists")
@@ -131,10 +199,17 @@ def read_manifest(directory: Path | str) -> dict[str, Any]:
     return manifest
 
 
-def verify(directory: Path | str, *, code_sets: dict[str, str] | None = None) -> dict[str, Any]:
-    """Check versions and every file hash; returns the manifest or raises :class:`PackError`."""
+def verify(
+    directory: Path | str,
+    *,
+    code_sets: dict[str, str] | None = None,
+    signing: SigningPolicy | None = None,
+) -> dict[str, Any]:
+    """Check the signature (``signing``, default from the settings), versions and every file
+    hash; returns the manifest or raises :class:`PackError`."""
     d = Path(directory)
     manifest = read_manifest(d)
+    check_signature(d, signing or SigningPolicy.from_settings())
     if manifest.get("pack_format") != PACK_FORMAT:
         raise PackError(
             f"{d}: pack format {manifest.get('pack_format')} is not supported by this clinicode "
@@ -169,14 +244,16 @@ def verify(directory: Path | str, *, code_sets: dict[str, str] | None = None) ->
     return manifest
 
 
-def load(directory: Path | str, *, kb: Any = None) -> ModelPack:
+def load(
+    directory: Path | str, *, kb: Any = None, signing: SigningPolicy | None = None
+) -> ModelPack:
     """Verify and read a pack (``kb`` gives the code-set versions to check and the structure
     generator its code set)."""
     from clinicode.models import registry
 
     d = Path(directory)
     versions = kb.versions() if kb is not None else None
-    manifest = verify(d, code_sets=versions)
+    manifest = verify(d, code_sets=versions, signing=signing)
     config = json.loads((d / CONFIG).read_text("utf-8"))
     prior = json.loads((d / PRIOR).read_text("utf-8"))
     report = json.loads((d / REPORT).read_text("utf-8")) if (d / REPORT).is_file() else {}

@@ -299,10 +299,17 @@ def lexicon_path(kb: Any, cache_dir: Path, max_concepts: int) -> Path:
 
 
 def ensure_lexicon(kb: Any, cache_dir: Path, *, max_concepts: int = 30) -> Path:
-    """The path of the cached lexicon for ``kb``, building it first when missing."""
+    """The path of the cached lexicon for ``kb``, building it first when missing, or when its
+    seal (:mod:`clinicode.integrity`) is missing or wrong: an edited cache is never loaded."""
+    from clinicode.integrity import cache_problem
+
     path = lexicon_path(kb, cache_dir, max_concepts)
     if path.exists():
-        return path
+        problem = cache_problem(path)
+        if problem is None:
+            return path
+        log.warning("the cached mention lexicon %s %s; rebuilding it", path.name, problem)
+        load_lexicon.cache_clear()
     log.info("building the mention lexicon (once per KB version) -> %s", path)
     terms, skip = _iter_kb_terms(kb)
     entries, max_words = build_entries(terms, skip, max_concepts=max_concepts)
@@ -311,19 +318,32 @@ def ensure_lexicon(kb: Any, cache_dir: Path, *, max_concepts: int = 30) -> Path:
 
 
 def write_lexicon(entries: dict[str, str], max_words: int, path: Path) -> Path:
-    """Write a lexicon file atomically (what :func:`load_lexicon` reads)."""
+    """Write a lexicon file atomically, sealed (what :func:`load_lexicon` reads)."""
+    from clinicode.integrity import seal_cache
+
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": LEXICON_FORMAT, "max_words": max_words, "entries": entries}
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(payload, f, separators=(",", ":"))
     os.replace(tmp, path)
+    seal_cache(path)
     return path
 
 
 @lru_cache(maxsize=4)
 def load_lexicon(path: str) -> Lexicon:
-    """Load a lexicon file written by :func:`ensure_lexicon` (cached per path)."""
+    """Load a lexicon file written by :func:`write_lexicon` (cached per path); refuses one
+    whose seal is missing or wrong."""
+    from clinicode.errors import ClinicodeError
+    from clinicode.integrity import cache_problem
+
+    problem = cache_problem(Path(path))
+    if problem is not None:
+        raise ClinicodeError(
+            f"the mention lexicon {Path(path).name} {problem}; refusing to load it (delete it: "
+            "it is rebuilt from the knowledge base)"
+        )
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if data.get("format") != LEXICON_FORMAT:
         raise ValueError(f"lexicon {path} has format {data.get('format')}, need {LEXICON_FORMAT}")

@@ -10,7 +10,9 @@ and code location only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -20,8 +22,10 @@ from fastapi.responses import JSONResponse
 
 from clinicode import __version__
 from clinicode.errors import ClinicodeError
+from clinicode.kb import KBDamaged
 from clinicode.settings import Settings, get_settings
 
+from . import access_log
 from .auth import KeyRing
 from .deps import Service
 from .engine_holder import EngineHolder, EngineLike
@@ -30,6 +34,7 @@ from .metrics import Metrics
 from .middleware import GuardMiddleware, MetricsMiddleware, json_response
 from .routes import admin, codes, docs, encounters, feedback, health, me, pages, suggest
 from .services import Refused
+from .services.retention import purge_forever
 from .store import FeedbackStore
 
 log = logging.getLogger("clinicode.serve")
@@ -43,6 +48,7 @@ def create_app(
 ) -> FastAPI:
     """The service. ``engine_factory`` defaults to ``clinicode.load()`` of the settings' pack."""
     settings = settings or get_settings()
+    access_log.install()  # no query text (searches) in uvicorn's access log
     svc = Service(
         settings=settings,
         keys=KeyRing.from_settings(settings),
@@ -61,7 +67,11 @@ def create_app(
         svc.store.init()
         if len(svc.keys) == 0:
             log.warning("no API keys configured: every /v1 request will get 401")
+        days = settings.note_retention_days
+        purger = asyncio.create_task(purge_forever(svc.store, days)) if days is not None else None
         yield
+        if purger is not None:
+            purger.cancel()
         svc.store.close()
 
     app = FastAPI(
@@ -111,3 +121,23 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:
         return json_response(exc.status, exc.detail)
+
+    @app.exception_handler(KBDamaged)
+    async def _kb_damaged(_request: Request, exc: KBDamaged) -> JSONResponse:
+        return json_response(503, f"code sets unavailable: {exc.short}")
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def _kb_unreadable(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        # Raw sqlite3 errors come from the knowledge base (the feedback store goes through
+        # SQLAlchemy, whose errors are its own): name the file, never its path or the query.
+        svc: Service = request.app.state.service
+        problem = svc.kb_problem() or (
+            f"the code-set knowledge base {svc.kb_file().name} cannot be read "
+            f"({type(exc).__name__})"
+        )
+        log.error("knowledge base unreadable: %s", problem)
+        return json_response(
+            503,
+            f"code sets unavailable: {problem}; the administrator restores it or rebuilds it "
+            "with `clinicode setup --force`",
+        )

@@ -7,15 +7,18 @@ routes call :func:`get_kb` once their input is checked (see ``routes/codes.py``)
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from clinicode.errors import ClinicodeError
-from clinicode.kb import KnowledgeBase
+from clinicode.kb import KBDamaged, KnowledgeBase
+from clinicode.kb.health import kb_file_problem
 from clinicode.settings import Settings
 
 from .auth import ApiKey, KeyRing
@@ -38,6 +41,17 @@ class Service:
     holder: EngineHolder
     store: FeedbackStore
     metrics: Metrics
+
+    def kb_file(self) -> Path:
+        """The knowledge-base file the routes read: the loaded engine's, else the settings'."""
+        path = getattr(getattr(self.holder.engine, "kb", None), "path", None)
+        return Path(path) if path is not None else self.settings.kb_path
+
+    def kb_problem(self) -> str | None:
+        """What is wrong with the knowledge-base file, naming only the file, or None."""
+        path = self.kb_file()
+        problem = kb_file_problem(path)
+        return None if problem is None else f"the code-set knowledge base {path.name} {problem}"
 
     def kb(self) -> KnowledgeBase:
         """The loaded engine's knowledge base, else the one under the settings' data dir."""
@@ -89,18 +103,29 @@ def get_engine(svc: ServiceDep) -> EngineLike:
     try:
         return svc.holder.get()
     except EngineUnavailable as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from None
+        raise HTTPException(503, redact_paths(str(exc)), headers={"Retry-After": "10"}) from None
 
 
 EngineDep = Annotated[EngineLike, Depends(get_engine)]
 
 
 def get_kb(svc: ServiceDep) -> KnowledgeBase:
-    """The code sets; 503 when they cannot be opened."""
+    """The code sets; 503 naming the file (never its path) when they cannot be opened."""
     try:
         return svc.kb()
+    except KBDamaged as exc:
+        raise HTTPException(503, f"code sets unavailable: {exc.short}") from None
     except ClinicodeError as exc:
-        raise HTTPException(503, f"code sets unavailable: {exc}") from None
+        raise HTTPException(503, f"code sets unavailable: {redact_paths(str(exc))}") from None
+
+
+_ABS_PATH = re.compile(r"(?<![\w.~:/])(?:/[^\s/'\"():,;]+)+/([^\s/'\"():,;]+)")
+
+
+def redact_paths(message: str) -> str:
+    """``message`` with every absolute path cut to its last part (``/home/u/x/kb.sqlite`` ->
+    ``kb.sqlite``): what an unauthenticated caller may see of the server's files."""
+    return _ABS_PATH.sub(r"\1", message)
 
 
 def get_workqueue(request: Request) -> WorkQueueStore:

@@ -1,8 +1,23 @@
-"""Feedback store: note texts, and an append-only audit table of every suggestion and feedback.
+"""Note store and audit trail: versioned note texts, and an append-only audit table of every
+suggestion and coder decision, scoped by tenant.
 
 SQLite under the data dir by default (WAL, ``synchronous=FULL``), or any SQLAlchemy URL
 (PostgreSQL) through ``CLINICODE_DATABASE_URL``. A write returns only after its transaction has
-committed, so an acknowledged feedback survives a crash of the server.
+committed, so an acknowledged feedback survives a crash of the server. Tables, guards and the
+migration of older databases: :mod:`clinicode.serve.store_schema`.
+
+The API other parts build on (the suggest and feedback services, the export, a work queue):
+
+* :meth:`FeedbackStore.record_suggestions` stores a note and what the engine returned for it;
+  :meth:`FeedbackStore.put_note` stores a note alone. Both return a :class:`NoteRef`: a note
+  is addressed by ``(tenant, note_id, version)``. The same text again under an id is the same
+  version; a different text is the next version; no text is ever replaced.
+* :meth:`FeedbackStore.get_note`, :meth:`FeedbackStore.note_exists`,
+  :meth:`FeedbackStore.iter_notes` read notes of one tenant (``version=None``: the latest).
+* :meth:`FeedbackStore.find_suggestion`, :meth:`FeedbackStore.record_feedback`,
+  :meth:`FeedbackStore.feedback_rows` and :meth:`FeedbackStore.export` for decisions; the
+  export pairs each decision with the version of the text it was made on.
+* :meth:`FeedbackStore.purge_texts` blanks texts older than a retention period.
 
 This database holds patient data (the note texts, needed to export training data): it lives in
 the user's own data dir and nothing here ever logs it.
@@ -10,91 +25,89 @@ the user's own data dir and nothing here ever logs it.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    DateTime,
+    Connection,
     Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     create_engine,
     event,
     func,
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from clinicode.schema import CodeSuggestion, SuggestResult
 
-metadata = MetaData()
-
-notes = Table(
-    "notes",
+from .store_schema import (
+    DEFAULT_TENANT,
+    PG_GUARDS,
+    SQLITE_GUARDS,
+    audit,
+    current_version,
     metadata,
-    Column("note_id", String(128), primary_key=True),
-    Column("text", Text, nullable=False),
-    Column("setting", String(16), nullable=False),
-    Column("note_type", String(64)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("key_id", String(32), nullable=False),
+    migrate,
+    notes,
+    set_version,
+    text_sha256,
 )
 
-# One row per suggested/candidate/suppressed code returned, and one per feedback action.
-audit = Table(
-    "audit",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("kind", String(16), nullable=False),  # suggestion | feedback
-    Column("key_id", String(32), nullable=False),
-    Column("note_id", String(128), nullable=False),
-    Column("suggestion_id", String(128)),
-    Column("system", String(16), nullable=False),
-    Column("code", String(32), nullable=False),
-    Column("status", String(16)),  # suggestion: suggested | needs_query | candidate | suppressed
-    Column("score", Float),
-    Column("rank", Integer),
-    Column("action", String(16)),  # feedback: accept | reject | modify | add
-    Column("final_code", String(32)),
-    Column("reason", Text),
-    Column("model_name", String(128), nullable=False),
-    Column("model_version", String(64), nullable=False),
-    Column("code_set_version", String(64), nullable=False),
-)
-Index("audit_suggestion", audit.c.suggestion_id)
-Index("audit_note", audit.c.note_id, audit.c.kind)
-
-_SQLITE_APPEND_ONLY = [
-    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "
-    "BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "
-    "BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END",
-]
-_PG_APPEND_ONLY = [
-    "CREATE OR REPLACE FUNCTION clinicode_audit_append_only() RETURNS trigger AS $$ "
-    "BEGIN RAISE EXCEPTION 'audit is append-only'; END $$ LANGUAGE plpgsql",
-    "DROP TRIGGER IF EXISTS audit_append_only ON audit",
-    "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit "
-    "FOR EACH ROW EXECUTE FUNCTION clinicode_audit_append_only()",
+__all__ = [
+    "DEFAULT_TENANT",
+    "FeedbackRow",
+    "FeedbackStore",
+    "NoteRef",
+    "StoredNote",
+    "SuggestionRow",
+    "retention_cutoff",
 ]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def retention_cutoff(days: int, now: datetime | None = None) -> datetime:
+    """The creation time before which note texts are past a retention of ``days`` days."""
+    return (now or _now()) - timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class NoteRef:
+    """Where a stored note version lives; ``created`` is False when the text was already the
+    latest version under this id."""
+
+    tenant: str
+    note_id: str
+    version: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class StoredNote:
+    """One version of a note. ``text`` is None once purged (``purged_at`` says when)."""
+
+    tenant: str
+    note_id: str
+    version: int
+    text: str | None
+    text_sha256: str
+    setting: str
+    note_type: str | None
+    created_at: datetime
+    key_id: str
+    code_sets: dict[str, str] = field(default_factory=dict)
+    purged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,8 @@ class SuggestionRow:
     model_name: str
     model_version: str
     code_set_version: str
+    tenant: str = DEFAULT_TENANT
+    note_version: int = 1
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,8 @@ class FeedbackRow:
     reason: str | None
     model_version: str
     code_set_version: str
+    tenant: str = DEFAULT_TENANT
+    note_version: int = 1
 
 
 class FeedbackStore:
@@ -142,15 +159,19 @@ class FeedbackStore:
         self._ready = False
 
     def init(self) -> None:
-        """Create tables and the append-only triggers (idempotent, safe from several workers)."""
+        """Create or migrate the tables and their guards (idempotent, safe from several
+        workers: the migration of an older database runs once, under a write lock)."""
         with self._init_lock:
             if self._ready:
                 return
             for attempt in range(5):
                 try:
+                    self._migrate()
                     metadata.create_all(self.engine)
                     with self.engine.begin() as conn:
-                        for stmt in _SQLITE_APPEND_ONLY if self.is_sqlite else _PG_APPEND_ONLY:
+                        if current_version(conn) is not None:
+                            set_version(conn)
+                        for stmt in SQLITE_GUARDS if self.is_sqlite else PG_GUARDS:
                             conn.execute(text(stmt))
                     break
                 except (OperationalError, ProgrammingError, IntegrityError):
@@ -158,6 +179,23 @@ class FeedbackStore:
                     if attempt == 4:
                         raise
             self._ready = True
+
+    def _migrate(self) -> None:
+        if self.is_sqlite:
+            with self.engine.connect() as raw:
+                conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # one migrating worker at a time
+                try:
+                    migrate(conn)
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+        else:
+            with self.engine.begin() as conn:
+                if current_version(conn) == 1:
+                    conn.execute(text("LOCK TABLE notes IN ACCESS EXCLUSIVE MODE"))
+                    migrate(conn)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -167,6 +205,26 @@ class FeedbackStore:
         self.engine.dispose()
 
     # -- writes ------------------------------------------------------------------------
+    def put_note(
+        self,
+        *,
+        note_id: str,
+        text_: str,
+        setting: str,
+        note_type: str | None = None,
+        key_id: str,
+        tenant: str = DEFAULT_TENANT,
+        code_sets: dict[str, str] | None = None,
+    ) -> NoteRef:
+        """Store a note: the same text as the latest version is that version; any other
+        text becomes the next version. Returns once committed."""
+        self.init()
+        return self._write(
+            lambda conn: self._put_note(
+                conn, tenant, note_id, text_, setting, note_type, key_id, code_sets or {}
+            )
+        )
+
     def record_suggestions(
         self,
         *,
@@ -176,41 +234,73 @@ class FeedbackStore:
         note_type: str | None,
         key_id: str,
         result: SuggestResult,
-    ) -> None:
-        """The note text and one audit row per code the engine returned, in one transaction."""
+        tenant: str = DEFAULT_TENANT,
+    ) -> NoteRef:
+        """The note (see :meth:`put_note`) and one audit row per code the engine returned,
+        in one transaction; returns the note version the suggestions belong to."""
         self.init()
         at = _now()
-        rows = [
-            _suggestion_row(s, at=at, key_id=key_id, note_id=note_id, result=result)
-            for s in [*result.codes, *result.candidates, *result.suppressed]
-        ]
-        with self.engine.begin() as conn:
-            self._upsert_note(conn, note_id, text_, setting, note_type, key_id, at)
+        codes = [*result.codes, *result.candidates, *result.suppressed]
+
+        def write(conn: Connection) -> NoteRef:
+            ref = self._put_note(
+                conn, tenant, note_id, text_, setting, note_type, key_id, result.code_sets
+            )
+            rows = [_suggestion_row(s, at=at, key_id=key_id, ref=ref, result=result) for s in codes]
             if rows:
                 conn.execute(insert(audit), rows)
+            return ref
 
-    def _upsert_note(
+        return self._write(write)
+
+    def _write(self, fn: Any) -> Any:
+        """``fn(conn)`` in a transaction, retried when a concurrent writer took the same
+        note version first (the unique key refuses the second)."""
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _put_note(
         self,
-        conn: Any,
+        conn: Connection,
+        tenant: str,
         note_id: str,
         text_: str,
         setting: str,
         note_type: str | None,
         key_id: str,
-        at: datetime,
-    ) -> None:
-        values = {
-            "text": text_,
-            "setting": setting,
-            "note_type": note_type,
-            "created_at": at,
-            "key_id": key_id,
-        }
-        updated = conn.execute(
-            notes.update().where(notes.c.note_id == note_id).values(**values)
-        ).rowcount
-        if not updated:
-            conn.execute(insert(notes).values(note_id=note_id, **values))
+        code_sets: dict[str, str],
+    ) -> NoteRef:
+        digest = text_sha256(text_)
+        latest = conn.execute(
+            select(notes.c.version, notes.c.text_sha256, notes.c.purged_at)
+            .where(notes.c.tenant == tenant, notes.c.note_id == note_id)
+            .order_by(notes.c.version.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and latest[1] == digest and latest[2] is None:
+            return NoteRef(tenant, note_id, int(latest[0]), created=False)
+        version = 1 if latest is None else int(latest[0]) + 1
+        conn.execute(
+            insert(notes).values(
+                tenant=tenant,
+                note_id=note_id,
+                version=version,
+                text=text_,
+                text_sha256=digest,
+                setting=setting,
+                note_type=note_type,
+                created_at=_now(),
+                key_id=key_id,
+                code_sets=json.dumps(code_sets, sort_keys=True),
+            )
+        )
+        return NoteRef(tenant, note_id, version, created=True)
 
     def record_feedback(
         self,
@@ -226,9 +316,15 @@ class FeedbackStore:
         model_name: str,
         model_version: str,
         code_set_version: str,
+        tenant: str = DEFAULT_TENANT,
+        note_version: int | None = None,
     ) -> FeedbackRow:
-        """Append one feedback row; returns after the commit."""
+        """Append one decision on ``note_version`` (default: the latest version of the note);
+        returns after the commit."""
         self.init()
+        if note_version is None:
+            latest = self.get_note(tenant, note_id)
+            note_version = latest.version if latest is not None else 1
         at = _now()
         values = {
             "at": at,
@@ -244,33 +340,61 @@ class FeedbackStore:
             "model_name": model_name,
             "model_version": model_version,
             "code_set_version": code_set_version,
+            "tenant": tenant,
+            "note_version": note_version,
         }
         with self.engine.begin() as conn:
             pk = conn.execute(insert(audit).values(**values)).inserted_primary_key
             assert pk is not None
             new_id = pk[0]
-        return FeedbackRow(
-            id=int(new_id),
-            at=at,
-            note_id=note_id,
-            suggestion_id=suggestion_id,
-            system=system,
-            code=code,
-            action=action,
-            final_code=final_code,
-            reason=reason,
-            model_version=model_version,
-            code_set_version=code_set_version,
-        )
+        return _feedback_row({"id": new_id, **values})
+
+    def purge_texts(self, older_than: datetime) -> int:
+        """Blank the text of every note version created before ``older_than`` (the retention
+        period); the rows, their digests and the audit trail stay. Returns how many."""
+        self.init()
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    update(notes)
+                    .where(notes.c.created_at < older_than, notes.c.purged_at.is_(None))
+                    .values(text="", purged_at=_now())
+                ).rowcount
+            )
 
     # -- reads -------------------------------------------------------------------------
-    def note_exists(self, note_id: str) -> bool:
+    def note_exists(self, note_id: str, tenant: str = DEFAULT_TENANT) -> bool:
+        return self.get_note(tenant, note_id) is not None
+
+    def get_note(self, tenant: str, note_id: str, version: int | None = None) -> StoredNote | None:
+        """One version of a note of ``tenant`` (``None``: the latest), or None."""
         self.init()
+        q = select(notes).where(notes.c.tenant == tenant, notes.c.note_id == note_id)
+        if version is not None:
+            q = q.where(notes.c.version == version)
+        q = q.order_by(notes.c.version.desc()).limit(1)
         with self.engine.connect() as conn:
-            return (
-                conn.execute(select(notes.c.note_id).where(notes.c.note_id == note_id)).first()
-                is not None
+            r = conn.execute(q).mappings().first()
+        return None if r is None else _stored_note(r)
+
+    def iter_notes(self, tenant: str, *, latest_only: bool = True) -> Iterator[StoredNote]:
+        """The notes of ``tenant`` in the order they were first stored (each id's latest
+        version, or every version)."""
+        self.init()
+        q = select(notes).where(notes.c.tenant == tenant)
+        if latest_only:
+            newest = (
+                select(notes.c.note_id, func.max(notes.c.version).label("v"))
+                .where(notes.c.tenant == tenant)
+                .group_by(notes.c.note_id)
+                .subquery()
             )
+            q = q.join(
+                newest, (notes.c.note_id == newest.c.note_id) & (notes.c.version == newest.c.v)
+            )
+        with self.engine.connect() as conn:
+            for r in conn.execute(q.order_by(notes.c.id)).mappings():
+                yield _stored_note(r)
 
     def find_suggestion(
         self,
@@ -279,10 +403,11 @@ class FeedbackStore:
         note_id: str | None = None,
         code: str | None = None,
         system: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> SuggestionRow | None:
-        """The latest suggestion row by id, or by (note, code[, system])."""
+        """The latest suggestion row of ``tenant`` by id, or by (note, code[, system])."""
         self.init()
-        q = select(audit).where(audit.c.kind == "suggestion")
+        q = select(audit).where(audit.c.kind == "suggestion", audit.c.tenant == tenant)
         if suggestion_id is not None:
             q = q.where(audit.c.suggestion_id == suggestion_id)
         else:
@@ -302,13 +427,18 @@ class FeedbackStore:
             model_name=r["model_name"],
             model_version=r["model_version"],
             code_set_version=r["code_set_version"],
+            tenant=r["tenant"],
+            note_version=int(r["note_version"]),
         )
 
-    def feedback_rows(self) -> Iterator[FeedbackRow]:
+    def feedback_rows(self, tenant: str | None = None) -> Iterator[FeedbackRow]:
+        """Every decision in order (of one tenant, or all)."""
         self.init()
-        q = select(audit).where(audit.c.kind == "feedback").order_by(audit.c.id)
+        q = select(audit).where(audit.c.kind == "feedback")
+        if tenant is not None:
+            q = q.where(audit.c.tenant == tenant)
         with self.engine.connect() as conn:
-            for r in conn.execute(q).mappings():
+            for r in conn.execute(q.order_by(audit.c.id)).mappings():
                 yield _feedback_row(r)
 
     def count(self, kind: str) -> int:
@@ -320,16 +450,19 @@ class FeedbackStore:
                 ).scalar_one()
             )
 
-    def export(self) -> Iterator[dict[str, Any]]:
-        """One ``{"id","text","codes"}`` per reviewed note: the coder's final code list.
+    def export(self, tenant: str = DEFAULT_TENANT) -> Iterator[dict[str, Any]]:
+        """One ``{"id","note_id","version","text","codes"}`` per reviewed note version of
+        ``tenant``: the text the decisions were made on and the coder's final code list.
 
-        Feedback is replayed in order per note: accept/add keep a code, modify replaces it by
-        ``final_code``, reject drops it; the latest action on a code wins.
+        ``id`` is the note id for version 1 and ``<note_id>@v<version>`` after it. Decisions
+        are replayed in order per version: accept/add keep a code, modify replaces it by
+        ``final_code``, reject drops it; the latest action on a code wins. A version whose
+        text was purged is left out.
         """
         self.init()
-        final: dict[str, dict[tuple[str, str], tuple[str, str] | None]] = {}
-        for fb in self.feedback_rows():
-            per_note = final.setdefault(fb.note_id, {})
+        final: dict[tuple[str, int], dict[tuple[str, str], tuple[str, str] | None]] = {}
+        for fb in self.feedback_rows(tenant):
+            per_note = final.setdefault((fb.note_id, fb.note_version), {})
             key = (fb.system, fb.code)
             if fb.action in ("accept", "add"):
                 per_note[key] = key
@@ -337,19 +470,18 @@ class FeedbackStore:
                 per_note[key] = (fb.system, fb.final_code)
             elif fb.action == "reject":
                 per_note[key] = None
-        if not final:
-            return
-        with self.engine.connect() as conn:
-            for note_id, decisions in final.items():
-                row = conn.execute(select(notes.c.text).where(notes.c.note_id == note_id)).first()
-                if row is None:
-                    continue
-                codes = list(dict.fromkeys(v for v in decisions.values() if v is not None))
-                yield {
-                    "id": note_id,
-                    "text": row[0],
-                    "codes": [{"system": s, "code": c} for s, c in codes],
-                }
+        for (note_id, version), decisions in final.items():
+            note = self.get_note(tenant, note_id, version)
+            if note is None or note.text is None:
+                continue
+            codes = list(dict.fromkeys(v for v in decisions.values() if v is not None))
+            yield {
+                "id": note_id if version == 1 else f"{note_id}@v{version}",
+                "note_id": note_id,
+                "version": version,
+                "text": note.text,
+                "codes": [{"system": s, "code": c} for s, c in codes],
+            }
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -361,13 +493,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _suggestion_row(
-    s: CodeSuggestion, *, at: datetime, key_id: str, note_id: str, result: SuggestResult
+    s: CodeSuggestion, *, at: datetime, key_id: str, ref: NoteRef, result: SuggestResult
 ) -> dict[str, Any]:
     return {
         "at": at,
         "kind": "suggestion",
         "key_id": key_id,
-        "note_id": note_id,
+        "note_id": ref.note_id,
+        "tenant": ref.tenant,
+        "note_version": ref.version,
         "suggestion_id": s.suggestion_id,
         "system": s.system,
         "code": s.code,
@@ -379,6 +513,22 @@ def _suggestion_row(
         "model_version": result.model.version,
         "code_set_version": result.code_sets.get(s.system, "unknown"),
     }
+
+
+def _stored_note(r: Any) -> StoredNote:
+    return StoredNote(
+        tenant=r["tenant"],
+        note_id=r["note_id"],
+        version=int(r["version"]),
+        text=None if r["purged_at"] is not None else r["text"],
+        text_sha256=r["text_sha256"],
+        setting=r["setting"],
+        note_type=r["note_type"],
+        created_at=r["created_at"],
+        key_id=r["key_id"],
+        code_sets=json.loads(r["code_sets"] or "{}"),
+        purged_at=r["purged_at"],
+    )
 
 
 def _feedback_row(r: Any) -> FeedbackRow:
@@ -394,4 +544,6 @@ def _feedback_row(r: Any) -> FeedbackRow:
         reason=r["reason"],
         model_version=r["model_version"],
         code_set_version=r["code_set_version"],
+        tenant=r["tenant"],
+        note_version=int(r["note_version"]),
     )

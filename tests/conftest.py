@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,32 @@ def _isolated_data_dir(
     if "CLINICODE_DATA_DIR" not in os.environ:
         monkeypatch.setenv("CLINICODE_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
     monkeypatch.setenv("CLINICODE_FETCH_ON_SETUP", "0")
+
+
+@pytest.fixture
+def run_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """``run_cli("codes", "import", ...)`` runs ``clinicode`` in-process as a user runs it
+    (known errors: exit 2 and a message) and returns ``(exit code, stdout, stderr)``."""
+    from clinicode.cli import main
+    from clinicode.kb import clear_cache
+    from clinicode.settings import get_settings
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["clinicode", *args])
+        get_settings.cache_clear()
+        clear_cache()
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            get_settings.cache_clear()
+            clear_cache()
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

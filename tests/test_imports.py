@@ -18,7 +18,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = "clinicode.core"  # clinicode/ less the facade modules below
-FACADE = {"clinicode", "clinicode.engine", "clinicode.cli", "clinicode.cli_suggest"}
+FACADE = {
+    "clinicode",
+    "clinicode.engine",
+    "clinicode.cli",
+    "clinicode.cli_suggest",
+    "clinicode.cli_pack",
+}
 
 # layer -> the layers it may import
 ALLOWED: dict[str, set[str]] = {

@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from clinicode.kb.health import KBDamaged
 from clinicode.kb.records import CodeRecord, SearchHit, SystemInfo, Term
 from clinicode.kb.store import IndexEntry, KBError, KnowledgeBase, needs_upgrade, normalize_code
 
 __all__ = [
     "CodeRecord",
     "IndexEntry",
+    "KBDamaged",
     "KBError",
     "KnowledgeBase",
     "SearchHit",
@@ -43,11 +45,19 @@ def build_icd10cm(path: Path, *, force: bool = False) -> SystemInfo:
 
     Also loads the built-in CPT starter set when the KB has no CPT yet (or an older starter
     set); a licensed CPT file imported with ``clinicode codes import cpt`` is never replaced.
+    A damaged KB file (empty, truncated, overwritten) raises :class:`KBDamaged` instead of being
+    rebuilt over what was imported into it; with ``force`` it is moved aside and built anew.
     """
     from clinicode.hashing import sha256_file
+    from clinicode.kb.health import kb_file_problem, set_aside
     from clinicode.kb.icd10cm import parse_tabular, tabular_path
     from clinicode.kb.importers.cpt import ensure_cpt_starter
 
+    problem = kb_file_problem(path)
+    if problem is not None:
+        if not force:
+            raise KBDamaged(Path(path), problem)
+        set_aside(Path(path))
     kb = KnowledgeBase(path, readonly=False)
     try:
         current = kb.system_info("ICD-10-CM")
@@ -62,12 +72,16 @@ def build_icd10cm(path: Path, *, force: bool = False) -> SystemInfo:
 
 
 def open_kb(path: Path | str | None = None, *, build: bool = True) -> KnowledgeBase:
-    """A read-only KB (cached per path); builds ICD-10-CM first if it is missing."""
+    """A read-only KB (cached per path); builds ICD-10-CM first if it is missing.
+    :class:`KBDamaged` (naming the file) when the file is damaged: it is never rebuilt here."""
+    from clinicode.kb.health import check_kb_file
+
     p = Path(path) if path is not None else default_kb_path()
     with _lock:
         kb = _cache.get(p)
         if kb is not None:
             return kb
+        check_kb_file(p)
         if build and (not p.exists() or needs_upgrade(p) or _needs_icd10cm(p)):
             build_icd10cm(p)
         kb = KnowledgeBase(p, readonly=True)

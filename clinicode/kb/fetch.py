@@ -293,9 +293,11 @@ def fetch_release(
     downloads_dir: Path,
     catalogue: Catalogue | None = None,
     log: Log = lambda _msg: None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Fetch, check and import ``kinds`` of fiscal year ``year`` into the KB at ``kb_path``
-    (whose ICD-10-CM must be built); returns ``{"year", "imports": [reports]}``."""
+    (whose ICD-10-CM must be built); returns ``{"year", "imports": [reports]}``. A file that
+    looks incomplete is refused unless ``force``."""
     from clinicode.kb.importers import run_import
     from clinicode.kb.releases import load_catalogue
 
@@ -315,7 +317,7 @@ def fetch_release(
         for m in members:
             extra = {"url": m.origin.url, "url_sha256": m.origin.sha256, "member": m.name}
             log(f"importing {m.kind} from {m.name}")
-            report = run_import(m.kind, m.path, kb_path, extra=extra)
+            report = run_import(m.kind, m.path, kb_path, extra=extra, force=force)
             reports.append({**report, "url": m.origin.url, "url_sha256": m.origin.sha256})
     return {"year": label, "imports": reports}
 

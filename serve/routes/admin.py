@@ -23,17 +23,18 @@ router = APIRouter(prefix="/v1")
         **ERRORS,
         200: {
             "content": {"application/x-ndjson": {}},
-            "description": 'One {"id","text","codes"} per reviewed note, for '
-            "`clinicode train --format jsonl`.",
+            "description": 'One {"id","note_id","version","text","codes"} per reviewed '
+            "note version, for `clinicode train --format jsonl`.",
         },
     },
     summary="Export reviewed notes as training JSONL (admin keys)",
 )
-def export_feedback(svc: ServiceDep, _key: AdminKeyDep) -> StreamingResponse:
+def export_feedback(svc: ServiceDep, key: AdminKeyDep) -> StreamingResponse:
+    """The reviewed notes of the key's tenant, each version with the decisions made on it."""
     store = svc.store
 
     def lines() -> Iterator[str]:
-        for rec in store.export():
+        for rec in store.export(key.tenant):
             yield json.dumps(rec, ensure_ascii=False) + "\n"
 
     return StreamingResponse(

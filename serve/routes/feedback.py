@@ -19,18 +19,25 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
     "/feedback",
     status_code=201,
     response_model=FeedbackResponse,
-    responses={**ERRORS, 404: {"model": Problem}},
+    responses={
+        **ERRORS,
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "The ids disagree, or the code set changed."},
+    },
     summary="Record a coder's decision",
 )
 def feedback(req: FeedbackRequest, svc: ServiceDep, key: KeyDep) -> FeedbackResponse:
     """accept / reject / modify a suggestion (by `suggestion_id`, or `note_id` + `code`), or
-    add a code the engine missed (`note_id` + `code`). Answered only once committed."""
+    add a code the engine missed (`note_id` + `code`). A kept code must be a billable code of
+    a loaded code set at the note's version (422 names the reason); ids that disagree get 409.
+    Answered only once committed."""
     row = record_feedback(
         req,
         store=svc.store,
         key_id=key.id,
         engine=svc.holder.engine,
         kb=partial(get_kb, svc),
+        tenant=key.tenant,
     )
     svc.metrics.feedback.inc(svc.metrics.worker, req.action)
     return FeedbackResponse(

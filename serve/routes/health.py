@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from ..deps import KeyDep, ServiceDep
+from ..deps import KeyDep, ServiceDep, redact_paths
 from ..schemas import ERRORS
 
 router = APIRouter(tags=["health"])
@@ -21,12 +21,22 @@ def live() -> dict[str, str]:
 @router.get(
     "/health/ready",
     summary="Ready once the model pack is loaded",
-    responses={503: {"description": "Loading, or the model pack could not be loaded."}},
+    responses={
+        503: {
+            "description": "Loading, the model pack could not be loaded, or a file the "
+            "service reads (the knowledge base, the database) is damaged: `reason` names it."
+        }
+    },
 )
 def ready(svc: ServiceDep) -> JSONResponse:
+    """No key needed, so nothing here shows a path: files are named, never located."""
     holder = svc.holder
     holder.start()  # retries a failed load after a while
     body: dict[str, Any] = {"status": holder.status}
+    kb_problem = svc.kb_problem()
+    if kb_problem is not None:
+        body = {"status": "degraded", "reason": kb_problem, "file": svc.kb_file().name}
+        return JSONResponse(body, status_code=503)
     if holder.engine is not None:
         try:
             svc.store.ping()
@@ -37,7 +47,7 @@ def ready(svc: ServiceDep) -> JSONResponse:
         body["code_sets"] = holder.engine.code_sets
         return JSONResponse(body)
     if holder.error:
-        body["reason"] = holder.error
+        body["reason"] = redact_paths(holder.error)
     return JSONResponse(body, status_code=503)
 
 

@@ -53,7 +53,7 @@ def suggest(
     check_note(req, svc.settings)
     note_id = req.note_id or new_note_id()
     result = suggest_one(engine, svc.holder.slot, req)
-    record_suggestions(svc.store, svc.metrics, req, note_id, result, key.id)
+    record_suggestions(svc.store, svc.metrics, req, note_id, result, key.id, key.tenant)
     body = result.model_dump(mode="json")
     return JSONResponse(
         compact_result(body) if compact else body, headers={NOTE_ID_HEADER: note_id}
@@ -77,7 +77,7 @@ def suggest_batch(
     results = suggest_many(engine, svc.holder.slot, req.notes)
     items = []
     for note, note_id, result in zip(req.notes, ids, results, strict=True):
-        record_suggestions(svc.store, svc.metrics, note, note_id, result, key.id)
+        record_suggestions(svc.store, svc.metrics, note, note_id, result, key.id, key.tenant)
         item = BatchItem(note_id=note_id, result=result).model_dump(mode="json")
         if compact:
             item["result"] = compact_result(item["result"])

@@ -25,3 +25,9 @@ class TooLarge(Refused):
     """The request is over a configured limit."""
 
     status = 413
+
+
+class Conflict(Refused):
+    """The request contradicts what is stored (ids that disagree, a changed code set)."""
+
+    status = 409

@@ -14,7 +14,7 @@ from clinicode.settings import Settings
 from ..engine_holder import EngineLike
 from ..metrics import Metrics
 from ..schemas import SuggestRequest
-from ..store import FeedbackStore
+from ..store import DEFAULT_TENANT, FeedbackStore, NoteRef
 from . import Refused, TooLarge
 
 Slot = Callable[[], AbstractContextManager[None]]
@@ -89,18 +89,21 @@ def record_suggestions(
     note_id: str,
     result: SuggestResult,
     key_id: str,
-) -> None:
-    """Give every code an id, store the note and the suggestions, count them."""
+    tenant: str = DEFAULT_TENANT,
+) -> NoteRef:
+    """Give every code an id, store the note (a new version when its text changed) and the
+    suggestions under ``tenant``, count them."""
     for s in [*result.codes, *result.candidates, *result.suppressed]:
         if not s.suggestion_id:
             s.suggestion_id = "s-" + uuid.uuid4().hex[:20]
         metrics.suggestions.inc(metrics.worker, s.system, s.status)
     metrics.notes.inc(metrics.worker, req.setting)
-    store.record_suggestions(
+    return store.record_suggestions(
         note_id=note_id,
         text_=req.text,
         setting=req.setting,
         note_type=req.note_type,
         key_id=key_id,
         result=result,
+        tenant=tenant,
     )

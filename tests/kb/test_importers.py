@@ -413,7 +413,9 @@ def test_pcs_version_needed_when_name_has_none(scratch: Path, tmp_path: Path) ->
     f = _write(tmp_path, "order.txt", line + "\n")
     with pytest.raises(ImportFileError, match="--version"):
         run_import("pcs", f, scratch)
-    rep = run_import("pcs", f, scratch, version="FY2099")
+    with pytest.raises(ImportFileError, match="looks truncated"):
+        run_import("pcs", f, scratch, version="FY2099")  # one line: not a whole order file
+    rep = run_import("pcs", f, scratch, version="FY2099", force=True)
     assert rep["version"] == "FY2099" and rep["counts"]["valid_codes"] == 1
 
 
@@ -428,3 +430,101 @@ def test_cli_import_bad_file_exits_2(scratch: Path, tmp_path: Path) -> None:
 def test_open_kb_sees_imports(full: dict[str, Any]) -> None:
     kb = open_kb(full["path"])
     assert kb.index_count("drug") > 5_000
+
+
+# -- issue 13, failure 6: truncated official files are refused, the KB keeps its import -------
+def _cut_lines(src: Path, dst: Path, keep: int) -> Path:
+    with src.open("rb") as f:
+        dst.write_bytes(b"".join(next(f) for _ in range(keep)))
+    return dst
+
+
+def _cut_bytes(src: Path, dst: Path, keep: float | int) -> Path:
+    data = src.read_bytes()
+    n = (
+        (keep if keep >= 0 else len(data) + keep)
+        if isinstance(keep, int)
+        else int(len(data) * keep)
+    )
+    dst.write_bytes(data[:n])
+    return dst
+
+
+def _at_line_end(src: Path, dst: Path, fraction: float) -> Path:
+    data = src.read_bytes()
+    cut = data.rindex(b"\n", 0, int(len(data) * fraction)) + 1
+    dst.write_bytes(data[:cut])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def imported(full: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the fully imported KB, for imports that must leave it as it was."""
+    return _copy_kb(full["path"], tmp_path_factory.mktemp("imported"))
+
+
+def _state(path: Path) -> dict[str, Any]:
+    kb = KnowledgeBase(path)
+    try:
+        return {
+            "systems": [(s.system, s.version, s.source_hash, s.n_codes) for s in kb.systems()],
+            "index": kb.index_count("index"),
+        }
+    finally:
+        kb.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "message"),
+    [
+        ("pcs cut to 40,000 lines", "pcs", "no ICD-10-PCS section"),
+        ("pcs cut mid-line", "pcs", "ends without a line end"),
+        ("pcs missing its last 10 lines", "pcs", "79,106 of the 79,115 valid codes of the FY2026"),
+        ("hcpcs cut in half", "hcpcs", "no codes starting with"),
+        ("hcpcs missing its last 5 rows", "hcpcs", "8,458 of the 8,463 codes of the 2025-10"),
+        ("index csv cut to 90%", "index", "no main terms under letter"),
+        ("index csv cut mid-line", "index", "ends without a line end"),
+    ],
+)
+def test_a_truncated_official_file_is_refused_with_exit_2_and_the_kb_unchanged(
+    imported: Path, tmp_path: Path, run_cli: Any, case: str, kind: str, message: str
+) -> None:
+    pcs, hcpcs, index = shared_path(*PCS_2026), shared_path(*HCPCS_CSV), shared_path(*INDEX_CSV)
+    files = {
+        "pcs cut to 40,000 lines": lambda d: _cut_lines(pcs, d / pcs.name, 40_000),
+        "pcs cut mid-line": lambda d: _cut_bytes(pcs, d / pcs.name, -12),
+        "pcs missing its last 10 lines": lambda d: _cut_lines(pcs, d / pcs.name, 80_019),
+        "hcpcs cut in half": lambda d: _at_line_end(hcpcs, d / hcpcs.name, 0.5),
+        "hcpcs missing its last 5 rows": lambda d: _cut_lines(hcpcs, d / hcpcs.name, 8_842),
+        "index csv cut to 90%": lambda d: _at_line_end(index, d / index.name, 0.9),
+        "index csv cut mid-line": lambda d: _cut_bytes(index, d / index.name, -1),
+    }
+    cut = files[case](tmp_path)
+    before = _state(imported)
+    code, _out, err = run_cli("codes", "import", kind, str(cut), "--kb", str(imported))
+    text = " ".join(err.split())
+    assert code == 2, (case, code, err)
+    assert "looks truncated" in text and message in text and "--force" in text, text
+    assert _state(imported) == before
+
+
+def test_a_truncated_xml_index_or_table_is_refused(imported: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(shared_path(*FY2017_ZIP)) as zf:
+        xml = zf.read("icd10cm_index_2017.xml")
+    cut = tmp_path / "icd10cm_index_2017.xml"
+    for keep in (len(xml) // 2, xml.rindex(b"</letter>") + len(b"</letter>")):
+        cut.write_bytes(xml[:keep])
+        with pytest.raises(ImportFileError, match="complete"):
+            run_import("index", cut, imported)
+    zcut = _cut_bytes(shared_path(*FY2017_ZIP), tmp_path / "ICD10CM_FY2017_Full_XML.zip", 0.6)
+    with pytest.raises(ImportFileError):
+        run_import("drug", zcut, imported)
+
+
+def test_force_imports_a_partial_file(scratch: Path, tmp_path: Path, run_cli: Any) -> None:
+    hcpcs = shared_path(*HCPCS_CSV)
+    cut = _at_line_end(hcpcs, tmp_path / hcpcs.name, 0.5)
+    code, _out, err = run_cli("codes", "import", "hcpcs", str(cut), "--force", "--kb", str(scratch))
+    assert code == 0, err
+    n = KnowledgeBase(scratch).system_info("HCPCS")
+    assert n is not None and 0 < n.n_codes < HCPCS_2025_OCT_CODES

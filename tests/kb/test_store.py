@@ -90,7 +90,7 @@ def small(kb_path: Path, tmp_path: Path) -> tuple[KnowledgeBase, dict[str, Any]]
     shutil.copyfile(kb_path, path)
     src = tmp_path / "ICD10CM_2030_Index.csv"
     src.write_text(SMALL_INDEX)
-    rep = run_import("index", src, path, version="2030-04")
+    rep = run_import("index", src, path, version="2030-04", force=True)  # a 10-row excerpt
     return KnowledgeBase(path), rep
 
 
@@ -148,7 +148,7 @@ def test_reimport_replaces_not_duplicates(
     n_terms = sum(1 for _ in kb.iter_terms(sources=["index"]))
     src = tmp_path / "again.csv"
     src.write_text(SMALL_INDEX)
-    run_import("index", src, kb.path, version="2030-04")
+    run_import("index", src, kb.path, version="2030-04", force=True)
     kb2 = KnowledgeBase(kb.path)
     assert sum(1 for _ in kb2.iter_terms(sources=["index"])) == n_terms
     assert kb2.index_count("index") == 10

@@ -56,7 +56,7 @@ def index_kb(kb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Knowled
     shutil.copyfile(kb_path, path)
     src = d / "ICD10CM_2030_Index.csv"
     src.write_text(INDEX)
-    run_import("index", src, path, version="2030-04")
+    run_import("index", src, path, version="2030-04", force=True)  # a small excerpt
     return KnowledgeBase(path)
 
 

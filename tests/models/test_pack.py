@@ -87,3 +87,65 @@ def test_ranker_is_named_in_the_manifest_and_an_unknown_one_is_refused(
     (p / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(pack_mod.PackError, match=r"from-a-plugin.*plug-in"):
         pack_mod.load(p, kb=kb)
+
+
+# -- issue 13, failure 7: packs signed with a key outside the pack; unsigned ones refusable ----
+def _rehash(p: Path, name: str) -> None:
+    """What a tamperer who can write the pack does: change a file, fix its manifest hash."""
+    from clinicode.hashing import sha256_file
+
+    manifest = json.loads((p / "manifest.json").read_text())
+    manifest["files"][name] = sha256_file(p / name)
+    (p / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def test_signed_packs(tiny_pack: Path, kb: Any, tmp_path: Path, run_cli: Any) -> None:
+    p = _copy(tiny_pack, tmp_path)
+    key_file = tmp_path / "keys" / "pack.key"
+    code, out, err = run_cli("pack", "signing-key", str(key_file))
+    assert code == 0 and "written" in out, err
+    key = key_file.read_text().strip().encode()
+    strict = pack_mod.SigningPolicy(key=key, required=True)
+    with pytest.raises(pack_mod.PackError, match="has no seal"):
+        pack_mod.load(p, kb=kb, signing=strict)  # unsigned: refused when required
+    assert run_cli("pack", "verify", str(p), "--key", str(key_file))[0] == 2
+    code, _, err = run_cli("pack", "sign", str(p), "--key", str(key_file))
+    assert code == 0, err
+    assert pack_mod.load(p, kb=kb, signing=strict).version
+    assert run_cli("pack", "verify", str(p), "--key", str(key_file))[0] == 0
+    # a rewritten ranker with its hash fixed passes the hashes, not the signature
+    with (p / "ranker_trees.pkl").open("ab") as fh:
+        fh.write(b"\0")
+    _rehash(p, "ranker_trees.pkl")
+    pack_mod.verify(p, signing=pack_mod.SigningPolicy())  # no key: the hashes alone pass
+    for policy in (strict, pack_mod.SigningPolicy(key=key, required=False)):
+        with pytest.raises(pack_mod.PackError, match="modified after it was sealed"):
+            pack_mod.load(p, kb=kb, signing=policy)
+    other = pack_mod.SigningPolicy(key=b"f" * 64, required=True)
+    with pytest.raises(pack_mod.PackError, match="sealed with another key"):
+        pack_mod.verify(p, signing=other)
+
+
+def test_save_signs_with_the_configured_key(
+    tiny_pack: Path, kb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clinicode.integrity import create_key_file
+    from clinicode.settings import get_settings
+
+    key_file = tmp_path / "pack.key"
+    create_key_file(key_file)
+    monkeypatch.setenv("CLINICODE_REQUIRE_SIGNED_PACKS", "1")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(pack_mod.PackError, match="no CLINICODE_PACK_SIGNING_KEY_FILE"):
+            pack_mod.load(tiny_pack, kb=kb)
+        monkeypatch.setenv("CLINICODE_PACK_SIGNING_KEY_FILE", str(key_file))
+        get_settings.cache_clear()
+        with pytest.raises(pack_mod.PackError, match="has no seal"):
+            pack_mod.load(tiny_pack, kb=kb)
+        loaded = pack_mod.load(tiny_pack, kb=kb, signing=pack_mod.SigningPolicy())
+        out = pack_mod.save(loaded, tmp_path / "resaved")
+        assert (out / "manifest.json.seal").is_file()
+        assert pack_mod.load(out, kb=kb).version == loaded.version
+    finally:
+        get_settings.cache_clear()

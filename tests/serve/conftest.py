@@ -38,7 +38,7 @@ TERMS: dict[str, tuple[str, str, str]] = {
     ),
 }
 _NEG = re.compile(r"\b(no|denies|without|negative for)\b[^.;\n]{0,40}$", re.I)
-CODE_SETS = {"ICD-10-CM": "ICD-10-CM FY2026", "ICD-10-PCS": "ICD-10-PCS FY2026"}
+CODE_SETS = {"ICD-10-CM": "FY2026", "ICD-10-PCS": "FY2026"}  # as ``kb.versions()`` says
 
 
 class FakeEngine:

@@ -23,7 +23,7 @@ def test_suggest_returns_the_engine_result_with_offsets(client: Any, note: str) 
     # Exactly a SuggestResult, as `clinicode suggest` prints it.
     assert SuggestResult.model_validate(body).model_dump(mode="json") == body
     assert body["model"] == {"name": "fake-engine", "version": "0.0.1-test", "threshold": 0.5}
-    assert body["code_sets"]["ICD-10-CM"] == "ICD-10-CM FY2026"
+    assert body["code_sets"]["ICD-10-CM"] == "FY2026"
     codes = {c["code"]: c for c in body["codes"]}
     assert set(codes) == {"E11.9", "I10"}
     for c in body["codes"]:
@@ -114,7 +114,7 @@ def test_feedback_and_export_round_trip(
     assert r.status_code == 201, r.text
     fb = r.json()
     assert fb["note_id"] == "n1" and fb["code"] == "E11.9" and fb["feedback_id"] > 0
-    assert fb["model_version"] == "0.0.1-test" and fb["code_set_version"] == "ICD-10-CM FY2026"
+    assert fb["model_version"] == "0.0.1-test" and fb["code_set_version"] == "FY2026"
     # by note + code, and a modify to a more specific code
     r = client.post(
         "/v1/feedback",
@@ -160,6 +160,8 @@ def test_feedback_and_export_round_trip(
     assert {row["id"]: row for row in rows} == {
         "n1": {
             "id": "n1",
+            "note_id": "n1",
+            "version": 1,
             "text": note,
             "codes": [
                 {"system": "ICD-10-CM", "code": "E11.9"},
@@ -167,7 +169,13 @@ def test_feedback_and_export_round_trip(
                 {"system": "ICD-10-CM", "code": "R50.9"},
             ],
         },
-        "n2": {"id": "n2", "text": "Chest pain. Hypertension.", "codes": []},
+        "n2": {
+            "id": "n2",
+            "note_id": "n2",
+            "version": 1,
+            "text": "Chest pain. Hypertension.",
+            "codes": [],
+        },
     }
     data = pytest.importorskip("clinicode.training.data", reason="training.data not installed yet")
     path = tmp_path / "fb.jsonl"
@@ -284,8 +292,10 @@ def test_code_sets_unavailable_is_503_but_bad_input_is_still_422(
     ):
         assert client.get(url).status_code == 422, url
     _suggest(client, "u1", NOTE)
+    r = client.post("/v1/feedback", json={"note_id": "u1", "code": "I10", "action": "reject"})
+    assert r.status_code == 201  # a rejection keeps no code: no code sets needed
     r = client.post("/v1/feedback", json={"note_id": "u1", "code": "I10", "action": "accept"})
-    assert r.status_code == 201  # nothing typed: no code sets needed
+    assert r.status_code == 503  # a kept code is checked: never recorded unchecked
     r = client.post("/v1/feedback", json={"note_id": "u1", "code": "R50.9", "action": "add"})
     assert r.status_code == 503
 

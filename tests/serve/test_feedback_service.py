@@ -67,9 +67,9 @@ def test_accept_by_suggestion_id_is_stamped_with_the_suggestions_versions(
         "ICD-10-CM",
         "E11.9",
     )
-    assert row.model_version == "0.0.1-test" and row.code_set_version == "ICD-10-CM FY2026"
+    assert row.model_version == "0.0.1-test" and row.code_set_version == "FY2026"
     assert row.final_code is None
-    assert source.calls == 0  # nothing typed, versions from the suggestion: no KB needed
+    assert source.calls == 1  # the kept code is checked; versions from the suggestion
 
 
 def test_note_and_code_are_normalised_before_the_lookup(
@@ -86,7 +86,7 @@ def test_modify_normalises_and_checks_the_final_code(
     source = KBCalls(kb)
     row = _record(store, source, note_id="n1", code="I10", action="modify", final_code="i110")
     assert row.code == "I10" and row.final_code == "I11.0" and source.calls == 1
-    with pytest.raises(Refused, match=r"X00\.000 is not a code of FY2026") as exc:
+    with pytest.raises(Refused, match=r"X00\.000 is not a code of ICD-10-CM FY2026") as exc:
         _record(store, source, note_id="n1", code="I10", action="modify", final_code="X00.000")
     assert exc.value.status == 422
 
@@ -120,7 +120,7 @@ def test_add_checks_the_code_and_takes_the_loaded_versions(
         _record(store, KBCalls(kb), engine, note_id="n1", code="Q99.999", action="add")
     row = _record(store, KBCalls(kb), engine, note_id="n1", code="r509", action="add")
     assert (row.suggestion_id, row.code, row.action) == (None, "R50.9", "add")
-    assert row.model_version == "0.0.1-test" and row.code_set_version == "ICD-10-CM FY2026"
+    assert row.model_version == "0.0.1-test" and row.code_set_version == "FY2026"
 
 
 def test_add_without_an_engine_takes_the_kb_versions(
@@ -132,9 +132,10 @@ def test_add_without_an_engine_takes_the_kb_versions(
     assert source.calls == 1  # opened once, for the check and the versions
 
 
-def test_a_code_set_that_is_not_loaded_is_not_checked(kb: KnowledgeBase) -> None:
+def test_a_code_of_a_system_that_is_not_loaded_is_refused(kb: KnowledgeBase) -> None:
     assert "HCPCS" not in kb.versions()
-    check_typed_code("Z9999", "HCPCS", kb)  # nothing to check against: accepted
+    with pytest.raises(Refused, match="HCPCS is not loaded"):
+        check_typed_code("Z9999", "HCPCS", kb)  # nothing to check against: refused
     check_typed_code("E11.9", "ICD-10-CM", kb)
     with pytest.raises(Refused):
         check_typed_code("E11.99999", "ICD-10-CM", kb)

@@ -75,3 +75,70 @@ def test_keys_cli(tmp_path: Path, monkeypatch: Any) -> None:
         assert key not in r.stdout
     finally:
         get_settings.cache_clear()
+
+
+# -- issue 13, failure 7: keys are live, revocable, per tenant; a damaged key file is named ----
+def test_keys_created_and_revoked_reach_a_running_service(
+    client: Any, settings: Settings, run_cli: Any, monkeypatch: Any
+) -> None:
+    import time
+
+    from clinicode.serve.auth import RELOAD_S
+
+    monkeypatch.setenv("CLINICODE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.delenv("CLINICODE_API_KEYS", raising=False)
+    code, out, err = run_cli("keys", "create", "--label", "coder 7", "--tenant", "clinic-7")
+    assert code == 0, err
+    key = out.strip().splitlines()[-1]
+    kid = hash_key(key)[:12]
+    deadline = time.monotonic() + RELOAD_S + 3
+    status = 0
+    while time.monotonic() < deadline:  # picked up without a restart, within RELOAD_S
+        status = client.get("/v1/me", headers={"X-API-Key": key}).status_code
+        if status == 200:
+            break
+        time.sleep(0.2)
+    assert status == 200
+    me = client.get("/v1/me", headers={"X-API-Key": key}).json()
+    assert me["key_id"] == kid
+    code, out, _ = run_cli("keys", "list")
+    assert kid in out and "clinic-7" in out and "active" in out
+    code, out, err = run_cli("keys", "revoke", kid)
+    assert code == 0 and "revoked" in out, err
+    start = time.monotonic()
+    while client.get("/v1/me", headers={"X-API-Key": key}).status_code != 401:
+        assert time.monotonic() - start < 5.0, "a revoked key was still accepted after 5 s"
+        time.sleep(0.1)
+    code, out, _ = run_cli("keys", "list")
+    assert "revoked" in out
+    code, _, err = run_cli("keys", "revoke", "nope00000000")
+    assert code == 2 and "no key with id" in err
+
+
+def test_a_damaged_key_file_is_named(tmp_path: Path, run_cli: Any, monkeypatch: Any) -> None:
+    from clinicode.serve.auth import KeyFileError
+
+    s = Settings(data_dir=tmp_path)
+    s.api_keys_file.write_text('{"keys": [ {"hash": "ab", ')
+    try:
+        KeyRing.from_settings(s)
+    except KeyFileError as exc:
+        assert "api_keys.json is damaged" in str(exc) and "not JSON" in str(exc)
+    else:
+        raise AssertionError("a damaged key file was accepted")
+    monkeypatch.setenv("CLINICODE_DATA_DIR", str(tmp_path))
+    code, _, err = run_cli("keys", "list")
+    text = " ".join(err.split())
+    assert code == 2 and "api_keys.json is damaged" in text and "internal error" not in text
+
+
+def test_a_running_ring_keeps_its_keys_when_the_file_turns_bad(tmp_path: Path) -> None:
+    from clinicode.serve.auth import create_key
+
+    s = Settings(data_dir=tmp_path)
+    key, _ = create_key(s, role="user", tenant="t1")
+    ring = KeyRing.from_settings(s, reload_s=0)
+    found = ring.verify(key)
+    assert found is not None and found.tenant == "t1"
+    s.api_keys_file.write_text("{ damaged")
+    assert ring.verify(key) is not None  # last good keys, and an error in the log

@@ -26,7 +26,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeedbackSt
         pytest.importorskip("psycopg", reason="needs psycopg for PostgreSQL")
         s = FeedbackStore(PG_URL)
         with s.engine.begin() as conn:  # a clean schema for this test
-            conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS audit, notes CASCADE"))
+            conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS audit, notes, store_meta CASCADE"))
     s.init()
     yield s
     s.close()
@@ -34,7 +34,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeedbackSt
 
 def _seed(store: FeedbackStore, engine: Any, note_id: str, text: str) -> Any:
     result = engine.suggest(text)
-    store.record_suggestions(
+    return store.record_suggestions(
         note_id=note_id,
         text_=text,
         setting="outpatient",
@@ -59,20 +59,21 @@ def _fb(
         key_id="k2",
         model_name="fake-engine",
         model_version="0.0.1-test",
-        code_set_version="ICD-10-CM FY2026",
+        code_set_version="FY2026",
     )
 
 
 def test_suggestions_feedback_and_export(store: FeedbackStore, engine: Any) -> None:
-    result = _seed(store, engine, "a", "Type 2 diabetes. Hypertension. No fever.")
+    ref = _seed(store, engine, "a", "Type 2 diabetes. Hypertension. No fever.")
+    assert (ref.version, ref.created) == (1, True)
     assert store.note_exists("a") and not store.note_exists("b")
-    assert store.count("suggestion") == len(result.codes) + len(result.suppressed) == 3
-    sid = result.codes[0].suggestion_id
+    assert store.count("suggestion") == 3
+    sid = engine.suggest("Type 2 diabetes. Hypertension. No fever.").codes[0].suggestion_id
     row = store.find_suggestion(suggestion_id=sid)
     assert row is not None and (row.note_id, row.code) == ("a", "E11.9")
-    assert row.model_version == "0.0.1-test" and row.code_set_version == "ICD-10-CM FY2026"
+    assert row.model_version == "0.0.1-test" and row.code_set_version == "FY2026"
     by_code = store.find_suggestion(note_id="a", code="I10", system="ICD-10-CM")
-    assert by_code is not None and by_code.suggestion_id == result.codes[1].suggestion_id
+    assert by_code is not None and by_code.code == "I10" and by_code.note_version == 1
     assert store.find_suggestion(note_id="a", code="J45.909") is None
 
     first = _fb(store, "a", "E11.9", "accept")
@@ -88,12 +89,15 @@ def test_suggestions_feedback_and_export(store: FeedbackStore, engine: Any) -> N
         "accept",
         "add",
     ]
-    # Re-coding the same note id replaces its text; the decisions stay.
-    _seed(store, engine, "a", "Type 2 diabetes. Hypertension. No fever. Seen again.")
+    # Re-coding the same note id with another text is a new version: the decisions stay with
+    # the text they were made on.
+    ref = _seed(store, engine, "a", "Type 2 diabetes. Hypertension. No fever. Seen again.")
     assert list(store.export()) == [
         {
             "id": "a",
-            "text": "Type 2 diabetes. Hypertension. No fever. Seen again.",
+            "note_id": "a",
+            "version": 1,
+            "text": "Type 2 diabetes. Hypertension. No fever.",
             "codes": [
                 {"system": "ICD-10-CM", "code": "E11.9"},
                 {"system": "ICD-10-CM", "code": "I11.9"},
@@ -101,6 +105,11 @@ def test_suggestions_feedback_and_export(store: FeedbackStore, engine: Any) -> N
             ],
         }
     ]
+    assert (ref.version, ref.created) == (2, True)
+    first_text = store.get_note("default", "a", 1)
+    assert first_text is not None and first_text.text == "Type 2 diabetes. Hypertension. No fever."
+    again = _seed(store, engine, "a", "Type 2 diabetes. Hypertension. No fever. Seen again.")
+    assert (again.version, again.created) == (2, False)  # the same text is the same version
 
 
 def test_audit_rows_cannot_change(store: FeedbackStore, engine: Any) -> None:

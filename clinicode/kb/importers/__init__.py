@@ -3,7 +3,11 @@
 ``IMPORTERS`` maps a kind to an :class:`Importer`; ``run_import(kind, path, kb_path)`` runs one
 against the KB file and returns a JSON-able report (system, kind, version, counts, source).
 Problems the user can fix (wrong kind of file, truncated file, missing columns, empty file)
-raise :class:`ImportFileError`, which the CLI prints before exiting with code 2.
+raise :class:`ImportFileError`, which the CLI prints before exiting with code 2. An official
+file that parses but looks incomplete (cut mid-line, missing its last sections, fewer records
+than its known release: :mod:`clinicode.kb.importers.completeness`) raises
+:class:`IncompleteFileError` unless ``force``. Nothing is written before a file is accepted, and
+a system is replaced in one transaction, so the KB keeps the previous import until then.
 ``clinicode codes fetch`` (:mod:`clinicode.kb.fetch`) downloads the official releases and runs
 the same importers on their members.
 
@@ -29,12 +33,22 @@ from pathlib import Path
 from typing import Any
 
 from clinicode.kb.importers.common import ImportFileError, ImportReport
+from clinicode.kb.importers.completeness import IncompleteFileError
 from clinicode.kb.store import KnowledgeBase
 
-__all__ = ["IMPORTERS", "ImportFileError", "ImportReport", "Importer", "run_import"]
+__all__ = [
+    "IMPORTERS",
+    "ImportFileError",
+    "ImportReport",
+    "Importer",
+    "IncompleteFileError",
+    "run_import",
+]
 
-# (file, KB, version label or None, provenance for the system's ``extra`` or None)
-ImportFunc = Callable[[Path, KnowledgeBase, "str | None", "dict[str, str] | None"], ImportReport]
+# (file, KB, version label or None, provenance for the system's ``extra`` or None, force)
+ImportFunc = Callable[
+    [Path, KnowledgeBase, "str | None", "dict[str, str] | None", bool], ImportReport
+]
 
 
 @dataclass(frozen=True)
@@ -50,47 +64,53 @@ class Importer:
         kb: KnowledgeBase,
         version: str | None = None,
         extra: dict[str, str] | None = None,
+        force: bool = False,
     ) -> ImportReport:
-        return self.func(path, kb, version, extra)
+        return self.func(path, kb, version, extra, force)
 
 
 def _index(kind: str) -> ImportFunc:
     def run(
-        path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+        path: Path,
+        kb: KnowledgeBase,
+        version: str | None,
+        extra: dict[str, str] | None,
+        force: bool,
     ) -> ImportReport:
         from clinicode.kb.importers.index import import_index_kind
 
-        return import_index_kind(kind, path, kb, version, extra)
+        return import_index_kind(kind, path, kb, version, extra, force=force)
 
     return run
 
 
 def _pcs(
-    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None, force: bool
 ) -> ImportReport:
     from clinicode.kb.importers.pcs import import_pcs
 
-    return import_pcs(path, kb, version, extra)
+    return import_pcs(path, kb, version, extra, force=force)
 
 
 def _pcs_tables(
-    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None, force: bool
 ) -> ImportReport:
+    # XML: a cut file does not parse, so there is nothing for ``force`` to skip
     from clinicode.kb.importers.pcs_tables import import_pcs_tables
 
     return import_pcs_tables(path, kb, version, extra)
 
 
 def _hcpcs(
-    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None, force: bool
 ) -> ImportReport:
     from clinicode.kb.importers.hcpcs import import_hcpcs
 
-    return import_hcpcs(path, kb, version, extra)
+    return import_hcpcs(path, kb, version, extra, force=force)
 
 
 def _cpt(
-    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None, force: bool
 ) -> ImportReport:
     from clinicode.kb.importers.cpt import import_cpt
 
@@ -125,8 +145,11 @@ def run_import(
     kb_path: Path | str,
     version: str | None = None,
     extra: dict[str, str] | None = None,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Import ``path`` as ``kind`` into the KB at ``kb_path``; returns a JSON-able report.
+    ``force`` imports an official file even when it looks incomplete.
 
     ``extra`` (provenance such as ``{"url": ..., "url_sha256": ...}``) is stored with the
     system's ``extra`` in the same transaction as the codes; the Alphabetic Index and the
@@ -139,7 +162,7 @@ def run_import(
         )
     kb = KnowledgeBase(kb_path, readonly=False)
     try:
-        report = importer(Path(path), kb, version, extra)
+        report = importer(Path(path), kb, version, extra, force)
     finally:
         kb.close()
     return report.as_dict()

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from clinicode.kb.importers.common import ImportFileError, ImportReport, SourceFile, read_source
+from clinicode.kb.importers.completeness import check_counts, check_coverage, check_line_end
 from clinicode.kb.records import CodeRecord, SystemInfo, Term
 from clinicode.kb.store import KnowledgeBase
 
@@ -63,7 +64,12 @@ def version_from_name(name: str) -> str | None:
 
 
 def import_hcpcs(
-    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None = None
+    path: Path,
+    kb: KnowledgeBase,
+    version: str | None,
+    extra: dict[str, str] | None = None,
+    *,
+    force: bool = False,
 ) -> ImportReport:
     src = read_source(
         path,
@@ -142,6 +148,12 @@ def import_hcpcs(
         last = rec
     if n_codes == 0:
         raise ImportFileError(f"{src.name} holds no HCPCS codes")
+    if not force:
+        if not is_xlsx:
+            check_line_end(src)
+        letters = {r.code[0] for r in records.values() if r.kind == "code"}
+        check_coverage(src, "hcpcs", "first_letters", letters, "codes starting with")
+        check_counts(src, "hcpcs", ver, {"codes": n_codes, "modifiers": n_mods})
     terms = [Term(SYSTEM, r.code, r.title, "title") for r in records.values()]
     info = SystemInfo(
         system=SYSTEM,

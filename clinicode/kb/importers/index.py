@@ -35,6 +35,7 @@ from clinicode.kb.importers.common import (
     resolve_icd_code,
     year_in,
 )
+from clinicode.kb.importers.completeness import check_counts, check_coverage, check_line_end
 from clinicode.kb.records import Term
 from clinicode.kb.store import IndexEntry, KnowledgeBase
 
@@ -334,6 +335,16 @@ def parse_index_csv(src: SourceFile, version: str | None) -> ParsedIndex:
     return ParsedIndex(entries, label)
 
 
+def check_index_csv(src: SourceFile, parsed: ParsedIndex, version: str | None) -> None:
+    """The Index CSV is complete: whole last line, every letter A-Z, the known row count."""
+    check_line_end(src)
+    letters = {e.term[:1].upper() for e in parsed.entries if e.parent_id is None}
+    check_coverage(src, "index_csv", "letters", letters, "main terms under letter")
+    year = year_in(version or "") or year_in(src.name)
+    if year is not None:
+        check_counts(src, "index_csv", year, {"rows": len(parsed.entries)})
+
+
 # -- importers ------------------------------------------------------------------------------
 _PICK = {
     "index": lambda n: "index" in n and "eindex" not in n and n.endswith((".xml", ".csv")),
@@ -359,6 +370,8 @@ def import_index_kind(
     kb: KnowledgeBase,
     version: str | None,
     extra: dict[str, str] | None = None,
+    *,
+    force: bool = False,
 ) -> ImportReport:
     if kb.system_info(SYSTEM) is None:
         raise ImportFileError("ICD-10-CM is not in the knowledge base; run `clinicode codes build`")
@@ -367,6 +380,8 @@ def import_index_kind(
         parsed = parse_index_xml(src, kind, version)
     elif kind == "index":
         parsed = parse_index_csv(src, version)
+        if not force:
+            check_index_csv(src, parsed, version)
     else:
         raise ImportFileError(f"{src.name} is not XML; expected the {_WHAT[kind]}")
     known = kb.billable_map(SYSTEM)

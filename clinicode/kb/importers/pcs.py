@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from clinicode.kb.importers.common import ImportFileError, ImportReport, read_source, year_in
+from clinicode.kb.importers.completeness import check_counts, check_coverage, check_line_end
 from clinicode.kb.records import CodeRecord, SystemInfo, Term
 from clinicode.kb.store import KnowledgeBase
 
@@ -21,7 +22,12 @@ _PCS_CODE = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
 
 
 def import_pcs(
-    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None = None
+    path: Path,
+    kb: KnowledgeBase,
+    version: str | None,
+    extra: dict[str, str] | None = None,
+    *,
+    force: bool = False,
 ) -> ImportReport:
     src = read_source(
         path,
@@ -76,6 +82,11 @@ def import_pcs(
         raise ImportFileError(
             f"cannot tell the ICD-10-PCS version from {src.name!r}; pass --version FY2026"
         )
+    if not force:
+        check_line_end(src)
+        check_coverage(src, "pcs", "sections", {c[0] for c in seen}, "ICD-10-PCS section")
+        counts = {"records": len(records), "valid_codes": n_valid}
+        check_counts(src, "pcs", fy, counts)
     info = SystemInfo(
         system=SYSTEM,
         version=fy,
