@@ -30,7 +30,10 @@ _TABLES: dict[str, dict[str, str]] = {
         "official": "clinicode.models.guidelines.layer:Guidelines",
     },
     # rule coders (``types.RuleCoder``): every registered one runs unless the pack says otherwise
-    "rule_coder": {},
+    "rule_coder": {
+        "cpt": "clinicode.models.rule_cpt:CPTCoder",
+        "hcpcs": "clinicode.models.rule_hcpcs:HCPCSCoder",
+    },
 }
 
 
