@@ -82,8 +82,18 @@ def search(patterns: Iterable[Any], text: str, spans: Sequence[Span]) -> Span | 
             if m and (best is None or m.start() < best[0]):
                 best = (m.start(), m.end())
         if best is not None:
-            return best
+            return _whole_words(text, best)
     return None
+
+
+def _whole_words(text: str, span: Span) -> Span:
+    """A match grown to the words it starts and ends in ("Laparoscop" -> "Laparoscopic")."""
+    s, e = span
+    while e < len(text) and e > s and text[e - 1].isalpha() and text[e].isalpha():
+        e += 1
+    while s > 0 and s < e and text[s].isalpha() and text[s - 1].isalpha():
+        s -= 1
+    return s, e
 
 
 @lru_cache(maxsize=1)
@@ -150,9 +160,7 @@ class NoteText:
             sec = (lines[li][1] if first else lines[li][2]) if lines else None
             self.sentences.append(Sentence(s, e, sec, sec not in skip))
         self._starts = [s.start for s in self.sentences]
-        self._not_present = [
-            (m.start, m.end) for m in mentions if m.assertion in _NOT_PRESENT
-        ]
+        self._not_present = [(m.start, m.end) for m in mentions if m.assertion in _NOT_PRESENT]
 
     # -- where ----------------------------------------------------------------------------------
     def sentence_at(self, pos: int) -> Sentence:

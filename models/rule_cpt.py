@@ -32,7 +32,11 @@ from clinicode.models.procedure_text import NoteText, Span, load_context, load_y
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 SYSTEM = "CPT"
-RULE_FILES = ("cpt_procedures.yaml", "cpt_procedures_medicine.yaml", "cpt_procedures_diagnostics.yaml")
+RULE_FILES = (
+    "cpt_procedures.yaml",
+    "cpt_procedures_medicine.yaml",
+    "cpt_procedures_diagnostics.yaml",
+)
 SCORE_SUGGESTED = 0.9
 SCORE_QUERY = 0.6
 
@@ -123,7 +127,7 @@ def find_codes(note: NoteText, rules: dict[str, Any], setting: str) -> list[Foun
     for h in hits:
         by_rule.setdefault(h.rule["id"], []).append(h)
     out: list[Found] = []
-    for rid, rule_hits in by_rule.items():
+    for rule_hits in by_rule.values():
         rule = rule_hits[0].rule
         if setting not in rule.get("settings", ("inpatient", "outpatient")):
             continue
@@ -195,7 +199,9 @@ def _scope(note: NoteText, rule: dict[str, Any], h: _Hit) -> list[Span]:
     return block + note.eligible_spans() if rule.get("scope") == "note" else block
 
 
-def _fits(note: NoteText, cond: dict[str, Any], spans: list[Span]) -> tuple[bool, list[Span], list[str]]:
+def _fits(
+    note: NoteText, cond: dict[str, Any], spans: list[Span]
+) -> tuple[bool, list[Span], list[str]]:
     """Whether a variant/component fits the spans: its words, evidence and why."""
     ev: list[Span] = []
     why: list[str] = []
@@ -242,24 +248,47 @@ def _rule_codes(note: NoteText, rule: dict[str, Any], hits: list[_Hit]) -> list[
                 if ok:
                     if best is None or i < best[0]:
                         words = f"variant {var['code']}: " + (", ".join(why) or "the default")
-                        best = (i, Found(str(var["code"]), rule["id"], phrase + ev, [*base_why, words]))
+                        best = (
+                            i,
+                            Found(str(var["code"]), rule["id"], phrase + ev, [*base_why, words]),
+                        )
                     break
         if best is not None:
             found.append(best[1])
         elif "default" in rule and "query" in rule:
             q = Query(axis="procedure detail", question=str(rule["query"]))
-            found.append(Found(str(rule["default"]), rule["id"], phrase, [*base_why, f"query: {rule['query']}"], query=q))
+            found.append(
+                Found(
+                    str(rule["default"]),
+                    rule["id"],
+                    phrase,
+                    [*base_why, f"query: {rule['query']}"],
+                    query=q,
+                )
+            )
     elif "components" in rule:
         for comp in rule["components"]:
             matched = [(h, _fits(note, comp, _scope(note, rule, h))) for h in hits]
             matched = [(h, r) for h, r in matched if r[0]]
             if matched:
                 ev = [s for _, r in matched for s in r[1]]
-                f = Found(str(comp["code"]), rule["id"], phrase + ev, [*base_why, f"component {comp['code']}: " + ", ".join(matched[0][1][2])])
+                f = Found(
+                    str(comp["code"]),
+                    rule["id"],
+                    phrase + ev,
+                    [*base_why, f"component {comp['code']}: " + ", ".join(matched[0][1][2])],
+                )
                 f.units = len(matched) if rule.get("count_addon") else None
                 found.append(f)
         if not found and "base" in rule:
-            found.append(Found(str(rule["base"]), rule["id"], phrase, [*base_why, f"no extra work documented: {rule['base']}"]))
+            found.append(
+                Found(
+                    str(rule["base"]),
+                    rule["id"],
+                    phrase,
+                    [*base_why, f"no extra work documented: {rule['base']}"],
+                )
+            )
     for f in found:
         _modifiers(note, rule, first, f)
     return _add_ons(note, rule, hits, found)
@@ -271,7 +300,9 @@ def _modifiers(note: NoteText, rule: dict[str, Any], h: _Hit, f: Found) -> None:
     if rule.get("lateral"):
         side = note.laterality(spans)
         if side is None:
-            f.query = f.query or Query(axis="laterality", question="laterality not documented (right, left or bilateral)")
+            f.query = f.query or Query(
+                axis="laterality", question="laterality not documented (right, left or bilateral)"
+            )
             f.why.append("laterality not documented")
         else:
             f.modifiers.append(side[0])
@@ -285,7 +316,9 @@ def _modifiers(note: NoteText, rule: dict[str, Any], h: _Hit, f: Found) -> None:
             f.why.append(f"modifier {vessel[0]}: '{note.text[vessel[1][0] : vessel[1][1]]}'")
 
 
-def _add_ons(note: NoteText, rule: dict[str, Any], hits: list[_Hit], found: list[Found]) -> list[Found]:
+def _add_ons(
+    note: NoteText, rule: dict[str, Any], hits: list[_Hit], found: list[Found]
+) -> list[Found]:
     """Add-on codes for the further lesions (``count_addon``): units = count - 1."""
     addon = rule.get("count_addon") or {}
     out = list(found)
@@ -301,7 +334,15 @@ def _add_ons(note: NoteText, rule: dict[str, Any], hits: list[_Hit], found: list
             n = c[0] if c else 1
         f.units = None
         if n > 1:
-            out.append(Found(str(extra), rule["id"], list(f.evidence), [*f.why, f"{n} documented: {n - 1} more"], units=n - 1))
+            out.append(
+                Found(
+                    str(extra),
+                    rule["id"],
+                    list(f.evidence),
+                    [*f.why, f"{n} documented: {n - 1} more"],
+                    units=n - 1,
+                )
+            )
     return out
 
 
@@ -316,7 +357,9 @@ def vaccine_codes(note: NoteText, rules: dict[str, Any]) -> list[Found]:
         families: set[str] = set()
         for v in table:
             fam = str(v.get("family", v["code"]))
-            hit = None if fam in families else search(v["names"], note.text, [(sent.start, sent.end)])
+            hit = (
+                None if fam in families else search(v["names"], note.text, [(sent.start, sent.end)])
+            )
             if hit is None or not note.done_here(*hit)[0]:
                 continue
             if not search(given, note.text, [(sent.start, sent.end)]):
@@ -326,23 +369,56 @@ def vaccine_codes(note: NoteText, rules: dict[str, Any]) -> list[Found]:
             why = [f"vaccine product '{note.text[hit[0] : hit[1]]}' given"]
             q = Query(axis="vaccine product", question=str(v["query"])) if v.get("query") else None
             if code not in products:
-                products[code] = (Found(code, "vaccine", [hit], why, query=q), str(v.get("route", "injection")))
+                products[code] = (
+                    Found(code, "vaccine", [hit], why, query=q),
+                    str(v.get("route", "injection")),
+                )
     out = [f for f, _ in products.values()]
     admin = rules.get("vaccine_admin", {})
     inj = [f for f, r in products.values() if r == "injection"]
     other = [f for f, r in products.values() if r != "injection"]
     ev = [s for f in out for s in f.evidence]
     if inj:
-        out.append(Found(admin["injection"]["first"], "vaccine administration", list(ev), ["first vaccine injected"]))
+        out.append(
+            Found(
+                admin["injection"]["first"],
+                "vaccine administration",
+                list(ev),
+                ["first vaccine injected"],
+            )
+        )
         if len(inj) > 1:
-            out.append(Found(admin["injection"]["more"], "vaccine administration", list(ev), [f"{len(inj) - 1} more injected"], units=len(inj) - 1))
+            out.append(
+                Found(
+                    admin["injection"]["more"],
+                    "vaccine administration",
+                    list(ev),
+                    [f"{len(inj) - 1} more injected"],
+                    units=len(inj) - 1,
+                )
+            )
     if other:
         first_code = admin["other"]["more"] if inj else admin["other"]["first"]
         n_more = len(other) if inj else len(other) - 1
         if not inj:
-            out.append(Found(first_code, "vaccine administration", list(ev), ["first vaccine by mouth or nose"]))
+            out.append(
+                Found(
+                    first_code,
+                    "vaccine administration",
+                    list(ev),
+                    ["first vaccine by mouth or nose"],
+                )
+            )
         if n_more:
-            out.append(Found(admin["other"]["more"], "vaccine administration", list(ev), [f"{n_more} more by mouth or nose"], units=n_more))
+            out.append(
+                Found(
+                    admin["other"]["more"],
+                    "vaccine administration",
+                    list(ev),
+                    [f"{n_more} more by mouth or nose"],
+                    units=n_more,
+                )
+            )
     return out
 
 
@@ -360,7 +436,9 @@ def apply_distinct(note: NoteText, found: list[Found], ctx: dict[str, Any]) -> N
                     f = codes[col2]
                     f.modifiers.append(str(mod))
                     f.evidence.append(hit)
-                    f.why.append(f"modifier {mod}: {col2} bundles into {col1} unless distinct; '{note.text[hit[0] : hit[1]]}'")
+                    f.why.append(
+                        f"modifier {mod}: {col2} bundles into {col1} unless distinct; '{note.text[hit[0] : hit[1]]}'"
+                    )
                     break
 
 
@@ -380,11 +458,17 @@ def add_modifier_25(codes: list[CodeSuggestion]) -> list[CodeSuggestion]:
     coder) has run, e.g. at the end of ``ScoringPath.rule_codes``."""
     table = load_context()["modifier_25"]
     cpt = [s for s in codes if s.system == SYSTEM and s.status != "suppressed"]
-    procs = [s for s in cpt if _in_ranges(s.code, table["procedures"]) and not _in_ranges(s.code, table["em"])]
+    procs = [
+        s
+        for s in cpt
+        if _in_ranges(s.code, table["procedures"]) and not _in_ranges(s.code, table["em"])
+    ]
     if not procs:
         return codes
     for s in cpt:
         if _in_ranges(s.code, table["em"]) and "25" not in s.modifiers:
             s.modifiers.append("25")
-            s.explanation.append(f"modifier 25: separately identifiable visit on the day of {', '.join(p.code for p in procs)}")
+            s.explanation.append(
+                f"modifier 25: separately identifiable visit on the day of {', '.join(p.code for p in procs)}"
+            )
     return codes

@@ -80,7 +80,9 @@ class HCPCSCoder:
             self._add(out, note, entry["code"], hit, 1, why, None)
         return list(out.values())
 
-    def _drugs(self, note: NoteText) -> list[tuple[dict[str, Any], Span, int | None, list[str], Query | None]]:
+    def _drugs(
+        self, note: NoteText
+    ) -> list[tuple[dict[str, Any], Span, int | None, list[str], Query | None]]:
         found = []
         for sent in note.sentences:
             if not sent.eligible:
@@ -94,12 +96,16 @@ class HCPCSCoder:
                     continue
                 if search(entry.get("none", []), note.text, [span]):
                     continue
-                if entry.get("route") == "inhaled" and not search(["nebul", r"\bneb\b", r"\bHHN\b"], note.text, [span]):
+                if entry.get("route") == "inhaled" and not search(
+                    ["nebul", r"\bneb\b", r"\bHHN\b"], note.text, [span]
+                ):
                     continue
                 units, why = billing_units(note.text, span, hit, entry)
                 q = None
                 if units is None:
-                    q = Query(axis="dose", question=f"dose of {note.text[hit[0] : hit[1]]} not documented")
+                    q = Query(
+                        axis="dose", question=f"dose of {note.text[hit[0] : hit[1]]} not documented"
+                    )
                 found.append((entry, hit, units, why, q))
         return found
 
@@ -131,7 +137,12 @@ class HCPCSCoder:
         rec = self.kb.get(code, SYSTEM)
         if rec is None or not rec.billable:
             return  # not in the loaded HCPCS release, or ended
-        ev = Evidence(start=hit[0], end=hit[1], text=note.text[hit[0] : hit[1]], section=note.sentence_at(hit[0]).section)
+        ev = Evidence(
+            start=hit[0],
+            end=hit[1],
+            text=note.text[hit[0] : hit[1]],
+            section=note.sentence_at(hit[0]).section,
+        )
         if code in out:  # the same drug twice: add the units, keep the evidence
             s = out[code]
             s.evidence.append(ev)
@@ -153,7 +164,9 @@ class HCPCSCoder:
         )
 
 
-def billing_units(text: str, sent: Span, name: Span, entry: dict[str, Any]) -> tuple[int | None, list[str]]:
+def billing_units(
+    text: str, sent: Span, name: Span, entry: dict[str, Any]
+) -> tuple[int | None, list[str]]:
     """Units of ``entry``'s code for the dose written nearest the drug name in the sentence."""
     drug = text[name[0] : name[1]]
     if entry["unit"] == "dose":
@@ -164,7 +177,9 @@ def billing_units(text: str, sent: Span, name: Span, entry: dict[str, Any]) -> t
     amount, written = dose
     per = float(entry["per"])
     units = max(1, math.ceil(amount / per - 1e-9))
-    return units, [f"'{drug}' {written} given; {entry['code']} is per {per:g} {entry['unit']}: {units} unit(s)"]
+    return units, [
+        f"'{drug}' {written} given; {entry['code']} is per {per:g} {entry['unit']}: {units} unit(s)"
+    ]
 
 
 def nearest_dose(text: str, sent: Span, name: Span, unit: str) -> tuple[float, str] | None:
@@ -186,5 +201,3 @@ def nearest_dose(text: str, sent: Span, name: Span, unit: str) -> tuple[float, s
         if best is None or dist < best[0]:
             best = (dist, value, text[m.start() : m.end()])
     return (best[1], best[2]) if best else None
-
-

@@ -147,11 +147,12 @@ def test_rule_coders_join_the_code_set_of_their_system(
     saved = path._rule_coders
     path._rule_coders = None
     try:
-        assert path.rule_coders() == []  # ICD-10-PCS is not loaded in this KB
+        # ICD-10-PCS is not loaded in this KB
+        assert "fixed" not in [c.name for c in path.rule_coders()]
         path._rule_coders = None
         loaded = {**path.kb.versions(), "ICD-10-PCS": "FY2026"}
         monkeypatch.setattr(path.kb, "versions", lambda: loaded)
-        assert isinstance(path.rule_coders()[0], RuleCoder)
+        assert isinstance(next(c for c in path.rule_coders() if c.name == "fixed"), RuleCoder)
         text = "Appendicitis; the appendix was removed laparoscopically."
         res = engine.suggest(text, setting="inpatient")
         pcs = [s for s in res.codes if s.system == "ICD-10-PCS"]
@@ -167,3 +168,15 @@ def test_rule_coders_join_the_code_set_of_their_system(
     finally:
         registry._TABLES["rule_coder"].pop("fixed")
         path._rule_coders = saved
+
+
+def test_cpt_from_procedure_mentions_whatever_the_pack_systems(engine: Any) -> None:
+    """The CPT rule coder runs for every pack whose KB holds CPT (the starter set at least)."""
+    assert "cpt" in [c.name for c in engine.scoring.rule_coders()]
+    text = "Procedure: Laparoscopic cholecystectomy."
+    res = engine.suggest(text)
+    [cpt] = [s for s in res.codes if s.system == "CPT"]
+    assert (cpt.code, cpt.status) == ("47562", "suggested") and cpt.suggestion_id
+    assert cpt.evidence and all(text[e.start : e.end] == e.text for e in cpt.evidence)
+    assert cpt.explanation[0] == "rule cpt: cholecystectomy"
+    assert not [s for s in engine.suggest(text, systems=["ICD-10-CM"]).codes if s.system == "CPT"]
