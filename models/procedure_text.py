@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import bisect
 import re
+import re._constants as _c
+import re._parser as _parser
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,6 +66,52 @@ def rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.I)
 
 
+@lru_cache(maxsize=8192)
+def triggers(pattern: str) -> tuple[str, ...] | None:
+    """Lower-case strings one of which any match of ``pattern`` contains (its first required
+    literal run, or one per alternative), or None when the pattern has none: a cheap ``in``
+    test on the lowered note skips most patterns before the regular expression runs."""
+    try:
+        return _required(list(_parser.parse(pattern, re.I)))
+    except (re.error, TypeError, ValueError):
+        return None
+
+
+def _required(items: list[Any]) -> tuple[str, ...] | None:
+    """The best set of alternatives one of which every match contains: the candidate (a
+    literal run, or the alternatives of a required group) whose shortest string is longest."""
+    best: tuple[str, ...] | None = None
+    run: list[str] = []
+
+    def consider(cand: tuple[str, ...] | None) -> None:
+        nonlocal best
+        if cand and min(map(len, cand)) > (min(map(len, best)) if best else 1):
+            best = cand
+
+    for op, arg in items:
+        if op is _c.LITERAL:
+            run.append(chr(arg).lower())
+            continue
+        consider(("".join(run),) if run else None)
+        run = []
+        if op is _c.SUBPATTERN:
+            consider(_required(list(arg[-1])))
+        elif op is _c.BRANCH:
+            alts = [_required(list(b)) for b in arg[1]]
+            if all(a is not None for a in alts):
+                consider(tuple(t for a in alts if a for t in a))
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and arg[0] >= 1:
+            consider(_required(list(arg[2])))
+    consider(("".join(run),) if run else None)
+    return best
+
+
+def maybe(pattern: str, low: str) -> bool:
+    """False only when ``pattern`` surely does not match the text lowered as ``low``."""
+    t = triggers(pattern)
+    return t is None or any(x in low for x in t)
+
+
 def flat(patterns: Iterable[Any]) -> list[str]:
     """Patterns with nested lists (YAML anchors inside a list) flattened."""
     out: list[str] = []
@@ -72,10 +120,15 @@ def flat(patterns: Iterable[Any]) -> list[str]:
     return out
 
 
-def search(patterns: Iterable[Any], text: str, spans: Sequence[Span]) -> Span | None:
-    """The first match (in ``spans`` order) of any pattern inside the spans of ``text``."""
+def search(
+    patterns: Iterable[Any], text: str, spans: Sequence[Span], low: str | None = None
+) -> Span | None:
+    """The first match (in ``spans`` order) of any pattern inside the spans of ``text``
+    (``low``: the text lowered, to skip patterns that cannot match)."""
     best: Span | None = None
     pats = flat(patterns)
+    if low is not None:
+        pats = [p for p in pats if maybe(p, low)]
     for s, e in spans:
         for p in pats:
             m = rx(p).search(text, s, e)
@@ -113,12 +166,16 @@ def _headers() -> tuple[re.Pattern[str], dict[str, str]]:
     return pat, cats
 
 
+_INLINE_HEADER = re.compile(r"(?<![A-Za-z])([A-Z][A-Z/&]*(?: [A-Z/&]+)*):[ \t]")
+
+
 def line_sections(
     text: str, inline: Collection[str] = ()
 ) -> list[tuple[int, str | None, str | None]]:
-    """``(line start offset, section, section after its first sentence)`` of every line: a
-    header line starts a section. A header of an ``inline`` section ("Dx: ...", "Indication:
-    ...") with text after it on its line covers its first sentence only."""
+    """``(offset, section, section after its first sentence)`` where sections change: a header
+    at the start of a line (any case), or one in capitals inside a line ("... HPI: ..."), as
+    transcriptions run them together. A header of an ``inline`` section ("Dx: ...",
+    "Indication: ...") with text after it on its line covers its first sentence only."""
     pat, cats = _headers()
     out: list[tuple[int, str | None, str | None]] = []
     current: str | None = None
@@ -131,6 +188,11 @@ def line_sections(
         else:
             current = cat if cat is not None else current
             out.append((pos, current, current))
+        for h in _INLINE_HEADER.finditer(line, m.end() if m is not None else 0):
+            mid = cats.get(h.group(1).lower())
+            if mid is not None and h.start() > 0:
+                current = mid
+                out.append((pos + h.start(), mid, mid))
         pos += len(line)
     return out
 
@@ -148,6 +210,7 @@ class NoteText:
 
     def __init__(self, text: str, mentions: Sequence[Mention] = ()) -> None:
         self.text = text
+        self.low = text.lower()
         self.ctx = load_context()
         skip = set(self.ctx["skip_sections"])
         lines = line_sections(text, set(self.ctx["inline_sections"]))
@@ -161,6 +224,10 @@ class NoteText:
             self.sentences.append(Sentence(s, e, sec, sec not in skip))
         self._starts = [s.start for s in self.sentences]
         self._not_present = [(m.start, m.end) for m in mentions if m.assertion in _NOT_PRESENT]
+
+    def search(self, patterns: Iterable[Any], spans: Sequence[Span]) -> Span | None:
+        """:func:`search` in this note."""
+        return search(patterns, self.text, spans, self.low)
 
     # -- where ----------------------------------------------------------------------------------
     def sentence_at(self, pos: int) -> Sentence:
@@ -198,28 +265,28 @@ class NoteText:
         if any(s < end and start < e for s, e in self._not_present):
             return False, "the NLP marks it not present"
         cs, ce = self.clause(sent, start)
-        cue = search(self.ctx["not_done"], self.text, [(cs, ce)])
+        cue = self.search(self.ctx["not_done"], [(cs, ce)])
         if cue is not None:
             return False, f"'{self.text[cue[0] : cue[1]]}'"
-        if sent.section in self.ctx["plan_sections"] and not search(
-            self.ctx["done"], self.text, [(sent.start, sent.end)]
+        if sent.section in self.ctx["plan_sections"] and not self.search(
+            self.ctx["done"], [(sent.start, sent.end)]
         ):
             return False, f"in section {sent.section} without a word saying it was done"
         return True, ""
 
     def done_cue(self, span: Span) -> bool:
-        return search(self.ctx["done"], self.text, [span]) is not None
+        return self.search(self.ctx["done"], [span]) is not None
 
     # -- attributes ------------------------------------------------------------------------------
     def laterality(self, spans: Sequence[Span]) -> tuple[str, Span] | None:
         """``("50" | "RT" | "LT", evidence span)`` from the first span that names a side."""
         lat = self.ctx["laterality"]
         for span in spans:
-            both = search(lat["bilateral"], self.text, [span])
+            both = self.search(lat["bilateral"], [span])
             if both is not None:
                 return "50", both
-            right = search(lat["right"], self.text, [span])
-            left = search(lat["left"], self.text, [span])
+            right = self.search(lat["right"], [span])
+            left = self.search(lat["left"], [span])
             if right and left:
                 return "50", (min(right[0], left[0]), max(right[1], left[1]))
             if right:
@@ -231,7 +298,7 @@ class NoteText:
     def coronary(self, spans: Sequence[Span]) -> tuple[str, Span] | None:
         for span in spans:
             for mod, pats in self.ctx["coronary"].items():
-                hit = search(pats, self.text, [span])
+                hit = self.search(pats, [span])
                 if hit is not None:
                     return str(mod), hit
         return None

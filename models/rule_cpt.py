@@ -23,12 +23,13 @@ outpatient only: inpatient they are the facility's. Importing does no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from clinicode.models.procedure_text import NoteText, Span, load_context, load_yaml, rx, search
+from clinicode.models.procedure_text import NoteText, Span, flat, load_context, load_yaml, maybe, rx
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 SYSTEM = "CPT"
@@ -142,7 +143,19 @@ def find_codes(note: NoteText, rules: dict[str, Any], setting: str) -> list[Foun
             merged[f.code].evidence.extend(f.evidence)
         else:
             merged[f.code] = f
-    return list(merged.values())
+    return unbundle(list(merged.values()), note.ctx.get("bundles", []))
+
+
+def unbundle(found: list[Found], bundles: Sequence[dict[str, Any]]) -> list[Found]:
+    """Drop a code that is part of another code of the same session (``bundles``)."""
+    codes = {f.code for f in found}
+    drop = {
+        str(b["drop"])
+        for b in bundles
+        if str(b["drop"]) in codes
+        and any(_in_ranges(c, b["with"]) for c in codes - {str(b["drop"])})
+    }
+    return [f for f in found if f.code not in drop]
 
 
 def _phrase_hits(note: NoteText, rules: Sequence[dict[str, Any]]) -> list[_Hit]:
@@ -154,6 +167,8 @@ def _phrase_hits(note: NoteText, rules: Sequence[dict[str, Any]]) -> list[_Hit]:
             continue
         taken: list[Span] = []
         for p in rule["find"]:
+            if not maybe(p, note.low):
+                continue
             for m in rx(p).finditer(text):
                 if not any(s < m.end() and m.start() < e for s, e in taken):
                     taken.append((m.start(), m.end()))
@@ -181,11 +196,36 @@ def _fires(note: NoteText, h: _Hit) -> bool:
         return False
     rule, block = h.rule, _block(note, h)
     sent = note.sentence_at(h.start)
-    if search(rule.get("none_in_sentence", []), note.text, [(sent.start, sent.end)]):
+    if note.search(rule.get("none_in_sentence", []), [(sent.start, sent.end)]):
         return False
-    if search(rule.get("none_in_block", []), note.text, block):
+    if note.search(rule.get("none_in_block", []), block):
         return False
-    return all(search(g, note.text, block) for g in rule.get("requires", []))
+    if note.search(rule.get("none_in_note", []), note.eligible_spans()):
+        return False
+    if rule.get("kind") in ("imaging", "test") and not _authors_study(note, h, block):
+        return False
+    here = [(sent.start, sent.end)]
+    if not all(note.search(g, here) for g in rule.get("requires_sentence", [])):
+        return False
+    return all(note.search(g, block) for g in rule.get("requires", []))
+
+
+def _authors_study(note: NoteText, h: _Hit, block: list[Span]) -> bool:
+    """Whether the note is the study's report or its author did or read it (not a review of a
+    result): ``procedure_context.yaml`` ``report_*``."""
+    ctx = note.ctx
+    line_start = note.text.rfind("\n", 0, h.start) + 1
+    line_end = note.text.find("\n", h.start)
+    line = note.text[line_start : line_end if line_end >= 0 else len(note.text)]
+    first = note.text.count("\n", 0, line_start) < int(ctx["report_lines"])
+    if first and h.start < int(ctx["report_chars"]):
+        return True
+    if any(rx(p).search(line) for p in ctx["report_headers"]) or re.match(
+        ctx["report_title"], line
+    ):
+        return True
+    sent = note.sentence_at(h.start)
+    return note.search(ctx["report_cues"], [(sent.start, sent.end), *block]) is not None
 
 
 def _block(note: NoteText, h: _Hit) -> list[Span]:
@@ -206,12 +246,12 @@ def _fits(
     ev: list[Span] = []
     why: list[str] = []
     for group in cond.get("all", []):
-        hit = search(group, note.text, spans)
+        hit = note.search(group, spans)
         if hit is None:
             return False, [], []
         ev.append(hit)
         why.append(f"'{note.text[hit[0] : hit[1]]}'")
-    if search(cond.get("none", []), note.text, spans):
+    if note.search(cond.get("none", []), spans):
         return False, [], []
     if "size" in cond:
         size = note.size_cm(spans)
@@ -349,7 +389,12 @@ def _add_ons(
 # -- vaccines -------------------------------------------------------------------------------------
 def vaccine_codes(note: NoteText, rules: dict[str, Any]) -> list[Found]:
     """Vaccine products given in the encounter, and their administration codes."""
-    given, table = rules.get("vaccine_given", []), rules.get("vaccines", [])
+    given = rules.get("vaccine_given", [])
+    table = [
+        v for v in rules.get("vaccines", []) if any(maybe(p, note.low) for p in flat(v["names"]))
+    ]
+    if not table:
+        return []
     products: dict[str, tuple[Found, str]] = {}
     for sent in note.sentences:
         if not sent.eligible:
@@ -357,12 +402,10 @@ def vaccine_codes(note: NoteText, rules: dict[str, Any]) -> list[Found]:
         families: set[str] = set()
         for v in table:
             fam = str(v.get("family", v["code"]))
-            hit = (
-                None if fam in families else search(v["names"], note.text, [(sent.start, sent.end)])
-            )
+            hit = None if fam in families else note.search(v["names"], [(sent.start, sent.end)])
             if hit is None or not note.done_here(*hit)[0]:
                 continue
-            if not search(given, note.text, [(sent.start, sent.end)]):
+            if not note.search(given, [(sent.start, sent.end)]):
                 continue
             families.add(fam)
             code = str(v["code"])
@@ -431,7 +474,7 @@ def apply_distinct(note: NoteText, found: list[Found], ctx: dict[str, Any]) -> N
     for col1, col2 in ctx.get("distinct_pairs", []):
         if col1 in codes and col2 in codes:
             for mod, pats in ctx["distinct"].items():
-                hit = search(pats, note.text, spans)
+                hit = note.search(pats, spans)
                 if hit is not None:
                     f = codes[col2]
                     f.modifiers.append(str(mod))

@@ -19,7 +19,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from clinicode.models.procedure_text import NoteText, Span, load_yaml, search
+from clinicode.models.procedure_text import NoteText, Span, load_yaml, maybe
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 SYSTEM = "HCPCS"
@@ -84,20 +84,23 @@ class HCPCSCoder:
         self, note: NoteText
     ) -> list[tuple[dict[str, Any], Span, int | None, list[str], Query | None]]:
         found = []
+        drugs = [e for e in self.rules["drugs"] if any(maybe(p, note.low) for p in e["names"])]
+        if not drugs:
+            return []
         for sent in note.sentences:
             if not sent.eligible:
                 continue
             span = (sent.start, sent.end)
-            if not search(self.rules["given"], note.text, [span]):
+            if not note.search(self.rules["given"], [span]):
                 continue
-            for entry in self.rules["drugs"]:
-                hit = search(entry["names"], note.text, [span])
+            for entry in drugs:
+                hit = note.search(entry["names"], [span])
                 if hit is None or not note.done_here(*hit)[0]:
                     continue
-                if search(entry.get("none", []), note.text, [span]):
+                if note.search(entry.get("none", []), [span]):
                     continue
-                if entry.get("route") == "inhaled" and not search(
-                    ["nebul", r"\bneb\b", r"\bHHN\b"], note.text, [span]
+                if entry.get("route") == "inhaled" and not note.search(
+                    ["nebul", r"\bneb\b", r"\bHHN\b"], [span]
                 ):
                     continue
                 units, why = billing_units(note.text, span, hit, entry)
@@ -111,14 +114,19 @@ class HCPCSCoder:
 
     def _supplies(self, note: NoteText) -> list[tuple[dict[str, Any], Span]]:
         out = []
+        supplies = [
+            e for e in self.rules["supplies"] if any(maybe(p, note.low) for p in e["names"])
+        ]
+        if not supplies:
+            return []
         for sent in note.sentences:
             span = (sent.start, sent.end)
-            if not sent.eligible or not search(self.rules["dispensed"], note.text, [span]):
+            if not sent.eligible or not note.search(self.rules["dispensed"], [span]):
                 continue
             families: set[str] = set()
-            for entry in self.rules["supplies"]:
+            for entry in supplies:
                 family = str(entry.get("family", entry["code"]))
-                hit = None if family in families else search(entry["names"], note.text, [span])
+                hit = None if family in families else note.search(entry["names"], [span])
                 if hit is not None and note.done_here(*hit)[0]:
                     families.add(family)
                     out.append((entry, hit))

@@ -158,3 +158,20 @@ def test_licensed_cpt_without_the_code_gives_nothing() -> None:
             return None
 
     assert CPTCoder(_NoCodes()).code("Procedure: Vasectomy.", [], setting="outpatient") == []
+
+
+def test_imaging_only_from_its_report_or_its_reader(coder: CPTCoder) -> None:
+    report = "RADIOLOGY REPORT\nEXAM: Chest X-ray, PA and lateral.\nIMPRESSION: No acute process."
+    assert _keys(coder.code(report, [], setting="outpatient")) == {"71046"}
+    reviewed = (
+        "PROGRESS NOTE\nS: cough improving.\nO: lungs clear.\nStudies: reviewed the chest X-ray, "
+        "PA and lateral, from the ED: no infiltrate.\nA/P: bronchitis, supportive care."
+    )
+    assert coder.code(reviewed, [], setting="outpatient") == []
+    read = "ED course: 12-lead EKG, my interpretation: sinus rhythm, no ST changes."
+    assert _keys(coder.code(read, [], setting="outpatient")) == {"93010"}
+
+
+def test_bundled_codes_are_dropped(coder: CPTCoder) -> None:
+    text = "Procedures: Diagnostic laparoscopy; laparoscopic appendectomy."
+    assert _keys(coder.code(text, [], setting="inpatient")) == {"44970"}
