@@ -27,9 +27,10 @@ from clinicode.schema import Mention
 Span = tuple[int, int]
 _NOT_PRESENT = {"negated", "hypothetical", "historical", "family"}
 # a sentence ends at . ! ? ; before a capital, at a blank line, and at a line break unless the
-# next line goes on in lower case (hard-wrapped prose)
+# next line goes on in lower case or with a dose or size (hard-wrapped prose)
 _SENT_END = re.compile(
-    r"(?<=[.!?;])[ \t]+(?=[A-Z0-9(\-])|\n\s*\n\s*|\n[ \t]*(?![a-z])|(?<=[.!?;:])[ \t]*\n\s*"
+    r"(?<=[.!?;])[ \t]+(?=[A-Z0-9(\-])|\n\s*\n\s*|\n[ \t]*(?![a-z]|\d+(?:\.\d+)?\s*(?:mg|mcg|g|mL|cc|cm|mm|units?|%)\b)"
+    r"|(?<=[.!?;:])[ \t]*\n\s*"
 )
 _CM = re.compile(r"(\d+(?:\.\d+)?)\s*-?\s*(?:cm|centimeters?)\b", re.I)
 _DOSE_NUMBERS = {
