@@ -172,6 +172,12 @@ function renderNote() {
   }
 }
 
+// the code as billed: with its modifiers (20610-RT) and units (J3301 ×4)
+function billedCode(s) {
+  const mods = s.modifiers?.length ? "-" + s.modifiers.join("-") : "";
+  return `${s.code}${mods}${s.units ? " ×" + s.units : ""}`;
+}
+
 function codeRow(i) {
   const { s } = state.rows[i];
   const d = state.decisions.get(s.suggestion_id);
@@ -180,7 +186,7 @@ function codeRow(i) {
   const pct = Math.round(s.score * 100);
   const where = s.evidence.length ? `${s.evidence.length} evidence span${s.evidence.length > 1 ? "s" : ""}` : "no evidence span";
   li.append(
-    el("span", { class: "code" }, s.code),
+    el("span", { class: "code" }, billedCode(s)),
     el("span", { class: "title" }, s.title),
     el("span", { class: "meta" }, `${s.system} · ${pct}% · ${where}`,
       d ? el("span", { class: "decision" }, ` · ${d.action}${d.final_code ? " → " + d.final_code : ""}`) : ""),
@@ -224,7 +230,7 @@ function finalCodes() {
   const out = [];
   for (const { s } of state.rows) {
     const d = state.decisions.get(s.suggestion_id);
-    if (d?.action === "accept") out.push(`${s.code}\t${s.title}`);
+    if (d?.action === "accept") out.push(`${billedCode(s)}\t${s.title}`);
     if (d?.action === "modify") out.push(`${d.final_code}\t(modified from ${s.code})`);
   }
   for (const a of state.added) out.push(`${a.code}\t${a.title}`);
