@@ -64,7 +64,7 @@ def main() -> int:
     if args.heldout:
         sets.append(("held-out", cases_mod.load_cases(cases_mod.HELDOUT)))
 
-    from clinicode.models.rule_cpt import CPTCoder
+    from clinicode.models.rule_cpt import CPTCoder, is_em_code
     from clinicode.models.rule_hcpcs import HCPCSCoder
     from clinicode.nlp import load_pipeline
 
@@ -82,8 +82,9 @@ def main() -> int:
             )
 
         def cpt_codes(text: str, setting: str) -> list[Any]:
-            if engine is not None:
-                return [s for s in engine.suggest(text, setting).codes if s.system == "CPT"]
+            if engine is not None:  # the visit level is the E/M coder's, not scored here
+                codes = engine.suggest(text, setting).codes
+                return [s for s in codes if s.system == "CPT" and not is_em_code(s.code)]
             return cpt.code(text, nlp.extract(text), setting=setting)
 
         def hcpcs_codes(text: str, setting: str) -> list[Any]:

@@ -22,6 +22,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "lexical": "clinicode.models.candidates_lexical:LexicalGenerator",
         "dense": "clinicode.models.candidates_dense:DenseGenerator",
         "structure": "clinicode.models.candidates_structure:StructureGenerator",
+        "encoder": "clinicode.models.encoder.generator:EncoderGenerator",
     },
     "ranker": {
         "gbdt": "clinicode.models.ranker:GBDTRanker",
@@ -32,6 +33,7 @@ _TABLES: dict[str, dict[str, str]] = {
     # rule coders (``types.RuleCoder``): every registered one runs unless the pack says otherwise
     "rule_coder": {
         "cpt": "clinicode.models.rule_cpt:CPTCoder",
+        "em": "clinicode.models.em:EMCoder",
         "hcpcs": "clinicode.models.rule_hcpcs:HCPCSCoder",
     },
 }

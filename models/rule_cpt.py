@@ -493,6 +493,11 @@ def _in_ranges(code: str, ranges: Sequence[str]) -> bool:
     return False
 
 
+def is_em_code(code: str) -> bool:
+    """Whether a CPT code is an E/M visit code of the -25 table."""
+    return _in_ranges(code, load_context()["modifier_25"]["em"])
+
+
 def add_modifier_25(codes: list[CodeSuggestion]) -> list[CodeSuggestion]:
     """Append modifier 25 to each E/M code of ``codes`` when a procedure of the -25 table
     (``procedure_context.yaml`` ``modifier_25``) is coded the same day; returns ``codes``.

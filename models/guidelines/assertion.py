@@ -194,11 +194,35 @@ def _negated_or_hypothetical(p: _Policy, item: Item, a: set[str], cues: list[str
         )
         return
     why = "negated" if "negated" in a else "hypothetical"
+    if why == "hypothetical":
+        _screening(p, item)
     p.g.drop(
         item,
         "I.A.19",
         f"{why} mention: the provider does not state that the condition exists",
         fate="suppressed",
+    )
+
+
+def _screening(p: _Policy, item: Item) -> None:
+    """I.C.21.c.5: a condition named as what a screening looks for gives the screening code."""
+    g, s = p.g, item.s
+    if item.fate != "keep" or s.system != ICD:
+        return
+    rx = compile_cue(g.rules["screening_cue"])
+    if not any(rx.search(t) for t in clause_texts(p.note, item)):
+        return
+    row = first_rule(g.rules["screening"], s.code)
+    if row is None:
+        return
+    g.add(
+        p.note,
+        str(row["code"]),
+        section="I.C.21.c.5",
+        message=f"screening for {s.code} ({g.title(s.code)}): the encounter is a screening, "
+        "the condition is not documented",
+        evidence=s.evidence,
+        score=s.score,
     )
 
 
