@@ -293,6 +293,8 @@ class ScoringPath:
         self.nlp()
         self.guidelines()
         self.rule_coders()
+        if self.pack.candidates is not None:
+            self.pack.candidates.warm_up()
 
     def warnings(self) -> list[str]:
         """What every result must say about how it was made (a missing NLP pipeline)."""

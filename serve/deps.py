@@ -7,6 +7,7 @@ routes call :func:`get_kb` once their input is checked (see ``routes/codes.py``)
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -21,9 +22,11 @@ from .auth import ApiKey, KeyRing
 from .engine_holder import EngineHolder, EngineLike, EngineUnavailable
 from .metrics import Metrics
 from .store import FeedbackStore
+from .workqueue import WorkQueueStore
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey")
 _bearer = HTTPBearer(auto_error=False, scheme_name="Bearer")
+_WQ_LOCK = threading.Lock()
 
 
 @dataclass
@@ -98,3 +101,20 @@ def get_kb(svc: ServiceDep) -> KnowledgeBase:
         return svc.kb()
     except ClinicodeError as exc:
         raise HTTPException(503, f"code sets unavailable: {exc}") from None
+
+
+def get_workqueue(request: Request) -> WorkQueueStore:
+    """The work queue's store, opened on first use on the feedback database (its own table)."""
+    wq: WorkQueueStore | None = getattr(request.app.state, "workqueue", None)
+    if wq is None:
+        with _WQ_LOCK:
+            wq = getattr(request.app.state, "workqueue", None)
+            if wq is None:
+                svc = get_service(request)
+                wq = WorkQueueStore(svc.settings.resolved_database_url)
+                wq.init()
+                request.app.state.workqueue = wq
+    return wq
+
+
+WorkQueueDep = Annotated[WorkQueueStore, Depends(get_workqueue)]

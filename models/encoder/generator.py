@@ -10,6 +10,7 @@ stores only the hyperparameters.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from clinicode.models.candidates import CandidatesError, load_config, save_config
 from clinicode.models.encoder.index_tree import ICD, IndexTree
 from clinicode.models.encoder.tabular import Step, TabularTree
-from clinicode.models.encoder.walk import Walk, mention_keys, walk
+from clinicode.models.encoder.walk import Walk, mention_keys, walk, walk_from
 from clinicode.models.encoder.words import (
     Context,
     load_encoder_data,
@@ -25,6 +26,7 @@ from clinicode.models.encoder.words import (
     note_keys,
 )
 from clinicode.models.types import Candidate
+from clinicode.nlp.cues import negated_before
 from clinicode.schema import Mention
 
 _PREFIX = "encoder"
@@ -58,6 +60,9 @@ class EncoderGenerator:
             self.kb_.derived("encoder_tabular_tree", TabularTree.build),
         )
 
+    def warm_up(self) -> None:
+        self.trees()
+
     def generate(
         self, text: str, mentions: list[Mention], *, seeds: Sequence[Candidate] = ()
     ) -> list[Candidate]:
@@ -77,7 +82,7 @@ class EncoderGenerator:
         if len(index):
             for mid, m in enumerate(mentions):
                 if m.kind in _KINDS:
-                    self._walk(index, tab, mid, m, context(mid), out)
+                    self._walk(index, tab, text, mid, m, context(mid), out)
         for seed in self._seeds(seeds, mentions):
             mid = seed.mention_ids[0]
             self._descend(tab, seed.code[:3], mid, context(mid), out)
@@ -87,15 +92,33 @@ class EncoderGenerator:
         self,
         index: IndexTree,
         tab: TabularTree,
+        text: str,
         mid: int,
         m: Mention,
         ctx: Context,
         out: dict[str, Candidate],
     ) -> None:
         mk = mention_keys(m.text, m.normalized)
-        for rank, w in enumerate(walk(index, mk, ctx)):
+        walks = walk(index, mk, ctx)
+        if m.assertion == "present":
+            walks += self._cue_walks(index, text, m, ctx)
+        for rank, w in enumerate(walks):
             if w.code is not None and w.code in tab.title:
                 self._code_walk(index, tab, mid, mk, ctx, w, rank, out)
+
+    def _cue_walks(self, index: IndexTree, text: str, m: Mention, ctx: Context) -> list[Walk]:
+        """Walks from the main terms that cues in the mention's sentence lead to."""
+        out = []
+        sentence = text[m.sentence_start : m.sentence_end]
+        for row in load_encoder_data()["cue_main_terms"]:
+            hit = re.search(row["cue"], sentence, re.I)
+            if hit is None or negated_before(text, m.sentence_start + hit.start()):
+                continue
+            entry = index.resolve_see(row["main"])
+            w = walk_from(index, entry, ctx) if entry is not None else None
+            if w is not None:
+                out.append(w)
+        return out
 
     def _code_walk(
         self,

@@ -68,6 +68,13 @@ def walk(tree: IndexTree, mention_keys: list[str], ctx: Context) -> list[Walk]:
     return kept
 
 
+def walk_from(tree: IndexTree, entry: int, ctx: Context) -> Walk | None:
+    """A walk from a given main term (one a cue leads to), if it goes below it."""
+    w = Walk(entries=[entry])
+    _descend(tree, w, ctx)
+    return w if w.code is not None and len(w.entries) > 1 else None
+
+
 def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
     hops = int(load_encoder_data()["max_see_hops"])
     cur = w.entries[-1]

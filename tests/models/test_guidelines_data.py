@@ -22,7 +22,7 @@ _RANGE = re.compile(rf"({_CODE})-({_CODE})")
 # keys whose values are regular expressions (searched case-insensitively by the rules)
 _CUE_KEYS = re.compile(
     r"(^|_)(cue|cues)$|^(resolved_in_stay|current_cancer_treatment|"
-    r"treatment_completed|principal_sections|axis_words|axis_values)$"
+    r"treatment_completed|principal_sections|axis_words|axis_values|unless)$"
 )
 
 
