@@ -35,6 +35,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "cpt": "clinicode.models.rule_cpt:CPTCoder",
         "em": "clinicode.models.em:EMCoder",
         "hcpcs": "clinicode.models.rule_hcpcs:HCPCSCoder",
+        "pcs": "clinicode.models.pcs.coder:PcsCoder",
     },
 }
 

@@ -209,3 +209,34 @@ def test_modifier_25_on_the_visit_level_with_a_same_day_procedure(engine: Any) -
     em = [s for c, s in codes.items() if c.startswith("992")]
     assert codes["20610"].modifiers == ["RT"]
     assert [s.modifiers for s in em] == [["25"]]
+
+
+_OP_NOTE = (
+    "PREOPERATIVE DIAGNOSIS: Acute calculous cholecystitis.\n"
+    "PROCEDURE PERFORMED: Laparoscopic cholecystectomy.\n"
+    "ANESTHESIA: General.\n"
+)
+
+
+def test_the_pcs_builder_codes_inpatient_notes_through_the_path(engine: Any, pcs_kb: Any) -> None:
+    """The registered PCS builder, over a KB with the PCS order file, in this engine's path:
+    the note goes through the real NLP and the scoring path to the code set."""
+    from clinicode.models.pcs.coder import PcsCoder
+
+    path = engine.scoring
+    saved = path._rule_coders
+    path._rule_coders = [PcsCoder(pcs_kb)]
+    try:
+        res = engine.suggest(_OP_NOTE, setting="inpatient")
+        built = [s for s in res.codes if s.system == "ICD-10-PCS" and s.code == "0FT44ZZ"]
+        assert built, [(s.system, s.code) for s in res.codes]
+        assert built[0].status == "suggested" and built[0].suggestion_id
+        assert {e.text for e in built[0].evidence} == {"Laparoscopic", "cholecystectomy"}
+        assert any(x.startswith("root operation T: Resection") for x in built[0].explanation)
+        out = engine.suggest(_OP_NOTE, setting="outpatient")
+        assert not [s for s in out.codes if any("axis by axis" in x for x in s.explanation)]
+        asked = engine.suggest("PROCEDURE: Appendectomy.\n", setting="inpatient")
+        queried = [s for s in asked.codes if s.status == "needs_query" and s.query]
+        assert [q.query.axis for q in queried if q.query] == ["approach"]
+    finally:
+        path._rule_coders = saved
