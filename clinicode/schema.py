@@ -88,6 +88,13 @@ class CodeSuggestion(BaseModel):
     reason: str | None = Field(default=None, description="why it was suppressed, when it was")
     query: Query | None = None
     principal: bool = Field(default=False, description="inpatient principal-diagnosis candidate")
+    modifiers: list[str] = Field(
+        default_factory=list,
+        description="CPT/HCPCS modifiers appended to the code, e.g. RT, 50, XS, 25",
+    )
+    units: int | None = Field(
+        default=None, ge=1, description="billing units (HCPCS drug units, add-on code counts)"
+    )
 
 
 class ModelInfo(BaseModel):

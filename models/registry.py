@@ -32,7 +32,9 @@ _TABLES: dict[str, dict[str, str]] = {
     },
     # rule coders (``types.RuleCoder``): every registered one runs unless the pack says otherwise
     "rule_coder": {
+        "cpt": "clinicode.models.rule_cpt:CPTCoder",
         "em": "clinicode.models.em:EMCoder",
+        "hcpcs": "clinicode.models.rule_hcpcs:HCPCSCoder",
         "pcs": "clinicode.models.pcs.coder:PcsCoder",
     },
 }

@@ -418,13 +418,16 @@ class ScoringPath:
 
     def rule_codes(self, scored: Scored, setting: str) -> list[CodeSuggestion]:
         """Stage 6b: the rule coders' codes of the note (procedures, the visit level), each with
-        its evidence and path; the first coder to give a code keeps it."""
+        its evidence and path; the first coder to give a code keeps it. Modifier 25 then goes on
+        an E/M code billed with a same-day procedure (``rule_cpt.add_modifier_25``)."""
+        from clinicode.models.rule_cpt import add_modifier_25
+
         out: dict[tuple[str, str], CodeSuggestion] = {}
         for coder in self.rule_coders():
             for s in coder.code(scored.text, scored.mentions, setting=setting):
                 if s.system not in DIAGNOSIS_SYSTEMS:
                     out.setdefault((s.system, s.code), s)
-        return list(out.values())
+        return add_modifier_25(list(out.values()))
 
     def result(
         self,

@@ -171,6 +171,18 @@ def test_rule_coders_join_the_code_set_of_their_system(
         path._rule_coders = saved
 
 
+def test_cpt_from_procedure_mentions_whatever_the_pack_systems(engine: Any) -> None:
+    """The CPT rule coder runs for every pack whose KB holds CPT (the starter set at least)."""
+    assert "cpt" in [c.name for c in engine.scoring.rule_coders()]
+    text = "Procedure: Laparoscopic cholecystectomy."
+    res = engine.suggest(text)
+    [cpt] = [s for s in res.codes if s.system == "CPT"]
+    assert (cpt.code, cpt.status) == ("47562", "suggested") and cpt.suggestion_id
+    assert cpt.evidence and all(text[e.start : e.end] == e.text for e in cpt.evidence)
+    assert cpt.explanation[0] == "rule cpt: cholecystectomy"
+    assert not [s for s in engine.suggest(text, systems=["ICD-10-CM"]).codes if s.system == "CPT"]
+
+
 def test_the_em_level_joins_the_cpt_codes_of_suggest(engine: Any) -> None:
     note = (
         "CC: f/u HTN and DM2\nHPI: 64 yo M established patient, no hypoglycemia.\n"
@@ -184,6 +196,19 @@ def test_the_em_level_joins_the_cpt_codes_of_suggest(engine: Any) -> None:
     only_cm = engine.suggest(note, systems=["ICD-10-CM"])
     assert not [s for s in only_cm.codes if s.system == "CPT"]
     assert not [s for s in engine.suggest("Appendicitis.").codes if s.code.startswith("992")]
+
+
+def test_modifier_25_on_the_visit_level_with_a_same_day_procedure(engine: Any) -> None:
+    note = (
+        "CC: f/u HTN and DM2, R knee pain\nHPI: 64 yo M established patient.\n"
+        "Labs: A1c reviewed - 6.9%.\nAssessment/Plan:\n1. HTN - stable. Increase lisinopril.\n"
+        "2. DM2 - controlled, continue metformin. Order BMP.\n3. R knee OA - knee joint injection "
+        "performed today with 40 mg Kenalog, landmark guided.\n"
+    )
+    codes = {s.code: s for s in engine.suggest(note, setting="outpatient").codes}
+    em = [s for c, s in codes.items() if c.startswith("992")]
+    assert codes["20610"].modifiers == ["RT"]
+    assert [s.modifiers for s in em] == [["25"]]
 
 
 _OP_NOTE = (
