@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = 25_000_000
     engine_concurrency: int = Field(default=1, ge=1, le=64)
     model_load_timeout_s: float = 60.0
+    # Load shedding (clinicode.serve): each request's deadline (past it: 503 with Retry-After,
+    # and the engine stops at its next stage), how many engine calls may wait per worker
+    # beyond the ``engine_concurrency`` running (more: 503 at once), per-key rate limits
+    # (requests per minute on /v1 routes, 0 = none, with a burst allowance; over it: 429),
+    # and the Retry-After seconds those answers carry.
+    request_deadline_s: float = Field(default=20.0, gt=0, le=3600)
+    batch_deadline_s: float = Field(default=120.0, gt=0, le=3600)
+    max_queue: int = Field(default=16, ge=0, le=10_000)
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    rate_limit_burst: int = Field(default=0, ge=0)
+    retry_after_s: int = Field(default=2, ge=1, le=3600)
     # Official code sets (``clinicode codes fetch``): whether ``clinicode setup`` tries to
     # download the missing ones, its per-request timeout, and another release catalogue.
     fetch_on_setup: bool = True

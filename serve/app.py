@@ -22,6 +22,7 @@ from clinicode import __version__
 from clinicode.errors import ClinicodeError
 from clinicode.settings import Settings, get_settings
 
+from .admission import Admission, RateLimiter, RateLimitMiddleware
 from .auth import KeyRing
 from .deps import Service
 from .engine_holder import EngineHolder, EngineLike
@@ -52,6 +53,10 @@ def create_app(
         ),
         store=FeedbackStore(settings.resolved_database_url),
         metrics=Metrics(),
+        admission=Admission(
+            settings.engine_concurrency, settings.max_queue, settings.retry_after_s
+        ),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )
 
     @asynccontextmanager
@@ -61,6 +66,7 @@ def create_app(
         if len(svc.keys) == 0:
             log.warning("no API keys configured: every /v1 request will get 401")
         yield
+        svc.admission.close()
         svc.store.close()
 
     app = FastAPI(
@@ -75,6 +81,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = svc
+    app.add_middleware(RateLimitMiddleware, service=svc)  # inside the guard: after the key check
     app.add_middleware(GuardMiddleware, service=svc)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
     _add_error_handlers(app)

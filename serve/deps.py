@@ -7,7 +7,7 @@ routes call :func:`get_kb` once their input is checked (see ``routes/codes.py``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -17,6 +17,7 @@ from clinicode.errors import ClinicodeError
 from clinicode.kb import KnowledgeBase
 from clinicode.settings import Settings
 
+from .admission import Admission, RateLimiter
 from .auth import ApiKey, KeyRing
 from .engine_holder import EngineHolder, EngineLike, EngineUnavailable
 from .metrics import Metrics
@@ -35,6 +36,8 @@ class Service:
     holder: EngineHolder
     store: FeedbackStore
     metrics: Metrics
+    admission: Admission = field(default_factory=lambda: Admission(1, 16, 2))
+    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
 
     def kb(self) -> KnowledgeBase:
         """The loaded engine's knowledge base, else the one under the settings' data dir."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from clinicode.schema import SuggestResult
 
@@ -29,34 +32,73 @@ router = APIRouter(prefix="/v1", tags=["suggest"])
     responses={
         **ERRORS,
         413: {"model": Problem, "description": "Note text over the limit."},
-        503: {"model": Problem, "description": "Model not loaded (yet)."},
+        429: {"model": Problem, "description": "This key is over its rate limit."},
+        503: {
+            "model": Problem,
+            "description": "Model not loaded (yet), the service is busy, or the request ran "
+            "past its deadline; retry after the Retry-After delay.",
+        },
     },
     summary="Suggest codes for one note",
 )
-def suggest(req: SuggestRequest, svc: ServiceDep, key: KeyDep, engine: EngineDep) -> JSONResponse:
+async def suggest(
+    req: SuggestRequest, request: Request, svc: ServiceDep, key: KeyDep, engine: EngineDep
+) -> Response:
     """Ranked codes with evidence (the same JSON as `clinicode suggest`). The note id (yours,
     or a generated one) comes back in the `X-Clinicode-Note-Id` header; feedback refers to
     it or to each code's `suggestion_id`."""
     check_note(req, svc.settings)
     note_id = req.note_id or new_note_id()
-    result = suggest_one(engine, svc.holder.slot, req)
-    record_suggestions(svc.store, svc.metrics, req, note_id, result, key.id)
-    return JSONResponse(result.model_dump(mode="json"), headers={NOTE_ID_HEADER: note_id})
+    result = await svc.admission.run(
+        request,
+        lambda: suggest_one(engine, svc.holder.slot, req),
+        svc.settings.request_deadline_s,
+    )
+    await run_in_threadpool(
+        record_suggestions, svc.store, svc.metrics, req, note_id, result, key.id
+    )
+    body = await run_in_threadpool(lambda: _json_bytes(result.model_dump(mode="json")))
+    return Response(body, media_type="application/json", headers={NOTE_ID_HEADER: note_id})
 
 
 @router.post(
     "/suggest/batch",
     response_model=BatchResponse,
-    responses={**ERRORS, 413: {"model": Problem}, 503: {"model": Problem}},
+    responses={
+        **ERRORS,
+        413: {"model": Problem},
+        429: {"model": Problem},
+        503: {"model": Problem},
+    },
     summary="Suggest codes for up to 100 notes",
 )
-def suggest_batch(
-    req: BatchRequest, svc: ServiceDep, key: KeyDep, engine: EngineDep
-) -> JSONResponse:
+async def suggest_batch(
+    req: BatchRequest, request: Request, svc: ServiceDep, key: KeyDep, engine: EngineDep
+) -> Response:
+    """One engine call per distinct set of options, under `CLINICODE_BATCH_DEADLINE_S`."""
     ids = batch_note_ids(req.notes, svc.settings)
-    results = suggest_many(engine, svc.holder.slot, req.notes)
-    items = []
-    for note, note_id, result in zip(req.notes, ids, results, strict=True):
-        record_suggestions(svc.store, svc.metrics, note, note_id, result, key.id)
-        items.append(BatchItem(note_id=note_id, result=result).model_dump(mode="json"))
-    return JSONResponse({"results": items})
+    results = await svc.admission.run(
+        request,
+        lambda: suggest_many(engine, svc.holder.slot, req.notes),
+        svc.settings.batch_deadline_s,
+    )
+
+    def record() -> list[dict[str, object]]:
+        items = []
+        for note, note_id, result in zip(req.notes, ids, results, strict=True):
+            record_suggestions(svc.store, svc.metrics, note, note_id, result, key.id)
+            items.append(BatchItem(note_id=note_id, result=result).model_dump(mode="json"))
+        return items
+
+    items = await run_in_threadpool(record)
+    return Response(
+        await run_in_threadpool(_json_bytes, {"results": items}), media_type="application/json"
+    )
+
+
+def _json_bytes(content: object) -> bytes:
+    """The body as ``JSONResponse`` renders it, rendered off the event loop (a large result
+    takes tens of milliseconds)."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
