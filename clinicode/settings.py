@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # and the Retry-After seconds those answers carry.
     request_deadline_s: float = Field(default=20.0, gt=0, le=3600)
     batch_deadline_s: float = Field(default=120.0, gt=0, le=3600)
-    max_queue: int = Field(default=16, ge=0, le=10_000)
+    max_queue: int = Field(default=64, ge=0, le=10_000)
     rate_limit_per_minute: int = Field(default=0, ge=0)
     rate_limit_burst: int = Field(default=0, ge=0)
     retry_after_s: int = Field(default=2, ge=1, le=3600)

@@ -63,6 +63,8 @@ class MentionExtractor(Protocol):
 # list them all under each of its codes); ``ScoringPath(max_evidence=...)`` or the pack's
 # ``config["max_evidence_per_code"]`` changes it.
 MAX_EVIDENCE_PER_CODE = 20
+# Raw-text phrases read at most when the NLP found no mention (a note of unknown words).
+MAX_PHRASES = 3000
 
 
 # -- stages over precomputed inputs (shared with training) ------------------------------------
@@ -368,12 +370,20 @@ class ScoringPath:
             mentions = self.mentions(texts)[0]
         check_deadline()
         evid = evidence_mentions(texts, mentions)
+        limits: list[set[str]] = [set() for _ in texts]
+        for i, e in enumerate(evid):
+            if len(e) > MAX_PHRASES and not mentions[i]:
+                evid[i] = e[:MAX_PHRASES]
+                limits[i].add(
+                    f"the note gave {len(e)} phrases and no mentions; the first {MAX_PHRASES} "
+                    "were read"
+                )
         notes = self.candidates(texts, evid)
         check_deadline()
         probs = self.rank(notes)
         return [
-            Scored(t, list(m), e, nc, p)
-            for t, m, e, nc, p in zip(texts, mentions, evid, notes, probs, strict=True)
+            Scored(t, list(m), e, nc, p, lim)
+            for t, m, e, nc, p, lim in zip(texts, mentions, evid, notes, probs, limits, strict=True)
         ]
 
     def ranker_order(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:

@@ -36,7 +36,7 @@ class Service:
     holder: EngineHolder
     store: FeedbackStore
     metrics: Metrics
-    admission: Admission = field(default_factory=lambda: Admission(1, 16, 2))
+    admission: Admission = field(default_factory=lambda: Admission(1, 64, 2))
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
 
     def kb(self) -> KnowledgeBase:
