@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=0, ge=0)
     rate_limit_burst: int = Field(default=0, ge=0)
     retry_after_s: int = Field(default=2, ge=1, le=3600)
+    # How long an engine thread may hold the GIL before the event loop gets a turn (Python's
+    # default is 5 ms; each network read or write of the loop may wait that long).
+    gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
     # Official code sets (``clinicode codes fetch``): whether ``clinicode setup`` tries to
     # download the missing ones, its per-request timeout, and another release catalogue.
     fetch_on_setup: bool = True

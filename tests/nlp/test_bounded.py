@@ -28,9 +28,7 @@ def test_ordinary_text_is_tokenized_exactly_as_spacy_does(blank: Any) -> None:
     tok = _bounded(blank)
     for text in (NOTE, "BP 120/80, HR 72. s/p CABG x3 (2019); pt's wife's", "a-b c--d e...f"):
         ours, theirs = tok(text), blank.tokenizer(text)
-        assert [(t.text, t.whitespace_) for t in ours] == [
-            (t.text, t.whitespace_) for t in theirs
-        ]
+        assert [(t.text, t.whitespace_) for t in ours] == [(t.text, t.whitespace_) for t in theirs]
 
 
 @pytest.mark.parametrize(
