@@ -86,7 +86,8 @@ class Admission:
         """``fn()`` on an engine thread under a deadline of ``deadline_s`` seconds; 503 with
         Retry-After when the queue is full, when the deadline passes or the client leaves."""
         executor, slots = self._ensure()
-        deadline = Deadline.after(deadline_s)
+        arrived = request.scope.get("state", {}).get("arrived", time.monotonic())
+        deadline = Deadline(arrived + deadline_s)  # from the request's arrival
         if slots.locked() and self.waiting >= self.max_queue:
             self.shed += 1
             raise _busy(

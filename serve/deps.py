@@ -7,10 +7,12 @@ routes call :func:`get_kb` once their input is checked (see ``routes/codes.py``)
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from clinicode.errors import ClinicodeError
@@ -50,7 +52,7 @@ class Service:
         return open_kb(self.settings.kb_path)
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:  # async: no thread hop per request
     svc: Service = request.app.state.service
     return svc
 
@@ -58,7 +60,7 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def current_key(
+async def current_key(
     request: Request,
     _key: Annotated[str | None, Security(_api_key_header)],
     _bearer_cred: Annotated[Any, Security(_bearer)],
@@ -73,7 +75,7 @@ def current_key(
 KeyDep = Annotated[ApiKey, Depends(current_key)]
 
 
-def admin_key(key: KeyDep) -> ApiKey:
+async def admin_key(key: KeyDep) -> ApiKey:
     if key.role != "admin":
         raise HTTPException(
             403, "this key may not export feedback (it holds note text): use an admin key"
@@ -84,10 +86,15 @@ def admin_key(key: KeyDep) -> ApiKey:
 AdminKeyDep = Annotated[ApiKey, Depends(admin_key)]
 
 
-def get_engine(svc: ServiceDep) -> EngineLike:
-    """The loaded engine, waiting a while for a load in progress; 503 with the reason if none."""
+async def get_engine(request: Request, svc: ServiceDep) -> EngineLike:
+    """The loaded engine, waiting a while (on a thread) for a load in progress; 503 with the
+    reason if none. A request that waited for the load gets its deadline from then."""
+    if svc.holder.engine is not None:
+        return svc.holder.engine
     try:
-        return svc.holder.get()
+        engine = await run_in_threadpool(svc.holder.get)
+        request.scope.setdefault("state", {})["arrived"] = time.monotonic()
+        return engine
     except EngineUnavailable as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from None
 

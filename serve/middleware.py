@@ -149,6 +149,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        scope.setdefault("state", {})["arrived"] = time.monotonic()  # deadlines count from here
         status = 500
         status_sent = False
 

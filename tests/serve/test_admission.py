@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -132,6 +132,8 @@ def test_rate_limiter_refills_over_time() -> None:
 
 
 class _GoneRequest:
+    scope: ClassVar[dict[str, Any]] = {}
+
     async def is_disconnected(self) -> bool:
         return True
 
