@@ -423,7 +423,7 @@ class CandidatePipeline:
         return pipe
 
 
-CANDIDATE_FILE_PREFIXES = ("lexical_", "dense_", "structure_", _PIPELINE_FILE)
+CANDIDATE_FILE_PREFIXES = ("lexical_", "dense_", "structure_", "encoder_", _PIPELINE_FILE)
 
 
 def _is_candidate_file(p: Path) -> bool:

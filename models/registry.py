@@ -22,6 +22,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "lexical": "clinicode.models.candidates_lexical:LexicalGenerator",
         "dense": "clinicode.models.candidates_dense:DenseGenerator",
         "structure": "clinicode.models.candidates_structure:StructureGenerator",
+        "encoder": "clinicode.models.encoder.generator:EncoderGenerator",
     },
     "ranker": {
         "gbdt": "clinicode.models.ranker:GBDTRanker",
@@ -30,7 +31,9 @@ _TABLES: dict[str, dict[str, str]] = {
         "official": "clinicode.models.guidelines.layer:Guidelines",
     },
     # rule coders (``types.RuleCoder``): every registered one runs unless the pack says otherwise
-    "rule_coder": {},
+    "rule_coder": {
+        "em": "clinicode.models.em:EMCoder",
+    },
 }
 
 

@@ -546,7 +546,7 @@ def _evidence(
 
 
 def _explanation(feats: dict[str, float], cand: Candidate | None) -> list[str]:
-    out = []
+    out = list(cand.paths) if cand is not None else []
     if feats.get("has_doc"):
         out.append("note classifier: codes of similar labeled notes")
     if feats.get("has_gen"):

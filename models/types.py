@@ -25,6 +25,8 @@ class Candidate:
     features: dict[str, float] = field(default_factory=dict)
     sources: set[str] = field(default_factory=set)  # lexical | dense | structure | doc_classifier
     score: float = 0.0
+    # how a coder would reach the code (the encoder's Index and Tabular path), for explanations
+    paths: list[str] = field(default_factory=list)
 
 
 @runtime_checkable

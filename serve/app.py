@@ -27,15 +27,16 @@ from .admission import Admission, RateLimiter, RateLimitMiddleware
 from .auth import KeyRing
 from .deps import Service
 from .engine_holder import EngineHolder, EngineLike
+from .errors import describe
 from .metrics import Metrics
 from .middleware import GuardMiddleware, MetricsMiddleware, json_response
-from .routes import admin, codes, feedback, health, me, pages, suggest
+from .routes import admin, codes, docs, encounters, feedback, health, me, pages, suggest
 from .services import Refused
 from .store import FeedbackStore
 
 log = logging.getLogger("clinicode.serve")
 
-_ROUTERS = (suggest, codes, feedback, admin, me, health, pages)
+_ROUTERS = (suggest, codes, feedback, admin, encounters, me, health, pages, docs)
 
 
 def create_app(
@@ -79,7 +80,7 @@ def create_app(
         description="Send `Authorization: Bearer KEY` or `X-API-Key: KEY` on every `/v1` route "
         "and `/metrics`. Note text is never logged.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc: routes/docs.py, with local assets
         redoc_url=None,
     )
     app.state.service = svc
@@ -107,17 +108,10 @@ def _default_factory(settings: Settings) -> Callable[[], EngineLike]:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
-        for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ())]
-            msg = str(err.get("msg", "invalid"))
-            if err.get("type") == "json_invalid":
-                msg = f"body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
-            errors.append({"loc": loc, "msg": msg, "type": err.get("type", "invalid")})
-        summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
-        # Never echo the input: it may be a note.
-        return JSONResponse({"detail": errors, "message": summary}, status_code=422)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Plain words, never the input (it may be a note): see serve/errors.py.
+        body = describe(list(exc.errors()), request.headers.get("content-type", ""), exc.body)
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(ClinicodeError)
     async def _clinicode_error(_request: Request, exc: ClinicodeError) -> JSONResponse:

@@ -7,6 +7,7 @@ routes call :func:`get_kb` once their input is checked (see ``routes/codes.py``)
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -24,9 +25,11 @@ from .auth import ApiKey, KeyRing
 from .engine_holder import EngineHolder, EngineLike, EngineUnavailable
 from .metrics import Metrics
 from .store import FeedbackStore
+from .workqueue import WorkQueueStore
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey")
 _bearer = HTTPBearer(auto_error=False, scheme_name="Bearer")
+_WQ_LOCK = threading.Lock()
 
 
 @dataclass
@@ -52,9 +55,13 @@ class Service:
         return open_kb(self.settings.kb_path)
 
 
-async def get_service(request: Request) -> Service:  # async: no thread hop per request
+def service_of(request: Request) -> Service:
     svc: Service = request.app.state.service
     return svc
+
+
+async def get_service(request: Request) -> Service:  # async: no thread hop per request
+    return service_of(request)
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
@@ -108,3 +115,20 @@ def get_kb(svc: ServiceDep) -> KnowledgeBase:
         return svc.kb()
     except ClinicodeError as exc:
         raise HTTPException(503, f"code sets unavailable: {exc}") from None
+
+
+def get_workqueue(request: Request) -> WorkQueueStore:
+    """The work queue's store, opened on first use on the feedback database (its own table)."""
+    wq: WorkQueueStore | None = getattr(request.app.state, "workqueue", None)
+    if wq is None:
+        with _WQ_LOCK:
+            wq = getattr(request.app.state, "workqueue", None)
+            if wq is None:
+                svc = service_of(request)
+                wq = WorkQueueStore(svc.settings.resolved_database_url)
+                wq.init()
+                request.app.state.workqueue = wq
+    return wq
+
+
+WorkQueueDep = Annotated[WorkQueueStore, Depends(get_workqueue)]

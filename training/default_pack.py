@@ -27,9 +27,15 @@ from typing import Any
 from clinicode.models.features import LOCAL_PREFIX as _LOCAL
 from clinicode.models.features import TITLE_FEATURES as _TITLE
 from clinicode.training.data import LabeledNote
+from clinicode.training.synthetic_index import index_notes
 
 DEFAULT_NAME = "clinicode-default"
+# Bumped whenever the builder makes a different pack from the same KB and NLP rules (a new
+# generator or feature): a pack from an older builder is rebuilt by ``clinicode setup``.
+BUILDER_VERSION = 2
 N_NOTES = 800
+# notes written from Alphabetic Index paths, when an Index is imported (training.synthetic_index)
+N_INDEX_NOTES = 400
 SEED = 13
 
 _TEMPLATES_PRESENT = (
@@ -136,7 +142,15 @@ PRE_RANK_FEATURES = (
     "src_lexical",
     "src_dense",
     "src_structure",
+    "src_encoder",
     "n_sources",
+    "enc_hit",
+    "enc_index",
+    "enc_first",
+    "enc_cover",
+    "enc_tabular",
+    "enc_default",
+    "enc_unspec",
 )
 # The pre-ranking score is a feature of its own in the full packs; here it would only repeat
 # (as a linear sum) what the ranker sees, under a monotone constraint it does not deserve.
@@ -241,7 +255,7 @@ def build_default_pack(
     out: Path,
     *,
     n_notes: int = N_NOTES,
-    generators: Sequence[str] = ("lexical", "structure"),
+    generators: Sequence[str] = ("lexical", "structure", "encoder"),
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fit the candidate index on the KB and the ranker on synthetic notes; save to ``out``."""
@@ -260,6 +274,7 @@ def build_default_pack(
     t0 = time.perf_counter()
     candidates = ensure_candidates(kb, generators, progress)
     pairs = synthetic_notes_named(kb, n_notes)
+    pairs += index_notes(kb, N_INDEX_NOTES * n_notes // N_NOTES, SEED, _TEMPLATES_PRESENT)
     notes = [note for note, _ in pairs]
     texts = [n.text for n in notes]
     mentions = extract_mentions(texts, kb, progress)
@@ -317,8 +332,10 @@ def build_default_pack(
             "max_generated": 120,
             "generators": list(generators),
             "synthetic_notes": n_notes,
+            "synthetic_index_notes": len(pairs) - n_notes,
             "seed": SEED,
             "pre_rank_weights": "fitted on the synthetic notes",
+            "builder": BUILDER_VERSION,
             "kb_content": kb.content_fingerprint(),
             "nlp_resources": nlp_fingerprint(),
         },
@@ -358,6 +375,8 @@ def nlp_fingerprint() -> str:
 
 def stale_reason(config: dict[str, Any], kb: Any) -> str | None:
     """Why a default pack built with ``config`` must be rebuilt for ``kb`` (None: it is current)."""
+    if config.get("builder") != BUILDER_VERSION:
+        return "the default pack builder changed (a new clinicode release) since it was built"
     if config.get("kb_content") != kb.content_fingerprint():
         return "the KB's terms changed (an imported index or table) since it was built"
     if config.get("nlp_resources") != nlp_fingerprint():

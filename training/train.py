@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from clinicode.kb import KnowledgeBase
     from clinicode.models.pack import ModelPack
 
-DEFAULT_GENERATORS: tuple[str, ...] = ("lexical", "structure")
+DEFAULT_GENERATORS: tuple[str, ...] = ("lexical", "structure", "encoder")
 
 
 @dataclass

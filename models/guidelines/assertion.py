@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from clinicode.nlp.cues import negated_before
 from clinicode.schema import Mention
 
 from .data import ICD, any_match, code_matches, compile_cue, first_rule
@@ -142,7 +143,7 @@ def _historical(p: _Policy, item: Item) -> None:
             "longer exist",
         )
         return
-    row = first_rule(g.rules["personal_history"], s.code)
+    row = _history_row(g, note, s.code, [(e.start, e.end) for e in s.evidence])
     same_span_chronic = bool(spans(item) & p.chronic_spans())
     if row is not None and item.fate == "keep" and not same_span_chronic:
         g.add(
@@ -194,11 +195,35 @@ def _negated_or_hypothetical(p: _Policy, item: Item, a: set[str], cues: list[str
         )
         return
     why = "negated" if "negated" in a else "hypothetical"
+    if why == "hypothetical":
+        _screening(p, item)
     p.g.drop(
         item,
         "I.A.19",
         f"{why} mention: the provider does not state that the condition exists",
         fate="suppressed",
+    )
+
+
+def _screening(p: _Policy, item: Item) -> None:
+    """I.C.21.c.5: a condition named as what a screening looks for gives the screening code."""
+    g, s = p.g, item.s
+    if item.fate != "keep" or s.system != ICD:
+        return
+    rx = compile_cue(g.rules["screening_cue"])
+    if not any(rx.search(t) for t in clause_texts(p.note, item)):
+        return
+    row = first_rule(g.rules["screening"], s.code)
+    if row is None:
+        return
+    g.add(
+        p.note,
+        str(row["code"]),
+        section="I.C.21.c.5",
+        message=f"screening for {s.code} ({g.title(s.code)}): the encounter is a screening, "
+        "the condition is not documented",
+        evidence=s.evidence,
+        score=s.score,
     )
 
 
@@ -262,7 +287,7 @@ def _history_code_for(
                     score=max(it.s.score if it else 0.0, note.threshold),
                 )
             return
-        row = first_rule(table, c)
+        row = _history_row(g, note, c, [(m.start, m.end)], table)
         if row is None:
             continue
         z = str(row["code"])
@@ -278,6 +303,25 @@ def _history_code_for(
                 score=max([*scores, note.threshold]),
             )
         return
+
+
+def _history_row(
+    g: Guidelines,
+    note: NoteState,
+    code: str,
+    where: list[tuple[int, int]],
+    table: list[dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """The personal-history row for ``code``, unless the note states (not negated) what the
+    history code excludes (its ``unless`` cue: a "residual" of a stroke is a sequela, I.C.9.d,
+    not "without residual deficits"): the more specific statement wins."""
+    row = first_rule(table if table is not None else g.rules["personal_history"], code)
+    if row is None or "unless" not in row or not where:
+        return row
+    rx = compile_cue(str(row["unless"]))
+    if any(not negated_before(note.text, m.start()) for m in rx.finditer(note.text)):
+        return None
+    return row
 
 
 def _symptoms_instead(g: Guidelines, note: NoteState, dropped: list[Item]) -> None:

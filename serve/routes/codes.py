@@ -9,11 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
-from clinicode.kb.views import record_json, search_json
+from clinicode.kb.views import record_json
 from clinicode.schema import System
 
 from ..deps import KeyDep, ServiceDep, get_kb
 from ..schemas import ERRORS, Problem
+from ..services import code_search
 
 router = APIRouter(prefix="/v1/codes", tags=["codes"])
 
@@ -22,7 +23,11 @@ router = APIRouter(prefix="/v1/codes", tags=["codes"])
 # 422 whenever the code sets cannot be opened.
 
 
-@router.get("/search", responses=ERRORS, summary="Search the code sets")
+@router.get(
+    "/search",
+    responses=ERRORS,
+    summary="Search the code sets (words, lay and clinical synonyms, abbreviations, codes)",
+)
 def search_codes(
     q: Annotated[str, Query(min_length=1, max_length=200, description="Words or a code.")],
     _key: KeyDep,
@@ -42,7 +47,7 @@ def search_codes(
         )
     return {
         "query": q,
-        "results": search_json(kb, q, systems=systems, limit=limit, billable_only=billable),
+        "results": code_search.search(kb, q, systems=systems, limit=limit, billable_only=billable),
     }
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -12,6 +13,7 @@ from clinicode.schema import SuggestResult
 
 from ..deps import EngineDep, KeyDep, ServiceDep
 from ..schemas import ERRORS, BatchItem, BatchRequest, BatchResponse, Problem, SuggestRequest
+from ..services.shape import compact as compact_result
 from ..services.suggest import (
     batch_note_ids,
     check_note,
@@ -22,6 +24,10 @@ from ..services.suggest import (
 )
 
 NOTE_ID_HEADER = "X-Clinicode-Note-Id"
+Compact = Annotated[
+    bool,
+    Query(description="Only the suggested codes: no mentions, candidates or suppressed codes."),
+]
 
 router = APIRouter(prefix="/v1", tags=["suggest"])
 
@@ -42,7 +48,12 @@ router = APIRouter(prefix="/v1", tags=["suggest"])
     summary="Suggest codes for one note",
 )
 async def suggest(
-    req: SuggestRequest, request: Request, svc: ServiceDep, key: KeyDep, engine: EngineDep
+    req: SuggestRequest,
+    request: Request,
+    svc: ServiceDep,
+    key: KeyDep,
+    engine: EngineDep,
+    compact: Compact = False,
 ) -> Response:
     """Ranked codes with evidence (the same JSON as `clinicode suggest`). The note id (yours,
     or a generated one) comes back in the `X-Clinicode-Note-Id` header; feedback refers to
@@ -57,8 +68,13 @@ async def suggest(
     await run_in_threadpool(
         record_suggestions, svc.store, svc.metrics, req, note_id, result, key.id
     )
-    body = await run_in_threadpool(lambda: _json_bytes(result.model_dump(mode="json")))
-    return Response(body, media_type="application/json", headers={NOTE_ID_HEADER: note_id})
+
+    def render() -> bytes:
+        body = result.model_dump(mode="json")
+        return _json_bytes(compact_result(body) if compact else body)
+
+    content = await run_in_threadpool(render)
+    return Response(content, media_type="application/json", headers={NOTE_ID_HEADER: note_id})
 
 
 @router.post(
@@ -73,7 +89,12 @@ async def suggest(
     summary="Suggest codes for up to 100 notes",
 )
 async def suggest_batch(
-    req: BatchRequest, request: Request, svc: ServiceDep, key: KeyDep, engine: EngineDep
+    req: BatchRequest,
+    request: Request,
+    svc: ServiceDep,
+    key: KeyDep,
+    engine: EngineDep,
+    compact: Compact = False,
 ) -> Response:
     """One engine call per distinct set of options, under `CLINICODE_BATCH_DEADLINE_S`."""
     ids = batch_note_ids(req.notes, svc.settings)
@@ -83,17 +104,17 @@ async def suggest_batch(
         svc.settings.batch_deadline_s,
     )
 
-    def record() -> list[dict[str, object]]:
+    def record() -> bytes:
         items = []
         for note, note_id, result in zip(req.notes, ids, results, strict=True):
             record_suggestions(svc.store, svc.metrics, note, note_id, result, key.id)
-            items.append(BatchItem(note_id=note_id, result=result).model_dump(mode="json"))
-        return items
+            item = BatchItem(note_id=note_id, result=result).model_dump(mode="json")
+            if compact:
+                item["result"] = compact_result(item["result"])
+            items.append(item)
+        return _json_bytes({"results": items})
 
-    items = await run_in_threadpool(record)
-    return Response(
-        await run_in_threadpool(_json_bytes, {"results": items}), media_type="application/json"
-    )
+    return Response(await run_in_threadpool(record), media_type="application/json")
 
 
 def _json_bytes(content: object) -> bytes:

@@ -147,11 +147,13 @@ def test_rule_coders_join_the_code_set_of_their_system(
     saved = path._rule_coders
     path._rule_coders = None
     try:
-        assert path.rule_coders() == []  # ICD-10-PCS is not loaded in this KB
+        # ICD-10-PCS is not loaded in this KB (CPT is: the E/M level coder runs)
+        assert "fixed" not in {c.name for c in path.rule_coders()}
         path._rule_coders = None
         loaded = {**path.kb.versions(), "ICD-10-PCS": "FY2026"}
         monkeypatch.setattr(path.kb, "versions", lambda: loaded)
-        assert isinstance(path.rule_coders()[0], RuleCoder)
+        assert all(isinstance(c, RuleCoder) for c in path.rule_coders())
+        assert "fixed" in {c.name for c in path.rule_coders()}
         text = "Appendicitis; the appendix was removed laparoscopically."
         res = engine.suggest(text, setting="inpatient")
         pcs = [s for s in res.codes if s.system == "ICD-10-PCS"]
@@ -167,3 +169,18 @@ def test_rule_coders_join_the_code_set_of_their_system(
     finally:
         registry._TABLES["rule_coder"].pop("fixed")
         path._rule_coders = saved
+
+
+def test_the_em_level_joins_the_cpt_codes_of_suggest(engine: Any) -> None:
+    note = (
+        "CC: f/u HTN and DM2\nHPI: 64 yo M established patient, no hypoglycemia.\n"
+        "Labs: A1c reviewed - 6.9%.\nAssessment/Plan:\n1. HTN - stable. Increase lisinopril.\n"
+        "2. DM2 - controlled, continue metformin. Order BMP.\n"
+    )
+    res = engine.suggest(note, setting="outpatient")
+    em = [s for s in res.codes if s.system == "CPT" and s.code.startswith("992")]
+    assert [(s.code, s.status) for s in em] == [("99214", "suggested")]
+    assert em[0].suggestion_id and em[0].explanation[-1] == "decided by: MDM -> 99214"
+    only_cm = engine.suggest(note, systems=["ICD-10-CM"])
+    assert not [s for s in only_cm.codes if s.system == "CPT"]
+    assert not [s for s in engine.suggest("Appendicitis.").codes if s.code.startswith("992")]

@@ -94,6 +94,30 @@ def test_family_history_becomes_z80(g: Guidelines) -> None:
     assert "C18.9" in {s.code for s in res.suppressed}
 
 
+def test_screening_for_a_condition_gives_the_screening_code(g: Guidelines) -> None:
+    text = "Low-dose CT chest for lung cancer screening: negative."
+    res = run(g, text, [("C34.90", "lung cancer", "hypothetical", 0.8)])
+    assert codes_of(res) == ["Z12.2"]
+    assert "C34.90" in {s.code for s in res.suppressed}
+    # a hypothetical mention that is not a screening gives nothing
+    res = run(
+        g,
+        "If lung cancer is found, refer to oncology.",
+        [("C34.90", "lung cancer", "hypothetical", 0.8)],
+    )
+    assert codes_of(res) == []
+
+
+def test_a_residual_deficit_beats_history_without_residual(g: Guidelines) -> None:
+    text = "PMH: stroke 2 yrs ago. Dysphagia as a residual of the stroke."
+    res = run(g, text, [("I63.9", "stroke", "historical", 0.8)])
+    assert "Z86.73" not in codes_of(res)
+    res = run(
+        g, "PMH: stroke 2 yrs ago, fully recovered.", [("I63.9", "stroke", "historical", 0.8)]
+    )
+    assert codes_of(res) == ["Z86.73"]
+
+
 def test_personal_history_of_cancer_becomes_z85(g: Guidelines) -> None:
     text = "PMH: breast cancer s/p lumpectomy 2018, no recurrence."
     res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])

@@ -22,7 +22,7 @@ _RANGE = re.compile(rf"({_CODE})-({_CODE})")
 # keys whose values are regular expressions (searched case-insensitively by the rules)
 _CUE_KEYS = re.compile(
     r"(^|_)(cue|cues)$|^(resolved_in_stay|current_cancer_treatment|"
-    r"treatment_completed|principal_sections|axis_words|axis_values)$"
+    r"treatment_completed|principal_sections|axis_words|axis_values|unless)$"
 )
 
 
@@ -72,7 +72,7 @@ def test_every_code_exists_and_every_pattern_matches_a_code(kb: Any, icd_codes: 
 
 def _emitted(rules: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(where, code) for every code a rule can add or replace with."""
-    for table in ("family_history", "personal_history", "long_term_drugs"):
+    for table in ("family_history", "personal_history", "long_term_drugs", "screening"):
         for row in rules[table]:
             yield table, str(row["code"])
     for org in rules["organisms"]:

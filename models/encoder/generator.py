@@ -1,0 +1,215 @@
+"""The ``encoder`` candidate generator: codes by Index walk and tabular descent, with paths.
+
+It runs after the other generators (``uses_seeds``): for every mention it walks the Index
+(when imported) and verifies the code in the Tabular; for the best seed codes it also descends
+from their tabular category with the words of their mentions (the path without an Index).
+Features (``enc_*``) tell the ranker how the code was reached; ``Candidate.paths`` carries the
+path a coder reads as the explanation. The trees derive from the KB (cached on it), so the pack
+stores only the hyperparameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from clinicode.models.candidates import CandidatesError, load_config, save_config
+from clinicode.models.encoder.index_tree import ICD, IndexTree
+from clinicode.models.encoder.tabular import Step, TabularTree
+from clinicode.models.encoder.walk import Walk, mention_keys, walk, walk_from
+from clinicode.models.encoder.words import (
+    Context,
+    load_encoder_data,
+    mention_context,
+    note_keys,
+)
+from clinicode.models.types import Candidate
+from clinicode.nlp.cues import negated_before
+from clinicode.schema import Mention
+
+_PREFIX = "encoder"
+_KINDS = frozenset({"condition", "finding"})
+
+
+class EncoderGenerator:
+    name = "encoder"
+    uses_seeds = True
+    PARAMS = ("max_seeds",)
+
+    def __init__(self, *, max_seeds: int | None = None) -> None:
+        self.max_seeds = (
+            max_seeds if max_seeds is not None else int(load_encoder_data()["max_seeds"])
+        )
+        self.kb_: Any = None
+
+    def fit(
+        self, kb: Any, systems: Sequence[str] = (ICD,), *, progress: bool = False
+    ) -> EncoderGenerator:
+        self.systems_ = [s for s in systems if s == ICD]
+        self.versions_ = {s: v for s, v in kb.versions().items() if s in self.systems_}
+        self.kb_ = kb
+        return self
+
+    def trees(self) -> tuple[IndexTree, TabularTree]:
+        if self.kb_ is None:
+            raise CandidatesError("encoder candidate generator used before fit() or load()")
+        return (
+            self.kb_.derived("encoder_index_tree", IndexTree.build),
+            self.kb_.derived("encoder_tabular_tree", TabularTree.build),
+        )
+
+    def generate(
+        self, text: str, mentions: list[Mention], *, seeds: Sequence[Candidate] = ()
+    ) -> list[Candidate]:
+        if ICD not in self.systems_:
+            return []
+        index, tab = self.trees()
+        weights = load_encoder_data()["weights"]
+        note = note_keys(mentions, weights["note"])
+        out: dict[str, Candidate] = {}
+        contexts: dict[int, Context] = {}
+
+        def context(mid: int) -> Context:
+            if mid not in contexts:
+                contexts[mid] = mention_context(text, mentions[mid], mentions, note, weights)
+            return contexts[mid]
+
+        if len(index):
+            for mid, m in enumerate(mentions):
+                if m.kind in _KINDS:
+                    self._walk(index, tab, text, mid, m, context(mid), out)
+        for seed in self._seeds(seeds, mentions):
+            mid = seed.mention_ids[0]
+            self._descend(tab, seed.code[:3], mid, context(mid), out)
+        return sorted(out.values(), key=lambda c: -c.score)
+
+    def _walk(
+        self,
+        index: IndexTree,
+        tab: TabularTree,
+        text: str,
+        mid: int,
+        m: Mention,
+        ctx: Context,
+        out: dict[str, Candidate],
+    ) -> None:
+        mk = mention_keys(m.text, m.normalized)
+        walks = walk(index, mk, ctx)
+        if m.assertion == "present":
+            walks += self._cue_walks(index, text, m, ctx)
+        for rank, w in enumerate(walks):
+            if w.code is not None and w.code in tab.title:
+                self._code_walk(index, tab, mid, mk, ctx, w, rank, out)
+
+    def _cue_walks(self, index: IndexTree, text: str, m: Mention, ctx: Context) -> list[Walk]:
+        """Walks from the main terms that cues in the mention's sentence lead to."""
+        out = []
+        sentence = text[m.sentence_start : m.sentence_end]
+        for row in load_encoder_data()["cue_main_terms"]:
+            hit = re.search(row["cue"], sentence, re.I)
+            if hit is None or negated_before(text, m.sentence_start + hit.start()):
+                continue
+            entry = index.resolve_see(row["main"])
+            w = walk_from(index, entry, ctx) if entry is not None else None
+            if w is not None:
+                out.append(w)
+        return out
+
+    def _code_walk(
+        self,
+        index: IndexTree,
+        tab: TabularTree,
+        mid: int,
+        mk: list[str],
+        ctx: Context,
+        w: Walk,
+        rank: int,
+        out: dict[str, Candidate],
+    ) -> None:
+        assert w.code is not None
+        code, steps = tab.descend(w.code, ctx)
+        own = [k for k in mk if ctx.local.get(k, 0.0) >= 2.0]
+        cover = len([k for k in own if k in w.consumed]) / max(len(own), 1)
+        feats = {
+            "enc_index": 1.0,
+            "enc_first": float(rank == 0),
+            "enc_cover": cover,
+            "enc_score": w.score,
+            "enc_depth": float(len(w.entries)),
+            "enc_default": float(len(w.entries) == 1),
+            "enc_unspec": float(any(s.why.startswith("the note does not") for s in steps)),
+        }
+        path = f"{w.describe(index)} -> {w.code}{_tabular(w.code, steps)}"
+        _record(out, code, mid, feats, path, tab)
+
+    def _descend(
+        self, tab: TabularTree, category: str, mid: int, ctx: Context, out: dict[str, Candidate]
+    ) -> None:
+        if category not in tab.title:
+            return
+        code, steps = tab.descend(category, ctx)
+        if not steps:
+            return
+        feats = {
+            "enc_tabular": 1.0,
+            "enc_unspec": float(any(s.why.startswith("the note does not") for s in steps)),
+        }
+        path = f"Tabular: {category} {tab.title[category]}" + "".join(
+            f" -> {s.code} ({s.why})" for s in steps
+        )
+        _record(out, code, mid, feats, path, tab)
+
+    def _seeds(self, seeds: Sequence[Candidate], mentions: list[Mention]) -> list[Candidate]:
+        out, seen = [], set()
+        for s in seeds:
+            if s.system != ICD or not s.mention_ids or s.mention_ids[0] >= len(mentions):
+                continue
+            if (s.code[:3], s.mention_ids[0]) in seen:
+                continue
+            seen.add((s.code[:3], s.mention_ids[0]))
+            out.append(s)
+            if len(out) >= self.max_seeds:
+                break
+        return out
+
+    def save(self, directory: Path | str) -> None:
+        save_config(self, Path(directory), _PREFIX)
+
+    @classmethod
+    def load(cls, directory: Path | str, *, kb: Any = None) -> EncoderGenerator:
+        gen, _ = load_config(cls, Path(directory), _PREFIX)
+        if kb is None:
+            raise CandidatesError("the encoder generator reads the KB's Index: load it with a KB")
+        gen.kb_ = kb
+        return gen
+
+
+def _tabular(start: str, steps: list[Step]) -> str:
+    if not steps:
+        return ""
+    return "; Tabular: " + start + "".join(f" -> {s.code} ({s.why})" for s in steps)
+
+
+def _record(
+    out: dict[str, Candidate],
+    code: str,
+    mid: int,
+    feats: dict[str, float],
+    path: str,
+    tab: TabularTree,
+) -> None:
+    if not tab.billable.get(code, False):
+        feats = {**feats, "enc_nonbillable": 1.0}
+    c = out.get(code)
+    if c is None:
+        c = out[code] = Candidate(system=ICD, code=code, sources={"encoder"})
+    if mid not in c.mention_ids:
+        c.mention_ids.append(mid)
+    for k, v in feats.items():
+        c.features[k] = max(c.features.get(k, 0.0), v)
+    c.features["enc_hit"] = 1.0
+    if path not in c.paths:
+        c.paths.append(path)
+    c.score = max(c.score, c.features.get("enc_cover", 0.5))

@@ -1,0 +1,172 @@
+"""The Alphabetic Index as an in-memory tree, derived from the KB (``kb.derived``).
+
+Each entry keeps its printed term, the keys of its essential words per comma alternative
+("calculus, stones in" -> ``[("calcul",), ("ston",)]``), the keys of its nonessential modifiers,
+the code it resolves to, and its "see" reference. Main terms are found by the key of the first
+word of each alternative ("Diabetes, diabetic" under ``diabet``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from clinicode.models.encoder.words import keys, load_encoder_data
+
+ICD = "ICD-10-CM"
+_PAREN = re.compile(r"\(([^()]*)\)")
+
+
+def _alternatives(
+    term: str, main: bool, data: dict[str, Any]
+) -> tuple[list[tuple[str, ...]], frozenset[str]]:
+    """The keys that must be stated for an entry (each alternative in full) and the keys that
+    only add weight. A main term's later comma parts are other forms of its word ("Diabetes,
+    diabetic") or qualifiers that must be stated ("Fracture, pathological"), except a default
+    qualifier ("Fracture, traumatic"); a subterm's first part decides and the rest adds weight
+    ("acute, subacute"; "calculus, stones in")."""
+    parts = [tuple(keys(p)) for p in term.split(",")]
+    parts = [p for p in parts if p]
+    if not parts:
+        return [], frozenset()
+    first, rest = parts[0], parts[1:]
+    if not main:
+        return [first], frozenset(k for p in rest for k in p)
+    qualifiers = [p for p in rest if p[0] != first[0]]
+    whole = tuple(dict.fromkeys([*first, *(k for p in qualifiers for k in p)]))
+    alts = [whole]
+    if qualifiers and term.lower().strip() in data["default_main_terms"]:
+        alts.append(first)
+    return alts, frozenset()
+
+
+@dataclass
+class IndexTree:
+    term: list[str] = field(default_factory=list)
+    alts: list[list[tuple[str, ...]]] = field(default_factory=list)
+    extra: list[frozenset[str]] = field(default_factory=list)
+    nonessential: list[list[tuple[str, ...]]] = field(default_factory=list)
+    parent: list[int] = field(default_factory=list)
+    children: list[list[int]] = field(default_factory=list)
+    code: list[str | None] = field(default_factory=list)
+    see: list[str | None] = field(default_factory=list)
+    connector: list[str] = field(default_factory=list)  # "note", "sentence" or ""
+    negative: list[bool] = field(default_factory=list)
+    mains: dict[str, list[int]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.term)
+
+    @classmethod
+    def build(cls, kb: Any) -> IndexTree:
+        """The ICD-10-CM Alphabetic Index of ``kb`` (empty when none is imported)."""
+        rows = (
+            kb._conn()
+            .execute(
+                "SELECT id, parent_id, term, nonessential, resolved, see FROM index_entries "
+                "WHERE source='index' AND system=? ORDER BY ord",
+                (ICD,),
+            )
+            .fetchall()
+        )
+        tree = cls()
+        data = load_encoder_data()
+        weak = {k for w in data["weak_main_terms"] for k in keys(w)}
+        pos: dict[int, int] = {}
+        for entry_id, parent_id, term, nonessential, resolved, see in rows:
+            i = len(tree.term)
+            pos[entry_id] = i
+            p = pos.get(parent_id, -1) if parent_id is not None else -1
+            tree._add(term, nonessential, resolved, see, p, data)
+            if p >= 0:
+                tree.children[p].append(i)
+            elif tree.alts[i]:
+                for alt in tree.alts[i]:
+                    if alt and alt[0] not in weak:
+                        tree.mains.setdefault(alt[0], []).append(i)
+        return tree
+
+    def _add(
+        self,
+        term: str,
+        nonessential: str,
+        resolved: str | None,
+        see: str | None,
+        parent: int,
+        data: dict[str, Any],
+    ) -> None:
+        low = term.lower().strip()
+        conn = ""
+        if low in data["connectors"]["note_wide"]:
+            conn = "note"
+        elif low in data["connectors"]["same_sentence"]:
+            conn = "sentence"
+        alts, extra = _alternatives(term, parent < 0, data)
+        self.term.append(term)
+        self.alts.append(alts)
+        self.extra.append(extra)
+        groups = [tuple(keys(g)) for g in _PAREN.findall(nonessential or "")]
+        self.nonessential.append([g for g in groups if g])
+        self.parent.append(parent)
+        self.children.append([])
+        self.code.append(resolved)
+        self.see.append(see)
+        self.connector.append(conn)
+        self.negative.append(low.startswith(tuple(data["negative_prefixes"])))
+
+    def path(self, i: int) -> list[int]:
+        """The entries from the main term down to ``i``."""
+        out = []
+        while i >= 0:
+            out.append(i)
+            i = self.parent[i]
+        return out[::-1]
+
+    def code_of(self, i: int) -> tuple[str | None, int]:
+        """The code of ``i`` or of its nearest ancestor that has one (and that entry)."""
+        while i >= 0:
+            if self.code[i]:
+                return self.code[i], i
+            i = self.parent[i]
+        return None, -1
+
+    def resolve_see(self, ref: str) -> int | None:
+        """The entry a "see" reference names ("Calculus, gallbladder, with cholecystitis"):
+        the longest main term its first parts spell, then its subterms."""
+        parts = [p.strip() for p in ref.split(",") if p.strip()]
+        if not parts or parts[0].lower() == "condition":
+            return None
+        first = keys(parts[0])
+        mains = list(dict.fromkeys(self.mains.get(first[0], []))) if first else []
+        for n in range(len(parts), 0, -1):
+            name = ", ".join(parts[:n]).lower()
+            hit = [i for i in mains if _spells(self.term[i].lower(), name)]
+            if n == 1 and len(hit) > 1:  # "Fracture, radius" means "Fracture, traumatic, radius"
+                default = load_encoder_data()["default_main_terms"]
+                hit = [i for i in hit if self.term[i].lower() in default] or hit
+            if hit:
+                cur = hit[0]
+                for part in parts[n:]:
+                    nxt = self._child_named(cur, part)
+                    if nxt is None:
+                        break
+                    cur = nxt
+                return cur
+        return None
+
+    def _child_named(self, i: int, part: str) -> int | None:
+        low = part.lower()
+        for c in self.children[i]:
+            t = self.term[c].lower()
+            if t == low or t.startswith(low + " ") or t.startswith(low + ","):
+                return c
+        for c in self.children[i]:  # "with cholecystitis" printed as "with" > "cholecystitis"
+            if self.connector[c] and low.startswith(self.term[c].lower() + " "):
+                rest = low[len(self.term[c]) + 1 :]
+                return self._child_named(c, rest) or c
+        return None
+
+
+def _spells(term: str, name: str) -> bool:
+    return term == name or term.startswith((name + " ", name + ","))

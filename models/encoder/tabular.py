@@ -1,0 +1,141 @@
+"""The Tabular List as an in-memory tree, and the descent to the billable code.
+
+From a category or subcategory the descent picks, level by level, the child whose
+distinguishing words (its title's words that its parent's title lacks) the note states best;
+where the note states none, it takes the unspecified child, else the initial-encounter 7th
+character, and says so in the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from clinicode.models.encoder.words import Context, keys, load_encoder_data
+
+ICD = "ICD-10-CM"
+
+
+@dataclass
+class Step:
+    """One step of a path: the code reached and why."""
+
+    code: str
+    why: str
+
+
+@dataclass
+class TabularTree:
+    title: dict[str, str] = field(default_factory=dict)
+    billable: dict[str, bool] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+    parent: dict[str, str] = field(default_factory=dict)
+    own_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, kb: Any) -> TabularTree:
+        rows = (
+            kb._conn()
+            .execute(
+                "SELECT code, title, billable, parent FROM codes WHERE system=? ORDER BY ord",
+                (ICD,),
+            )
+            .fetchall()
+        )
+        tree = cls()
+        for code, title, billable, parent in rows:
+            tree.title[code] = title
+            tree.billable[code] = bool(billable)
+            if parent:
+                tree.children.setdefault(parent, []).append(code)
+                tree.parent[code] = parent
+        return tree
+
+    def distinct_keys(self, code: str, parent: str) -> tuple[str, ...]:
+        """The keys of ``code``'s title that its parent's title lacks."""
+        got = self.own_keys.get(code)
+        if got is None:
+            mine = keys(self.title.get(code, ""))
+            theirs = set(keys(self.title.get(parent, "")))
+            got = self.own_keys[code] = tuple(dict.fromkeys(k for k in mine if k not in theirs))
+        return got
+
+    def descend(self, code: str, ctx: Context, *, limit: int = 6) -> tuple[str, list[Step]]:
+        """The billable code under ``code`` that the note supports, and the steps taken."""
+        steps: list[Step] = []
+        for _ in range(limit):
+            if self.billable.get(code, False) or not self.children.get(code):
+                break
+            nxt, why = self._choose(code, ctx)
+            if nxt is None:
+                break
+            steps.append(Step(nxt, why))
+            code = nxt
+        better = self._stated_sibling(code, ctx)
+        if better is not None:
+            steps.append(Step(better, "states " + ", ".join(self._stated(better, ctx))))
+            code = better
+        return code, steps
+
+    def _stated_sibling(self, code: str, ctx: Context) -> str | None:
+        """A sibling of an unspecified code whose distinguishing words the note states
+        (H66.90 "unspecified ear" -> H66.92 for "left ear")."""
+        words = load_encoder_data()["unspecified_words"]
+        parent = self.parent.get(code)
+        if parent is None or not any(w in self.title.get(code, "").lower() for w in words):
+            return None
+        nxt, why = self._choose(parent, ctx)
+        if nxt is None or nxt == code or not why.startswith("states"):
+            return None
+        return nxt if self.billable.get(nxt, False) else None
+
+    def _stated(self, code: str, ctx: Context) -> list[str]:
+        parent = self.parent.get(code, "")
+        return [k for k in self.distinct_keys(code, parent) if ctx.weight(k, note_wide=False)]
+
+    def _choose(self, code: str, ctx: Context) -> tuple[str | None, str]:
+        kids = [c for c in self.children[code] if not self._conflicts(c, code, ctx)]
+        best, best_score, best_missing = None, 0.0, 0
+        stated: list[str] = []
+        for c in kids:
+            ks = self.distinct_keys(c, code)
+            got = [k for k in ks if ctx.weight(k, note_wide=False)]
+            score = sum(ctx.weight(k, note_wide=False) for k in got)
+            missing = len(ks) - len(got)
+            if score > best_score or (score == best_score and best and missing < best_missing):
+                best, best_score, best_missing, stated = c, score, missing, got
+        if best is not None:
+            return best, "states " + ", ".join(stated)
+        return self._default(kids)
+
+    def _conflicts(self, child: str, parent: str, ctx: Context) -> bool:
+        """Whether ``child`` names a word whose exclusive alternative the note states."""
+        ks = set(self.distinct_keys(child, parent))
+        for group in _exclusive():
+            named = ks & group
+            if named and not any(ctx.weight(k, note_wide=False) for k in named):
+                if any(ctx.weight(k, note_wide=False) for k in group - named):
+                    return True
+        return False
+
+    def _default(self, kids: list[str]) -> tuple[str | None, str]:
+        """The unspecified child (the one whose title ends so, else any), else the
+        initial-encounter 7th character."""
+        data = load_encoder_data()
+        words = data["unspecified_words"]
+        unspec = [c for c in kids if any(w in self.title.get(c, "").lower() for w in words)]
+        unspec.sort(key=lambda c: (not self.title[c].lower().endswith(tuple(words)), c[-1] != "9"))
+        if unspec:
+            return unspec[0], "the note does not say which: unspecified"
+        for c in kids:
+            if len(c.replace(".", "")) == 7 and c[-1] in data["initial_seventh"]:
+                return c, "7th character: initial encounter (the note does not say otherwise)"
+        return None, ""
+
+
+@lru_cache(maxsize=1)
+def _exclusive() -> list[frozenset[str]]:
+    return [
+        frozenset(k for w in group for k in keys(w)) for group in load_encoder_data()["exclusive"]
+    ]

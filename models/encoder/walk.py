@@ -1,0 +1,170 @@
+"""The Index walk: main term, then the subterms the note documents, then "see" references.
+
+:func:`walk` starts from every main term that a mention names and returns the best walk: the
+one whose path states the most of the note's words (weighted by where the note states them),
+then the deepest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clinicode.models.encoder.index_tree import IndexTree
+from clinicode.models.encoder.words import Context, keys, load_encoder_data
+
+
+@dataclass
+class Walk:
+    """A walk of the Index: the entries taken, the keys they consumed and the code reached."""
+
+    entries: list[int] = field(default_factory=list)
+    consumed: set[str] = field(default_factory=set)
+    score: float = 0.0
+    code: str | None = None
+    code_entry: int = -1
+    hops: list[str] = field(default_factory=list)  # "see" references followed
+
+    def describe(self, tree: IndexTree) -> str:
+        names = [tree.term[i] for i in self.entries]
+        see = f" (see {'; '.join(self.hops)})" if self.hops else ""
+        return "Index: " + ", ".join(names) + see
+
+
+def main_terms(tree: IndexTree, mention_keys: list[str]) -> list[tuple[int, tuple[str, ...]]]:
+    """The main terms whose words (one alternative) the mention states, with those keys."""
+    have = set(mention_keys)
+    out: dict[int, tuple[str, ...]] = {}
+    for k in dict.fromkeys(mention_keys):
+        for i in tree.mains.get(k, ()):
+            for alt in tree.alts[i]:
+                if alt and alt[0] == k and set(alt) <= have:
+                    if len(alt) > len(out.get(i, ())):
+                        out[i] = alt
+    return list(out.items())
+
+
+def walk(tree: IndexTree, mention_keys: list[str], ctx: Context) -> list[Walk]:
+    """The walks for one mention, best first: the best one, then each other that codes more of
+    the mention's own words ("DM2 with CKD stage 3b": Diabetes ... and Disease, kidney ...)."""
+    walks: list[Walk] = []
+    for entry, alt in main_terms(tree, mention_keys):
+        w = Walk(entries=[entry], consumed=set(alt))
+        w.score = sum(ctx.weight(k, note_wide=False) for k in alt)
+        _descend(tree, w, ctx)
+        if w.code is not None:
+            walks.append(w)
+    walks.sort(key=lambda w: (-w.score, -len(w.entries)))
+    own = {k for k in mention_keys if ctx.local.get(k, 0.0) >= 2.0}
+    kept: list[Walk] = []
+    covered: set[str] = set()
+    codes: set[str] = set()
+    for w in walks:
+        new = (w.consumed & own) - covered
+        if w.code in codes or (kept and not new):
+            continue
+        kept.append(w)
+        covered |= w.consumed
+        codes.add(w.code or "")
+    return kept
+
+
+def walk_from(tree: IndexTree, entry: int, ctx: Context) -> Walk | None:
+    """A walk from a given main term (one a cue leads to), if it goes below it."""
+    w = Walk(entries=[entry])
+    _descend(tree, w, ctx)
+    return w if w.code is not None and len(w.entries) > 1 else None
+
+
+def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
+    hops = int(load_encoder_data()["max_see_hops"])
+    cur = w.entries[-1]
+    while True:
+        step = _best_child(tree, cur, w.consumed, ctx)
+        if step is None:
+            break
+        path, got, score = step
+        w.entries.extend(path)
+        w.consumed |= got
+        w.score += score
+        cur = path[-1]
+        ref = tree.see[cur]
+        if ref and not tree.code[cur] and hops > 0:
+            target = tree.resolve_see(ref)
+            if target is None:
+                break
+            hops -= 1
+            w.hops.append(ref)
+            cur = target
+            w.entries.append(target)
+    w.code, w.code_entry = tree.code_of(cur)
+    if w.code is None and tree.see[cur] and hops > 0:  # a main term that only says "see"
+        target = tree.resolve_see(tree.see[cur] or "")
+        if target is not None:
+            w.hops.append(tree.see[cur] or "")
+            w.entries.append(target)
+            w.code, w.code_entry = tree.code_of(target)
+
+
+def _best_child(
+    tree: IndexTree, i: int, consumed: set[str], ctx: Context
+) -> tuple[list[int], set[str], float] | None:
+    """The child of ``i`` (through a connector when one links it) that the note states best."""
+    best: tuple[list[int], set[str], float] | None = None
+    for c in tree.children[i]:
+        if tree.connector[c]:
+            note_wide = tree.connector[c] == "note"
+            for g in tree.children[c]:
+                got = _match(tree, g, consumed, ctx, note_wide=note_wide)
+                if got is not None and (best is None or got[1] > best[2]):
+                    best = ([c, g], got[0], got[1])
+            continue
+        got = _match(tree, c, consumed, ctx, note_wide=False)
+        if got is not None and (best is None or got[1] > best[2]):
+            best = ([c], got[0], got[1])
+    return best
+
+
+def _match(
+    tree: IndexTree, c: int, consumed: set[str], ctx: Context, *, note_wide: bool
+) -> tuple[set[str], float] | None:
+    """The keys and weight with which the note states entry ``c`` (None: it does not): all the
+    words of one alternative (or its first word and at least half of the others, for that
+    share), else of one nonessential modifier (at three quarters), plus a
+    quarter for each other nonessential word and a half for each optional part's word."""
+    if tree.negative[c]:
+        return None
+    best: tuple[set[str], float] | None = None
+    options = [(a, 1.0) for a in tree.alts[c]]
+    options += [(g, 0.75) for g in tree.nonessential[c] if len(g) > 1]  # "(E. coli)"
+    for alt, factor in options:
+        new = [k for k in alt if k not in consumed]
+        if not new:
+            continue
+        weights = [ctx.weight(k, note_wide=note_wide) for k in new]
+        stated = sum(1 for x in weights if x)
+        if not ctx.spells(alt) or not weights[0] or stated * 2 < len(new) or stated < 1:
+            continue
+        if stated < len(new) and (
+            len(new) < 2 or any(k[0].isdigit() for k in alt)
+        ):  # a number is stated exactly or not at all
+            continue
+        got = {k for k, x in zip(new, weights, strict=True) if x}
+        # a phrase stated in part ("distal" of "distal end(s)") counts for the part it states
+        score = sum(weights) * factor * (stated / len(new))
+        for group in tree.nonessential[c]:
+            for k in group:
+                if k not in consumed and k not in got and ctx.weight(k, note_wide=False):
+                    got.add(k)
+                    score += ctx.weight(k, note_wide=False) * 0.25
+        for k in tree.extra[c]:
+            if k not in consumed and k not in got and ctx.weight(k, note_wide=False):
+                got.add(k)
+                score += ctx.weight(k, note_wide=False) * 0.5
+        if best is None or score > best[1]:
+            best = (got, score)
+    return best
+
+
+def mention_keys(text: str, normalized: str) -> list[str]:
+    """The keys a mention names (its words, then its normalized form's)."""
+    return list(dict.fromkeys([*keys(text), *keys(normalized)]))

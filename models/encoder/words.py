@@ -1,0 +1,149 @@
+"""Word keys and the context a mention is coded in.
+
+A key is a lower-case word with its inflection removed (``diabetes``/``diabetic`` -> ``diabet``,
+``calculous``/``calculus`` -> ``calcul``), so the note's words meet the Index's and the
+tabular's. A :class:`Context` weighs each key by where the note states it: in the mention, in
+its sentence, elsewhere in the note (present mentions only: a negated mention states nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from itertools import pairwise
+from typing import Any
+
+import yaml
+
+from clinicode.schema import Mention
+
+_WORD = re.compile(r"[a-z0-9]+(?:'s)?")
+_NUMBER = re.compile(r"^\d")
+# assertions under which a mention states nothing about the patient now
+_UNSTATED = frozenset({"negated", "family", "hypothetical"})
+
+
+@lru_cache(maxsize=1)
+def load_encoder_data() -> dict[str, Any]:
+    """``models/resources/encoder.yaml`` (read once; callers must not mutate it)."""
+    text = (
+        resources.files("clinicode.models.resources")
+        .joinpath("encoder.yaml")
+        .read_text(encoding="utf-8")
+    )
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[frozenset[str], tuple[str, ...], dict[str, str]]:
+    d = load_encoder_data()
+    suffixes = tuple(sorted(set(d["suffixes"]), key=len, reverse=True))
+    return frozenset(d["stopwords"]), suffixes, dict(d["numerals"])
+
+
+@lru_cache(maxsize=65536)
+def key(word: str) -> str:
+    """The key of one lower-case word ('' for a stop word)."""
+    stop, suffixes, numerals = _tables()
+    w = word.removesuffix("'s")
+    if w in stop:
+        return ""
+    if w in numerals:
+        return numerals[w]
+    if w.isdigit() or any(ch.isdigit() for ch in w):
+        return w
+    for _ in range(3):
+        for suf in suffixes:
+            if w.endswith(suf) and len(w) - len(suf) >= 3:
+                w = w[: -len(suf)]
+                break
+        else:
+            break
+    return w
+
+
+def keys(text: str) -> list[str]:
+    """The keys of a text, in order, without stop words."""
+    return [k for k in (key(w) for w in _WORD.findall(text.lower())) if k]
+
+
+@dataclass
+class Context:
+    """Where the note states each key: ``local`` (mention, then sentence weights) and ``note``
+    (the whole note's present mentions, for note-wide connectors such as "with")."""
+
+    local: dict[str, float] = field(default_factory=dict)
+    note: dict[str, float] = field(default_factory=dict)
+    # adjacent key pairs of the local text: a number must follow its word ("stage 3b")
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+
+    def spells(self, alt: tuple[str, ...]) -> bool:
+        """Whether every number of ``alt`` follows the key before it in the note, as written."""
+        return all(
+            (alt[i - 1], k) in self.pairs for i, k in enumerate(alt) if i and _NUMBER.match(k)
+        )
+
+    def weight(self, k: str, *, note_wide: bool) -> float:
+        w = self.local.get(k, 0.0)
+        if note_wide and not w:
+            return self.note.get(k, 0.0)
+        return w
+
+
+def stated_mentions(mentions: Sequence[Mention]) -> list[Mention]:
+    """The mentions that state something of the patient (not negated, family, hypothetical)."""
+    return [m for m in mentions if m.assertion not in _UNSTATED]
+
+
+def note_keys(mentions: Sequence[Mention], weight: float) -> dict[str, float]:
+    """Keys of the note's stated mentions (their words and normalized forms)."""
+    out: dict[str, float] = {}
+    for m in stated_mentions(mentions):
+        for k in (*keys(m.text), *keys(m.normalized)):
+            out[k] = weight
+    return out
+
+
+def mention_context(
+    text: str,
+    mention: Mention,
+    mentions: Sequence[Mention],
+    note: dict[str, float],
+    weights: dict[str, float],
+) -> Context:
+    """The context of one mention: its own words (and normalized form, attributes), then the
+    words of its sentence outside negated or family mentions, then the note's."""
+    local: dict[str, float] = {}
+    pairs: set[tuple[str, str]] = set()
+    sentence = keys(text[mention.sentence_start : mention.sentence_end])
+    _add(local, sentence, weights["sentence"])
+    _pairs(pairs, sentence)
+    for m in mentions:
+        inside = m.start >= mention.sentence_start and m.end <= mention.sentence_end
+        if not inside or m is mention:
+            continue
+        if m.assertion in _UNSTATED:
+            for k in keys(m.text):
+                local.pop(k, None)
+        else:
+            _add(local, keys(m.normalized), weights["sentence"])
+            _pairs(pairs, keys(m.normalized))
+    own = [*keys(mention.text), *keys(mention.normalized)]
+    own += [k for a in mention.attributes for k in keys(a.value)]
+    _add(local, own, weights["mention"])
+    _pairs(pairs, keys(mention.normalized))
+    return Context(local=local, note=note, pairs=pairs)
+
+
+def _pairs(into: set[tuple[str, str]], ks: list[str]) -> None:
+    into.update(pairwise(ks))
+
+
+def _add(into: dict[str, float], ks: Iterable[str], w: float) -> None:
+    for k in ks:
+        if into.get(k, 0.0) < w:
+            into[k] = w

@@ -1,0 +1,169 @@
+"""The Index-to-Tabular encoder: word keys, the Index walk, the tabular descent and the paths."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clinicode.kb import KnowledgeBase
+from clinicode.kb.importers import run_import
+from clinicode.models.encoder.generator import EncoderGenerator
+from clinicode.models.encoder.tabular import TabularTree
+from clinicode.models.encoder.words import Context, keys
+from clinicode.schema import Attribute, Mention
+
+# A slice of the Alphabetic Index in the official CSV layout, as printed.
+INDEX = (
+    "RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code\n"
+    '1,D,0,"Diabetes, diabetic",,,(mellitus) (sugar),E11.9\n'
+    "2,D,1,type 2,,,,E11.9\n"
+    "3,D,2,with,,,,\n"
+    "4,D,3,chronic kidney disease,,,,E11.22\n"
+    "5,D,3,ketoacidosis,,,,E11.10\n"
+    "6,D,3,without coma,,,,E11.10\n"
+    "7,D,1,gestational,,,,O24.419\n"
+    "8,D,2,diet controlled,,,,O24.410\n"
+    '9,D,0,"Disease, diseased",,,,\n'
+    "10,D,1,kidney,,,,N28.9\n"
+    "11,D,2,chronic,,,,N18.9\n"
+    "12,D,3,stage 2,,,,N18.2\n"
+    "13,D,3,stage 3b,,,,N18.32\n"
+    "14,O,0,Otitis,,,,H66.9-\n"
+    "15,O,1,media,,,,H66.9-\n"
+    '16,O,2,"acute, subacute",,,,H66.90\n'
+    '17,F,0,"Fracture, traumatic",,,,T14.8\n'
+    "18,F,1,radius,,,,S52.9-\n"
+    '19,F,2,distal end(s),"Fracture, radius, lower end",,,\n'
+    "20,F,2,lower end,,,,S52.50-\n"
+    '21,F,0,"Fracture, pathological",,,,M84.40\n'
+    "22,F,1,radius,,,,M84.43-\n"
+    "23,S,0,Sepsis,,,(generalized),A41.9\n"
+    "24,S,1,Escherichia coli,,,(E. coli),A41.51\n"
+)
+
+
+@pytest.fixture(scope="module")
+def index_kb(kb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    d = tmp_path_factory.mktemp("enc")
+    path = d / "kb.sqlite"
+    shutil.copyfile(kb_path, path)
+    src = d / "ICD10CM_2030_Index.csv"
+    src.write_text(INDEX)
+    run_import("index", src, path, version="2030-04")
+    return KnowledgeBase(path)
+
+
+def _mention(text: str, phrase: str, normalized: str | None = None, **kw: Any) -> Mention:
+    start = text.index(phrase)
+    ends = [i for i in (text.find(".", start),) if i >= 0]
+    return Mention(
+        start=start,
+        end=start + len(phrase),
+        text=phrase,
+        normalized=normalized or phrase.lower(),
+        kind="condition",
+        sentence_start=0,
+        sentence_end=(ends[0] + 1) if ends else len(text),
+        **kw,
+    )
+
+
+def _codes(gen: EncoderGenerator, text: str, mentions: list[Mention]) -> dict[str, list[str]]:
+    return {c.code: c.paths for c in gen.generate(text, mentions)}
+
+
+def test_keys_let_inflections_meet() -> None:
+    assert keys("diabetes") == keys("diabetic")
+    assert keys("calculous") == keys("calculus")
+    assert keys("hypertension") == keys("hypertensive")
+    assert keys("kidney") == keys("kidneys")
+    assert keys("hypertension") != keys("hypertrophy")
+    assert keys("pneumonia") != keys("pneumonitis")
+    assert keys("type II") == keys("type 2")
+    assert keys("the left ear") == ["left", "ear"]
+
+
+def test_index_walk_follows_documented_subterms_and_with(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "DM2 and CKD stage 3b."
+    dm = _mention(text, "DM2", "type 2 diabetes mellitus")
+    ckd = _mention(text, "CKD stage 3b", "chronic kidney disease stage 3b")
+    got = _codes(gen, text, [dm, ckd])
+    # I.A.15: "with" links diabetes and CKD though the note states them apart
+    assert got["E11.22"] == [
+        "Index: Diabetes, diabetic, type 2, with, chronic kidney disease -> E11.22"
+    ]
+    assert got["N18.32"][0].startswith("Index: Disease, diseased, kidney, chronic, stage 3b")
+    assert "N18.2" not in got  # the "2" of "type 2" is not a stage
+
+
+def test_negated_linked_condition_and_without_subterms_are_not_taken(
+    index_kb: KnowledgeBase,
+) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Type 2 diabetes. No chronic kidney disease."
+    dm = _mention(text, "Type 2 diabetes")
+    ckd = _mention(text, "chronic kidney disease", assertion="negated")
+    ckd = ckd.model_copy(update={"sentence_start": 17, "sentence_end": len(text)})
+    got = _codes(gen, text, [dm, ckd])
+    assert "E11.22" not in got and "E11.9" in got
+    text = "Type 2 diabetes without coma."
+    assert "E11.10" not in _codes(gen, text, [_mention(text, "Type 2 diabetes")])
+
+
+def test_tabular_descent_states_laterality_and_defaults(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Acute otitis media, left ear."
+    om = _mention(text, "Acute otitis media", attributes=[])
+    got = _codes(gen, text, [om])
+    assert list(got) == ["H66.92"]
+    assert got["H66.92"] == [
+        "Index: Otitis, media, acute, subacute -> H66.90; Tabular: H66.90 -> H66.92 (states left, ear)"
+    ]
+    text = "Closed fracture of left distal radius."
+    fx = _mention(text, "fracture of left distal radius")
+    (code,) = _codes(gen, text, [fx])
+    assert code == "S52.502A"  # see-reference followed; left; initial encounter by default
+    text = "Sepsis due to E. coli."
+    assert "A41.51" in _codes(gen, text, [_mention(text, "Sepsis due to E. coli")])
+
+
+def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:
+    tab = kb.derived("encoder_tabular_tree", TabularTree.build)
+    ctx = Context(local={k: 2.0 for k in keys("primary osteoarthritis right knee")})
+    code, steps = tab.descend("M17", ctx)
+    assert code == "M17.11"  # never M17.0 (bilateral) beside a stated "right"
+    assert [s.code for s in steps] == ["M17.1", "M17.11"]
+    code, steps = tab.descend("A41", Context(local={k: 2.0 for k in keys("sepsis")}))
+    assert code == "A41.9" and steps[-1].why.startswith("the note does not say")
+
+
+def test_generator_descends_seed_categories_without_index(kb: KnowledgeBase) -> None:
+    from clinicode.models.types import Candidate
+
+    gen = EncoderGenerator().fit(kb)
+    text = "Primary OA right knee."
+    m = _mention(
+        text,
+        "Primary OA right knee",
+        "primary osteoarthritis right knee",
+        attributes=[Attribute(name="laterality", value="right", start=11, end=16, text="right")],
+    )
+    seed = Candidate(system="ICD-10-CM", code="M17.9", mention_ids=[0])
+    got = {c.code: c for c in gen.generate(text, [m], seeds=[seed])}
+    assert got["M17.11"].features["enc_tabular"] == 1.0
+    assert got["M17.11"].paths[0].startswith("Tabular: M17 Osteoarthritis of knee -> M17.1")
+
+
+def test_encoder_saves_its_settings_and_needs_a_kb(tmp_path: Path, kb: KnowledgeBase) -> None:
+    from clinicode.models.candidates import CandidatesError
+
+    gen = EncoderGenerator(max_seeds=7).fit(kb)
+    gen.save(tmp_path)
+    again = EncoderGenerator.load(tmp_path, kb=kb)
+    assert again.max_seeds == 7
+    with pytest.raises(CandidatesError, match="KB"):
+        EncoderGenerator.load(tmp_path)
