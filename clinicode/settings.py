@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # How long an engine thread may hold the GIL before the event loop gets a turn (Python's
     # default is 5 ms; each network read or write of the loop may wait that long).
     gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
+    # How long an idle keep-alive connection stays open (uvicorn's 5 s default closes
+    # connections under load just as clients reuse them: they see a reset, not a 503).
+    keep_alive_s: int = Field(default=30, ge=1, le=3600)
     # Official code sets (``clinicode codes fetch``): whether ``clinicode setup`` tries to
     # download the missing ones, its per-request timeout, and another release catalogue.
     fetch_on_setup: bool = True
