@@ -221,8 +221,11 @@ class ClinicalPipeline:
         """Mentions of each note with what the pipeline's bounds cut short in it (the
         result's warnings; empty for nearly every note)."""
         if len(texts) != 1:
-            docs = self.nlp.pipe(list(texts), batch_size=self.config.batch_size)
-            return [(doc_to_mentions(doc), doc_limits(doc)) for doc in docs]
+            out = []
+            for doc in self.nlp.pipe(list(texts), batch_size=self.config.batch_size):
+                check_deadline()  # between the notes of a batch
+                out.append((doc_to_mentions(doc), doc_limits(doc)))
+            return out
         # One note: the components one by one, checking the caller's deadline between them.
         doc = self.nlp.make_doc(texts[0])
         for _name, proc in self.nlp.pipeline:
