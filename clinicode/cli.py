@@ -232,7 +232,9 @@ def codes_search(
 
 @codes_app.command("import")
 def codes_import(
-    kind: str = typer.Argument(..., help="index | neoplasm | drug | eindex | pcs | hcpcs | cpt"),
+    kind: str = typer.Argument(
+        ..., help="index | neoplasm | drug | eindex | pcs | pcs-tables | hcpcs | cpt"
+    ),
     path: Path = typer.Argument(..., help="The official file (or zip) to import."),
     version: str | None = typer.Option(None, help="Version label, when the file does not say it."),
     as_json: bool = JsonOpt,

@@ -363,6 +363,14 @@ class CandidatePipeline:
             weights=self.score_weights_(),
         )
 
+    def warm_up(self) -> None:
+        """Build now what generators would otherwise build on the first note (the encoder's
+        Index and Tabular trees)."""
+        for gen in self.generators_.values():
+            warm = getattr(gen, "warm_up", None)
+            if callable(warm):
+                warm()
+
     def score_weights_(self) -> dict[str, float]:
         """The pre-ranking weights in use: the pipeline's own, else the shipped defaults."""
         return self.weights if self.weights is not None else score_weights(self.generators_)

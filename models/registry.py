@@ -33,6 +33,7 @@ _TABLES: dict[str, dict[str, str]] = {
     # rule coders (``types.RuleCoder``): every registered one runs unless the pack says otherwise
     "rule_coder": {
         "em": "clinicode.models.em:EMCoder",
+        "pcs": "clinicode.models.pcs.coder:PcsCoder",
     },
 }
 

@@ -313,6 +313,8 @@ class ScoringPath:
             warm()
         self.rule_coders()
         self.kb.code_index()
+        if self.pack.candidates is not None:
+            self.pack.candidates.warm_up()
 
     def warnings(self) -> list[str]:
         """What every result must say about how it was made (a missing NLP pipeline)."""

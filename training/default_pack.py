@@ -27,15 +27,12 @@ from typing import Any
 from clinicode.models.features import LOCAL_PREFIX as _LOCAL
 from clinicode.models.features import TITLE_FEATURES as _TITLE
 from clinicode.training.data import LabeledNote
-from clinicode.training.synthetic_index import index_notes
 
 DEFAULT_NAME = "clinicode-default"
 # Bumped whenever the builder makes a different pack from the same KB and NLP rules (a new
 # generator or feature): a pack from an older builder is rebuilt by ``clinicode setup``.
 BUILDER_VERSION = 2
 N_NOTES = 800
-# notes written from Alphabetic Index paths, when an Index is imported (training.synthetic_index)
-N_INDEX_NOTES = 400
 SEED = 13
 
 _TEMPLATES_PRESENT = (
@@ -274,7 +271,6 @@ def build_default_pack(
     t0 = time.perf_counter()
     candidates = ensure_candidates(kb, generators, progress)
     pairs = synthetic_notes_named(kb, n_notes)
-    pairs += index_notes(kb, N_INDEX_NOTES * n_notes // N_NOTES, SEED, _TEMPLATES_PRESENT)
     notes = [note for note, _ in pairs]
     texts = [n.text for n in notes]
     mentions = extract_mentions(texts, kb, progress)
@@ -332,7 +328,6 @@ def build_default_pack(
             "max_generated": 120,
             "generators": list(generators),
             "synthetic_notes": n_notes,
-            "synthetic_index_notes": len(pairs) - n_notes,
             "seed": SEED,
             "pre_rank_weights": "fitted on the synthetic notes",
             "builder": BUILDER_VERSION,

@@ -159,6 +159,16 @@ class WriteMixin:
                     extra[key] = value
             conn.execute("UPDATE systems SET extra=? WHERE system=?", (json.dumps(extra), system))
 
+    def replace_meta(
+        self, key: str, value: str, *, system: str, info_extra: dict[str, str | None]
+    ) -> None:
+        """Store ``value`` under the meta ``key`` and merge ``info_extra`` into ``system``'s
+        ``extra``, in one transaction (an importer's data that is not codes or terms)."""
+        conn = self._writable()
+        with conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+            self._update_extra(conn, system, info_extra)
+
     def set_meta(self, key: str, value: str) -> None:
         conn = self._conn()
         with conn:

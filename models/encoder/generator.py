@@ -62,6 +62,9 @@ class EncoderGenerator:
             self.kb_.derived("encoder_tabular_tree", TabularTree.build),
         )
 
+    def warm_up(self) -> None:
+        self.trees()
+
     def generate(
         self, text: str, mentions: list[Mention], *, seeds: Sequence[Candidate] = ()
     ) -> list[Candidate]:

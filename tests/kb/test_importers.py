@@ -64,7 +64,16 @@ def scratch(kb_path: Path, tmp_path: Path) -> Path:
 
 # -- the real files ----------------------------------------------------------------------------
 def test_importer_kinds() -> None:
-    assert set(IMPORTERS) == {"index", "neoplasm", "drug", "eindex", "pcs", "hcpcs", "cpt"}
+    assert set(IMPORTERS) == {
+        "index",
+        "neoplasm",
+        "drug",
+        "eindex",
+        "pcs",
+        "pcs-tables",
+        "hcpcs",
+        "cpt",
+    }
 
 
 def test_index_csv_report_and_version(full: dict[str, Any]) -> None:

@@ -42,6 +42,10 @@ INDEX = (
     "22,F,1,radius,,,,M84.43-\n"
     "23,S,0,Sepsis,,,(generalized),A41.9\n"
     "24,S,1,Escherichia coli,,,(E. coli),A41.51\n"
+    "25,S,0,Sequelae,,,(of),\n"
+    "26,S,1,stroke NOS,,,,I69.30\n"
+    "27,S,2,dysphagia,,,,I69.391\n"
+    "28,D,0,Dysphagia,,,,R13.10\n"
 )
 
 
@@ -129,6 +133,16 @@ def test_tabular_descent_states_laterality_and_defaults(index_kb: KnowledgeBase)
     assert code == "S52.502A"  # see-reference followed; left; initial encounter by default
     text = "Sepsis due to E. coli."
     assert "A41.51" in _codes(gen, text, [_mention(text, "Sepsis due to E. coli")])
+
+
+def test_a_residual_cue_leads_to_sequelae(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Dysphagia as a residual of a stroke in 2023."
+    got = _codes(gen, text, [_mention(text, "Dysphagia")])
+    assert got["I69.391"] == ["Index: Sequelae, stroke NOS, dysphagia -> I69.391"]
+    assert "R13.10" in got
+    text = "Dysphagia, no residual deficits from the stroke."
+    assert "I69.391" not in _codes(gen, text, [_mention(text, "Dysphagia")])
 
 
 def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:

@@ -184,3 +184,34 @@ def test_the_em_level_joins_the_cpt_codes_of_suggest(engine: Any) -> None:
     only_cm = engine.suggest(note, systems=["ICD-10-CM"])
     assert not [s for s in only_cm.codes if s.system == "CPT"]
     assert not [s for s in engine.suggest("Appendicitis.").codes if s.code.startswith("992")]
+
+
+_OP_NOTE = (
+    "PREOPERATIVE DIAGNOSIS: Acute calculous cholecystitis.\n"
+    "PROCEDURE PERFORMED: Laparoscopic cholecystectomy.\n"
+    "ANESTHESIA: General.\n"
+)
+
+
+def test_the_pcs_builder_codes_inpatient_notes_through_the_path(engine: Any, pcs_kb: Any) -> None:
+    """The registered PCS builder, over a KB with the PCS order file, in this engine's path:
+    the note goes through the real NLP and the scoring path to the code set."""
+    from clinicode.models.pcs.coder import PcsCoder
+
+    path = engine.scoring
+    saved = path._rule_coders
+    path._rule_coders = [PcsCoder(pcs_kb)]
+    try:
+        res = engine.suggest(_OP_NOTE, setting="inpatient")
+        built = [s for s in res.codes if s.system == "ICD-10-PCS" and s.code == "0FT44ZZ"]
+        assert built, [(s.system, s.code) for s in res.codes]
+        assert built[0].status == "suggested" and built[0].suggestion_id
+        assert {e.text for e in built[0].evidence} == {"Laparoscopic", "cholecystectomy"}
+        assert any(x.startswith("root operation T: Resection") for x in built[0].explanation)
+        out = engine.suggest(_OP_NOTE, setting="outpatient")
+        assert not [s for s in out.codes if any("axis by axis" in x for x in s.explanation)]
+        asked = engine.suggest("PROCEDURE: Appendectomy.\n", setting="inpatient")
+        queried = [s for s in asked.codes if s.status == "needs_query" and s.query]
+        assert [q.query.axis for q in queried if q.query] == ["approach"]
+    finally:
+        path._rule_coders = saved

@@ -63,10 +63,15 @@ def test_pipeline_weights_round_trip(tmp_path: Path) -> None:
 
 
 def test_pack_is_stale_when_the_kb_or_the_nlp_rules_change(kb: Any) -> None:
-    from clinicode.training.default_pack import nlp_fingerprint, stale_reason
+    from clinicode.training.default_pack import BUILDER_VERSION, nlp_fingerprint, stale_reason
 
-    current = {"kb_content": kb.content_fingerprint(), "nlp_resources": nlp_fingerprint()}
+    current = {
+        "builder": BUILDER_VERSION,
+        "kb_content": kb.content_fingerprint(),
+        "nlp_resources": nlp_fingerprint(),
+    }
     assert stale_reason(current, kb) is None
+    assert "builder" in (stale_reason({**current, "builder": 1}, kb) or "")
     assert "KB" in (stale_reason({**current, "kb_content": "other"}, kb) or "")
     assert "NLP" in (stale_reason({**current, "nlp_resources": "other"}, kb) or "")
     # a pack built before the NLP rules were part of its key is rebuilt once

@@ -15,6 +15,7 @@ neoplasm   Neoplasm table XML                                   ICD-10-CM terms 
 drug       Table of Drugs and Chemicals XML                     ICD-10-CM terms "drug"
 eindex     External Cause index XML                             ICD-10-CM terms "eindex"
 pcs        ICD-10-PCS order file (icd10pcs_order_YYYY.txt)      system ICD-10-PCS
+pcs-tables ICD-10-PCS tables XML (icd10pcs_tables_YYYY.xml)     ICD-10-PCS valid tables
 hcpcs      HCPCS Level II ANWEB csv/xlsx                        system HCPCS
 cpt        licensed CPT CSV (code, descriptor)                  system CPT (replaces starter)
 =========  ===================================================  ==========================
@@ -72,6 +73,14 @@ def _pcs(
     return import_pcs(path, kb, version, extra)
 
 
+def _pcs_tables(
+    path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
+) -> ImportReport:
+    from clinicode.kb.importers.pcs_tables import import_pcs_tables
+
+    return import_pcs_tables(path, kb, version, extra)
+
+
 def _hcpcs(
     path: Path, kb: KnowledgeBase, version: str | None, extra: dict[str, str] | None
 ) -> ImportReport:
@@ -102,6 +111,9 @@ IMPORTERS: dict[str, Importer] = {
         "eindex", "ICD-10-CM", "ICD-10-CM External Cause index (XML)", _index("eindex")
     ),
     "pcs": Importer("pcs", "ICD-10-PCS", "ICD-10-PCS order file (txt)", _pcs),
+    "pcs-tables": Importer(
+        "pcs-tables", "ICD-10-PCS", "ICD-10-PCS tables XML (after the order file)", _pcs_tables
+    ),
     "hcpcs": Importer("hcpcs", "HCPCS", "HCPCS Level II ANWEB file (csv or xlsx)", _hcpcs),
     "cpt": Importer("cpt", "CPT", "licensed CPT file (CSV: code, descriptor)", _cpt),
 }
