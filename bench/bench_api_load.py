@@ -59,7 +59,13 @@ def free_port() -> int:
 class Server:
     """A server subprocess on 127.0.0.1 with its own data dir and one bench API key."""
 
-    def __init__(self, engine: str, workers: int, log_level: str = "warning") -> None:
+    def __init__(
+        self,
+        engine: str,
+        workers: int,
+        log_level: str = "warning",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         from clinicode.settings import Settings
 
         user = Settings()  # the caller's settings: where the KB and default pack are
@@ -67,6 +73,8 @@ class Server:
         data = Path(self.tmp.name)
         if user.kb_path.exists():
             (data / "kb.sqlite").symlink_to(user.kb_path)
+        if (user.data_dir / "cache").is_dir():  # the built NLP lexicon: no rebuild per run
+            (data / "cache").symlink_to(user.data_dir / "cache")
         self.key = "bench-" + secrets.token_hex(16)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -78,6 +86,7 @@ class Server:
             CLINICODE_MODEL_DIR=str(user.default_pack_dir),
             CLINICODE_LOG_LEVEL=log_level,
         )
+        env.update(extra_env or {})
         if engine == "fake":
             cmd = [
                 sys.executable, "-m", "uvicorn", "--factory", "bench_api_load:fake_app",

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     integrity_key_file: Path | None = None
     pack_signing_key_file: Path | None = None
     require_signed_packs: bool = False
+    # Load shedding (clinicode.serve): each request's deadline (past it: 503 with Retry-After,
+    # and the engine stops at its next stage), how many engine calls may wait per worker
+    # beyond the ``engine_concurrency`` running (more: 503 at once), per-key rate limits
+    # (requests per minute on /v1 routes, 0 = none, with a burst allowance; over it: 429),
+    # and the Retry-After seconds those answers carry.
+    request_deadline_s: float = Field(default=20.0, gt=0, le=3600)
+    batch_deadline_s: float = Field(default=120.0, gt=0, le=3600)
+    max_queue: int = Field(default=64, ge=0, le=10_000)
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    rate_limit_burst: int = Field(default=0, ge=0)
+    retry_after_s: int = Field(default=2, ge=1, le=3600)
+    # How long an engine thread may hold the GIL before the event loop gets a turn (Python's
+    # default is 5 ms; each network read or write of the loop may wait that long).
+    gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
+    # How long an idle keep-alive connection stays open (uvicorn's 5 s default closes
+    # connections under load just as clients reuse them: they see a reset, not a 503).
+    keep_alive_s: int = Field(default=30, ge=1, le=3600)
     # Official code sets (``clinicode codes fetch``): whether ``clinicode setup`` tries to
     # download the missing ones, its per-request timeout, and another release catalogue.
     fetch_on_setup: bool = True

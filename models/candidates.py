@@ -199,16 +199,25 @@ def record_hit(
     mid: int,
     rank: int,
     score: float,
+    seen: dict[str, set[int]] | None = None,
 ) -> dict[str, float]:
     """Record that mention ``mid`` matched code ``key`` (``system|code``) at ``rank`` with
     ``score``: the per-mention sum (made a mean by :func:`finish_candidates`), the best score
-    and the best rank under ``prefix``. Returns the code's feature dict for further flags."""
+    and the best rank under ``prefix``. Returns the code's feature dict for further flags.
+    ``seen`` (one dict per note) makes the "already counted" check constant-time: a note
+    naming one condition thousands of times costs linear time, not quadratic."""
     c = by_code.get(key)
     if c is None:
         system, code = key.split("|", 1)
         c = by_code[key] = Candidate(system=system, code=code, sources={generator})
     f = c.features
-    if mid not in c.mention_ids:
+    if seen is not None:
+        mids = seen.setdefault(key, set())
+        is_new = mid not in mids
+        mids.add(mid)
+    else:
+        is_new = mid not in c.mention_ids
+    if is_new:
         c.mention_ids.append(mid)
         f[f"{prefix}_sum"] = f.get(f"{prefix}_sum", 0.0) + score
     f[f"{prefix}_max"] = max(f.get(f"{prefix}_max", 0.0), score)

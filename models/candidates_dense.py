@@ -254,11 +254,12 @@ class DenseGenerator:
         queries = queries[: self.max_queries]
         hits = self.search(queries)
         by_code: dict[str, Candidate] = {}
+        seen: dict[str, set[int]] = {}
         for mid, (query, row_hits) in enumerate(zip(queries, hits, strict=True)):
             for rank, (row, score) in enumerate(row_hits):
                 exact = query == self.terms_.texts[row]
                 for key, _source, _exact_form in self.terms_.entries(row):
-                    f = record_hit(by_code, key, self.name, "dense", mid, rank, score)
+                    f = record_hit(by_code, key, self.name, "dense", mid, rank, score, seen)
                     if exact:
                         f["exact"] = 1.0
         return finish_candidates(by_code, "dense")

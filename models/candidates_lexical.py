@@ -153,13 +153,16 @@ class LexicalGenerator:
     ) -> list[Candidate]:
         self._check_fitted()
         queries, mentions = query_strings(text, mentions)
-        hits = self.search(queries)
+        uniq = list(dict.fromkeys(queries))  # a repeated mention is searched once
+        found = dict(zip(uniq, self.search(uniq), strict=True))
+        hits = [found[q] for q in queries]
         by_code: dict[str, Candidate] = {}
+        seen: dict[str, set[int]] = {}
         for mid, (query, row_hits) in enumerate(zip(queries, hits, strict=True)):
             for rank, (row, score) in enumerate(row_hits):
                 term = self.terms_.texts[row]
                 for key, source, exact_form in self.terms_.entries(row):
-                    f = record_hit(by_code, key, self.name, "lex", mid, rank, score)
+                    f = record_hit(by_code, key, self.name, "lex", mid, rank, score, seen)
                     if query == term:
                         f["exact"] = 1.0
                         if exact_form:

@@ -61,10 +61,15 @@ _EPISODE_CHAR = {"initial": "A", "subsequent": "D", "sequela": "S"}
 _UNSPECIFIED_SIDE = re.compile(r"\bunspecified (side|eye|ear|limb|arm|leg|foot|hand)\b|unspecified")
 
 
-def mention_attributes(mention: Mention, text: str = "") -> dict[str, str]:
+def mention_attributes(
+    mention: Mention,
+    text: str = "",
+    sentence_cache: dict[tuple[int, int], re.Match[str] | None] | None = None,
+) -> dict[str, str]:
     """Normalised attributes of a mention: the NLP's, else read from the mention's words.
 
-    The episode of care is also read from the mention's sentence (it is rarely inside the span).
+    The episode of care is also read from the mention's sentence (it is rarely inside the span);
+    ``sentence_cache`` (one per note) reads each sentence once, however many mentions it holds.
     """
     attrs: dict[str, str] = {}
     for a in mention.attributes:
@@ -80,7 +85,13 @@ def mention_attributes(mention: Mention, text: str = "") -> dict[str, str]:
             and text
             and mention.sentence_end > mention.sentence_start
         ):
-            m = pat.search(text[mention.sentence_start : mention.sentence_end])
+            bounds = (mention.sentence_start, mention.sentence_end)
+            if sentence_cache is None or bounds not in sentence_cache:
+                m = pat.search(text[bounds[0] : bounds[1]])
+                if sentence_cache is not None:
+                    sentence_cache[bounds] = m
+            else:
+                m = sentence_cache[bounds]
         if m is not None:
             attrs[name] = _norm_value(name, m.group(1))
     return attrs
@@ -142,12 +153,16 @@ class _Collector:
         self.mentions = mentions
         self.out: dict[tuple[str, str], Candidate] = {}
         self._attrs: dict[int, dict[str, str]] = {}
+        self._sentences: dict[tuple[int, int], re.Match[str] | None] = {}
+        self._mids: dict[tuple[str, str], set[int]] = {}  # mention_ids of each code, as a set
 
     def attrs_of(self, mids: Sequence[int]) -> dict[str, str]:
         merged: dict[str, str] = {}
         for mid in mids:
             if mid not in self._attrs:
-                self._attrs[mid] = mention_attributes(self.mentions[mid], self.text)
+                self._attrs[mid] = mention_attributes(
+                    self.mentions[mid], self.text, self._sentences
+                )
             for k, v in self._attrs[mid].items():
                 merged.setdefault(k, v)
         return merged
@@ -159,8 +174,10 @@ class _Collector:
         c = self.out.get(key)
         if c is None:
             c = self.out[key] = Candidate(system=system, code=code, sources={self.source})
+        have = self._mids.setdefault(key, set())
         for mid in mids:
-            if mid not in c.mention_ids:
+            if mid not in have:
+                have.add(mid)
                 c.mention_ids.append(mid)
         c.features["struct_score"] = max(c.features.get("struct_score", 0.0), score)
         for f, v in flags.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from clinicode.schema import Mention
 
@@ -72,6 +73,15 @@ _MAX_PHRASE_TOKENS = 8
 def phrase_mentions(
     text: str, *, join_adjacent: bool = True, sub_spans: bool = True
 ) -> list[Mention]:
+    """See :func:`_phrase_mentions`; the last few notes' phrases are kept, since one note's
+    evidence, candidates and structure walk all ask for them (a copy of the list each time)."""
+    return list(_phrase_mentions(text, join_adjacent=join_adjacent, sub_spans=sub_spans))
+
+
+@lru_cache(maxsize=4)
+def _phrase_mentions(
+    text: str, *, join_adjacent: bool = True, sub_spans: bool = True
+) -> tuple[Mention, ...]:
     """Noun-chunk-like phrases of ``text`` as :class:`Mention` objects (``source="phrase"``).
 
     Sentences split on line breaks and end punctuation; phrases break at punctuation and at
@@ -146,7 +156,7 @@ def phrase_mentions(
                     source="phrase",
                 )
             )
-    return out
+    return tuple(out)
 
 
 def _trim_connectors(

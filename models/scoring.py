@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
+from clinicode.deadline import check_deadline
 from clinicode.schema import (
     DIAGNOSIS_SYSTEMS,
     SYSTEMS,
@@ -56,6 +57,14 @@ class MentionExtractor(Protocol):
     def extract(self, text: str) -> list[Mention]: ...
 
     def extract_many(self, texts: Sequence[str]) -> list[list[Mention]]: ...
+
+
+# Evidence spans listed per code at most (a note repeating one word 20,000 times would otherwise
+# list them all under each of its codes); ``ScoringPath(max_evidence=...)`` or the pack's
+# ``config["max_evidence_per_code"]`` changes it.
+MAX_EVIDENCE_PER_CODE = 20
+# Raw-text phrases read at most when the NLP found no mention (a note of unknown words).
+MAX_PHRASES = 3000
 
 
 # -- stages over precomputed inputs (shared with training) ------------------------------------
@@ -178,6 +187,7 @@ class Scored:
     evidence: list[Mention]  # what ``Candidate.mention_ids`` index (mentions or phrases)
     candidates: NoteCandidates
     probs: np.ndarray
+    limits: set[str] = field(default_factory=set)  # bounds on work that bit (result warnings)
 
     @cached_property
     def digest(self) -> str:
@@ -223,6 +233,7 @@ class ScoringPath:
         nlp: MentionExtractor | None = None,
         guidelines: GuidelinesLayer | None = None,
         guidelines_name: str = "official",
+        max_evidence: int | None = None,
     ) -> None:
         self.pack = pack
         self.kb = kb
@@ -234,6 +245,12 @@ class ScoringPath:
         self._layer_name = guidelines_name
         self._rule_coders: list[RuleCoder] | None = None
         self._lock = threading.Lock()
+        self.max_evidence = max(
+            1,
+            max_evidence
+            if max_evidence is not None
+            else int(pack.config.get("max_evidence_per_code", MAX_EVIDENCE_PER_CODE)),
+        )
 
     # -- components -------------------------------------------------------------------------
     @property
@@ -291,8 +308,11 @@ class ScoringPath:
         """Load the NLP pipeline, the guidelines layer and the rule coders now rather than on
         the first note."""
         self.nlp()
-        self.guidelines()
+        warm = getattr(self.guidelines(), "warm_up", None)
+        if callable(warm):
+            warm()
         self.rule_coders()
+        self.kb.code_index()
         if self.pack.candidates is not None:
             self.pack.candidates.warm_up()
 
@@ -311,6 +331,17 @@ class ScoringPath:
         if len(texts) > 1:
             return nlp.extract_many(list(texts)), []
         return [nlp.extract(t) for t in texts], []
+
+    def mentions_checked(self, texts: Sequence[str]) -> tuple[list[list[Mention]], list[list[str]]]:
+        """Stage 1 with each note's own warnings: the path's, plus what the NLP's bounds on work
+        per note cut short in it (``NlpConfig.max_mentions`` ...)."""
+        nlp = self.nlp()
+        checked = getattr(nlp, "extract_checked", None)
+        if nlp is None or checked is None:
+            mentions, common = self.mentions(texts)
+            return mentions, [list(common) for _ in texts]
+        pairs = checked(list(texts))
+        return [m for m, _ in pairs], [list(w) for _, w in pairs]
 
     def candidates(
         self, texts: Sequence[str], evidence: Sequence[list[Mention]]
@@ -339,12 +370,22 @@ class ScoringPath:
         """Stages 1-4 for a batch of notes (``mentions`` when already extracted)."""
         if mentions is None:
             mentions = self.mentions(texts)[0]
+        check_deadline()
         evid = evidence_mentions(texts, mentions)
+        limits: list[set[str]] = [set() for _ in texts]
+        for i, e in enumerate(evid):
+            if len(e) > MAX_PHRASES and not mentions[i]:
+                evid[i] = e[:MAX_PHRASES]
+                limits[i].add(
+                    f"the note gave {len(e)} phrases and no mentions; the first {MAX_PHRASES} "
+                    "were read"
+                )
         notes = self.candidates(texts, evid)
+        check_deadline()
         probs = self.rank(notes)
         return [
-            Scored(t, list(m), e, nc, p)
-            for t, m, e, nc, p in zip(texts, mentions, evid, notes, probs, strict=True)
+            Scored(t, list(m), e, nc, p, lim)
+            for t, m, e, nc, p, lim in zip(texts, mentions, evid, notes, probs, limits, strict=True)
         ]
 
     def ranker_order(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
@@ -358,6 +399,7 @@ class ScoringPath:
         nc = scored.candidates
         evidence_of: dict[int, Evidence] = {}  # one Evidence per mention, shared (never mutated)
         ranked: list[CodeSuggestion] = []
+        cap = self.max_evidence
         for j in np.argsort(-scored.probs, kind="stable"):
             system, code = nc.keys[j].split(":", 1)
             if system not in systems:
@@ -365,6 +407,11 @@ class ScoringPath:
             title = idx.title(system, code)
             cand = nc.candidates.get(nc.keys[j])
             ids = cand.mention_ids if cand is not None else []
+            if len(ids) > cap:
+                scored.limits.add(
+                    f"codes with more than {cap} evidence spans list the first {cap} "
+                    "(max_evidence_per_code)"
+                )
             ranked.append(
                 CodeSuggestion(
                     suggestion_id=suggestion_id(scored.digest, system, code, self.pack.version),
@@ -373,7 +420,7 @@ class ScoringPath:
                     title=title if title is not None else f"{code} (not in the loaded code set)",
                     billable=idx.billable.get((system, code), False) if title else False,
                     score=float(min(max(scored.probs[j], 0.0), 1.0)),
-                    evidence=_evidence(ids, scored.evidence, evidence_of),
+                    evidence=_evidence(ids[:cap], scored.evidence, evidence_of),
                     explanation=_explanation(nc.feats[j], cand),
                 )
             )
@@ -468,16 +515,21 @@ class ScoringPath:
     ) -> list[SuggestResult]:
         """Every stage for a batch of notes (inputs already validated by the caller);
         ``scored`` when stages 1-4 already ran (evaluation scores both orders from one pass)."""
+        note_limits: list[list[str]] = [[] for _ in texts]
         if scored is None:
-            scored = self.score(texts, self.mentions(texts)[0])
+            mentions, note_limits = self.mentions_checked(texts)
+            scored = self.score(texts, mentions)
         out = []
-        for sc in scored:
+        for sc, limits in zip(scored, note_limits, strict=True):
+            check_deadline()
             ranked = self.suggestions(sc, systems)
             groups = self.apply_guidelines(
                 ranked, sc, setting, benchmark=benchmark, systems=systems
             )
             result = self.result(sc, groups, setting, top_k)
             result.warnings.extend(self.warnings())
+            result.warnings.extend(w for w in limits if w not in result.warnings)
+            result.warnings.extend(sorted(sc.limits))
             out.append(result)
         return out
 

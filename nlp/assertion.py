@@ -36,6 +36,7 @@ from typing import Any
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
+from clinicode.nlp.tokenizer import add_limit
 from clinicode.schema import ASSERTIONS as ASSERTIONS  # the values span._.assertion takes
 
 TEMPORALITIES: tuple[str, ...] = ("Recent", "Historical", "Not particular")
@@ -267,6 +268,7 @@ class Assertion:
         use_sections: bool = True,
         family_sections: list[str] | tuple[str, ...] = DEFAULT_FAMILY_SECTIONS,
         historical_sections: list[str] | tuple[str, ...] = DEFAULT_HISTORICAL_SECTIONS,
+        window_tokens: int = 256,
     ) -> None:
         from medspacy.context import ConText
 
@@ -277,6 +279,7 @@ class Assertion:
         self.use_sections = use_sections
         self.family_sections = frozenset(family_sections)
         self.historical_sections = frozenset(historical_sections)
+        self.window_tokens = max(1, window_tokens)
         context_rules, terminating = load_context_rules(rules)
         for rule in context_rules:
             # As ConText(terminating_types=...) does. A TERMINATE rule ("but", "however")
@@ -324,7 +327,7 @@ class Assertion:
             for m in self._modifiers(doc)
             if not (m.modifier_span[0] in interior and m.modifier_span[1] - 1 in interior)
         ]
-        graph.edges = self._edges_by_sentence(doc, targets, graph.modifiers)
+        graph.edges = self._edges_by_sentence(doc, targets, graph.modifiers, self.window_tokens)
         for target, modifier in graph.edges:
             target._.modifiers += (modifier,)
         doc._.context_graph = graph
@@ -339,26 +342,38 @@ class Assertion:
         return doc
 
     @staticmethod
-    def _edges_by_sentence(doc: Doc, targets: list[Span], modifiers: list[Any]) -> list[Any]:
+    def _edges_by_sentence(
+        doc: Doc, targets: list[Span], modifiers: list[Any], window: int = 256
+    ) -> list[Any]:
         """ConText's scope and edge passes, run sentence by sentence.
 
         Scopes never cross a sentence boundary, so this is what ``ConTextGraph`` computes over
         the whole doc, without its modifiers x modifiers and modifiers x targets cost on long
-        notes.
+        notes. A sentence over ``window`` tokens ("no pneumonia. " a thousand times, which is
+        one sentence) is cut into windows of that many tokens, which bounds the cost per
+        token; the cut is named in ``doc._.limits``.
         """
         from medspacy.context.context_graph import ConTextGraph
 
-        sent_of = [0] * len(doc)
+        part_of = [(0, 0)] * len(doc)
+        long_sents = 0
         for k, sent in enumerate(doc.sents):
+            long_sents += len(sent) > window
             for i in range(sent.start, sent.end):
-                sent_of[i] = k
-        by_sent: dict[int, tuple[list[Span], list[Any]]] = {}
+                part_of[i] = (k, (i - sent.start) // window)
+        by_sent: dict[tuple[int, int], tuple[list[Span], list[Any]]] = {}
         for span in targets:
-            by_sent.setdefault(sent_of[span.start], ([], []))[0].append(span)
+            by_sent.setdefault(part_of[span.start], ([], []))[0].append(span)
         for mod in modifiers:
-            group = by_sent.get(sent_of[mod.modifier_span[0]])
+            group = by_sent.get(part_of[mod.modifier_span[0]])
             if group is not None:
                 group[1].append(mod)
+        if long_sents and modifiers:
+            add_limit(
+                doc,
+                f"{long_sents} sentence(s) over {window} tokens: assertion cues were read "
+                f"within windows of {window} tokens",
+            )
         edges: list[Any] = []
         for sent_targets, sent_mods in by_sent.values():
             if not sent_mods:
@@ -436,6 +451,7 @@ _CUE_CATEGORIES: dict[str, tuple[str, ...]] = {
         "use_sections": True,
         "family_sections": list(DEFAULT_FAMILY_SECTIONS),
         "historical_sections": list(DEFAULT_HISTORICAL_SECTIONS),
+        "window_tokens": 256,
     },
 )
 def make_assertion(
@@ -446,6 +462,7 @@ def make_assertion(
     use_sections: bool,
     family_sections: list[str],
     historical_sections: list[str],
+    window_tokens: int,
 ) -> Assertion:
     return Assertion(
         nlp,
@@ -455,4 +472,5 @@ def make_assertion(
         use_sections=use_sections,
         family_sections=family_sections,
         historical_sections=historical_sections,
+        window_tokens=window_tokens,
     )

@@ -13,6 +13,8 @@ Every attribute found goes to ``doc.spans["attributes"]`` (label = name, ``span.
 each mention gets ``span._.attributes``: a tuple of ``(name, value, start_char, end_char)``.
 """
 
+import bisect
+import heapq
 import re
 from dataclasses import dataclass
 
@@ -20,6 +22,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from clinicode.nlp.sentences import SentenceIndex
+from clinicode.nlp.tokenizer import add_limit
 
 SPAN_GROUP = "attributes"
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
@@ -152,18 +155,37 @@ def find_attributes(text: str) -> list[Found]:
     return out
 
 
-def _closer_other(ranges: list[tuple[int, int]], f: Found, m_lo: int, m_hi: int, dist: int) -> bool:
-    for a, b in ranges:
-        if (a, b) == (m_lo, m_hi):
-            continue
-        d = a - f.end if f.end <= a else f.start - b if f.start >= b else 0
-        if d < dist:
+class _Ranges:
+    """The mentions' character ranges, sorted for the two questions the tagger asks of each
+    attribute (does a mention overlap it; is another mention closer to it than ``dist``) in
+    logarithmic time rather than one pass over every mention."""
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        self.by_start = sorted(ranges)
+        self.starts = [a for a, _ in self.by_start]
+        self.by_end = sorted(ranges, key=lambda r: (r[1], r[0]))
+        self.ends = [b for _, b in self.by_end]
+        self.max_end: list[int] = []  # max end of by_start[: i + 1]
+        top = -1
+        for _, b in self.by_start:
+            top = max(top, b)
+            self.max_end.append(top)
+
+    def overlaps(self, f: Found) -> bool:
+        """Some mention overlaps ``f`` (``a < f.end and f.start < b``)."""
+        k = bisect.bisect_left(self.starts, f.end)  # ranges [0, k) start before f.end
+        return k > 0 and self.max_end[k - 1] > f.start
+
+    def closer_other(self, f: Found, own: tuple[int, int], dist: int) -> bool:
+        """A mention other than ``own`` lies nearer than ``dist`` to ``f`` (which overlaps none):
+        one ending in (f.start - dist, f.start] or starting in [f.end, f.end + dist)."""
+        lo = bisect.bisect_right(self.ends, f.start - dist)
+        hi = bisect.bisect_right(self.ends, f.start)
+        if any(r != own for r in self.by_end[lo:hi]):
             return True
-    return False
-
-
-def _inside_other(ranges: list[tuple[int, int]], f: Found) -> bool:
-    return any(a < f.end and f.start < b for a, b in ranges)
+        lo = bisect.bisect_left(self.starts, f.end)
+        hi = bisect.bisect_left(self.starts, f.end + dist)
+        return any(r != own for r in self.by_start[lo:hi])
 
 
 def register_extensions() -> None:
@@ -173,18 +195,28 @@ def register_extensions() -> None:
         Span.set_extension("attr_value", default="")
 
 
-@Language.factory("clinicode_attributes", default_config={"span_group": "mentions"})
-def make_attributes(nlp: Language, name: str, span_group: str) -> "AttributeTagger":
-    return AttributeTagger(name=name, span_group=span_group)
+@Language.factory(
+    "clinicode_attributes", default_config={"span_group": "mentions", "max_per_mention": 64}
+)
+def make_attributes(
+    nlp: Language, name: str, span_group: str, max_per_mention: int
+) -> "AttributeTagger":
+    return AttributeTagger(name=name, span_group=span_group, max_per_mention=max_per_mention)
 
 
 class AttributeTagger:
     """Finds attributes and attaches them to the mentions in ``doc.spans[span_group]``."""
 
-    def __init__(self, name: str = "clinicode_attributes", span_group: str = "mentions") -> None:
+    def __init__(
+        self,
+        name: str = "clinicode_attributes",
+        span_group: str = "mentions",
+        max_per_mention: int = 64,
+    ) -> None:
         register_extensions()
         self.name = name
         self.span_group = span_group
+        self.max_per_mention = max(1, max_per_mention)
 
     def __call__(self, doc: Doc) -> Doc:
         found = find_attributes(doc.text)
@@ -198,17 +230,31 @@ class AttributeTagger:
         if self.span_group not in doc.spans:
             return doc
         sents = SentenceIndex(doc)
-        ranges = [(m.start_char, m.end_char) for m in doc.spans[self.span_group]]
+        ranges = _Ranges([(m.start_char, m.end_char) for m in doc.spans[self.span_group]])
+        in_other = [ranges.overlaps(f) for f in found]
+        order = sorted(range(len(found)), key=lambda i: found[i].start)
+        starts = [found[i].start for i in order]
         for mention in doc.spans[self.span_group]:
             s_lo, s_hi = sents.bounds(mention.start)
             m_lo, m_hi = mention.start_char, mention.end_char
             best: dict[str, tuple[int, Found]] = {}
-            for f in found:
+            near = self._near(order, starts, found, s_lo, s_hi, m_lo, m_hi)
+            if near is None:
+                near = order[bisect.bisect_left(starts, s_lo) : bisect.bisect_left(starts, s_hi)]
+                near = sorted(near)
+            else:
+                add_limit(
+                    doc,
+                    f"a sentence holds over {self.max_per_mention} attributes: each mention "
+                    f"read its {self.max_per_mention} nearest",
+                )
+            for i in near:
+                f = found[i]
                 if f.start < s_lo or f.end > s_hi:
                     continue
                 before, after = _WINDOWS[f.name]
                 inside = f.start < m_hi and f.end > m_lo  # overlapping counts as inside
-                if not inside and _inside_other(ranges, f):
+                if not inside and in_other[i]:
                     continue  # it qualifies the mention it sits in
                 if inside:
                     dist = 0
@@ -222,7 +268,7 @@ class AttributeTagger:
                         continue
                 else:
                     continue  # straddles the mention's edge
-                if not inside and _closer_other(ranges, f, m_lo, m_hi, dist):
+                if not inside and ranges.closer_other(f, (m_lo, m_hi), dist):
                     continue  # it belongs to a closer mention
                 prev = best.get(f.name)
                 if prev is None or dist < prev[0]:
@@ -232,3 +278,26 @@ class AttributeTagger:
                 for _, f in sorted(best.values(), key=lambda x: x[1].start)
             )
         return doc
+
+    def _near(
+        self,
+        order: list[int],
+        starts: list[int],
+        found: list[Found],
+        s_lo: int,
+        s_hi: int,
+        m_lo: int,
+        m_hi: int,
+    ) -> list[int] | None:
+        """When the mention's sentence holds over ``max_per_mention`` attributes (a hostile
+        note), the indices (in ``found`` order) of the nearest that many; else None (read
+        them all)."""
+        lo, hi = bisect.bisect_left(starts, s_lo), bisect.bisect_left(starts, s_hi)
+        if hi - lo <= self.max_per_mention:
+            return None
+
+        def gap(i: int) -> int:
+            f = found[i]
+            return max(m_lo - f.end, f.start - m_hi, 0)
+
+        return sorted(heapq.nsmallest(self.max_per_mention, order[lo:hi], key=gap))

@@ -21,6 +21,7 @@ from spacy.tokens import Doc, Span
 from clinicode.nlp.abbreviations import expansions
 from clinicode.nlp.lexicon import LexEntry, Lexicon, load_lexicon
 from clinicode.nlp.text import WORD_RE, Normalizer, get_normalizer, lemma
+from clinicode.nlp.tokenizer import add_limit
 
 SPAN_GROUP = "mentions"
 _CONNECTORS = frozenset(
@@ -43,18 +44,40 @@ def concept_category(concept: str) -> str:
 
 @Language.factory(
     "clinicode_mentions",
-    default_config={"lexicon_path": "", "max_words": 10, "keep_nested": True},
+    default_config={
+        "lexicon_path": "",
+        "max_words": 10,
+        "keep_nested": True,
+        "max_tokens": 32,
+        "max_mentions": 3000,
+    },
 )
 def make_mentions(
-    nlp: Language, name: str, lexicon_path: str, max_words: int, keep_nested: bool
+    nlp: Language,
+    name: str,
+    lexicon_path: str,
+    max_words: int,
+    keep_nested: bool,
+    max_tokens: int,
+    max_mentions: int,
 ) -> "MentionMatcher":
     return MentionMatcher(
-        name=name, lexicon_path=lexicon_path, max_words=max_words, keep_nested=keep_nested
+        name=name,
+        lexicon_path=lexicon_path,
+        max_words=max_words,
+        keep_nested=keep_nested,
+        max_tokens=max_tokens,
+        max_mentions=max_mentions,
     )
 
 
 class MentionMatcher:
-    """Puts mention spans into ``doc.spans["mentions"]``."""
+    """Puts mention spans into ``doc.spans["mentions"]``.
+
+    Work is bounded per note: a mention spans at most ``max_tokens`` tokens (function words
+    and hyphens included) and a note keeps at most ``max_mentions`` mentions, the first ones;
+    a cut is recorded on ``doc._.limits`` (the result's ``warnings``).
+    """
 
     def __init__(
         self,
@@ -62,6 +85,8 @@ class MentionMatcher:
         lexicon_path: str = "",
         max_words: int = 10,
         keep_nested: bool = True,
+        max_tokens: int = 32,
+        max_mentions: int = 3000,
     ) -> None:
         if not lexicon_path:
             raise ValueError("clinicode_mentions needs lexicon_path (built by load_pipeline)")
@@ -70,6 +95,8 @@ class MentionMatcher:
         self.lexicon: Lexicon = load_lexicon(lexicon_path)
         self.max_words = max(1, min(max_words, self.lexicon.max_words))
         self.keep_nested = keep_nested
+        self.max_tokens = max(1, max_tokens)
+        self.max_mentions = max(1, max_mentions)
         self.norm: Normalizer = get_normalizer()
         self._token_cache: dict[str, tuple[tuple[str, ...] | None, str]] = {}
 
@@ -121,7 +148,8 @@ class MentionMatcher:
     # -- matching -------------------------------------------------------------------------
     def _candidates(
         self, doc: Doc, stems: list[tuple[str, ...] | None]
-    ) -> list[tuple[int, int, LexEntry]]:
+    ) -> tuple[list[tuple[int, int, LexEntry]], int]:
+        """Lexicon hits ``(start, end, entry)``, and how many windows the token cap cut."""
         out: list[tuple[int, int, LexEntry]] = []
         sent_starts = (
             [v == 1 for v in doc.to_array("SENT_START").tolist()]
@@ -129,19 +157,32 @@ class MentionMatcher:
             else None
         )
         run: list[int] = []  # token indices of content tokens in the current run
+        cut = 0
 
         vocab = self.lexicon.vocab
         max_words = self.max_words
-        lookup = self.lexicon.get
+        max_tokens = self.max_tokens
+        entries: dict[str, LexEntry | None] = {}  # a repeated key is unpacked once per note
+
+        def lookup(key: str) -> LexEntry | None:
+            if key not in entries:
+                entries[key] = self.lexicon.get(key)
+            return entries[key]
+
+        known = [s is not None and vocab.issuperset(s) for s in stems]  # once per token
 
         def flush() -> None:
+            nonlocal cut
             n_run = len(run)
             for a in range(n_run):
                 bag: set[str] = set()
                 for b in range(a, min(a + max_words, n_run)):
+                    if run[b] - run[a] >= max_tokens:
+                        cut += 1
+                        break  # too many tokens between the words: not one mention
                     s = stems[run[b]]
                     assert s is not None
-                    if not vocab.issuperset(s):
+                    if not known[run[b]]:
                         break  # no key holds this word: no longer window can match
                     bag.update(s)
                     if bag:
@@ -158,16 +199,19 @@ class MentionMatcher:
             if s:
                 run.append(i)
         flush()
-        return out
+        return out, cut
 
     @staticmethod
-    def _is_component(doc: Doc, start: int, end: int, outer_start: int, outer_end: int) -> bool:
+    def _is_component(
+        conn: list[bool], start: int, end: int, outer_start: int, outer_end: int
+    ) -> bool:
         """True when [start, end) is one side of a connector inside the outer span:
-        "diabetic nephropathy" in "type 2 diabetes with diabetic nephropathy"."""
-        left_ok = start == outer_start or doc[start - 1].lower_ in _CONNECTORS
-        right_ok = end == outer_end or doc[end].lower_ in _CONNECTORS
-        touches_connector = (start > outer_start and doc[start - 1].lower_ in _CONNECTORS) or (
-            end < outer_end and doc[end].lower_ in _CONNECTORS
+        "diabetic nephropathy" in "type 2 diabetes with diabetic nephropathy" (``conn[i]``:
+        token i is a connector)."""
+        left_ok = start == outer_start or conn[start - 1]
+        right_ok = end == outer_end or conn[end]
+        touches_connector = (start > outer_start and conn[start - 1]) or (
+            end < outer_end and conn[end]
         )
         return left_ok and right_ok and touches_connector
 
@@ -175,34 +219,58 @@ class MentionMatcher:
     def _select(
         cls, doc: Doc, cands: list[tuple[int, int, LexEntry]], keep_nested: bool
     ) -> list[tuple[int, int, LexEntry]]:
+        """Longest first; a candidate is checked against the chosen spans that share a token
+        with it (found through ``owners``, so the cost is linear in the candidates)."""
         cands.sort(key=lambda c: (-(c[1] - c[0]), c[2].priority, c[0]))
+        conn = [t.lower_ in _CONNECTORS for t in doc] if cands else []
         chosen: list[tuple[int, int, LexEntry]] = []
+        owners: dict[int, list[int]] = {}  # token -> indices of the chosen spans covering it
         for start, end, entry in cands:
-            ok = True
-            for s2, e2, ent2 in chosen:
-                if end <= s2 or start >= e2:
-                    continue
-                nested = start >= s2 and end <= e2
-                if not (nested and keep_nested):
-                    ok = False
-                    break
-                # Keep a nested span only when it is a component of a combination ("X with Y")
-                # and names another code category than the outer span's best concept.
-                if not entry.concepts or not cls._is_component(doc, start, end, s2, e2):
-                    ok = False
-                    break
-                outer = {concept_category(c) for c in ent2.concepts[:3]}
-                if concept_category(entry.concepts[0]) in outer:
-                    ok = False
-                    break
-            if ok:
+            overlapping = {k for t in range(start, end) for k in owners.get(t, ())}
+            if all(
+                cls._nested_ok(conn, start, end, entry, chosen[k], keep_nested) for k in overlapping
+            ):
+                for t in range(start, end):
+                    owners.setdefault(t, []).append(len(chosen))
                 chosen.append((start, end, entry))
         chosen.sort(key=lambda c: (c[0], -c[1]))
         return chosen
 
+    @classmethod
+    def _nested_ok(
+        cls,
+        conn: list[bool],
+        start: int,
+        end: int,
+        entry: LexEntry,
+        outer: tuple[int, int, LexEntry],
+        keep_nested: bool,
+    ) -> bool:
+        """May [start, end) stay beside the overlapping chosen span ``outer``? Only inside it,
+        as a component of a combination ("X with Y") naming another code category than the
+        outer span's best concepts."""
+        s2, e2, ent2 = outer
+        if not (start >= s2 and end <= e2 and keep_nested):
+            return False
+        if not entry.concepts or not cls._is_component(conn, start, end, s2, e2):
+            return False
+        return concept_category(entry.concepts[0]) not in {
+            concept_category(c) for c in ent2.concepts[:3]
+        }
+
     def __call__(self, doc: Doc) -> Doc:
         stems, words = self._token_stems(doc)
-        chosen = self._select(doc, self._candidates(doc, stems), self.keep_nested)
+        cands, cut = self._candidates(doc, stems)
+        chosen = self._select(doc, cands, self.keep_nested)
+        if cut:
+            add_limit(doc, f"mentions longer than {self.max_tokens} tokens were not matched")
+        if len(chosen) > self.max_mentions:
+            add_limit(
+                doc,
+                f"the note has {len(chosen)} mentions; only the first {self.max_mentions} "
+                "were kept (max_mentions)",
+            )
+            chosen = chosen[: self.max_mentions]
         spans = []
         for start, end, entry in chosen:
             # Trim leading/trailing tokens without stems (function words, hyphens).

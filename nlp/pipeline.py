@@ -9,7 +9,7 @@ Components, in order (each registered with ``@Language.factory``):
 """
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +18,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 # Importing the component modules registers their factories.
+from clinicode.deadline import check_deadline
 from clinicode.nlp import abbreviations as _abbreviations  # noqa: F401
 from clinicode.nlp import attributes as _attributes  # noqa: F401
 from clinicode.nlp import mentions as _mentions
@@ -25,6 +26,7 @@ from clinicode.nlp import sections as _sections
 from clinicode.nlp import sentences as _sentences  # noqa: F401
 from clinicode.nlp.lexicon import ensure_lexicon
 from clinicode.nlp.sentences import SentenceIndex
+from clinicode.nlp.tokenizer import BoundedTokenizer, doc_limits
 from clinicode.schema import Assertion as AssertionLabel
 from clinicode.schema import Attribute, Mention
 
@@ -45,6 +47,16 @@ class NlpConfig:
     max_concepts: int = 30
     keep_nested: bool = True
     batch_size: int = 32
+    # Bounded work per note (``nlp.tokenizer``, ``nlp.mentions``): whitespace-free chunks over
+    # ``max_chunk_chars`` characters or ``max_chunk_symbols`` symbols are tokenized by a linear
+    # rule; a mention spans at most ``max_mention_tokens`` tokens; a note keeps at most
+    # ``max_mentions`` mentions; assertion cues are read within windows of
+    # ``assertion_window_tokens`` tokens of a longer sentence. A cut that bites is named in the result's ``warnings``.
+    max_chunk_chars: int = 64
+    max_chunk_symbols: int = 8
+    max_mention_tokens: int = 32
+    max_mentions: int = 3000
+    assertion_window_tokens: int = 256
 
 
 _ASSERTION_FALLBACK = "clinicode_assertion_fallback"
@@ -74,7 +86,10 @@ def _add_assertion(nlp: Language, config: NlpConfig) -> str:
     except ImportError:
         nlp.add_pipe(_ASSERTION_FALLBACK)
         return _ASSERTION_FALLBACK
-    nlp.add_pipe("clinicode_assertion", config={"rules": config.assertion_rules})
+    nlp.add_pipe(
+        "clinicode_assertion",
+        config={"rules": config.assertion_rules, "window_tokens": config.assertion_window_tokens},
+    )
     return "clinicode_assertion"
 
 
@@ -85,6 +100,12 @@ def build_nlp(config: NlpConfig, lexicon_path: Path) -> Language:
     # medspaCy's and scispaCy's internal matchers are empty by design; their W036 warning is noise.
     warnings.filterwarnings("ignore", message=r".*\[W036\]")
     nlp = spacy.blank("en")
+    nlp.tokenizer = BoundedTokenizer(
+        nlp.tokenizer,
+        nlp.vocab,
+        max_chunk_chars=config.max_chunk_chars,
+        max_chunk_symbols=config.max_chunk_symbols,
+    )
     if config.sections:
         nlp.add_pipe(
             "clinicode_sectionizer",
@@ -105,6 +126,8 @@ def build_nlp(config: NlpConfig, lexicon_path: Path) -> Language:
             "lexicon_path": str(lexicon_path),
             "max_words": config.max_words,
             "keep_nested": config.keep_nested,
+            "max_tokens": config.max_mention_tokens,
+            "max_mentions": config.max_mentions,
         },
     )
     if config.assertion:
@@ -193,6 +216,22 @@ class ClinicalPipeline:
             doc_to_mentions(doc)
             for doc in self.nlp.pipe(list(texts), batch_size=self.config.batch_size)
         ]
+
+    def extract_checked(self, texts: Sequence[str]) -> list[tuple[list[Mention], list[str]]]:
+        """Mentions of each note with what the pipeline's bounds cut short in it (the
+        result's warnings; empty for nearly every note)."""
+        if len(texts) != 1:
+            out = []
+            for doc in self.nlp.pipe(list(texts), batch_size=self.config.batch_size):
+                check_deadline()  # between the notes of a batch
+                out.append((doc_to_mentions(doc), doc_limits(doc)))
+            return out
+        # One note: the components one by one, checking the caller's deadline between them.
+        doc = self.nlp.make_doc(texts[0])
+        for _name, proc in self.nlp.pipeline:
+            check_deadline()
+            doc = proc(doc)
+        return [(doc_to_mentions(doc), doc_limits(doc))]
 
     def sections(self, text: str | Doc) -> list[dict[str, Any]]:
         """``[{category, start, end, header}]`` of a note (or an already processed doc)."""

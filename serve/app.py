@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,7 @@ from clinicode.kb import KBDamaged
 from clinicode.settings import Settings, get_settings
 
 from . import access_log
+from .admission import Admission, RateLimiter, RateLimitMiddleware
 from .auth import KeyRing
 from .deps import Service
 from .engine_holder import EngineHolder, EngineLike
@@ -59,10 +61,15 @@ def create_app(
         ),
         store=FeedbackStore(settings.resolved_database_url),
         metrics=Metrics(),
+        admission=Admission(
+            settings.engine_concurrency, settings.max_queue, settings.retry_after_s
+        ),
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         svc.holder.start()
         svc.store.init()
         if len(svc.keys) == 0:
@@ -72,6 +79,7 @@ def create_app(
         yield
         if purger is not None:
             purger.cancel()
+        svc.admission.close()
         svc.store.close()
 
     app = FastAPI(
@@ -86,6 +94,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = svc
+    app.add_middleware(RateLimitMiddleware, service=svc)  # inside the guard: after the key check
     app.add_middleware(GuardMiddleware, service=svc)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
     _add_error_handlers(app)

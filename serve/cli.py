@@ -67,6 +67,7 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=False,
         server_header=False,
+        timeout_keep_alive=settings.keep_alive_s,
     )
 
 

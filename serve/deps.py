@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from clinicode.errors import ClinicodeError
@@ -21,6 +23,7 @@ from clinicode.kb import KBDamaged, KnowledgeBase
 from clinicode.kb.health import kb_file_problem
 from clinicode.settings import Settings
 
+from .admission import Admission, RateLimiter
 from .auth import ApiKey, KeyRing
 from .engine_holder import EngineHolder, EngineLike, EngineUnavailable
 from .metrics import Metrics
@@ -41,6 +44,8 @@ class Service:
     holder: EngineHolder
     store: FeedbackStore
     metrics: Metrics
+    admission: Admission = field(default_factory=lambda: Admission(1, 64, 2))
+    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
 
     def kb_file(self) -> Path:
         """The knowledge-base file the routes read: the loaded engine's, else the settings'."""
@@ -64,15 +69,19 @@ class Service:
         return open_kb(self.settings.kb_path)
 
 
-def get_service(request: Request) -> Service:
+def service_of(request: Request) -> Service:
     svc: Service = request.app.state.service
     return svc
+
+
+async def get_service(request: Request) -> Service:  # async: no thread hop per request
+    return service_of(request)
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def current_key(
+async def current_key(
     request: Request,
     _key: Annotated[str | None, Security(_api_key_header)],
     _bearer_cred: Annotated[Any, Security(_bearer)],
@@ -87,7 +96,7 @@ def current_key(
 KeyDep = Annotated[ApiKey, Depends(current_key)]
 
 
-def admin_key(key: KeyDep) -> ApiKey:
+async def admin_key(key: KeyDep) -> ApiKey:
     if key.role != "admin":
         raise HTTPException(
             403, "this key may not export feedback (it holds note text): use an admin key"
@@ -98,10 +107,15 @@ def admin_key(key: KeyDep) -> ApiKey:
 AdminKeyDep = Annotated[ApiKey, Depends(admin_key)]
 
 
-def get_engine(svc: ServiceDep) -> EngineLike:
-    """The loaded engine, waiting a while for a load in progress; 503 with the reason if none."""
+async def get_engine(request: Request, svc: ServiceDep) -> EngineLike:
+    """The loaded engine, waiting a while (on a thread) for a load in progress; 503 with the
+    reason if none. A request that waited for the load gets its deadline from then."""
+    if svc.holder.engine is not None:
+        return svc.holder.engine
     try:
-        return svc.holder.get()
+        engine = await run_in_threadpool(svc.holder.get)
+        request.scope.setdefault("state", {})["arrived"] = time.monotonic()
+        return engine
     except EngineUnavailable as exc:
         raise HTTPException(503, redact_paths(str(exc)), headers={"Retry-After": "10"}) from None
 
@@ -135,7 +149,7 @@ def get_workqueue(request: Request) -> WorkQueueStore:
         with _WQ_LOCK:
             wq = getattr(request.app.state, "workqueue", None)
             if wq is None:
-                svc = get_service(request)
+                svc = service_of(request)
                 wq = WorkQueueStore(svc.settings.resolved_database_url)
                 wq.init()
                 request.app.state.workqueue = wq

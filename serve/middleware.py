@@ -93,7 +93,7 @@ class GuardMiddleware:
                     400, f"request body is not valid UTF-8 (byte {exc.start}); send UTF-8 JSON"
                 )(scope, receive, send)
                 return
-            await self.app(scope, _replay(body), send)
+            await self.app(scope, _replay(body, receive), send)
             return
         await self.app(scope, receive, send)
 
@@ -122,7 +122,9 @@ class GuardMiddleware:
         return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, original: Receive) -> Receive:
+    """The body already read, then the server's own messages (so a route can tell when its
+    client has gone away: ``Request.is_disconnected``)."""
     sent = False
 
     async def receive() -> Message:
@@ -130,7 +132,7 @@ def _replay(body: bytes) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await original()
 
     return receive
 
@@ -147,6 +149,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        scope.setdefault("state", {})["arrived"] = time.monotonic()  # deadlines count from here
         status = 500
         status_sent = False
 

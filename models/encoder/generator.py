@@ -10,6 +10,7 @@ stores only the hyperparameters.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from clinicode.models.encoder.tabular import Step, TabularTree
 from clinicode.models.encoder.walk import Walk, mention_keys, walk, walk_from
 from clinicode.models.encoder.words import (
     Context,
+    keys,
     load_encoder_data,
     mention_context,
     note_keys,
@@ -71,12 +73,16 @@ class EncoderGenerator:
         index, tab = self.trees()
         weights = load_encoder_data()["weights"]
         note = note_keys(mentions, weights["note"])
-        out: dict[str, Candidate] = {}
+        out: dict[str, Candidate] = _Found()
         contexts: dict[int, Context] = {}
+        sentences = _Sentences(text, mentions)
 
         def context(mid: int) -> Context:
             if mid not in contexts:
-                contexts[mid] = mention_context(text, mentions[mid], mentions, note, weights)
+                m = mentions[mid]
+                contexts[mid] = mention_context(
+                    text, m, sentences.near(mid), note, weights, sentences.keys_of(m)
+                )
             return contexts[mid]
 
         if len(index):
@@ -192,6 +198,58 @@ class EncoderGenerator:
         return gen
 
 
+class _Found(dict[str, Candidate]):
+    """Candidates by code, with each one's mention ids also as a set: a note naming one
+    condition thousands of times is recorded in linear time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mids: dict[str, set[int]] = {}
+
+
+# Mentions of its sentence a mention's context reads at most: every one in a real note; the
+# nearest this many in a hostile sentence holding thousands (bounded work per note).
+MAX_CONTEXT_MENTIONS = 64
+
+
+class _Sentences:
+    """Each mention's sentence, read once: its keys, and the mentions inside it (in note
+    order; the nearest ``MAX_CONTEXT_MENTIONS`` when it holds more)."""
+
+    def __init__(self, text: str, mentions: Sequence[Mention]) -> None:
+        self.text = text
+        self.mentions = mentions
+        self._order = sorted(range(len(mentions)), key=lambda i: mentions[i].start)
+        self._starts = [mentions[i].start for i in self._order]
+        self._inside: dict[tuple[int, int], list[int]] = {}
+        self._keys: dict[tuple[int, int], list[str]] = {}
+
+    def keys_of(self, m: Mention) -> list[str]:
+        bounds = (m.sentence_start, m.sentence_end)
+        if bounds not in self._keys:
+            self._keys[bounds] = keys(self.text[bounds[0] : bounds[1]])
+        return self._keys[bounds]
+
+    def near(self, mid: int) -> list[Mention]:
+        m = self.mentions[mid]
+        lo, hi = m.sentence_start, m.sentence_end
+        inside = self._inside.get((lo, hi))
+        if inside is None:
+            a = bisect.bisect_left(self._starts, lo)
+            b = bisect.bisect_left(self._starts, hi)
+            inside = sorted(i for i in self._order[a:b] if self.mentions[i].end <= hi)
+            self._inside[(lo, hi)] = inside
+        if len(inside) > MAX_CONTEXT_MENTIONS:
+            k = bisect.bisect_left(inside, mid)
+            half = MAX_CONTEXT_MENTIONS // 2
+            start = max(0, min(k - half, len(inside) - MAX_CONTEXT_MENTIONS))
+            chosen = inside[start : start + MAX_CONTEXT_MENTIONS]
+            if mid not in chosen:
+                chosen = sorted([*chosen[1:], mid])
+            return [self.mentions[i] for i in chosen]
+        return [self.mentions[i] for i in inside]
+
+
 def _tabular(start: str, steps: list[Step]) -> str:
     if not steps:
         return ""
@@ -211,7 +269,10 @@ def _record(
     c = out.get(code)
     if c is None:
         c = out[code] = Candidate(system=ICD, code=code, sources={"encoder"})
-    if mid not in c.mention_ids:
+    mids = out.mids.setdefault(code, set()) if isinstance(out, _Found) else None
+    if (mid not in mids) if mids is not None else (mid not in c.mention_ids):
+        if mids is not None:
+            mids.add(mid)
         c.mention_ids.append(mid)
     for k, v in feats.items():
         c.features[k] = max(c.features.get(k, 0.0), v)

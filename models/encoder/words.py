@@ -115,12 +115,19 @@ def mention_context(
     mentions: Sequence[Mention],
     note: dict[str, float],
     weights: dict[str, float],
+    sentence_keys: list[str] | None = None,
 ) -> Context:
     """The context of one mention: its own words (and normalized form, attributes), then the
-    words of its sentence outside negated or family mentions, then the note's."""
+    words of its sentence outside negated or family mentions, then the note's.
+    ``sentence_keys``: the sentence's keys when the caller already has them (one sentence
+    holding many mentions is read once)."""
     local: dict[str, float] = {}
     pairs: set[tuple[str, str]] = set()
-    sentence = keys(text[mention.sentence_start : mention.sentence_end])
+    sentence = (
+        sentence_keys
+        if sentence_keys is not None
+        else keys(text[mention.sentence_start : mention.sentence_end])
+    )
     _add(local, sentence, weights["sentence"])
     _pairs(pairs, sentence)
     for m in mentions:

@@ -43,6 +43,10 @@ class Guidelines:
         self._notes_cache: dict[str, dict[str, list[tuple[str, str]]]] = {}
         self._desc_cache: dict[str, list[CodeRecord]] = {}
 
+    def warm_up(self) -> None:
+        """Build the in-memory code index now rather than on the first note."""
+        _code_index(self.kb)
+
     # -- KB helpers (cached) -----------------------------------------------------------------
     def rec(self, code: str) -> CodeRecord | None:
         if code not in self._rec_cache:

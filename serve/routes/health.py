@@ -14,7 +14,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health/live", summary="The process is up")
-def live() -> dict[str, str]:
+async def live() -> dict[str, str]:
+    """Async and touches nothing: it answers on the event loop however busy the engine
+    threads are (``serve/admission.py``)."""
     return {"status": "live"}
 
 

@@ -1,0 +1,114 @@
+"""A tokenizer whose cost is linear in the note's length, whatever the note holds.
+
+spaCy's tokenizer strips prefixes and suffixes one at a time, and each strip searches the whole
+remaining whitespace-free chunk: a chunk made of affixes (``")" * 20000``, a line of emoji,
+``"'s" * 5000``) costs its length squared, and holds the GIL while it does.
+:class:`BoundedTokenizer` wraps spaCy's: a chunk longer than ``max_chunk_chars``, or holding
+more than ``max_chunk_symbols`` characters that are neither word characters nor whitespace, is
+cut by one linear rule instead: a word (``\\w+``), or a run of one repeated symbol (so
+``")" * 20000`` is one token). Every other stretch of the note goes to spaCy unchanged, so a
+note without such chunks (nearly every real one) is tokenized exactly as before.
+
+The Doc is rebuilt from the original characters, so ``doc.text`` is the note itself and every
+offset stays where it was. ``doc._.limits`` lists what was done, for the result's warnings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+
+LIMITS_EXT = "limits"
+_CHUNK = re.compile(r"\S+")
+_SYMBOL = re.compile(r"[^\w\s]")
+_LINEAR_TOKEN = re.compile(r"\w+|([^\w\s])\1*")
+
+
+def register_limits_extension() -> None:
+    if not Doc.has_extension(LIMITS_EXT):
+        Doc.set_extension(LIMITS_EXT, default=None)
+
+
+def doc_limits(doc: Doc) -> list[str]:
+    """What a bounded component cut short in ``doc`` (empty when nothing was)."""
+    if not Doc.has_extension(LIMITS_EXT):
+        return []
+    value = doc._.get(LIMITS_EXT)
+    return list(value) if value else []
+
+
+def add_limit(doc: Doc, message: str) -> None:
+    register_limits_extension()
+    current = doc._.get(LIMITS_EXT) or []
+    if message not in current:
+        doc._.set(LIMITS_EXT, [*current, message])
+
+
+def linear_tokens(chunk: str) -> list[str]:
+    """A whitespace-free chunk cut into words and runs of one repeated symbol (linear time;
+    ``"".join(result) == chunk``)."""
+    return [m.group() for m in _LINEAR_TOKEN.finditer(chunk)]
+
+
+class BoundedTokenizer:
+    """spaCy's tokenizer, with hostile chunks cut by a linear rule (see the module doc)."""
+
+    def __init__(
+        self,
+        inner: Callable[[str], Doc],
+        vocab: Vocab,
+        *,
+        max_chunk_chars: int = 64,
+        max_chunk_symbols: int = 8,
+    ) -> None:
+        self.inner = inner
+        self.vocab = vocab
+        self.max_chunk_chars = max_chunk_chars
+        self.max_chunk_symbols = max_chunk_symbols
+        register_limits_extension()
+
+    def __getattr__(self, name: str) -> Any:  # rules, prefix_search ... of spaCy's tokenizer
+        return getattr(self.inner, name)
+
+    def _hostile(self, chunk: str) -> bool:
+        if len(chunk) > self.max_chunk_chars:
+            return True
+        return len(_SYMBOL.findall(chunk)) > self.max_chunk_symbols
+
+    def __call__(self, text: str) -> Doc:
+        hostile = [m.span() for m in _CHUNK.finditer(text) if self._hostile(m.group())]
+        if not hostile:
+            return self.inner(text)
+        words: list[str] = []
+        spaces: list[bool] = []
+        pos = 0
+        for start, end in hostile:
+            self._add_inner(text[pos:start], words, spaces)
+            for tok in linear_tokens(text[start:end]):
+                words.append(tok)
+                spaces.append(False)
+            pos = end
+            if text.startswith(" ", end):  # the chunk's trailing space, as spaCy keeps it
+                spaces[-1] = True
+                pos = end + 1
+        self._add_inner(text[pos:], words, spaces)
+        doc = Doc(self.vocab, words=words, spaces=spaces)
+        assert doc.text == text, "bounded tokenizer lost characters"
+        add_limit(
+            doc,
+            f"{len(hostile)} long run(s) of symbols or unbroken characters were tokenized "
+            f"coarsely (chunks over {self.max_chunk_chars} characters or "
+            f"{self.max_chunk_symbols} symbols)",
+        )
+        return doc
+
+    def _add_inner(self, segment: str, words: list[str], spaces: list[bool]) -> None:
+        if not segment:
+            return
+        for tok in self.inner(segment):
+            words.append(tok.text)
+            spaces.append(bool(tok.whitespace_))
