@@ -17,11 +17,9 @@ import re._parser as _parser
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from clinicode.models.resources import load_resource
 from clinicode.schema import Mention
 
 Span = tuple[int, int]
@@ -55,10 +53,8 @@ def load_context() -> dict[str, Any]:
 
 
 def load_yaml(name: str) -> dict[str, Any]:
-    """One data file of ``models/resources``."""
-    text = resources.files("clinicode.models.resources").joinpath(name).read_text("utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
-    return data
+    """One data file of ``models/resources`` (``models.resources.load_resource``)."""
+    return load_resource(name)
 
 
 @lru_cache(maxsize=8192)

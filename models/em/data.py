@@ -12,10 +12,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from clinicode.models.resources import load_resource
 
 _LEFT = r"(?<![A-Za-z0-9])"
 _RIGHT = r"(?![A-Za-z0-9])"
@@ -25,13 +24,7 @@ _RIGHT = r"(?![A-Za-z0-9])"
 def load_em_rules() -> dict[str, Any]:
     """The tables of ``models/resources/em_rules.yaml`` (read once, cached; callers must not
     mutate them)."""
-    text = (
-        resources.files("clinicode.models.resources")
-        .joinpath("em_rules.yaml")
-        .read_text(encoding="utf-8")
-    )
-    data: dict[str, Any] = yaml.safe_load(text)
-    return data
+    return load_resource("em_rules.yaml")
 
 
 @dataclass(frozen=True)

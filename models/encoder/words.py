@@ -12,12 +12,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from itertools import pairwise
 from typing import Any
 
-import yaml
-
+from clinicode.models.resources import load_resource
 from clinicode.schema import Mention
 
 _WORD = re.compile(r"[a-z0-9]+(?:'s)?")
@@ -30,13 +28,7 @@ _UNSTATED = frozenset({"negated", "family", "hypothetical"})
 @lru_cache(maxsize=1)
 def load_encoder_data() -> dict[str, Any]:
     """``models/resources/encoder.yaml`` (read once; callers must not mutate it)."""
-    text = (
-        resources.files("clinicode.models.resources")
-        .joinpath("encoder.yaml")
-        .read_text(encoding="utf-8")
-    )
-    data: dict[str, Any] = yaml.safe_load(text)
-    return data
+    return load_resource("encoder.yaml")
 
 
 @lru_cache(maxsize=1)

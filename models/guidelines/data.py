@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from clinicode.models.resources import load_resource
 
 ICD = "ICD-10-CM"
 
@@ -26,13 +25,7 @@ CODE_FULL = re.compile(rf"^{_CODE}$")
 def load_rules() -> dict[str, Any]:
     """The rule tables of ``models/resources/guidelines_rules.yaml`` (read once, cached;
     callers must not mutate them)."""
-    text = (
-        resources.files("clinicode.models.resources")
-        .joinpath("guidelines_rules.yaml")
-        .read_text(encoding="utf-8")
-    )
-    data: dict[str, Any] = yaml.safe_load(text)
-    return data
+    return load_resource("guidelines_rules.yaml")
 
 
 @lru_cache(maxsize=4096)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
+from clinicode.models.resources import load_resource
 
 
 def word_pattern(pattern: str) -> re.Pattern[str]:
@@ -201,10 +200,4 @@ def build_knowledge(data: dict[str, Any]) -> Knowledge:
 @lru_cache(maxsize=1)
 def load_knowledge() -> Knowledge:
     """The builder's knowledge from ``models/resources/pcs_terms.yaml`` (read once, cached)."""
-    text = (
-        resources.files("clinicode.models.resources")
-        .joinpath("pcs_terms.yaml")
-        .read_text(encoding="utf-8")
-    )
-    data: dict[str, Any] = yaml.safe_load(text)
-    return build_knowledge(data)
+    return build_knowledge(load_resource("pcs_terms.yaml"))
