@@ -30,25 +30,22 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
-    create_engine,
-    event,
     func,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
 
 from clinicode.schema import CodeSuggestion, SuggestResult
 
+from .db import create_with_retries, open_engine
 from .store_schema import (
     DEFAULT_TENANT,
     PG_GUARDS,
@@ -145,16 +142,8 @@ class FeedbackStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        u = make_url(url)
-        self.is_sqlite = u.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if self.is_sqlite:
-            if u.database and u.database != ":memory:":
-                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine: Engine = create_engine(url, **kwargs)
-        if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine
+        self.engine, self.is_sqlite = open_engine(url)
         self._init_lock = threading.Lock()
         self._ready = False
 
@@ -164,21 +153,17 @@ class FeedbackStore:
         with self._init_lock:
             if self._ready:
                 return
-            for attempt in range(5):
-                try:
-                    self._migrate()
-                    metadata.create_all(self.engine)
-                    with self.engine.begin() as conn:
-                        if current_version(conn) is not None:
-                            set_version(conn)
-                        for stmt in SQLITE_GUARDS if self.is_sqlite else PG_GUARDS:
-                            conn.execute(text(stmt))
-                    break
-                except (OperationalError, ProgrammingError, IntegrityError):
-                    # Another worker created the same objects at the same moment.
-                    if attempt == 4:
-                        raise
+            create_with_retries(self._create)
             self._ready = True
+
+    def _create(self) -> None:
+        self._migrate()
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if current_version(conn) is not None:
+                set_version(conn)
+            for stmt in SQLITE_GUARDS if self.is_sqlite else PG_GUARDS:
+                conn.execute(text(stmt))
 
     def _migrate(self) -> None:
         if self.is_sqlite:
@@ -482,14 +467,6 @@ class FeedbackStore:
                 "text": note.text,
                 "codes": [{"system": s, "code": c} for s, c in codes],
             }
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
 
 
 def _suggestion_row(

@@ -17,7 +17,6 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -31,15 +30,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError
+
+from .db import create_with_retries, open_engine
 
 STATUSES = ("new", "in_progress", "queried", "coded")
 
@@ -121,16 +119,8 @@ class WorkQueueStore:
     """Thread-safe (a connection pool); every write is one committed transaction."""
 
     def __init__(self, url: str) -> None:
-        u = make_url(url)
-        self.is_sqlite = u.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if self.is_sqlite:
-            if u.database and u.database != ":memory:":
-                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine: Engine = create_engine(url, **kwargs)
-        if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine
+        self.engine, self.is_sqlite = open_engine(url)
         self._lock = threading.Lock()
         self._ready = False
 
@@ -138,13 +128,7 @@ class WorkQueueStore:
         with self._lock:
             if self._ready:
                 return
-            for attempt in range(5):
-                try:
-                    metadata.create_all(self.engine)
-                    break
-                except (OperationalError, ProgrammingError, IntegrityError):
-                    if attempt == 4:  # another worker created it at the same moment
-                        raise
+            create_with_retries(lambda: metadata.create_all(self.engine))
             self._ready = True
 
     def close(self) -> None:
@@ -314,11 +298,3 @@ def _from_row(r: Any) -> Encounter:
         result=json.loads(r["result"]),
         worksheet=json.loads(r["worksheet"]),
     )
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
