@@ -46,7 +46,6 @@ _COUNT = re.compile(
 )
 
 
-@lru_cache(maxsize=1)
 def load_context() -> dict[str, Any]:
     """``procedure_context.yaml`` (read once; callers must not mutate it)."""
     return load_yaml("procedure_context.yaml")

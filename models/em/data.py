@@ -20,7 +20,6 @@ _LEFT = r"(?<![A-Za-z0-9])"
 _RIGHT = r"(?![A-Za-z0-9])"
 
 
-@lru_cache(maxsize=1)
 def load_em_rules() -> dict[str, Any]:
     """The tables of ``models/resources/em_rules.yaml`` (read once, cached; callers must not
     mutate them)."""

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from clinicode.models.encoder.index_tree import ICD
 from clinicode.models.encoder.words import Context, keys, load_encoder_data
-
-ICD = "ICD-10-CM"
 
 
 @dataclass

@@ -25,7 +25,6 @@ _SUBSTAGE = re.compile(r"^\d+[a-z]$")
 _UNSTATED = frozenset({"negated", "family", "hypothetical"})
 
 
-@lru_cache(maxsize=1)
 def load_encoder_data() -> dict[str, Any]:
     """``models/resources/encoder.yaml`` (read once; callers must not mutate it)."""
     return load_resource("encoder.yaml")

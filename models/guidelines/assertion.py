@@ -143,7 +143,7 @@ def _historical(p: _Policy, item: Item) -> None:
             "longer exist",
         )
         return
-    row = _history_row(g, note, s.code, [(e.start, e.end) for e in s.evidence])
+    row = _history_row(g, note, s.code)
     same_span_chronic = bool(spans(item) & p.chronic_spans())
     if row is not None and item.fate == "keep" and not same_span_chronic:
         g.add(
@@ -287,7 +287,7 @@ def _history_code_for(
                     score=max(it.s.score if it else 0.0, note.threshold),
                 )
             return
-        row = _history_row(g, note, c, [(m.start, m.end)], table)
+        row = _history_row(g, note, c, table)
         if row is None:
             continue
         z = str(row["code"])
@@ -309,14 +309,13 @@ def _history_row(
     g: Guidelines,
     note: NoteState,
     code: str,
-    where: list[tuple[int, int]],
     table: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """The personal-history row for ``code``, unless the note states (not negated) what the
     history code excludes (its ``unless`` cue: a "residual" of a stroke is a sequela, I.C.9.d,
     not "without residual deficits"): the more specific statement wins."""
     row = first_rule(table if table is not None else g.rules["personal_history"], code)
-    if row is None or "unless" not in row or not where:
+    if row is None or "unless" not in row:
         return row
     rx = compile_cue(str(row["unless"]))
     if any(not negated_before(note.text, m.start()) for m in rx.finditer(note.text)):

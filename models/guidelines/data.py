@@ -21,7 +21,6 @@ _REF = re.compile(rf"\b({_CODE})(?:\s*-\s*({_CODE})|\.?-)?")
 CODE_FULL = re.compile(rf"^{_CODE}$")
 
 
-@lru_cache(maxsize=1)
 def load_rules() -> dict[str, Any]:
     """The rule tables of ``models/resources/guidelines_rules.yaml`` (read once, cached;
     callers must not mutate them)."""
