@@ -451,7 +451,7 @@ class ScoringPath:
             copy=False,  # ``ranked`` was built for this call only
         )
         codes, cands, suppressed = list(res.codes), list(res.candidates), list(res.suppressed)
-        ruled = [s for s in self.rule_codes(scored, setting) if s.system in systems]
+        ruled = self.rule_codes(scored, setting, systems)
         for s in ruled:
             s.suggestion_id = suggestion_id(scored.digest, s.system, s.code, self.pack.version)
             codes.append(s)
@@ -463,16 +463,22 @@ class ScoringPath:
             (codes if s.score >= threshold else cands).append(s)
         return codes, cands, suppressed
 
-    def rule_codes(self, scored: Scored, setting: str) -> list[CodeSuggestion]:
-        """Stage 6b: the rule coders' codes of the note (procedures, the visit level), each with
-        its evidence and path; the first coder to give a code keeps it. Modifier 25 then goes on
-        an E/M code billed with a same-day procedure (``rule_cpt.add_modifier_25``)."""
+    def rule_codes(
+        self, scored: Scored, setting: str, systems: Sequence[str] = SYSTEMS
+    ) -> list[CodeSuggestion]:
+        """Stage 6b: the rule coders' codes of ``systems`` (procedures, the visit level), each
+        with its evidence and path; the first coder to give a code keeps it, and a coder of none
+        of ``systems`` is not run. Modifier 25 then goes on an E/M code billed with a same-day
+        procedure (``rule_cpt.add_modifier_25``)."""
         from clinicode.models.rule_cpt import add_modifier_25
 
+        wanted = set(systems) - set(DIAGNOSIS_SYSTEMS)
         out: dict[tuple[str, str], CodeSuggestion] = {}
         for coder in self.rule_coders():
+            if not wanted.intersection(coder.systems):
+                continue
             for s in coder.code(scored.text, scored.mentions, setting=setting):
-                if s.system not in DIAGNOSIS_SYSTEMS:
+                if s.system in wanted:
                     out.setdefault((s.system, s.code), s)
         return add_modifier_25(list(out.values()))
 
