@@ -83,21 +83,24 @@ def count_rows(path: Path, fmt: str) -> int | None:
         return None
 
 
+def parse_json_line(
+    raw: bytes, line: int | None, id_col: str, text_col: str, max_chars: int
+) -> Note | BadRow:
+    """One JSONL row, checked (both engines read JSON lines with this)."""
+    try:
+        obj = json.loads(raw.decode("utf-8", errors="surrogateescape"))
+    except ValueError:
+        return BadRow(None, line, "not a JSON object")
+    if not isinstance(obj, dict):
+        return BadRow(None, line, "not a JSON object")
+    return check_note(obj.get(id_col), obj.get(text_col), line, max_chars)
+
+
 def _read_jsonl(path: Path, id_col: str, text_col: str, max_chars: int) -> Iterator[Note | BadRow]:
     with path.open("rb") as fh:
         for n, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            line = raw.decode("utf-8", errors="surrogateescape")
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                yield BadRow(None, n, "not a JSON object")
-                continue
-            if not isinstance(obj, dict):
-                yield BadRow(None, n, "not a JSON object")
-                continue
-            yield check_note(obj.get(id_col), obj.get(text_col), n, max_chars)
+            if raw.strip():
+                yield parse_json_line(raw, n, id_col, text_col, max_chars)
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:

@@ -68,7 +68,7 @@ def _chunks(
     for item in rows:
         report.read += 1
         if isinstance(item, Note) and item.id in seen:
-            item = BadRow(item.id, item.line, f"duplicate id (first at row {seen[item.id]})")
+            item = BadRow(item.id, item.line, "duplicate id")
         if isinstance(item, BadRow):
             if (item.id, item.line) not in reported:
                 errors.write_lines([dumps_row(item.as_json())])

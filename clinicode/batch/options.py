@@ -45,6 +45,8 @@ class BatchOptions:
             raise InputError("--workers must be at least 1")
         if self.chunk < 1 or self.rows_per_file < 1 or self.max_chars < 1:
             raise InputError("--chunk, --rows-per-file and --max-chars must be at least 1")
+        if "parquet" in (self.input_format, self.output_format) and not _has("pyarrow"):
+            raise InputError("Parquet needs pyarrow: pip install 'clinicode[spark]'")
         if self.input.resolve() == self.output.resolve():
             raise InputError("the output must not be the input")
         return self
@@ -55,6 +57,12 @@ class BatchOptions:
         if self.errors is not None:
             return self.errors
         return self.output.with_name(self.output.stem + ".errors.jsonl")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 @dataclass
