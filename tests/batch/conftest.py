@@ -24,3 +24,16 @@ def engine(tiny_pack: Path, kb_path: Path) -> Any:
     eng = load(tiny_pack, kb_path=kb_path)
     yield eng
     eng.close()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Any:
+    """One local[2] Spark session for every Spark test (skipped without pyspark or Java)."""
+    from clinicode.batch.spark import spark_available, spark_session
+
+    missing = spark_available()
+    if missing is not None:
+        pytest.skip(f"Spark tests need {missing}")
+    session = spark_session(None, 2)
+    yield session
+    session.stop()
