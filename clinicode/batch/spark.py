@@ -244,6 +244,10 @@ def run_spark(
 ) -> BatchReport:
     """Code every note of ``opts.input`` not already in ``opts.output`` (a folder of part
     files, JSON lines or Parquet) with a Spark job; bad rows go to ``<output stem>.errors/``."""
+    opts.checked()
+    missing = spark_available()
+    if missing is not None:
+        raise InputError(f"--engine spark needs {missing}")
     from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -251,10 +255,6 @@ def run_spark(
     from clinicode.engine import _resolve_dir
     from clinicode.kb import default_kb_path
 
-    opts.checked()
-    missing = spark_available()
-    if missing is not None:
-        raise InputError(f"--engine spark needs {missing}")
     if not opts.input.exists():
         raise InputError(f"input not found: {opts.input}")
     pack_dir = _resolve_dir(opts.model).resolve()

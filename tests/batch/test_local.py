@@ -214,3 +214,14 @@ def test_cli_errors_exit_2(run_cli: Any, tmp_path: Path) -> None:
     csv_in = write_csv(tmp_path / "in.csv", clinical_notes(2), "id", "body")
     code, _, err = run_cli("batch", str(csv_in), str(tmp_path / "o.jsonl"))
     assert code == 2 and "column 'text' not in" in err and "--text-column" in err
+
+
+def test_spark_engine_without_spark_exits_2(
+    run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import clinicode.batch.spark as spark_mod
+
+    monkeypatch.setattr(spark_mod, "spark_available", lambda: "Java is not installed (Spark ...)")
+    inp = write_jsonl(tmp_path / "in.jsonl", clinical_notes(2))
+    code, _, err = run_cli("batch", str(inp), str(tmp_path / "o.jsonl"), "--engine", "spark")
+    assert code == 2 and "--engine spark needs Java is not installed" in err
