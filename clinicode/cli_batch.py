@@ -16,8 +16,8 @@ from clinicode.errors import InputError
 
 
 def batch_cmd(
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="JSONL, CSV or Parquet notes."),
-    output: Path = typer.Argument(
+    input_path: str = typer.Argument(..., metavar="INPUT", help="JSONL, CSV or Parquet notes."),
+    output: str = typer.Argument(
         ..., metavar="OUTPUT", help="out.jsonl (a file) or out.parquet (a folder of parts)."
     ),
     id_column: str = typer.Option("id", "--id-column", help="The column holding note ids."),
@@ -28,7 +28,7 @@ def batch_cmd(
     output_format: str | None = typer.Option(
         None, "--output-format", help="jsonl | parquet (default: from the suffix)."
     ),
-    errors: Path | None = typer.Option(
+    errors: str | None = typer.Option(
         None, "--errors", help="Where skipped rows are reported (default: OUTPUT.errors.jsonl)."
     ),
     model: Path | None = typer.Option(None, "--model", help="Model pack folder."),
@@ -59,9 +59,12 @@ def batch_cmd(
     from clinicode.batch import BatchOptions
 
     opts = BatchOptions(
-        input=input_path,
-        output=output,
-        errors=errors,
+        input=Path(input_path),
+        output=Path(output),
+        errors=Path(errors) if errors else None,
+        input_uri=input_path,
+        output_uri=output,
+        errors_uri=errors or "",
         input_format=input_format,
         output_format=output_format,
         id_column=id_column,

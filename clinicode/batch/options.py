@@ -31,9 +31,16 @@ class BatchOptions:
     rows_per_file: int = 5000  # Parquet part files
     max_chars: int = DEFAULT_MAX_CHARS
     progress: bool | None = None  # None: when stderr is a terminal
+    # The paths as given (``s3a://bucket/x``: pathlib would fold the "//"), for Spark's readers.
+    input_uri: str = ""
+    output_uri: str = ""
+    errors_uri: str = ""
 
     def checked(self) -> BatchOptions:
         """These options with formats resolved; :class:`InputError` for a bad one."""
+        self.input_uri = self.input_uri or str(self.input)
+        self.output_uri = self.output_uri or str(self.output)
+        self.errors_uri = self.errors_uri or (str(self.errors) if self.errors else "")
         self.input_format = detect_format(self.input, self.input_format, FORMATS_IN, "input")
         self.output_format = detect_format(self.output, self.output_format, FORMATS_OUT, "output")
         if self.setting not in ("inpatient", "outpatient"):

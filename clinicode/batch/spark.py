@@ -189,7 +189,7 @@ def _read(spark: Any, opts: BatchOptions) -> Any:
     """The input as raw rows: JSON lines as bytes (``value``), else id and text as bytes."""
     from pyspark.sql import functions as F
 
-    path = str(opts.input)
+    path = opts.input_uri
     if opts.input_format == "jsonl":
         df = spark.read.text(path)
         df = df.where(F.trim(F.col("value")) != "").select(F.col("value").cast("binary"))
@@ -212,19 +212,28 @@ def _read(spark: Any, opts: BatchOptions) -> Any:
     return df.withColumn("_pos", F.monotonically_increasing_id())
 
 
-def _done_ids(spark: Any, opts: BatchOptions, errors_dir: Path) -> Any | None:
-    """The ids an earlier run wrote (output and errors), or None on a first run."""
+def _fs_glob(spark: Any, pattern: str) -> bool:
+    """Whether any file matches ``pattern`` on the file system of its URI (local, HDFS, S3...)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(pattern)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    found = fs.globStatus(path)
+    return found is not None and len(found) > 0
+
+
+def _done_ids(spark: Any, opts: BatchOptions, errors_uri: str) -> Any | None:
+    """The ids an earlier run committed (output and errors), or None on a first run."""
     from pyspark.sql import functions as F
 
     parts = []
-    if opts.output.exists():
+    if _fs_glob(spark, opts.output_uri.rstrip("/") + "/part-*"):
         if opts.output_format == "jsonl":
-            out = spark.read.text(str(opts.output))
+            out = spark.read.text(opts.output_uri)
             parts.append(out.select(F.get_json_object("value", "$.id").alias("id")))
         else:
-            parts.append(spark.read.parquet(str(opts.output)).select("id"))
-    if errors_dir.exists():
-        err = spark.read.text(str(errors_dir))
+            parts.append(spark.read.parquet(opts.output_uri).select("id"))
+    if _fs_glob(spark, errors_uri.rstrip("/") + "/part-*"):
+        err = spark.read.text(errors_uri)
         parts.append(err.select(F.get_json_object("value", "$.id").alias("id")))
     if not parts:
         return None
@@ -255,13 +264,14 @@ def run_spark(
     from clinicode.engine import _resolve_dir
     from clinicode.kb import default_kb_path
 
-    if not opts.input.exists():
+    if "://" not in opts.input_uri and not opts.input.exists():
         raise InputError(f"input not found: {opts.input}")
     pack_dir = _resolve_dir(opts.model).resolve()
     if not (pack_dir / "manifest.json").is_file():
         raise InputError(f"no model pack at {pack_dir}; pass --model DIR")
     kb = (opts.kb or default_kb_path()).resolve()
-    errors_dir = opts.errors or opts.output.with_name(opts.output.stem + ".errors")
+    stem = opts.output_uri.rstrip("/")
+    errors_uri = opts.errors_uri or stem[: len(stem) - len(opts.output.suffix)] + ".errors"
     t0 = time.perf_counter()
     progress = sys.stderr.isatty() if opts.progress is None else opts.progress
     spark = spark or spark_session(master, opts.workers, progress)
@@ -294,20 +304,20 @@ def run_spark(
             F.col("error").isNull() & (F.row_number().over(first) > 1), F.lit("duplicate id")
         ).otherwise(F.col("error")),
     )
-    done = _done_ids(spark, opts, errors_dir)
+    done = _done_ids(spark, opts, errors_uri)
     if done is not None:
         checked = checked.join(done, on="id", how="left_anti")
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)  # read and checked once
     bad = checked.where(F.col("error").isNotNull())
-    n_bad = _write_errors(bad, errors_dir)
+    n_bad = _write_errors(bad, errors_uri)
     good = checked.where(F.col("error").isNull()).select("id", "text")
     n = partitions or max(sc.defaultParallelism * 4, good.rdd.getNumPartitions())
     coded = good.repartition(n).mapInPandas(partial(code_partition, job), CODED_DDL)
     if opts.output_format == "jsonl":
-        coded.select("json").write.mode("append").text(str(opts.output))
+        coded.select("json").write.mode("append").text(opts.output_uri)
     else:
         rows = coded.select(F.from_json("json", SPARK_DDL).alias("r")).select("r.*")
-        rows.write.mode("append").parquet(str(opts.output))
+        rows.write.mode("append").parquet(opts.output_uri)
     checked.unpersist()
     return BatchReport(
         engine="spark",
@@ -324,7 +334,7 @@ def run_spark(
     )
 
 
-def _write_errors(bad: Any, errors_dir: Path) -> int:
+def _write_errors(bad: Any, errors_uri: str) -> int:
     from pyspark.sql import functions as F
 
     lines = bad.select(
@@ -335,5 +345,5 @@ def _write_errors(bad: Any, errors_dir: Path) -> int:
     )
     n = int(lines.count())
     if n:
-        lines.write.mode("append").text(str(errors_dir))
+        lines.write.mode("append").text(errors_uri)
     return n
