@@ -149,7 +149,7 @@ async def hostile(base: str, key: str, timeout: float) -> None:
             print(
                 f"{label:38s} chars={len(text):7d} status={status} {secs:6.2f}s "
                 f"bytes={size:9d} retry_after={info.get('retry_after')} | {probe.summary()} | "
-                f"short note {short[0]} {short[1]:.2f}s"
+                f"short note {short[0]} {short[1]:.2f}s | load_avg_1m={os.getloadavg()[0]:.1f}"
             )
             for w in info.get("warnings", []):
                 print(f"{'':40s}warning: {w}")
@@ -214,7 +214,7 @@ async def load(
         f"max={max(ms, default=float('nan')):.0f}; timeouts={outcomes.get('timeout', 0)}; "
         f"non-200 without 429/503+Retry-After={sum(bad.values())} {bad or ''}"
     )
-    print(f"  {probe.summary()}")
+    print(f"  {probe.summary()}; load_avg_1m={os.getloadavg()[0]:.1f}")
 
 
 def settle(base: str, timeout: float) -> float:
