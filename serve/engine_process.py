@@ -170,7 +170,11 @@ class _Child:
         """``method(*args, **kwargs)`` on the child's engine under the caller's deadline."""
         deadline = current_deadline()
         job = next(self.jobs)
-        self.conn.send((job, method, args, kwargs, deadline.at if deadline else None))
+        try:
+            self.conn.send((job, method, args, kwargs, deadline.at if deadline else None))
+        except OSError:  # the child is gone (its end of the pipe closed)
+            self.kill()
+            raise EngineProcessError("the engine process died before the call") from None
         stopped_at: float | None = None  # when the deadline passed or the call was cancelled
         while not self.conn.poll(_POLL_S):
             if not self.proc.is_alive():
