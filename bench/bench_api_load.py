@@ -75,6 +75,8 @@ class Server:
             (data / "kb.sqlite").symlink_to(user.kb_path)
         if (user.data_dir / "cache").is_dir():  # the built NLP lexicon: no rebuild per run
             (data / "cache").symlink_to(user.data_dir / "cache")
+            if user.integrity_key_path.is_file():  # the key that sealed it (else: rebuilt)
+                (data / "integrity.key").symlink_to(user.integrity_key_path)
         self.key = "bench-" + secrets.token_hex(16)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"

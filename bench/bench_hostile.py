@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import multiprocessing
 import os
 import sys
 import time
@@ -110,6 +111,22 @@ class LiveProbe:
         )
 
 
+def _probe_alone(base: str, every: float, seconds: float, out: Any) -> None:
+    """A :class:`LiveProbe` in a process of its own for ``seconds`` (its latencies to ``out``):
+    a probe on the load client's own event loop also measures that loop, busy with hundreds
+    of connections."""
+
+    async def go() -> None:
+        probe = LiveProbe(base, every)
+        task = asyncio.create_task(probe.run())
+        await asyncio.sleep(seconds)
+        probe.stop()
+        await task
+        out.send((probe.ms, probe.failures))
+
+    asyncio.run(go())
+
+
 async def post_note(
     client: httpx.AsyncClient, text: str, timeout: float
 ) -> tuple[str, float, int, dict[str, Any]]:
@@ -149,7 +166,7 @@ async def hostile(base: str, key: str, timeout: float) -> None:
             print(
                 f"{label:38s} chars={len(text):7d} status={status} {secs:6.2f}s "
                 f"bytes={size:9d} retry_after={info.get('retry_after')} | {probe.summary()} | "
-                f"short note {short[0]} {short[1]:.2f}s"
+                f"short note {short[0]} {short[1]:.2f}s | load_avg_1m={os.getloadavg()[0]:.1f}"
             )
             for w in info.get("warnings", []):
                 print(f"{'':40s}warning: {w}")
@@ -167,6 +184,10 @@ async def load(
     counter = 0
     probe = LiveProbe(base, every=0.1)
     probe_task = asyncio.create_task(probe.run())
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    alone = ctx.Process(target=_probe_alone, args=(base, 0.1, duration, sender), daemon=True)
+    alone.start()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(
         base_url=base, headers={"X-API-Key": key}, timeout=timeout, limits=limits
@@ -214,7 +235,12 @@ async def load(
         f"max={max(ms, default=float('nan')):.0f}; timeouts={outcomes.get('timeout', 0)}; "
         f"non-200 without 429/503+Retry-After={sum(bad.values())} {bad or ''}"
     )
-    print(f"  {probe.summary()}")
+    own = LiveProbe(base)
+    if receiver.poll(60):
+        own.ms, own.failures = receiver.recv()
+    alone.join(10)
+    print(f"  {own.summary()} (probe in its own process); load_avg_1m={os.getloadavg()[0]:.1f}")
+    print(f"  {probe.summary()} (probe on the load client's event loop)")
 
 
 def settle(base: str, timeout: float) -> float:

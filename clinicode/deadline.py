@@ -66,3 +66,8 @@ def check_deadline() -> None:
     d = _current.get()
     if d is not None:
         d.check()
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline the current block runs under (None: none), to hand on to other processes."""
+    return _current.get()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,17 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=0, ge=0)
     rate_limit_burst: int = Field(default=0, ge=0)
     retry_after_s: int = Field(default=2, ge=1, le=3600)
+    # A request whose estimated wait (the work queued ahead of it times the recent time per
+    # note) would pass this many seconds is refused at once with 503 + Retry-After rather
+    # than kept waiting past a client's patience.
+    max_wait_s: float = Field(default=10.0, gt=0, le=3600)
+    # Where the service runs engine calls: "process" (``engine_concurrency`` child processes
+    # per worker, so the worker's event loop never waits for CPU work; serve/engine_process.py)
+    # or "thread" (threads of the worker process). A child not stopped this many seconds past
+    # its deadline is killed and replaced; children run at this niceness above the worker's.
+    engine_isolation: Literal["process", "thread"] = "process"
+    engine_kill_grace_s: float = Field(default=5.0, gt=0, le=3600)
+    engine_nice: int = Field(default=5, ge=0, le=19)
     # How long an engine thread may hold the GIL before the event loop gets a turn (Python's
     # default is 5 ms; each network read or write of the loop may wait that long).
     gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)

@@ -220,10 +220,20 @@ class NoteText:
             self.sentences.append(Sentence(s, e, sec, sec not in skip))
         self._starts = [s.start for s in self.sentences]
         self._not_present = [(m.start, m.end) for m in mentions if m.assertion in _NOT_PRESENT]
+        self._maybe: dict[str, bool] = {}
+        self._cuts: dict[Span, tuple[list[int], list[int]]] = {}
+
+    def maybe(self, pattern: str) -> bool:
+        """:func:`maybe` of ``pattern`` in this note, worked out once per pattern (each test
+        reads the whole note: asked per sentence, it made a long note cost its length squared)."""
+        known = self._maybe.get(pattern)
+        if known is None:
+            known = self._maybe[pattern] = maybe(pattern, self.low)
+        return known
 
     def search(self, patterns: Iterable[Any], spans: Sequence[Span]) -> Span | None:
         """:func:`search` in this note."""
-        return search(patterns, self.text, spans, self.low)
+        return search([p for p in flat(patterns) if self.maybe(p)], self.text, spans)
 
     # -- where ----------------------------------------------------------------------------------
     def sentence_at(self, pos: int) -> Sentence:
@@ -242,15 +252,21 @@ class NoteText:
         ]
 
     def clause(self, sent: Sentence, pos: int) -> Span:
-        """The clause of ``sent`` holding ``pos`` (split at ; , - but then)."""
-        start, end = sent.start, sent.end
-        for m in rx(self.ctx["clause_split"]).finditer(self.text, sent.start, sent.end):
-            if m.end() <= pos:
-                start = m.end()
-            elif m.start() >= pos:
-                end = m.start()
-                break
-        return start, end
+        """The clause of ``sent`` holding ``pos`` (split at ; , - but then): from the end of
+        the last split ending at or before ``pos`` to the start of the first split starting at
+        or after it. The splits of a sentence are found once (a bisect per call after that)."""
+        cuts = self._cuts.get((sent.start, sent.end))
+        if cuts is None:
+            found = rx(self.ctx["clause_split"]).finditer(self.text, sent.start, sent.end)
+            spans = [m.span() for m in found]
+            cuts = self._cuts[(sent.start, sent.end)] = (
+                [s for s, _ in spans],
+                [e for _, e in spans],
+            )
+        starts, ends = cuts
+        i = bisect.bisect_right(ends, pos)
+        j = bisect.bisect_left(starts, pos)
+        return (ends[i - 1] if i else sent.start), (starts[j] if j < len(starts) else sent.end)
 
     # -- was it done here ------------------------------------------------------------------------
     def done_here(self, start: int, end: int) -> tuple[bool, str]:

@@ -23,13 +23,14 @@ outpatient only: inpatient they are the facility's. Importing does no I/O.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from clinicode.models.procedure_text import NoteText, Span, flat, load_context, load_yaml, maybe, rx
+from clinicode.models.procedure_text import NoteText, Span, flat, load_context, load_yaml, rx
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 SYSTEM = "CPT"
@@ -159,35 +160,43 @@ def unbundle(found: list[Found], bundles: Sequence[dict[str, Any]]) -> list[Foun
 
 
 def _phrase_hits(note: NoteText, rules: Sequence[dict[str, Any]]) -> list[_Hit]:
-    """Every procedure phrase in the note (done or not: all of them end blocks)."""
+    """Every procedure phrase in the note (done or not: all of them end blocks).
+
+    A phrase's block ends at the first later phrase of another rule that starts after it and
+    outside its clause. Linear in the phrases (bar a bisect each): phrases are sorted, so those
+    past the clause come after one bisect, and a run of one rule's phrases is skipped whole."""
     hits: list[_Hit] = []
     text = note.text
     for rule in rules:
         if rule.get("vaccine"):
             continue
-        taken: list[Span] = []
+        taken: list[Span] = []  # this rule's phrases so far, disjoint, sorted by start
         for p in rule["find"]:
-            if not maybe(p, note.low):
+            if not note.maybe(p):
                 continue
             for m in rx(p).finditer(text):
-                if not any(s < m.end() and m.start() < e for s, e in taken):
-                    taken.append((m.start(), m.end()))
+                if not _overlaps(taken, m.start(), m.end()):
+                    bisect.insort(taken, (m.start(), m.end()))
                     hits.append(_Hit(rule, m.start(), m.end()))
     hits.sort(key=lambda h: h.start)
+    starts = [h.start for h in hits]
+    run_end = list(range(1, len(hits) + 1))  # first index past the run of i's rule from i
+    for i in range(len(hits) - 2, -1, -1):
+        if hits[i + 1].rule["id"] == hits[i].rule["id"]:
+            run_end[i] = run_end[i + 1]
     for i, h in enumerate(hits):
-        sent = note.sentence_at(h.start)
-        own = note.clause(sent, h.start)
-        h.block_end = next(
-            (
-                o.start
-                for o in hits[i + 1 :]
-                if o.rule["id"] != h.rule["id"]
-                and o.start >= h.end
-                and not (o.start < sent.end and note.clause(sent, o.start) == own)
-            ),
-            len(text),
-        )
+        own_end = note.clause(note.sentence_at(h.start), h.start)[1]
+        k = bisect.bisect_left(starts, max(h.end, own_end), lo=i + 1)
+        if k < len(hits) and hits[k].rule["id"] == h.rule["id"]:
+            k = run_end[k]
+        h.block_end = hits[k].start if k < len(hits) else len(text)
     return hits
+
+
+def _overlaps(spans: list[Span], start: int, end: int) -> bool:
+    """Whether ``[start, end)`` overlaps one of ``spans`` (disjoint, sorted by start)."""
+    i = bisect.bisect_left(spans, (end,))
+    return i > 0 and spans[i - 1][1] > start
 
 
 def _fires(note: NoteText, h: _Hit) -> bool:
@@ -390,9 +399,7 @@ def _add_ons(
 def vaccine_codes(note: NoteText, rules: dict[str, Any]) -> list[Found]:
     """Vaccine products given in the encounter, and their administration codes."""
     given = rules.get("vaccine_given", [])
-    table = [
-        v for v in rules.get("vaccines", []) if any(maybe(p, note.low) for p in flat(v["names"]))
-    ]
+    table = [v for v in rules.get("vaccines", []) if any(note.maybe(p) for p in flat(v["names"]))]
     if not table:
         return []
     products: dict[str, tuple[Found, str]] = {}

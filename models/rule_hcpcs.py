@@ -19,7 +19,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from clinicode.models.procedure_text import NoteText, Span, load_yaml, maybe
+from clinicode.models.procedure_text import NoteText, Span, load_yaml
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 SYSTEM = "HCPCS"
@@ -84,7 +84,7 @@ class HCPCSCoder:
         self, note: NoteText
     ) -> list[tuple[dict[str, Any], Span, int | None, list[str], Query | None]]:
         found = []
-        drugs = [e for e in self.rules["drugs"] if any(maybe(p, note.low) for p in e["names"])]
+        drugs = [e for e in self.rules["drugs"] if any(note.maybe(p) for p in e["names"])]
         if not drugs:
             return []
         for sent in note.sentences:
@@ -114,9 +114,7 @@ class HCPCSCoder:
 
     def _supplies(self, note: NoteText) -> list[tuple[dict[str, Any], Span]]:
         out = []
-        supplies = [
-            e for e in self.rules["supplies"] if any(maybe(p, note.low) for p in e["names"])
-        ]
+        supplies = [e for e in self.rules["supplies"] if any(note.maybe(p) for p in e["names"])]
         if not supplies:
             return []
         for sent in note.sentences:

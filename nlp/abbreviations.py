@@ -18,6 +18,7 @@ from spacy.tokens import Doc, Span
 
 from clinicode.nlp.resources import load_resource
 from clinicode.nlp.sentences import SentenceIndex
+from clinicode.nlp.tokenizer import doc_text
 
 SPAN_GROUP = "abbreviations"
 
@@ -124,7 +125,7 @@ class AbbreviationExpander:
         defined_forms = {s.text for s in spans}
         matches = [*self._exact(doc), *self._lower(doc)]
         matches.sort(key=lambda m: (m[1], -(m[2] - m[1])))
-        text = doc.text
+        text = doc_text(doc)
         sents = SentenceIndex(doc)
         for match_id, start, end in matches:
             if any(i in taken for i in range(start, end)):

@@ -22,7 +22,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from clinicode.nlp.sentences import SentenceIndex
-from clinicode.nlp.tokenizer import add_limit
+from clinicode.nlp.tokenizer import add_limit, doc_text
 
 SPAN_GROUP = "attributes"
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
@@ -219,7 +219,7 @@ class AttributeTagger:
         self.max_per_mention = max(1, max_per_mention)
 
     def __call__(self, doc: Doc) -> Doc:
-        found = find_attributes(doc.text)
+        found = find_attributes(doc_text(doc))
         attr_spans = []
         for f in found:
             span = doc.char_span(f.start, f.end, label=f.name, alignment_mode="expand")

@@ -176,6 +176,7 @@ class MentionMatcher:
             n_run = len(run)
             for a in range(n_run):
                 bag: set[str] = set()
+                entry: LexEntry | None = None
                 for b in range(a, min(a + max_words, n_run)):
                     if run[b] - run[a] >= max_tokens:
                         cut += 1
@@ -184,11 +185,11 @@ class MentionMatcher:
                     assert s is not None
                     if not known[run[b]]:
                         break  # no key holds this word: no longer window can match
-                    bag.update(s)
-                    if bag:
+                    if not bag.issuperset(s):  # a repeated word keeps the key (and entry)
+                        bag.update(s)
                         entry = lookup(" ".join(sorted(bag)))
-                        if entry is not None:
-                            out.append((run[a], run[b] + 1, entry))
+                    if entry is not None:
+                        out.append((run[a], run[b] + 1, entry))
             run.clear()
 
         for i, s in enumerate(stems):
@@ -226,15 +227,35 @@ class MentionMatcher:
         chosen: list[tuple[int, int, LexEntry]] = []
         owners: dict[int, list[int]] = {}  # token -> indices of the chosen spans covering it
         for start, end, entry in cands:
-            overlapping = {k for t in range(start, end) for k in owners.get(t, ())}
-            if all(
-                cls._nested_ok(conn, start, end, entry, chosen[k], keep_nested) for k in overlapping
-            ):
+            if cls._fits(conn, start, end, entry, chosen, owners, keep_nested):
                 for t in range(start, end):
                     owners.setdefault(t, []).append(len(chosen))
                 chosen.append((start, end, entry))
         chosen.sort(key=lambda c: (c[0], -c[1]))
         return chosen
+
+    @classmethod
+    def _fits(
+        cls,
+        conn: list[bool],
+        start: int,
+        end: int,
+        entry: LexEntry,
+        chosen: list[tuple[int, int, LexEntry]],
+        owners: dict[int, list[int]],
+        keep_nested: bool,
+    ) -> bool:
+        """Whether [start, end) may stay beside every chosen span it shares a token with
+        (stops at the first that refuses it: a long run of one repeated word gives many
+        windows over the same tokens, each refused at its first token)."""
+        seen: set[int] = set()
+        for t in range(start, end):
+            for k in owners.get(t, ()):
+                if k not in seen:
+                    seen.add(k)
+                    if not cls._nested_ok(conn, start, end, entry, chosen[k], keep_nested):
+                        return False
+        return True
 
     @classmethod
     def _nested_ok(

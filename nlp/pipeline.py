@@ -26,7 +26,7 @@ from clinicode.nlp import sections as _sections
 from clinicode.nlp import sentences as _sentences  # noqa: F401
 from clinicode.nlp.lexicon import ensure_lexicon
 from clinicode.nlp.sentences import SentenceIndex
-from clinicode.nlp.tokenizer import BoundedTokenizer, doc_limits
+from clinicode.nlp.tokenizer import BoundedTokenizer, doc_limits, doc_text
 from clinicode.schema import Assertion as AssertionLabel
 from clinicode.schema import Attribute, Mention
 
@@ -157,7 +157,7 @@ def doc_to_mentions(doc: Doc) -> list[Mention]:
     """The :class:`Mention` list of a processed doc (offsets into ``doc.text``)."""
     if _mentions.SPAN_GROUP not in doc.spans:
         return []
-    text = doc.text
+    text = doc_text(doc)
     sents = SentenceIndex(doc)
     has_attrs = Span.has_extension("attributes")
     has_assertion = Span.has_extension("assertion")

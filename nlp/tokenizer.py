@@ -23,6 +23,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 LIMITS_EXT = "limits"
+TEXT_EXT = "note_text"  # the note as tokenized: ``doc.text`` joins every token again per call
 _CHUNK = re.compile(r"\S+")
 _SYMBOL = re.compile(r"[^\w\s]")
 _LINEAR_TOKEN = re.compile(r"\w+|([^\w\s])\1*")
@@ -31,6 +32,19 @@ _LINEAR_TOKEN = re.compile(r"\w+|([^\w\s])\1*")
 def register_limits_extension() -> None:
     if not Doc.has_extension(LIMITS_EXT):
         Doc.set_extension(LIMITS_EXT, default=None)
+    if not Doc.has_extension(TEXT_EXT):
+        Doc.set_extension(TEXT_EXT, default=None)
+
+
+def doc_text(doc: Doc) -> str:
+    """``doc.text``, read once: the text the tokenizer kept (spaCy joins the tokens again on
+    every ``doc.text``, a note-length cost per call)."""
+    kept = doc._.get(TEXT_EXT) if Doc.has_extension(TEXT_EXT) else None
+    if isinstance(kept, str):
+        end = doc[-1].idx + len(doc[-1].text_with_ws) if len(doc) else 0
+        if end == len(kept):  # the same doc (a check in constant time)
+            return kept
+    return doc.text
 
 
 def doc_limits(doc: Doc) -> list[str]:
@@ -82,7 +96,9 @@ class BoundedTokenizer:
     def __call__(self, text: str) -> Doc:
         hostile = [m.span() for m in _CHUNK.finditer(text) if self._hostile(m.group())]
         if not hostile:
-            return self.inner(text)
+            doc = self.inner(text)
+            doc._.set(TEXT_EXT, text)
+            return doc
         words: list[str] = []
         spaces: list[bool] = []
         pos = 0
@@ -97,7 +113,9 @@ class BoundedTokenizer:
                 pos = end + 1
         self._add_inner(text[pos:], words, spaces)
         doc = Doc(self.vocab, words=words, spaces=spaces)
-        assert doc.text == text, "bounded tokenizer lost characters"
+        kept = sum(map(len, words)) + sum(spaces)  # words are slices of text, in order
+        assert kept == len(text), "bounded tokenizer lost characters"
+        doc._.set(TEXT_EXT, text)
         add_limit(
             doc,
             f"{len(hostile)} long run(s) of symbols or unbroken characters were tokenized "

@@ -29,8 +29,8 @@ from clinicode.settings import Settings, get_settings
 from . import access_log
 from .admission import Admission, RateLimiter, RateLimitMiddleware
 from .auth import KeyRing
-from .deps import Service
-from .engine_holder import EngineHolder, EngineLike
+from .deps import Service, redact_paths
+from .engine_holder import EngineHolder, EngineLike, EngineUnavailable
 from .errors import describe
 from .metrics import Metrics
 from .middleware import GuardMiddleware, MetricsMiddleware, json_response
@@ -62,7 +62,10 @@ def create_app(
         store=FeedbackStore(settings.resolved_database_url),
         metrics=Metrics(),
         admission=Admission(
-            settings.engine_concurrency, settings.max_queue, settings.retry_after_s
+            settings.engine_concurrency,
+            settings.max_queue,
+            settings.retry_after_s,
+            max_wait_s=settings.max_wait_s,
         ),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )
@@ -80,6 +83,9 @@ def create_app(
         if purger is not None:
             purger.cancel()
         svc.admission.close()
+        close = getattr(svc.holder.engine, "close", None)
+        if callable(close):  # engine processes (or an offline batch pool) end with the worker
+            close()
         svc.store.close()
 
     app = FastAPI(
@@ -104,16 +110,20 @@ def create_app(
 
 
 def _default_factory(settings: Settings) -> Callable[[], EngineLike]:
-    def load() -> EngineLike:
-        from clinicode.engine import load as load_engine
+    """The settings' pack: in child processes of each worker (``engine_isolation`` "process",
+    the default; ``serve/engine_process.py``) or on its threads ("thread")."""
+    from .engine_process import PackFactory, ProcessEngineFactory
 
-        engine: EngineLike = load_engine(settings.default_pack_dir, kb_path=settings.kb_path)
-        warm_up = getattr(engine, "warm_up", None)
-        if callable(warm_up):  # ready means ready: no slow first note
-            warm_up()
-        return engine
-
-    return load
+    pack = PackFactory(settings.default_pack_dir, settings.kb_path)
+    if settings.engine_isolation == "thread":
+        return pack
+    return ProcessEngineFactory(
+        pack,
+        processes=settings.engine_concurrency,
+        kb_path=settings.kb_path,
+        kill_grace_s=settings.engine_kill_grace_s,
+        nice=settings.engine_nice,
+    )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -130,6 +140,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused) -> JSONResponse:
         return json_response(exc.status, exc.detail)
+
+    @app.exception_handler(EngineUnavailable)
+    async def _engine_unavailable(_request: Request, exc: EngineUnavailable) -> JSONResponse:
+        # An engine process died or was killed during the call; a replacement is loading.
+        return json_response(503, redact_paths(str(exc)), {"Retry-After": "10"})
 
     @app.exception_handler(KBDamaged)
     async def _kb_damaged(_request: Request, exc: KBDamaged) -> JSONResponse:

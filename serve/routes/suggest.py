@@ -102,6 +102,7 @@ async def suggest_batch(
         request,
         lambda: suggest_many(engine, svc.holder.slot, req.notes),
         svc.settings.batch_deadline_s,
+        units=len(req.notes),
     )
 
     def record() -> bytes:

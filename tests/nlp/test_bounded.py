@@ -106,3 +106,23 @@ def test_repeated_mentions_all_found_with_exact_offsets(pipe: Any) -> None:
     mentions = pipe.extract(text)
     assert len(mentions) == 400
     assert all(text[m.start : m.end] == "pneumonia" for m in mentions)
+
+
+def test_doc_text_is_the_note_kept_by_the_tokenizer(blank: Any) -> None:
+    from spacy.tokens import Doc
+
+    from clinicode.nlp.tokenizer import doc_text
+
+    tok = _bounded(blank)
+    for text in (NOTE, f"HTN {')' * 3000} pneumonia", ""):
+        doc = tok(text)
+        assert doc_text(doc) == doc.text == text
+    other = Doc(blank.vocab, words=["no", "fever"])  # not from the tokenizer: joined as spaCy does
+    assert doc_text(other) == "no fever "
+
+
+def test_a_run_of_one_repeated_word_gives_the_mentions_of_the_word(pipe: Any) -> None:
+    text = "Assessment: " + "pneumonia " * 300
+    mentions, _ = pipe.extract_checked([text])[0]
+    assert mentions and all(m.normalized and "pneumonia" in m.text.lower() for m in mentions)
+    assert all(text[m.start : m.end] == m.text for m in mentions)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -79,6 +80,44 @@ def test_queue_full_gives_503_with_retry_after_at_once(make_client: Any, blockin
         blocking.release.set()
         first.join(10)
         assert out[0].status_code == 200
+
+
+def test_a_wait_past_max_wait_is_refused_at_once_with_its_estimate(
+    make_client: Any, blocking: Any
+) -> None:
+    with make_client(blocking, max_wait_s=5, engine_concurrency=1, retry_after_s=2) as c:
+        adm = c.app.state.service.admission
+        first, out = _in_thread(c, BODY)
+        assert blocking.entered.wait(10)
+        adm.per_unit_s = 10.0  # as if recent notes took 10 s each
+        r = c.post("/v1/suggest", json=BODY)
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == "20"  # the one running, then this one
+        assert "CLINICODE_MAX_WAIT_S" in r.json()["detail"]
+        assert blocking.calls == 1 and adm.shed == 1
+        adm.per_unit_s = 0.1  # a short wait is queued, not refused
+        second, out2 = _in_thread(c, BODY)
+        time.sleep(0.3)
+        assert adm.waiting == 1
+        blocking.release.set()
+        first.join(10)
+        second.join(10)
+        assert out[0].status_code == 200 and out2[0].status_code == 200
+        assert blocking.calls == 2
+
+
+def test_a_wait_past_the_request_deadline_is_refused_at_once(
+    make_client: Any, blocking: Any
+) -> None:
+    with make_client(blocking, max_wait_s=600, request_deadline_s=3) as c:
+        first, _ = _in_thread(c, BODY)
+        assert blocking.entered.wait(10)
+        c.app.state.service.admission.per_unit_s = 2.0  # 4 s of work > the 3 s deadline
+        r = c.post("/v1/suggest", json=BODY)
+        assert r.status_code == 503 and "work ahead" in r.json()["detail"]
+        assert blocking.calls == 1
+        blocking.release.set()
+        first.join(10)
 
 
 def test_live_answers_while_every_engine_slot_is_busy(make_client: Any, blocking: Any) -> None:

@@ -59,6 +59,8 @@ def test_real_engine_through_the_api(settings: Any, user_key: str) -> None:
                 assert NOTE[ev.start : ev.end] == ev.text
         ready = c.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["model"]["version"] == result.model.version
+        engine = c.app.state.service.holder.engine
+        assert engine.pids and os.getpid() not in engine.pids  # the default: engine processes
         if result.codes:
             fb = c.post(
                 "/v1/feedback",
