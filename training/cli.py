@@ -63,6 +63,18 @@ def _load(
     return list(notes)
 
 
+def _dropped_features(spec: str) -> tuple[str, ...]:
+    from clinicode.training.default_pack import TITLE_FEATURES
+
+    out: list[str] = []
+    for name in (n.strip() for n in spec.split(",")):
+        if name == "title":
+            out.extend(TITLE_FEATURES)
+        elif name:
+            out.append(name)
+    return tuple(out)
+
+
 def train_cmd(
     data: Path = DataOpt,
     fmt: str = FormatOpt,
@@ -79,6 +91,12 @@ def train_cmd(
     ),
     folds: int = typer.Option(5, min=2, help="Cross-fitting folds of the note classifier."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    drop_features: str = typer.Option(
+        "",
+        "--drop-features",
+        help="Ranker features to leave out, comma-separated; 'title' = the title features "
+        "(to measure what they add with `evaluate --model A --model B`).",
+    ),
     split_file: Path | None = SplitFileOpt,
     split: str | None = typer.Option(
         None, "--split", help="mimic-iv: train on this split of --split-file (e.g. train)."
@@ -97,6 +115,7 @@ def train_cmd(
         if g not in ("lexical", "dense", "structure"):
             raise InputError(f"unknown candidate generator {g!r}")
     kb = open_kb()
+    dropped = _dropped_features(drop_features)
     notes: Any = _load(data, fmt, split_file, split, kb)
     dev_notes: Any = None
     if dev is not None:
@@ -108,7 +127,9 @@ def train_cmd(
         out=out,
         dev_notes=dev_notes,
         base=base,
-        cfg=TrainConfig(seed=seed, name=name, generators=gens, n_folds=folds),
+        cfg=TrainConfig(
+            seed=seed, name=name, generators=gens, n_folds=folds, drop_features=dropped
+        ),
         progress=not quiet,
         log=lambda m: typer.echo(m, err=True),
     )

@@ -141,7 +141,8 @@ def read_codes(
             seq.setdefault(row[i_hadm].strip(), []).append((rank, n, pair))
             stats.code_rows_kept += 1
     out: dict[str, list[tuple[str, str]]] = {}
-    for hadm, items in seq.items():
+    for hadm in list(seq):
+        items = seq.pop(hadm)  # freed as it goes: the peak is one copy of the codes
         items.sort(key=lambda t: (t[0], t[1]))
         out[hadm] = list(dict.fromkeys(p for _, _, p in items))
     return out
