@@ -101,7 +101,7 @@ def _figure(w: float = 6.4, h: float = 4.4) -> Any:
     return Figure(figsize=(w, h))
 
 
-def plot_pr(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun]) -> str:
+def figure_pr(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun]) -> Any:
     fig = _figure()
     ax = fig.subplots()
     for r in runs:
@@ -119,10 +119,10 @@ def plot_pr(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun]) -> str:
     ax.set_ylim(0, 1.02)
     ax.set_title("Precision-recall (dot: the pack's threshold)")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return fig
 
 
-def plot_calibration(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun]) -> str:
+def figure_calibration(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun]) -> Any:
     fig = _figure()
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
@@ -136,10 +136,10 @@ def plot_calibration(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun])
     ax.set_ylim(0, 1)
     ax.set_title("Calibration")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return fig
 
 
-def plot_histograms(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun]) -> str:
+def figure_histograms(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun]) -> Any:
     fig = _figure(6.4, 2.4 * len(runs))
     axes = np.atleast_1d(fig.subplots(len(runs), 1, sharex=True))
     bins = np.linspace(0, 1, 41)
@@ -152,10 +152,11 @@ def plot_histograms(gold: Mapping[str, Sequence[str]], runs: Sequence[PackRun]) 
         ax.legend(fontsize=7)
     axes[-1].set_xlabel("score")
     fig.suptitle("Score histograms (log count)")
-    return _png(fig)
+    fig.tight_layout()
+    return fig
 
 
-def plot_gained_lost(change: Mapping[str, Any], n: int = 15) -> str:
+def figure_gained_lost(change: Mapping[str, Any], n: int = 15) -> Any:
     gained = list(change["gained"])[:n]
     lost = list(change["lost"])[:n]
     rows = [(c, k) for c, k in gained] + [(c, -k) for c, k in lost]
@@ -174,7 +175,7 @@ def plot_gained_lost(change: Mapping[str, Any], n: int = 15) -> str:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("gold (note, code) pairs: gained > 0, lost < 0")
     ax.set_title(f"Codes gained and lost: {change['pack']} vs {change['vs']}", fontsize=9)
-    return _png(fig)
+    return fig
 
 
 # -- page ----------------------------------------------------------------------------------
@@ -283,14 +284,16 @@ def render_report(
             + "</div>"
         )
     parts.append("<h2>Plots</h2>")
-    parts.append(_img("plot-pr", plot_pr(gold, runs), "Precision-recall curves"))
-    parts.append(_img("plot-calibration", plot_calibration(gold, runs), "Calibration curve"))
-    parts.append(_img("plot-histograms", plot_histograms(gold, runs), "Score histograms"))
+    parts.append(_img("plot-pr", _png(figure_pr(gold, runs)), "Precision-recall curves"))
+    parts.append(
+        _img("plot-calibration", _png(figure_calibration(gold, runs)), "Calibration curve")
+    )
+    parts.append(_img("plot-histograms", _png(figure_histograms(gold, runs)), "Score histograms"))
     for i, ch in enumerate(comparison["codes_gained_lost"]):
         parts.append(
             _img(
                 f"plot-gained-lost-{i + 1}",
-                plot_gained_lost(ch),
+                _png(figure_gained_lost(ch)),
                 f"Codes gained and lost: {ch['pack']} vs {ch['vs']} "
                 f"(+{ch['gained_pairs']} / -{ch['lost_pairs']} gold pairs)",
             )
