@@ -106,7 +106,9 @@ def dataset_summary(
             checked = [(k, c) for k, c in counts.items() if k.split(":", 1)[0] in loaded]
             row["pairs_checked_against_code_set"] = sum(c for _, c in checked)
             row["pairs_not_in_code_set"] = sum(
-                c for k, c in checked if tuple(k.split(":", 1)) not in idx.billable
+                c
+                for k, c in checked
+                if not idx.billable.get((k.split(":", 1)[0], k.split(":", 1)[1]))
             )
         out[task] = row
     return out
