@@ -64,9 +64,10 @@ def main() -> None:
     ap.add_argument("paths", nargs="+", type=Path)
     ap.add_argument("--sample", type=int, default=None, help=f"sets {SAMPLE_ENV}")
     ap.add_argument("--save", action="store_true", help="write the outputs into the notebooks")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds a cell may take")
     args = ap.parse_args()
     for p in args.paths:
-        _, took = run_notebook(p, sample=args.sample, save=args.save)
+        _, took = run_notebook(p, sample=args.sample, save=args.save, timeout=args.timeout)
         print(f"{p}: executed in {took:.1f} s" + (" (saved)" if args.save else ""))
 
 
