@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO, SHARED_DATA, shared_path
 
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("*.ipynb") if not p.name.startswith("."))
 CI_SAMPLE = "12"
 
 
