@@ -13,7 +13,7 @@ install: $(STAMP) setup
 # The virtual environment is rebuilt only when the pins or the project metadata change.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,spark]'
 	@touch $(STAMP)
 
 # Builds the code-set knowledge base and the default model pack; a no-op when both are current.

@@ -24,7 +24,9 @@ FACADE = {
     "clinicode.cli",
     "clinicode.cli_suggest",
     "clinicode.cli_pack",
+    "clinicode.cli_batch",
 }
+FACADE_PACKAGES = ("clinicode.batch",)  # batch coding runs the engine: facade too
 
 # layer -> the layers it may import
 ALLOWED: dict[str, set[str]] = {
@@ -55,7 +57,7 @@ def _layer(module: str) -> str | None:
         return None
     if module == "clinicode.engine":
         return "engine"
-    if module in FACADE:
+    if module in FACADE or any(module == p or module.startswith(p + ".") for p in FACADE_PACKAGES):
         return "facade"
     for name in ALLOWED:
         if name != CORE and (module == name or module.startswith(name + ".")):
