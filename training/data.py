@@ -13,11 +13,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from clinicode.errors import InputError
 
-Format = Literal["codiesp", "jsonl"]
+Format = Literal["codiesp", "jsonl", "mimic-iv"]
+FORMATS: tuple[str, ...] = ("codiesp", "jsonl", "mimic-iv")
 Task = Literal["D", "P"]
 
 _ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
@@ -156,12 +157,26 @@ def load_jsonl(path: Path) -> list[LabeledNote]:
     return notes
 
 
-def load_notes(path: Path, fmt: Format) -> list[LabeledNote]:
+def load_notes(
+    path: Path,
+    fmt: Format,
+    *,
+    split_file: Path | None = None,
+    split: str | None = None,
+    kb: Any = None,
+    stats: Any = None,
+) -> list[LabeledNote]:
+    """Labeled notes of ``path`` in ``fmt``; ``split_file``/``split``/``kb``/``stats`` are
+    MIMIC-IV's (see :mod:`clinicode.training.mimic`)."""
     if fmt == "codiesp":
         return load_codiesp(path)
     if fmt == "jsonl":
         return load_jsonl(path)
-    raise InputError(f"unknown data format {fmt!r}; choose codiesp or jsonl")
+    if fmt == "mimic-iv":
+        from clinicode.training.mimic import load_mimic_iv
+
+        return load_mimic_iv(path, split_file=split_file, split=split, kb=kb, stats=stats)
+    raise InputError(f"unknown data format {fmt!r}; choose codiesp, jsonl or mimic-iv")
 
 
 def fingerprint(notes: list[LabeledNote]) -> str:

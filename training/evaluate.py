@@ -98,31 +98,58 @@ def evaluate_pack(
     drops predicted codes outside the valid list (the KB's codes plus the codes the pack was
     trained on) and averages the documents with predictions, as the CodiEsp script does.
     """
+    check_order(order)
+    ranked = rank_notes(path, notes, setting=setting, progress=progress)
+    return evaluate_ranked(
+        path, notes, task, ranked, order=order, setting=setting, predictions_out=predictions_out
+    )
+
+
+def check_order(order: str) -> None:
     if order not in ORDERS:
         from clinicode.errors import InputError
 
         raise InputError(f"--order must be ranker or served, not {order!r}")
+
+
+def task_view(
+    ranked: tuple[Ranked, Ranked, dict[str, list[str]]],
+    task: Task,
+    order: Order,
+) -> tuple[Ranked, dict[str, list[str]] | None]:
+    """One order's ranked ``(code, score)`` lists restricted to ``task``'s systems, and the
+    coded sets its micro P/R/F1 are of (None: the codes scoring at least the threshold)."""
     systems = task_systems(task)
-    ranker, served, coded = rank_notes(path, notes, setting=setting, progress=progress)
+    ranker, served, coded = ranked
+    chosen = ranker if order == "ranker" else served
+    kept = {
+        d: [(k, s) for k, s in pairs if k.split(":", 1)[0] in systems]
+        for d, pairs in chosen.items()
+    }
+    if order == "ranker":
+        return kept, None
+    return kept, {d: [k for k in ks if k.split(":", 1)[0] in systems] for d, ks in coded.items()}
+
+
+def evaluate_ranked(
+    path: ScoringPath,
+    notes: Sequence[LabeledNote],
+    task: Task,
+    ranked: tuple[Ranked, Ranked, dict[str, list[str]]],
+    *,
+    order: Order = "ranker",
+    setting: str = "outpatient",
+    predictions_out: Path | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate_pack`'s figures from the output of :func:`rank_notes`."""
+    check_order(order)
+    systems = task_systems(task)
     gold = {n.id: n.codes_for(task) for n in notes}
     valid = _valid_codes(path, systems) or None
-
-    def keep(ranked: Ranked) -> Ranked:
-        return {
-            d: [(k, s) for k, s in pairs if k.split(":", 1)[0] in systems]
-            for d, pairs in ranked.items()
-        }
-
-    figures = {
-        "ranker": evaluate_rankings(gold, keep(ranker), path.pack.threshold, valid),
-        "served": evaluate_rankings(
-            gold,
-            keep(served),
-            path.pack.threshold,
-            valid,
-            chosen={d: [k for k in ks if k.split(":", 1)[0] in systems] for d, ks in coded.items()},
-        ),
-    }
+    figures = {}
+    for o in ORDERS:
+        scored, chosen = task_view(ranked, task, o)
+        figures[o] = evaluate_rankings(gold, scored, path.pack.threshold, valid, chosen=chosen)
     result: dict[str, Any] = {
         "task": task,
         "model": path.info.model_dump(),
@@ -137,9 +164,9 @@ def evaluate_pack(
     result["gold_codes"] = len(gold_pairs)
     result["notes_without_gold"] = sum(1 for codes in gold.values() if not codes)
     if predictions_out is not None:
-        chosen = keep(ranker if order == "ranker" else served)
+        chosen_order, _ = task_view(ranked, task, order)
         write_predictions(
-            predictions_out, [(n.id, [k for k, _ in chosen.get(n.id, [])]) for n in notes]
+            predictions_out, [(n.id, [k for k, _ in chosen_order.get(n.id, [])]) for n in notes]
         )
         result["predictions_out"] = str(predictions_out)
     return result

@@ -52,6 +52,8 @@ class TrainConfig:
     ranker_learning_rate: float = 0.05
     ranker_folds: int = 3
     name: str = "clinicode-trained"
+    # ranker features left out (e.g. ``models.features.TITLE_FEATURES``, to measure what they add)
+    drop_features: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -226,7 +228,7 @@ def train_pack(
         doc_sims=oof_sim,
     )
     rows, y, groups = built.feats, built.y, built.groups
-    names = feature_names(rows)
+    names = [n for n in feature_names(rows) if n not in cfg.drop_features]
     X = vectorize(rows, names)
     ranker = GBDTRanker(
         max_iter=cfg.ranker_max_iter,
