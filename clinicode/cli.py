@@ -43,6 +43,7 @@ _PLUGINS = (
     "clinicode.cli_suggest",
     "clinicode.serve.cli",
     "clinicode.cli_pack",
+    "clinicode.cli_packs",
 )
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")

@@ -200,9 +200,11 @@ def _check_inputs(
 def _resolve_dir(model_dir: str | Path | None) -> Path:
     from clinicode.settings import get_settings
 
+    from clinicode.models.pack_registry import serving_pack_dir
+
     if model_dir is not None:
         return Path(model_dir).expanduser()
-    return get_settings().default_pack_dir
+    return serving_pack_dir(get_settings())  # the promoted pack, else the default one
 
 
 @lru_cache(maxsize=4)

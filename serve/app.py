@@ -34,6 +34,7 @@ from .engine_holder import EngineHolder, EngineLike
 from .errors import describe
 from .metrics import Metrics
 from .middleware import GuardMiddleware, MetricsMiddleware, json_response
+from .pack_watch import PackWatcher
 from .routes import admin, codes, docs, encounters, feedback, health, me, pages, suggest
 from .services import Refused
 from .services.retention import purge_forever
@@ -66,6 +67,7 @@ def create_app(
         ),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )
+    svc.watcher = PackWatcher(settings, svc.holder)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -106,8 +108,10 @@ def create_app(
 def _default_factory(settings: Settings) -> Callable[[], EngineLike]:
     def load() -> EngineLike:
         from clinicode.engine import load as load_engine
+        from clinicode.models.pack_registry import serving_pack_dir
 
-        engine: EngineLike = load_engine(settings.default_pack_dir, kb_path=settings.kb_path)
+        # the promoted pack (read again on each load: a promotion reloads through here)
+        engine: EngineLike = load_engine(serving_pack_dir(settings), kb_path=settings.kb_path)
         warm_up = getattr(engine, "warm_up", None)
         if callable(warm_up):  # ready means ready: no slow first note
             warm_up()

@@ -24,6 +24,7 @@ FACADE = {
     "clinicode.cli",
     "clinicode.cli_suggest",
     "clinicode.cli_pack",
+    "clinicode.cli_packs",
 }
 
 # layer -> the layers it may import
