@@ -89,9 +89,7 @@ class Server:
         self.thread.join(30)
 
 
-def _load_under_promotion(
-    url: str, texts: list[str], clients: int, promote: Any
-) -> dict[str, Any]:
+def _load_under_promotion(url: str, texts: list[str], clients: int, promote: Any) -> dict[str, Any]:
     """``clients`` threads send notes until the promotion has switched and 3 s more."""
     import httpx
 
@@ -149,7 +147,9 @@ def _guideline_suite(pack: Path) -> tuple[int, int, list[str]]:
     suite = load_repo_module("tests/regression/suite.py", "clinicode_guideline_suite")
     cases = suite.load_suite(REPO / "tests" / "regression" / "guideline_notes.yaml")
     engine = clinicode.load(pack, kb_path=get_settings().kb_path)
-    failing = [c.id for c in cases if suite.check_case(c, engine.suggest(c.text, setting=c.setting))]
+    failing = [
+        c.id for c in cases if suite.check_case(c, engine.suggest(c.text, setting=c.setting))
+    ]
     return len(cases) - len(failing), len(cases), failing
 
 

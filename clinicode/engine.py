@@ -198,9 +198,8 @@ def _check_inputs(
 # loading
 # --------------------------------------------------------------------------------------
 def _resolve_dir(model_dir: str | Path | None) -> Path:
-    from clinicode.settings import get_settings
-
     from clinicode.models.pack_registry import serving_pack_dir
+    from clinicode.settings import get_settings
 
     if model_dir is not None:
         return Path(model_dir).expanduser()

@@ -85,9 +85,7 @@ def list_packs(settings: Settings) -> list[PackEntry]:
     if not root.is_dir():
         return []
     return [
-        entry
-        for d in sorted(root.iterdir())
-        if d.is_dir() and (entry := _entry(d)) is not None
+        entry for d in sorted(root.iterdir()) if d.is_dir() and (entry := _entry(d)) is not None
     ]
 
 

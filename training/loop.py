@@ -132,9 +132,11 @@ def retrain(
     kb: Any,
     name: str = "clinicode-feedback",
     seed: int = 0,
+    base_notes: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """``clinicode train --base BASE --data EXPORT --format jsonl --out OUT``."""
+    """``clinicode train --base BASE --data EXPORT --format jsonl --out OUT`` (``base_notes``:
+    at most this many of a synthetic base's notes, for a quick run)."""
     from clinicode.training.data import load_jsonl
     from clinicode.training.train import TrainConfig, train_pack
 
@@ -144,7 +146,7 @@ def retrain(
         kb=kb,
         out=out,
         base=base,
-        cfg=TrainConfig(seed=seed, name=name, generators=()),
+        cfg=TrainConfig(seed=seed, name=name, generators=(), base_notes=base_notes),
         progress=progress,
     )
 
@@ -181,9 +183,11 @@ def evaluate_dirs(
     for label, d in packs.items():
         path = load_path(d, kb)
         figures: dict[str, float] = {}
+        loaded = kb.versions()
         for task in tasks:
-            if not any(n.codes_for(task) for n in notes):
-                continue
+            gold_systems = {k.split(":", 1)[0] for n in notes for k in n.codes_for(task)}
+            if not gold_systems & loaded.keys():
+                continue  # the KB holds no code set of the gold codes: nothing to measure
             res = evaluate_pack(path, notes, task, progress=False)
             figures[task] = float(res["map"])
             figures[f"{task}_micro_f1"] = float(res["micro_f1"])

@@ -52,6 +52,9 @@ class TrainConfig:
     ranker_learning_rate: float = 0.05
     ranker_folds: int = 3
     name: str = "clinicode-trained"
+    # with a base pack built from synthetic notes: how many of them to write again next to
+    # the new notes (None: as many as the base was built with)
+    base_notes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -325,6 +328,9 @@ def train_pack(
     return pack.report
 
 
+_BASE_ROWS: dict[tuple[Any, ...], Any] = {}
+
+
 def add_base_knowledge(
     built: Any,
     base: ModelPack,
@@ -343,31 +349,38 @@ def add_base_knowledge(
     from clinicode.training import default_pack
 
     n_synth = base.config.get("synthetic_notes")
+    if n_synth and cfg.base_notes is not None:
+        n_synth = min(int(n_synth), cfg.base_notes)
     if not str(base.data_fingerprint or "").startswith("synthetic:") or not n_synth:
         return built
-    pairs = default_pack.synthetic_notes_named(
-        kb, int(n_synth), int(base.config.get("seed", default_pack.SEED))
-    )
-    texts = [note.text for note, _ in pairs]
-    mentions = extract_mentions(texts, kb, progress)
-    generated = generate_all(candidates, texts, mentions, cfg.max_generated, progress)
-    positives = [
-        {f"{s}:{c}" for s, c in note.codes} | {f"ICD-10-CM:{c}" for c in named}
-        for note, named in pairs
-    ]
-    n = len(texts)
-    synth = build_rows(
-        texts,
-        mentions,
-        generated,
-        positives,
-        candidates=candidates,
-        kb=kb,
-        systems=SYSTEMS,
-        priors=[{}] * n,
-        doc_tops=[[]] * n,
-        doc_sims=[0.0] * n,
-    )
+    seed = int(base.config.get("seed", default_pack.SEED))
+    key = (base.version, kb.content_fingerprint(), int(n_synth), seed, cfg.max_generated)
+    synth = _BASE_ROWS.get(key)
+    if synth is None:  # the same base in one process (a learning curve) is written once
+        pairs = default_pack.synthetic_notes_named(kb, int(n_synth), seed)
+        texts = [note.text for note, _ in pairs]
+        mentions = extract_mentions(texts, kb, progress)
+        generated = generate_all(candidates, texts, mentions, cfg.max_generated, progress)
+        positives = [
+            {f"{s}:{c}" for s, c in note.codes} | {f"ICD-10-CM:{c}" for c in named}
+            for note, named in pairs
+        ]
+        n = len(texts)
+        synth = build_rows(
+            texts,
+            mentions,
+            generated,
+            positives,
+            candidates=candidates,
+            kb=kb,
+            systems=SYSTEMS,
+            priors=[{}] * n,
+            doc_tops=[[]] * n,
+            doc_sims=[0.0] * n,
+        )
+        _BASE_ROWS.clear()
+        _BASE_ROWS[key] = synth
+    n = len(set(synth.groups))
     offset = max(built.groups, default=-1) + 1
     built.feats.extend(synth.feats)
     built.keys.extend(synth.keys)

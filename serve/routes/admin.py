@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ..deps import AdminKeyDep, ServiceDep
-from ..schemas import ERRORS, PromoteRequest, Problem
+from ..schemas import ERRORS, Problem, PromoteRequest
 from ..services import packs
 
 router = APIRouter(prefix="/v1")
@@ -52,7 +52,10 @@ def export_feedback(svc: ServiceDep, key: AdminKeyDep) -> StreamingResponse:
 _PACK_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     404: {"model": Problem, "description": "No pack of that name in the data dir."},
-    409: {"model": Problem, "description": "CLINICODE_MODEL_DIR pins the pack, or nothing to roll back to."},
+    409: {
+        "model": Problem,
+        "description": "CLINICODE_MODEL_DIR pins the pack, or nothing to roll back to.",
+    },
 }
 
 
