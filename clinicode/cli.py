@@ -44,6 +44,7 @@ _PLUGINS = (
     "clinicode.serve.cli",
     "clinicode.cli_pack",
     "clinicode.cli_batch",
+    "clinicode.cli_packs",
 )
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")

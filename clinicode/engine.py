@@ -198,11 +198,12 @@ def _check_inputs(
 # loading
 # --------------------------------------------------------------------------------------
 def _resolve_dir(model_dir: str | Path | None) -> Path:
+    from clinicode.models.pack_registry import serving_pack_dir
     from clinicode.settings import get_settings
 
     if model_dir is not None:
         return Path(model_dir).expanduser()
-    return get_settings().default_pack_dir
+    return serving_pack_dir(get_settings())  # the promoted pack, else the default one
 
 
 @lru_cache(maxsize=4)

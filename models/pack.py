@@ -110,6 +110,9 @@ class ModelPack:
     metrics: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    # where the pack comes from (``training.train.lineage``): its parent pack and the data
+    # added on top of it; empty for a pack trained from scratch before lineage was recorded
+    lineage: dict[str, Any] = field(default_factory=dict)
 
 
 def _package_version() -> str:
@@ -160,6 +163,7 @@ def save(
             "training_data": pack.data_fingerprint,
             "threshold": pack.threshold,
             "metrics": pack.metrics,
+            "lineage": pack.lineage,
             "components": {
                 "ranker": pack.ranker.registry_name,
                 "doc_classifier": pack.doc is not None,
@@ -287,4 +291,5 @@ def load(
         metrics=manifest.get("metrics") or {},
         report=report,
         manifest=manifest,
+        lineage=manifest.get("lineage") or {},
     )

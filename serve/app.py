@@ -34,6 +34,7 @@ from .engine_holder import EngineHolder, EngineLike, EngineUnavailable
 from .errors import describe
 from .metrics import Metrics
 from .middleware import GuardMiddleware, MetricsMiddleware, json_response
+from .pack_watch import PackWatcher
 from .routes import admin, codes, docs, encounters, feedback, health, me, pages, suggest
 from .services import Refused
 from .services.retention import purge_forever
@@ -69,6 +70,7 @@ def create_app(
         ),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
     )
+    svc.watcher = PackWatcher(settings, svc.holder)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -110,20 +112,28 @@ def create_app(
 
 
 def _default_factory(settings: Settings) -> Callable[[], EngineLike]:
-    """The settings' pack: in child processes of each worker (``engine_isolation`` "process",
-    the default; ``serve/engine_process.py``) or on its threads ("thread")."""
-    from .engine_process import PackFactory, ProcessEngineFactory
+    """The serving pack (``CLINICODE_MODEL_DIR``, else the promoted one, read again on each
+    load: a promotion reloads through here), in child processes of each worker
+    (``engine_isolation`` "process", the default; ``serve/engine_process.py``) or on its threads
+    ("thread")."""
 
-    pack = PackFactory(settings.default_pack_dir, settings.kb_path)
-    if settings.engine_isolation == "thread":
-        return pack
-    return ProcessEngineFactory(
-        pack,
-        processes=settings.engine_concurrency,
-        kb_path=settings.kb_path,
-        kill_grace_s=settings.engine_kill_grace_s,
-        nice=settings.engine_nice,
-    )
+    def load() -> EngineLike:
+        from clinicode.models.pack_registry import serving_pack_dir
+
+        from .engine_process import PackFactory, ProcessEngineFactory
+
+        pack = PackFactory(serving_pack_dir(settings), settings.kb_path)
+        if settings.engine_isolation == "thread":
+            return pack()
+        return ProcessEngineFactory(
+            pack,
+            processes=settings.engine_concurrency,
+            kb_path=settings.kb_path,
+            kill_grace_s=settings.engine_kill_grace_s,
+            nice=settings.engine_nice,
+        )()
+
+    return load
 
 
 def _add_error_handlers(app: FastAPI) -> None:

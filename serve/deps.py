@@ -27,6 +27,7 @@ from .admission import Admission, RateLimiter
 from .auth import ApiKey, KeyRing
 from .engine_holder import EngineHolder, EngineLike, EngineUnavailable
 from .metrics import Metrics
+from .pack_watch import PackWatcher
 from .store import FeedbackStore
 from .workqueue import WorkQueueStore
 
@@ -46,6 +47,7 @@ class Service:
     metrics: Metrics
     admission: Admission = field(default_factory=lambda: Admission(1, 64, 2))
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
+    watcher: PackWatcher | None = None  # follows the promoted pack (None: never switches)
 
     def kb_file(self) -> Path:
         """The knowledge-base file the routes read: the loaded engine's, else the settings'."""
@@ -99,7 +101,9 @@ KeyDep = Annotated[ApiKey, Depends(current_key)]
 async def admin_key(key: KeyDep) -> ApiKey:
     if key.role != "admin":
         raise HTTPException(
-            403, "this key may not export feedback (it holds note text): use an admin key"
+            403,
+            "this key may not export feedback (it holds note text) or manage model packs: "
+            "use an admin key",
         )
     return key
 
@@ -110,6 +114,8 @@ AdminKeyDep = Annotated[ApiKey, Depends(admin_key)]
 async def get_engine(request: Request, svc: ServiceDep) -> EngineLike:
     """The loaded engine, waiting a while (on a thread) for a load in progress; 503 with the
     reason if none. A request that waited for the load gets its deadline from then."""
+    if svc.watcher is not None:
+        svc.watcher.check()  # a newly promoted pack loads in the background
     if svc.holder.engine is not None:
         return svc.holder.engine
     try:

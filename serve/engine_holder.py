@@ -3,6 +3,10 @@
 ``/health/ready`` reports the state; routes that need the model get 503 with the reason while
 it is loading or when it could not be loaded (say, no model pack built yet). After a failure
 the next request past ``RETRY_AFTER_S`` tries again, so building a pack needs no restart.
+
+:meth:`EngineHolder.reload` switches to a newly promoted pack without downtime: the new engine
+loads in a background thread while the old one keeps serving, then the reference is swapped
+(requests in flight finish on the engine they were handed).
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ class EngineHolder:
         self.error: str | None = None
         self.failed_at = 0.0
         self.load_seconds: float | None = None
+        self._reloading: threading.Thread | None = None
+        self.reload_error: str | None = None
+        self.reloads = 0
 
     @property
     def status(self) -> Literal["idle", "loading", "ready", "failed"]:
@@ -126,6 +133,42 @@ class EngineHolder:
                 "`clinicode setup` or set CLINICODE_MODEL_DIR, then retry"
             )
         raise EngineUnavailable("the model is still loading; retry shortly")
+
+    def reload(self) -> bool:
+        """Load the engine again from the factory (say, a newly promoted pack) in a background
+        thread, keeping the current engine serving until the new one is ready, then swap the
+        reference. A failed load keeps the old engine (``reload_error`` says why). Returns
+        False when a reload is already running (it will pick up the latest pack anyway)."""
+        if self.engine is None:  # nothing serves yet: the first load reads the new pack
+            self.start()
+            return True
+        with self._lock:
+            if self._reloading is not None and self._reloading.is_alive():
+                return False
+            self._reloading = threading.Thread(
+                target=self._swap, name="clinicode-model-reload", daemon=True
+            )
+            self._reloading.start()
+            return True
+
+    def _swap(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            engine = self._factory()
+        except Exception as exc:  # the old engine keeps serving
+            self.reload_error = f"{type(exc).__name__}: {exc}"
+            log.warning("new model pack could not be loaded, keeping the old: %s", exc)
+            return
+        self.engine, self.reload_error = engine, None  # one reference store: atomic
+        self.reloads += 1
+        self.load_seconds = time.perf_counter() - t0
+        log.info("switched to model %s %s", engine.info.name, engine.info.version)
+
+    def wait_reload(self, timeout: float | None = None) -> None:
+        """Wait for a reload in progress (tests and the bench)."""
+        thread = self._reloading
+        if thread is not None:
+            thread.join(timeout)
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:

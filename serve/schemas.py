@@ -122,6 +122,12 @@ class FeedbackResponse(BaseModel):
     code_set_version: str
 
 
+class PromoteRequest(_Strict):
+    """The pack to serve: its folder name under the data dir's packs folder."""
+
+    pack: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 class Problem(BaseModel):
     """Every error response: ``detail`` says what was wrong and what to do."""
 

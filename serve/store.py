@@ -436,16 +436,22 @@ class FeedbackStore:
             )
 
     def export(self, tenant: str = DEFAULT_TENANT) -> Iterator[dict[str, Any]]:
-        """One ``{"id","note_id","version","text","codes"}`` per reviewed note version of
-        ``tenant``: the text the decisions were made on and the coder's final code list.
+        """One record per reviewed note version of ``tenant``: the text the decisions were made
+        on, the coder's final code list and what the review says against the rest.
 
-        ``id`` is the note id for version 1 and ``<note_id>@v<version>`` after it. Decisions
-        are replayed in order per version: accept/add keep a code, modify replaces it by
-        ``final_code``, reject drops it; the latest action on a code wins. A version whose
-        text was purged is left out.
+        ``{"id", "note_id", "version", "text", "codes", "rejected", "unreviewed", "code_sets",
+        "model_versions"}``. ``id`` is the note id for version 1 and ``<note_id>@v<version>``
+        after it. Decisions are replayed in order per version: accept/add keep a code, modify
+        replaces it by ``final_code`` (the replaced code counts as rejected), reject drops it;
+        the latest action on a code wins. ``codes`` is the final code set (accepted, modified,
+        added); ``rejected`` the codes the coder turned down, explicit negatives for training;
+        ``unreviewed`` the codes the engine proposed (``suggested`` / ``needs_query``) that got
+        no decision, neither positive nor negative. ``code_sets`` are the code-set versions
+        the note was coded with. A version whose text was purged is left out.
         """
         self.init()
         final: dict[tuple[str, int], dict[tuple[str, str], tuple[str, str] | None]] = {}
+        models: dict[tuple[str, int], list[str]] = {}
         for fb in self.feedback_rows(tenant):
             per_note = final.setdefault((fb.note_id, fb.note_version), {})
             key = (fb.system, fb.code)
@@ -455,18 +461,48 @@ class FeedbackStore:
                 per_note[key] = (fb.system, fb.final_code)
             elif fb.action == "reject":
                 per_note[key] = None
+            seen = models.setdefault((fb.note_id, fb.note_version), [])
+            if fb.model_version not in seen:
+                seen.append(fb.model_version)
         for (note_id, version), decisions in final.items():
             note = self.get_note(tenant, note_id, version)
             if note is None or note.text is None:
                 continue
             codes = list(dict.fromkeys(v for v in decisions.values() if v is not None))
+            kept = set(codes)
+            rejected = [k for k, v in decisions.items() if v != k and k not in kept]
+            proposed = self.proposed_codes(tenant, note_id, version)
+            unreviewed = [k for k in proposed if k not in decisions and k not in kept]
             yield {
                 "id": note_id if version == 1 else f"{note_id}@v{version}",
                 "note_id": note_id,
                 "version": version,
                 "text": note.text,
                 "codes": [{"system": s, "code": c} for s, c in codes],
+                "rejected": [{"system": s, "code": c} for s, c in rejected],
+                "unreviewed": [{"system": s, "code": c} for s, c in unreviewed],
+                "code_sets": note.code_sets,
+                "model_versions": models.get((note_id, version), []),
             }
+
+    def proposed_codes(self, tenant: str, note_id: str, version: int) -> list[tuple[str, str]]:
+        """The codes the engine proposed for one note version (status ``suggested`` or
+        ``needs_query``, every time it was suggested), in order."""
+        self.init()
+        q = (
+            select(audit.c.system, audit.c.code)
+            .where(
+                audit.c.kind == "suggestion",
+                audit.c.tenant == tenant,
+                audit.c.note_id == note_id,
+                audit.c.note_version == version,
+                audit.c.status.in_(("suggested", "needs_query")),
+            )
+            .order_by(audit.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return list(dict.fromkeys((str(r[0]), str(r[1])) for r in rows))
 
 
 def _suggestion_row(

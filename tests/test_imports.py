@@ -25,6 +25,7 @@ FACADE = {
     "clinicode.cli_suggest",
     "clinicode.cli_pack",
     "clinicode.cli_batch",
+    "clinicode.cli_packs",
 }
 FACADE_PACKAGES = ("clinicode.batch",)  # batch coding runs the engine: facade too
 

@@ -4,6 +4,11 @@ CodiEsp: a split folder holding ``text_files_en/*.txt`` and ``{split}D.tsv`` / `
 (``doc<TAB>code``, lower-case codes such as ``n44.8`` or ``bw03zzz``). JSONL: one
 ``{"id": ..., "text": ..., "codes": [...]}`` per line, where a code is ``"E11.22"``,
 ``"ICD-10-PCS:0DTJ4ZZ"`` or ``{"system": ..., "code": ...}``.
+
+The feedback export (``GET /v1/feedback/export``) is JSONL too, with more per note: ``rejected``
+(codes the coder turned down: explicit negatives), ``unreviewed`` (codes the engine proposed
+that got no decision: neither positive nor negative) and ``code_sets`` (the code-set versions
+the note was coded with).
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ class LabeledNote:
     id: str
     text: str
     codes: list[tuple[str, str]] = field(default_factory=list)  # (system, code), display form
+    # from a coder's review: codes turned down (explicit negatives), codes proposed but not
+    # decided on (no label either way), and the code-set versions the note was coded with
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    unreviewed: list[tuple[str, str]] = field(default_factory=list)
+    code_sets: dict[str, str] = field(default_factory=dict)
 
     def codes_for(self, task: Task) -> list[str]:
         """Codes of one task: D = ICD-10-CM, P = procedures (PCS, CPT, HCPCS), keyed system:code."""
@@ -146,15 +156,31 @@ def load_jsonl(path: Path) -> list[LabeledNote]:
                 raise InputError(f"{f.name} line {i}: not JSON ({exc.msg})") from None
             if not isinstance(obj, dict) or "text" not in obj:
                 raise InputError(f"{f.name} line {i}: needs an object with 'id', 'text', 'codes'")
-            codes = [_parse_code(c, i) for c in obj.get("codes", [])]
-            notes.append(
-                LabeledNote(
-                    id=str(obj.get("id", f"{f.stem}-{i}")), text=str(obj["text"]), codes=codes
-                )
-            )
+            notes.append(_note_of(obj, f"{f.stem}-{i}", i))
     if not notes:
         raise InputError(f"{path} holds no notes")
     return notes
+
+
+def _codes(obj: dict[str, object], name: str, line_no: int) -> list[tuple[str, str]]:
+    items = obj.get(name) or []
+    if not isinstance(items, list):
+        raise InputError(f"line {line_no}: {name!r} must be a list of codes")
+    return [_parse_code(c, line_no) for c in items]
+
+
+def _note_of(obj: dict[str, object], default_id: str, line_no: int) -> LabeledNote:
+    code_sets = obj.get("code_sets") or {}
+    if not isinstance(code_sets, dict):
+        raise InputError(f"line {line_no}: 'code_sets' must be an object of system: version")
+    return LabeledNote(
+        id=str(obj.get("id", default_id)),
+        text=str(obj["text"]),
+        codes=_codes(obj, "codes", line_no),
+        rejected=_codes(obj, "rejected", line_no),
+        unreviewed=_codes(obj, "unreviewed", line_no),
+        code_sets={str(k): str(v) for k, v in code_sets.items()},
+    )
 
 
 def load_notes(
@@ -186,4 +212,6 @@ def fingerprint(notes: list[LabeledNote]) -> str:
         h.update(n.id.encode())
         h.update(hashlib.sha256(n.text.encode()).digest())
         h.update(json.dumps(sorted(n.codes)).encode())
+        if n.rejected or n.unreviewed:  # (plain labeled notes keep their former fingerprint)
+            h.update(json.dumps([sorted(n.rejected), sorted(n.unreviewed)]).encode())
     return "sha256:" + h.hexdigest()

@@ -31,6 +31,11 @@ class Rows:
     keys: list[str] = field(default_factory=list)
     y: list[int] = field(default_factory=list)
     groups: list[int] = field(default_factory=list)
+    # rows labeled 0 because a coder rejected the code (an explicit negative), and candidates
+    # left out because a coder saw them proposed and decided nothing (no label either way)
+    explicit_negatives: int = 0
+    unlabeled_dropped: int = 0
+    base_rows: int = 0  # rows of the base pack's own training notes, after the new notes' rows
 
     def rankings(
         self, note_ids: Sequence[str], scores: np.ndarray
@@ -59,11 +64,17 @@ def build_rows(
     priors: Sequence[dict[str, float]],
     doc_tops: Sequence[DocTop],
     doc_sims: Sequence[float],
+    rejected: Sequence[set[str]] | None = None,
+    unreviewed: Sequence[set[str]] | None = None,
 ) -> Rows:
     """One row per candidate of each note, labeled 1 when its key is in the note's ``gold``.
 
     Per note: its ``priors[i]``, note-classifier ``doc_tops[i]`` / ``doc_sims[i]`` (out of fold
-    in training) and candidates ``generated[i]``.
+    in training) and candidates ``generated[i]``. From a coder's review, ``rejected[i]`` keys
+    are negatives (label 0, counted in ``explicit_negatives``) even where the gold set holds
+    them, and ``unreviewed[i]`` keys (proposed, never decided on) get no row at all: they are
+    missing labels, not negatives. A code both rejected and kept cannot come from one review;
+    the rejection wins.
     """
     rows = Rows()
     for i, text in enumerate(texts):
@@ -79,8 +90,15 @@ def build_rows(
             doc_sims=[doc_sims[i]],
             generated=[generated[i]],
         )[0]
-        rows.feats.extend(nc.feats)
-        rows.keys.extend(nc.keys)
-        rows.y.extend(int(k in gold[i]) for k in nc.keys)
-        rows.groups.extend([i] * len(nc.keys))
+        neg = rejected[i] if rejected is not None else set()
+        skip = (unreviewed[i] if unreviewed is not None else set()) - neg - gold[i]
+        for feats, key in zip(nc.feats, nc.keys, strict=True):
+            if key in skip:
+                rows.unlabeled_dropped += 1
+                continue
+            rows.feats.append(feats)
+            rows.keys.append(key)
+            rows.y.append(int(key in gold[i] and key not in neg))
+            rows.groups.append(i)
+            rows.explicit_negatives += int(key in neg)
     return rows

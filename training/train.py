@@ -54,6 +54,9 @@ class TrainConfig:
     name: str = "clinicode-trained"
     # ranker features left out (e.g. ``models.features.TITLE_FEATURES``, to measure what they add)
     drop_features: tuple[str, ...] = ()
+    # with a base pack built from synthetic notes: how many of them to write again next to
+    # the new notes (None: as many as the base was built with)
+    base_notes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -181,8 +184,10 @@ def train_pack(
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
+    base_pack = None
     if base is not None:
         base_pack = pack_mod.load(base, kb=kb)
+        check_code_sets(train_notes, base_pack.code_sets, str(base))
         candidates = base_pack.candidates
         log(f"candidate index from base pack {base}")
     elif cfg.generators:
@@ -226,7 +231,11 @@ def train_pack(
         priors=oof_prior,
         doc_tops=oof_top,
         doc_sims=oof_sim,
+        rejected=[{f"{s}:{c}" for s, c in n.rejected} for n in notes],
+        unreviewed=[{f"{s}:{c}" for s, c in n.unreviewed} for n in notes],
     )
+    if base_pack is not None:
+        built = add_base_knowledge(built, base_pack, kb, candidates, cfg, progress, log)
     rows, y, groups = built.feats, built.y, built.groups
     names = [n for n in feature_names(rows) if n not in cfg.drop_features]
     X = vectorize(rows, names)
@@ -245,7 +254,8 @@ def train_pack(
         "ece": expected_calibration_error(ranker.oof_calibrated_, yarr),
         "reliability": reliability(ranker.oof_calibrated_, yarr),
     }
-    cand_recall = sum(y) / max(sum(len(set(ls)) for ls in labels), 1)
+    n_new = len(y) - built.base_rows  # the new notes' rows come first
+    cand_recall = sum(y[:n_new]) / max(sum(len(set(ls)) for ls in labels), 1)
 
     t = time.perf_counter()
     doc_final = DocClassifier(alpha=cfg.doc_alpha, k=cfg.doc_k, power=cfg.doc_power).fit(
@@ -270,7 +280,7 @@ def train_pack(
             "systems": list(SYSTEMS),
             "doc_top_n": cfg.doc_top_n,
             "max_generated": cfg.max_generated,
-            "generators": list(cfg.generators) if candidates is not None else [],
+            "generators": generators_of(base_pack, cfg, candidates),
             "train_config": {k: v for k, v in cfg.__dict__.items() if k != "extra"},
         },
         ranker=ranker,
@@ -278,8 +288,9 @@ def train_pack(
         threshold=threshold,
         doc=doc_final,
         candidates=candidates,
-        code_sets=kb.versions(),
+        code_sets=dict(base_pack.code_sets) if base_pack is not None else kb.versions(),
         data_fingerprint=fingerprint(list(train_notes)),
+        lineage=lineage(base_pack, Path(base) if base is not None else None, notes, built),
     )
     if dev_notes:
         dev_scored = score_notes(pack, dev_notes, kb, progress=progress)
@@ -307,6 +318,9 @@ def train_pack(
         "notes": len(notes),
         "labels": len(doc_final.classes_),
         "rows": len(y),
+        "explicit_negative_rows": built.explicit_negatives,
+        "base_knowledge_rows": built.base_rows,
+        "unreviewed_rows_dropped": built.unlabeled_dropped,
         "candidate_recall_train": cand_recall,
         "calibration": calib,
         "timings": timings,
@@ -314,6 +328,123 @@ def train_pack(
     }
     pack_mod.save(pack, out)
     return pack.report
+
+
+_BASE_ROWS: dict[tuple[Any, ...], Any] = {}
+
+
+def add_base_knowledge(
+    built: Any,
+    base: ModelPack,
+    kb: Any,
+    candidates: Any,
+    cfg: TrainConfig,
+    progress: bool,
+    log: Callable[[str], None],
+) -> Any:
+    """The base pack's own training rows next to the new notes' so the refitted ranker keeps
+    what the base knew. A default pack's training data are synthetic notes written from the
+    code set (``training.default_pack``): they are written again (same KB, count and seed),
+    labeled as that builder labels them, with no note-classifier or prior support (codes the
+    new notes never show still score by how the note names them). A pack trained on labeled
+    notes does not carry them: only its candidate index and code sets are kept."""
+    from clinicode.training import default_pack
+
+    n_synth = base.config.get("synthetic_notes")
+    if n_synth and cfg.base_notes is not None:
+        n_synth = min(int(n_synth), cfg.base_notes)
+    if not str(base.data_fingerprint or "").startswith("synthetic:") or not n_synth:
+        return built
+    seed = int(base.config.get("seed", default_pack.SEED))
+    key = (base.version, kb.content_fingerprint(), int(n_synth), seed, cfg.max_generated)
+    synth = _BASE_ROWS.get(key)
+    if synth is None:  # the same base in one process (a learning curve) is written once
+        pairs = default_pack.synthetic_notes_named(kb, int(n_synth), seed)
+        texts = [note.text for note, _ in pairs]
+        mentions = extract_mentions(texts, kb, progress)
+        generated = generate_all(candidates, texts, mentions, cfg.max_generated, progress)
+        positives = [
+            {f"{s}:{c}" for s, c in note.codes} | {f"ICD-10-CM:{c}" for c in named}
+            for note, named in pairs
+        ]
+        n = len(texts)
+        synth = build_rows(
+            texts,
+            mentions,
+            generated,
+            positives,
+            candidates=candidates,
+            kb=kb,
+            systems=SYSTEMS,
+            priors=[{}] * n,
+            doc_tops=[[]] * n,
+            doc_sims=[0.0] * n,
+        )
+        _BASE_ROWS.clear()
+        _BASE_ROWS[key] = synth
+    n = len(set(synth.groups))
+    offset = max(built.groups, default=-1) + 1
+    built.feats.extend(synth.feats)
+    built.keys.extend(synth.keys)
+    built.y.extend(synth.y)
+    built.groups.extend(g + offset for g in synth.groups)
+    built.base_rows = len(synth.y)
+    log(f"base pack knowledge: {n} synthetic notes, {len(synth.y)} rows")
+    return built
+
+
+def generators_of(base: ModelPack | None, cfg: TrainConfig, candidates: Any) -> list[str]:
+    """The candidate generators the pack's index holds (the base pack's when it gave it)."""
+    if base is not None:
+        return list(base.config.get("generators") or [])
+    return list(cfg.generators) if candidates is not None else []
+
+
+def check_code_sets(
+    notes: Sequence[LabeledNote], pack_code_sets: dict[str, str], where: str
+) -> None:
+    """Refuse notes coded with another code-set version than the base pack's (an export made
+    on another release): their codes and the pack's code sets would not agree."""
+    from clinicode.errors import InputError
+
+    for note in notes:
+        for system, version in note.code_sets.items():
+            have = pack_code_sets.get(system)
+            if have is not None and version != have:
+                raise InputError(
+                    f"note {note.id!r} was coded with {system} {version} but the base pack "
+                    f"{where} is built on {system} {have}: export the decisions made on "
+                    f"{have}, or retrain from a base pack built on {version}"
+                )
+
+
+def lineage(
+    base: ModelPack | None, base_dir: Path | None, notes: Sequence[LabeledNote], rows: Any
+) -> dict[str, Any]:
+    """The manifest's record of where a pack comes from: its parent pack (name, version, the
+    hash of its manifest, its own training data) and a summary of the notes added."""
+    from clinicode.hashing import sha256_file
+
+    summary = {
+        "notes": len(notes),
+        "codes": sum(len(n.codes) for n in notes),
+        "rejected": sum(len(n.rejected) for n in notes),
+        "unreviewed": sum(len(n.unreviewed) for n in notes),
+        "reviewed_notes": sum(1 for n in notes if n.code_sets or n.rejected or n.unreviewed),
+        "explicit_negative_rows": int(rows.explicit_negatives),
+        "unreviewed_rows_dropped": int(rows.unlabeled_dropped),
+        "fingerprint": fingerprint(list(notes)),
+    }
+    out: dict[str, Any] = {"training_data": summary, "parent": None}
+    if base is not None and base_dir is not None:
+        out["parent"] = {
+            "name": base.name,
+            "version": base.version,
+            "manifest_sha256": sha256_file(base_dir / "manifest.json"),
+            "training_data": base.data_fingerprint,
+            "lineage": base.manifest.get("lineage"),
+        }
+    return out
 
 
 def score_notes(

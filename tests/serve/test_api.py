@@ -157,6 +157,18 @@ def test_feedback_and_export_round_trip(
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/x-ndjson")
     rows = [json.loads(line) for line in r.text.splitlines()]
+    review = {row["id"]: (row.pop("rejected"), row.pop("unreviewed")) for row in rows}
+    cs = {"ICD-10-CM": "FY2026", "ICD-10-PCS": "FY2026"}
+    assert all(row.pop("code_sets") == cs for row in rows)
+    assert all(row.pop("model_versions") == ["0.0.1-test"] for row in rows)
+    # n1: I10 was modified (so turned down); n2: both proposed codes rejected
+    assert review == {
+        "n1": ([{"system": "ICD-10-CM", "code": "I10"}], []),
+        "n2": (
+            [{"system": "ICD-10-CM", "code": "R07.9"}, {"system": "ICD-10-CM", "code": "I10"}],
+            [],
+        ),
+    }
     assert {row["id"]: row for row in rows} == {
         "n1": {
             "id": "n1",
@@ -186,6 +198,7 @@ def test_feedback_and_export_round_trip(
         ("ICD-10-CM", "I11.0"),
         ("ICD-10-CM", "R50.9"),
     ]
+    assert notes["n2"].rejected == [("ICD-10-CM", "R07.9"), ("ICD-10-CM", "I10")]
 
 
 def test_feedback_errors(client: Any) -> None:

@@ -182,6 +182,10 @@ def test_a_version_1_database_is_migrated_without_losing_data(tmp_path: Path) ->
             "version": 1,
             "text": "Old note: hypertension.",
             "codes": [{"system": "ICD-10-CM", "code": "I10"}],
+            "rejected": [],
+            "unreviewed": [],
+            "code_sets": {"ICD-10-CM": "FY2026"},
+            "model_versions": ["1"],
         }
     ]
     ref = store.put_note(note_id="legacy-1", text_="New text.", setting="outpatient", key_id="k")

@@ -103,6 +103,11 @@ def test_suggestions_feedback_and_export(store: FeedbackStore, engine: Any) -> N
                 {"system": "ICD-10-CM", "code": "I11.9"},
                 {"system": "ICD-10-CM", "code": "R50.9"},
             ],
+            # the modified code is turned down; every proposed code got a decision
+            "rejected": [{"system": "ICD-10-CM", "code": "I10"}],
+            "unreviewed": [],
+            "code_sets": {"ICD-10-CM": "FY2026", "ICD-10-PCS": "FY2026"},
+            "model_versions": ["0.0.1-test"],
         }
     ]
     assert (ref.version, ref.created) == (2, True)
@@ -131,3 +136,23 @@ def test_init_is_idempotent_and_sqlite_uses_wal(store: FeedbackStore) -> None:
             assert conn.execute(sqlalchemy.text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 2  # FULL
     again.close()
+
+
+def test_export_separates_rejected_from_unreviewed(store: FeedbackStore, engine: Any) -> None:
+    """A rejected code is an explicit negative; a proposed code nobody decided on is neither
+    kept nor rejected; codes the engine only listed as suppressed are not "unreviewed"."""
+    _seed(store, engine, "b", "Type 2 diabetes. Hypertension. Pneumonia. No fever.")
+    _fb(store, "b", "E11.9", "accept")
+    _fb(store, "b", "I10", "reject")
+    _fb(store, "b", "K35.80", "add")
+    (rec,) = list(store.export())
+    assert rec["codes"] == [
+        {"system": "ICD-10-CM", "code": "E11.9"},
+        {"system": "ICD-10-CM", "code": "K35.80"},
+    ]
+    assert rec["rejected"] == [{"system": "ICD-10-CM", "code": "I10"}]
+    assert rec["unreviewed"] == [{"system": "ICD-10-CM", "code": "J18.9"}]
+    # a rejection taken back by a later accept is no negative any more
+    _fb(store, "b", "I10", "accept")
+    (rec,) = list(store.export())
+    assert rec["rejected"] == [] and {"system": "ICD-10-CM", "code": "I10"} in rec["codes"]
