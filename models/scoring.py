@@ -460,8 +460,13 @@ class ScoringPath:
             if (s.system, s.code) in taken:
                 continue
             # a code the note documents only in part (a PCS code's first four characters) is
-            # never a suggested code: it lists as a candidate for the coder to complete
-            chosen = s.score >= threshold and not _partial(s.system, s.code)
+            # never a suggested code: it lists as a candidate for the coder to complete; and
+            # ICD-10-PCS is the inpatient facility's code set (outpatient: candidates only)
+            chosen = (
+                s.score >= threshold
+                and not _partial(s.system, s.code)
+                and (s.system != "ICD-10-PCS" or setting == "inpatient")
+            )
             s.status = "suggested" if chosen else "candidate"
             (codes if chosen else cands).append(s)
         return codes, cands, suppressed
