@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,13 +63,20 @@ class ImagingPart:
 
 @dataclass
 class Imaging:
-    """The imaging words (from the resource) and body parts (from the KB's titles)."""
+    """The imaging words (from the resource) and body parts (from the KB's titles), and the
+    named procedures: each set of words is one regex scanned once per note (a named group per
+    type value or per word)."""
 
-    types: list[tuple[str, re.Pattern[str]]]
+    types: re.Pattern[str]  # group "t<value>" per imaging type
     parts: dict[str, list[ImagingPart]]  # type value -> parts
     synonyms: dict[str, tuple[str, ...]]
     window: int
-    named: list[tuple[str, re.Pattern[str]]]  # (code or 4-character prefix, its words)
+    named: re.Pattern[str] | None  # group "n<i>" per word pattern
+    named_codes: list[list[str]]  # codes (or 4-character prefixes) of each word pattern
+
+
+def _whole_words(alternatives: list[str]) -> re.Pattern[str]:
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{'|'.join(alternatives)})(?![A-Za-z0-9])")
 
 
 def _part_stems(name: str) -> tuple[frozenset[str], str | None]:
@@ -82,18 +90,13 @@ def build_imaging(tables: PcsTables) -> Imaging:
     """The imaging index of the PCS codes in ``tables`` (section B)."""
     res = load_resource("pcs_imaging.yaml")
     labels = {v: str(spec["label"]) for v, spec in res["types"].items()}
-    types = []
+    alts = []
     for value, spec in res["types"].items():
         words = "|".join(spec.get("terms") or [])
         cased = "|".join(spec.get("cased") or [])
-        alts = []
-        if words:
-            alts.append(f"(?i:{words})")
-        if cased:
-            alts.append(f"(?:{cased})")
-        types.append(
-            (str(value), re.compile(rf"(?<![A-Za-z0-9])(?:{'|'.join(alts)})(?![A-Za-z0-9])"))
-        )
+        inner = "|".join(a for a in (f"(?i:{words})" if words else "", cased) if a)
+        alts.append(f"(?P<t{value}>{inner})")
+    types = _whole_words(alts)
     by_part: dict[tuple[str, str], set[str]] = defaultdict(set)
     for table, codes in tables.by_table.items():
         if table[0] != "B" or table[2] not in labels:
@@ -111,15 +114,20 @@ def build_imaging(tables: PcsTables) -> Imaging:
         str(k).lower(): tuple(_stem(w) for w in str(v).lower().split())
         for k, v in res.get("synonyms", {}).items()
     }
-    named = []
+    codes_of: dict[str, list[str]] = {}
     for code, words in res.get("named", {}).items():
         code = str(code)
         known = tables.valid(code) if len(code) == 7 else bool(tables.completions(_fixed(code)))
-        if known:
-            named.append(
-                (code, re.compile(rf"(?<![A-Za-z0-9])(?i:{'|'.join(words)})(?![A-Za-z0-9])"))
-            )
-    return Imaging(types, dict(parts), synonyms, int(res.get("window", 80)), named)
+        for w in words if known else []:
+            codes_of.setdefault(str(w), []).append(code)
+    named_words = list(codes_of)
+    named = (
+        _whole_words([f"(?P<n{i}>(?i:{w}))" for i, w in enumerate(named_words)])
+        if named_words
+        else None
+    )
+    window = int(res.get("window", 80))
+    return Imaging(types, dict(parts), synonyms, window, named, [codes_of[w] for w in named_words])
 
 
 def _fixed(prefix: str) -> dict[int, str]:
@@ -224,37 +232,41 @@ class PcsGenerator:
     def _from_named(
         self, text: str, mentions: list[Mention], tables: PcsTables, out: dict[str, Candidate]
     ) -> None:
-        for code, pattern in self._imaging(tables).named:
-            spans = [m.span() for m in pattern.finditer(text)]
-            if spans:
-                mids = [i for a, b in spans for i in _mention_ids(mentions, a, b)]
-                feats = {"pcs_named": 1.0, "pcs_named_count": float(len(spans)), "pcs_score": 0.7}
-                if len(code) < 7:
-                    feats["pcs_prefix"] = 1.0
-                self._add(out, code, feats, mids)
+        img = self._imaging(tables)
+        if img.named is None:
+            return
+        spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for m in img.named.finditer(text):
+            for code in img.named_codes[int(str(m.lastgroup)[1:])]:
+                spans[code].append(m.span())
+        for code, found in spans.items():
+            mids = [i for a, b in found for i in _mention_ids(mentions, a, b)]
+            feats = {"pcs_named": 1.0, "pcs_named_count": float(len(found)), "pcs_score": 0.7}
+            if len(code) < 7:
+                feats["pcs_prefix"] = 1.0
+            self._add(out, code, feats, mids)
 
     def _from_imaging(
         self, text: str, mentions: list[Mention], tables: PcsTables, out: dict[str, Candidate]
     ) -> None:
         img = self._imaging(tables)
-        for sent in _SENTENCE.finditer(text):
-            s_text = sent.group(0)
-            hits = sorted(
-                (m.start(), m.end(), tv)
-                for tv, pattern in img.types
-                for m in pattern.finditer(s_text)
-            )
+        by_sentence: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+        bounds = [(m.start(), m.end()) for m in _SENTENCE.finditer(text)]
+        starts = [a for a, _ in bounds]
+        for m in img.types.finditer(text):
+            k = bisect_right(starts, m.start()) - 1
+            if k >= 0 and m.end() <= bounds[k][1]:
+                by_sentence[k].append((m.start(), m.end(), str(m.lastgroup)[1:]))
+        for k, hits in by_sentence.items():
+            lo, hi = bounds[k]
             # each type word reads its body part up to the neighbouring type words
             # ("chest X-ray and CT of the abdomen": the CT is of the abdomen)
             for i, (start, end, tv) in enumerate(hits):
-                a = max(0, start - img.window, hits[i - 1][1] if i else 0)
-                b = min(len(s_text), end + img.window)
-                if i + 1 < len(hits) and hits[i + 1][0] >= end:
+                a = max(lo, start - img.window, hits[i - 1][1] if i else lo)
+                b = min(hi, end + img.window)
+                if i + 1 < len(hits):
                     b = min(b, hits[i + 1][0])
-                window = s_text[a:b]
-                self._imaging_hits(
-                    img, tv, window, sent.start() + a, sent.start() + b, mentions, tables, out
-                )
+                self._imaging_hits(img, tv, text[a:b], a, b, mentions, tables, out)
 
     def _imaging_hits(
         self,
