@@ -355,13 +355,25 @@ class CandidatePipeline:
         mentions = self.mentions_for(text, mentions)
         results = self.generate_each(text, mentions)
         cap = self.max_candidates if max_candidates == -1 else max_candidates
-        return merge(
+        # generators of another code system (``capped = False``: the PCS generator) are merged
+        # apart and kept whole: the pre-ranking weights, fitted on diagnosis codes, would cut them
+        apart = {n: results.pop(n) for n in list(results) if not self._capped(n)}
+        merged = merge(
             results,
             mentions,
             text_length=len(text),
             max_candidates=cap,
             weights=self.score_weights_(),
         )
+        if apart:
+            weights: dict[str, float] = {}
+            for n in apart:
+                weights.update(getattr(self.generators_[n], "weights", {}))
+            merged += merge(apart, mentions, text_length=len(text), weights=weights)
+        return merged
+
+    def _capped(self, name: str) -> bool:
+        return bool(getattr(self.generators_[name], "capped", True))
 
     def warm_up(self) -> None:
         """Build now what generators would otherwise build on the first note (the encoder's
@@ -383,7 +395,8 @@ class CandidatePipeline:
                 results[name] = gen.generate(text, mentions)
         seeded = [name for name, gen in self.generators_.items() if gen.uses_seeds]
         if seeded:
-            seeds = merge(results, mentions, text_length=len(text), weights=self.score_weights_())
+            own = {n: r for n, r in results.items() if self._capped(n)}
+            seeds = merge(own, mentions, text_length=len(text), weights=self.score_weights_())
             for name in seeded:
                 results[name] = self.generators_[name].generate(text, mentions, seeds=seeds)
         return results
@@ -431,7 +444,7 @@ class CandidatePipeline:
         return pipe
 
 
-CANDIDATE_FILE_PREFIXES = ("lexical_", "dense_", "structure_", "encoder_", _PIPELINE_FILE)
+CANDIDATE_FILE_PREFIXES = ("lexical_", "dense_", "structure_", "encoder_", "pcs_", _PIPELINE_FILE)
 
 
 def _is_candidate_file(p: Path) -> bool:

@@ -194,3 +194,59 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10)
     table = reliability(probs, y, bins)
     n = sum(r["n"] for r in table) or 1
     return float(sum(r["n"] * abs(r["mean_predicted"] - r["observed"]) for r in table) / n)
+
+
+class RoutedRanker:
+    """A learned ranker for most rows, and a fixed rule score for the rows of one source.
+
+    The default pack learns from synthetic diagnosis notes only: it has no labeled procedure
+    notes to learn how far to trust the ICD-10-PCS generator's codes. Rows whose ``route``
+    column is set (``pcs_hit``) take the generator's own documented confidence (the ``score``
+    column, ``pcs_score``: a fully documented code 0.9, ... a guessed no-contrast code 0.6;
+    see ``models.pcs.candidates``) instead of the learned ranker's; every other row is scored
+    by ``base`` on its first ``n_base`` columns, exactly as a pack without the route.
+    """
+
+    registry_name = "routed"
+    FILE = "ranker_routes.json"
+
+    def __init__(self, base: GBDTRanker, n_base: int, route: int, score: int) -> None:
+        self.base = base
+        self.n_base = n_base
+        self.route = route
+        self.score = score
+
+    def fit(self, X: Any, y: Any, **kwargs: Any) -> RoutedRanker:
+        X = np.asarray(X, dtype=np.float32)
+        keep = X[:, self.route] <= 0
+        groups = kwargs.get("groups")
+        self.base.fit(
+            X[keep, : self.n_base],
+            np.asarray(y)[keep],
+            groups=None if groups is None else np.asarray(groups)[keep],
+        )
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        p = np.zeros(len(X), dtype=np.float64)
+        routed = X[:, self.route] > 0 if len(X) else np.zeros(0, dtype=bool)
+        if (~routed).any():
+            p[~routed] = self.base.predict_proba(X[~routed, : self.n_base])[:, 1]
+        if routed.any():
+            p[routed] = np.clip(X[routed, self.score], 0.0, 1.0)
+        return np.stack([1.0 - p, p], axis=1)
+
+    def save(self, directory: Path | str) -> list[Path]:
+        d = Path(directory)
+        paths = self.base.save(d)
+        state = {"n_base": self.n_base, "route": self.route, "score": self.score}
+        (d / self.FILE).write_text(json.dumps(state), encoding="utf-8")
+        return [*paths, d / self.FILE]
+
+    @classmethod
+    def load(cls, directory: Path | str, *, trusted: bool = False) -> RoutedRanker:
+        d = Path(directory)
+        base = GBDTRanker.load(d, trusted=trusted)
+        state = json.loads((d / cls.FILE).read_text(encoding="utf-8"))
+        return cls(base, int(state["n_base"]), int(state["route"]), int(state["score"]))

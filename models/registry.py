@@ -23,9 +23,11 @@ _TABLES: dict[str, dict[str, str]] = {
         "dense": "clinicode.models.candidates_dense:DenseGenerator",
         "structure": "clinicode.models.candidates_structure:StructureGenerator",
         "encoder": "clinicode.models.encoder.generator:EncoderGenerator",
+        "pcs": "clinicode.models.pcs.candidates:PcsGenerator",
     },
     "ranker": {
         "gbdt": "clinicode.models.ranker:GBDTRanker",
+        "routed": "clinicode.models.ranker:RoutedRanker",
     },
     "guidelines": {
         "official": "clinicode.models.guidelines.layer:Guidelines",

@@ -404,7 +404,7 @@ class ScoringPath:
             system, code = nc.keys[j].split(":", 1)
             if system not in systems:
                 continue
-            title = idx.title(system, code)
+            title = idx.title(system, code) or _partial_title(idx.title, system, code)
             cand = nc.candidates.get(nc.keys[j])
             ids = cand.mention_ids if cand is not None else []
             if len(ids) > cap:
@@ -459,8 +459,16 @@ class ScoringPath:
         for s in px:
             if (s.system, s.code) in taken:
                 continue
-            s.status = "suggested" if s.score >= threshold else "candidate"
-            (codes if s.score >= threshold else cands).append(s)
+            # a code the note documents only in part (a PCS code's first four characters) is
+            # never a suggested code: it lists as a candidate for the coder to complete; and
+            # ICD-10-PCS is the inpatient facility's code set (outpatient: candidates only)
+            chosen = (
+                s.score >= threshold
+                and not _partial(s.system, s.code)
+                and (s.system != "ICD-10-PCS" or setting == "inpatient")
+            )
+            s.status = "suggested" if chosen else "candidate"
+            (codes if chosen else cands).append(s)
         return codes, cands, suppressed
 
     def rule_codes(
@@ -538,6 +546,22 @@ class ScoringPath:
             result.warnings.extend(sorted(sc.limits))
             out.append(result)
         return out
+
+
+def _partial(system: str, code: str) -> bool:
+    return system == "ICD-10-PCS" and len(code) < 7
+
+
+def _partial_title(
+    title_of: Callable[[str, str], str | None], system: str, code: str
+) -> str | None:
+    """The title of a partial ICD-10-PCS code: its table's, and how much of it is known."""
+    if not _partial(system, code):
+        return None
+    title = title_of(system, code[:3])
+    if not title:
+        return None
+    return f"{title} (first {len(code)} characters; the note documents no more)"
 
 
 def _evidence(

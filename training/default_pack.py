@@ -31,7 +31,7 @@ from clinicode.training.data import LabeledNote
 DEFAULT_NAME = "clinicode-default"
 # Bumped whenever the builder makes a different pack from the same KB and NLP rules (a new
 # generator or feature): a pack from an older builder is rebuilt by ``clinicode setup``.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 N_NOTES = 800
 SEED = 13
 
@@ -269,6 +269,7 @@ def build_default_pack(
     from clinicode.training.train import ensure_candidates, extract_mentions, generate_all
 
     t0 = time.perf_counter()
+    generators = with_procedure_generators(kb, generators)
     candidates = ensure_candidates(kb, generators, progress)
     pairs = synthetic_notes_named(kb, n_notes)
     notes = [note for note, _ in pairs]
@@ -281,7 +282,9 @@ def build_default_pack(
     # the shipped pre-ranking weights were fitted on labeled notes: refit them on these notes
     candidates.weights = None
     first = generate_all(candidates, texts, mentions, 120, progress)
-    candidates.weights = fit_pre_rank_weights(first, positives)
+    # fitted on the diagnosis candidates: those of a procedure generator are merged apart
+    dx_first = [[c for c in cands if c.system == "ICD-10-CM"] for cands in first]
+    candidates.weights = fit_pre_rank_weights(dx_first, positives)
     generated = generate_all(candidates, texts, mentions, 120, progress)
     n = len(notes)
     built = build_rows(
@@ -309,6 +312,7 @@ def build_default_pack(
     ranker = GBDTRanker(random_state=SEED, feature_names=names, monotonic=MONOTONE_UP).fit(
         vectorize(rows, names), np.asarray(y), groups=np.asarray(groups)
     )
+    systems, pack_names, pack_ranker = procedure_route(generators, names, ranker)
     scored = built.rankings([n.id for n in notes], ranker.oof_calibrated_)
     gold_all = {n.id: sorted(pos) for n, pos in zip(notes, positives, strict=True)}
     threshold, _ = best_threshold(gold_all, scored)
@@ -322,8 +326,8 @@ def build_default_pack(
         name=DEFAULT_NAME,
         version=f"{DEFAULT_NAME}-{fp[7:19]}",
         config={
-            "feature_names": names,
-            "systems": ["ICD-10-CM"],
+            "feature_names": pack_names,
+            "systems": systems,
             "doc_top_n": 0,
             "max_generated": 120,
             "generators": list(generators),
@@ -334,7 +338,7 @@ def build_default_pack(
             "kb_content": kb.content_fingerprint(),
             "nlp_resources": nlp_fingerprint(),
         },
-        ranker=ranker,
+        ranker=pack_ranker,
         prior={},
         threshold=threshold,
         doc=None,
@@ -356,6 +360,30 @@ def build_default_pack(
     )
     pack_mod.save(pack, out)
     return pack.report
+
+
+def with_procedure_generators(kb: Any, generators: Sequence[str]) -> tuple[str, ...]:
+    """``generators`` plus the ICD-10-PCS generator when the KB holds ICD-10-PCS: the pack's
+    systems follow what the KB has loaded."""
+    gens = tuple(generators)
+    if "ICD-10-PCS" in kb.versions() and "pcs" not in gens:
+        gens += ("pcs",)
+    return gens
+
+
+def procedure_route(
+    generators: Sequence[str], names: list[str], ranker: Any
+) -> tuple[list[str], list[str], Any]:
+    """The pack's systems, feature names and ranker: with the PCS generator, its rows take the
+    generator's own confidence (``models.ranker.RoutedRanker``; this pack has no labeled
+    procedure notes to learn from) and the diagnosis rows the learned ranker, unchanged."""
+    if "pcs" not in generators:
+        return ["ICD-10-CM"], names, ranker
+    from clinicode.models.ranker import RoutedRanker
+
+    n = len(names)
+    routed = RoutedRanker(ranker, n_base=n, route=n, score=n + 1)
+    return ["ICD-10-CM", "ICD-10-PCS"], [*names, "pcs_hit", "pcs_score"], routed
 
 
 def nlp_fingerprint() -> str:

@@ -56,3 +56,23 @@ def test_load_requires_a_hash_checked_pack(tmp_path: Path) -> None:
         GBDTRanker.load(tmp_path)
     again = GBDTRanker.load(tmp_path, trusted=True)
     np.testing.assert_allclose(again.predict_proba(X), r.predict_proba(X))
+
+
+def test_routed_ranker_scores_routed_rows_by_their_rule_column(tmp_path: Path) -> None:
+    from clinicode.models.ranker import RoutedRanker
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    base = GBDTRanker(max_iter=20, n_folds=2).fit(X, y)
+    routed = RoutedRanker(base, n_base=3, route=3, score=4)
+    rows = np.hstack([X[:4], np.asarray([[0, 0.1], [1, 0.8], [0, 0.5], [1, 0.3]])])
+    p = routed.predict_proba(rows)[:, 1]
+    # routed rows take their rule score; the others exactly what the base ranker gives
+    assert p[1] == pytest.approx(0.8) and p[3] == pytest.approx(0.3)
+    expected = base.predict_proba(X[[0, 2]])[:, 1]
+    assert p[[0, 2]] == pytest.approx(expected)
+    routed.save(tmp_path)
+    again = RoutedRanker.load(tmp_path, trusted=True)
+    assert again.predict_proba(rows)[:, 1] == pytest.approx(p)
+    assert routed.predict_proba(np.zeros((0, 5))).shape == (0, 2)

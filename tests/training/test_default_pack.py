@@ -76,3 +76,28 @@ def test_pack_is_stale_when_the_kb_or_the_nlp_rules_change(kb: Any) -> None:
     assert "NLP" in (stale_reason({**current, "nlp_resources": "other"}, kb) or "")
     # a pack built before the NLP rules were part of its key is rebuilt once
     assert stale_reason({"kb_content": kb.content_fingerprint()}, kb) is not None
+
+
+class _Versions:
+    def __init__(self, *systems: str) -> None:
+        self.systems = systems
+
+    def versions(self) -> dict[str, str]:
+        return {s: "FY2026" for s in self.systems}
+
+
+def test_pcs_generator_and_system_follow_the_kb() -> None:
+    from clinicode.models.ranker import RoutedRanker
+    from clinicode.training.default_pack import procedure_route, with_procedure_generators
+
+    gens = ("lexical", "structure")
+    assert with_procedure_generators(_Versions("ICD-10-CM"), gens) == gens
+    with_pcs = _Versions("ICD-10-CM", "ICD-10-PCS")
+    assert with_procedure_generators(with_pcs, gens) == (*gens, "pcs")
+    assert with_procedure_generators(with_pcs, (*gens, "pcs")) == (*gens, "pcs")
+    base = object()
+    assert procedure_route(gens, ["a", "b"], base) == (["ICD-10-CM"], ["a", "b"], base)
+    systems, names, ranker = procedure_route((*gens, "pcs"), ["a", "b"], base)
+    assert systems == ["ICD-10-CM", "ICD-10-PCS"]
+    assert names == ["a", "b", "pcs_hit", "pcs_score"]
+    assert isinstance(ranker, RoutedRanker) and (ranker.route, ranker.score) == (2, 3)
