@@ -23,6 +23,16 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def installed_default_pack() -> Path:
+    """The default pack ``make test`` builds before the suite (``clinicode setup``), or
+    CLINICODE_MODEL_DIR; skips where there is none."""
+    env = os.environ.get("CLINICODE_MODEL_DIR")
+    pack = Path(env) if env else Path.home() / ".local/share/clinicode/packs/default"
+    if not (pack / "manifest.json").exists():
+        pytest.skip(f"no model pack at {pack} (run `make setup` or set CLINICODE_MODEL_DIR)")
+    return pack
+
+
 @pytest.fixture(scope="session")
 def kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A knowledge base with ICD-10-CM FY2026 built once per test session."""

@@ -4,7 +4,6 @@ the engine loaded once per Python worker, not per task or batch; resumable."""
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from clinicode.batch import BatchOptions, run_local
 from clinicode.batch.rows import normalize_row
 from tests.batch.notes import clinical_notes, read_jsonl, write_jsonl, write_parquet
-from tests.conftest import shared_path
+from tests.conftest import installed_default_pack, shared_path
 
 pytestmark = pytest.mark.slow
 
@@ -102,20 +101,12 @@ def test_ship_pack_sends_pack_and_kb_with_sparkfiles(
     assert _spark_lines(out) == sorted(local_out.read_text("utf-8").splitlines())
 
 
-def _default_pack() -> Path:
-    env = os.environ.get("CLINICODE_MODEL_DIR")
-    pack = Path(env) if env else Path.home() / ".local/share/clinicode/packs/default"
-    if not (pack / "manifest.json").exists():
-        pytest.skip(f"no model pack at {pack} (run `make setup` or set CLINICODE_MODEL_DIR)")
-    return pack
-
-
 @pytest.mark.shared
 def test_300_codiesp_notes_with_the_default_pack(spark: Any, tmp_path: Path) -> None:
     """The same check with the real default pack on 300 CodiEsp background notes."""
     from clinicode.batch.spark import run_spark
 
-    pack = _default_pack()
+    pack = installed_default_pack()
     kb = pack.parents[1] / "kb.sqlite"
     files = sorted(shared_path("codiesp", "background", "text_files_en").glob("*.txt"))[:300]
     notes = [(f.stem, f.read_text(encoding="utf-8")) for f in files]
