@@ -27,18 +27,10 @@ import threading
 import time
 from pathlib import Path
 
+from bench_engine import pss_kb  # bench/ is the script's sys.path[0]
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CLINICODE_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def _pss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class TreeMemory:
@@ -68,7 +60,7 @@ class TreeMemory:
                     rss += p.memory_info().rss
                 except psutil.Error:
                     continue
-                pss += _pss_kb(p.pid) * 1024
+                pss += pss_kb(p.pid) * 1024
             self.peak_rss_mb = max(self.peak_rss_mb, rss / 2**20)
             self.peak_pss_mb = max(self.peak_pss_mb, pss / 2**20)
             self.peak_procs = max(self.peak_procs, len(procs))

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CLINICODE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def _pss_kb(pid: int) -> int:
+def pss_kb(pid: int) -> int:
     """Proportional set size of a process (shared pages split between their users), in kB."""
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -76,7 +76,7 @@ def main() -> None:
         engine.suggest_many(texts[i : i + 16], workers=args.workers)
     workers_s = time.perf_counter() - t1
     pids = [os.getpid(), *[p.pid for p in getattr(engine._pool, "_pool", [])]]
-    pss_mb = sum(_pss_kb(pid) for pid in pids) / 1024
+    pss_mb = sum(pss_kb(pid) for pid in pids) / 1024
     engine.close()
     print(
         json.dumps(
