@@ -177,6 +177,42 @@ def synthetic_notes(kb: Any, n_notes: int = N_NOTES, seed: int = SEED) -> list[L
     return [note for note, _ in synthetic_notes_named(kb, n_notes, seed)]
 
 
+def synthetic_positives(pairs: Sequence[tuple[Any, Sequence[str]]]) -> list[set[str]]:
+    """The gold codes of each synthetic note (its labels and the codes it names)."""
+    return [
+        {f"{s}:{c}" for s, c in note.codes} | {f"ICD-10-CM:{c}" for c in named}
+        for note, named in pairs
+    ]
+
+
+def synthetic_rows(
+    texts: Sequence[str],
+    mentions: Any,
+    generated: Any,
+    positives: Sequence[set[str]],
+    *,
+    candidates: Any,
+    kb: Any,
+    systems: Sequence[str],
+) -> Any:
+    """Ranker rows of synthetic notes: no note classifier, so no priors or document tops."""
+    from clinicode.training.rows import build_rows
+
+    n = len(texts)
+    return build_rows(
+        texts,
+        mentions,
+        generated,
+        positives,
+        candidates=candidates,
+        kb=kb,
+        systems=tuple(systems),
+        priors=[{}] * n,
+        doc_tops=[[]] * n,
+        doc_sims=[0.0] * n,
+    )
+
+
 def synthetic_notes_named(
     kb: Any, n_notes: int = N_NOTES, seed: int = SEED
 ) -> list[tuple[LabeledNote, list[str]]]:
@@ -265,7 +301,6 @@ def build_default_pack(
     from clinicode.models.ranker import GBDTRanker, expected_calibration_error, reliability
     from clinicode.training.data import fingerprint
     from clinicode.training.metrics import best_threshold, evaluate_rankings
-    from clinicode.training.rows import build_rows
     from clinicode.training.train import ensure_candidates, extract_mentions, generate_all
 
     t0 = time.perf_counter()
@@ -275,10 +310,7 @@ def build_default_pack(
     notes = [note for note, _ in pairs]
     texts = [n.text for n in notes]
     mentions = extract_mentions(texts, kb, progress)
-    positives = [
-        {f"{s}:{c}" for s, c in note.codes} | {f"ICD-10-CM:{c}" for c in named}
-        for note, named in pairs
-    ]
+    positives = synthetic_positives(pairs)
     # the shipped pre-ranking weights were fitted on labeled notes: refit them on these notes
     candidates.weights = None
     first = generate_all(candidates, texts, mentions, 120, progress)
@@ -286,18 +318,8 @@ def build_default_pack(
     dx_first = [[c for c in cands if c.system == "ICD-10-CM"] for cands in first]
     candidates.weights = fit_pre_rank_weights(dx_first, positives)
     generated = generate_all(candidates, texts, mentions, 120, progress)
-    n = len(notes)
-    built = build_rows(
-        texts,
-        mentions,
-        generated,
-        positives,
-        candidates=candidates,
-        kb=kb,
-        systems=("ICD-10-CM",),
-        priors=[{}] * n,
-        doc_tops=[[]] * n,
-        doc_sims=[0.0] * n,
+    built = synthetic_rows(
+        texts, mentions, generated, positives, candidates=candidates, kb=kb, systems=("ICD-10-CM",)
     )
     rows, y, groups = built.feats, built.y, built.groups
     names = [

@@ -363,22 +363,9 @@ def add_base_knowledge(
         texts = [note.text for note, _ in pairs]
         mentions = extract_mentions(texts, kb, progress)
         generated = generate_all(candidates, texts, mentions, cfg.max_generated, progress)
-        positives = [
-            {f"{s}:{c}" for s, c in note.codes} | {f"ICD-10-CM:{c}" for c in named}
-            for note, named in pairs
-        ]
-        n = len(texts)
-        synth = build_rows(
-            texts,
-            mentions,
-            generated,
-            positives,
-            candidates=candidates,
-            kb=kb,
-            systems=SYSTEMS,
-            priors=[{}] * n,
-            doc_tops=[[]] * n,
-            doc_sims=[0.0] * n,
+        positives = default_pack.synthetic_positives(pairs)
+        synth = default_pack.synthetic_rows(
+            texts, mentions, generated, positives, candidates=candidates, kb=kb, systems=SYSTEMS
         )
         _BASE_ROWS.clear()
         _BASE_ROWS[key] = synth
