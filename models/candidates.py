@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from clinicode.errors import ClinicodeError
-from clinicode.models.candidates_merge import merge, score_weights
+from clinicode.models.candidates_merge import merge, merge_more, score_weights
 from clinicode.models.phrases import (
     _ENCOUNTER,
     normalize_term,
@@ -353,18 +353,29 @@ class CandidatePipeline:
         if not self.generators_:
             raise CandidatesError("candidate pipeline used before fit() or load()")
         mentions = self.mentions_for(text, mentions)
-        results = self.generate_each(text, mentions)
+        results, seeds = self._generate_each(text, mentions)
         cap = self.max_candidates if max_candidates == -1 else max_candidates
         # generators of another code system (``capped = False``: the PCS generator) are merged
         # apart and kept whole: the pre-ranking weights, fitted on diagnosis codes, would cut them
         apart = {n: results.pop(n) for n in list(results) if not self._capped(n)}
-        merged = merge(
-            results,
-            mentions,
-            text_length=len(text),
-            max_candidates=cap,
-            weights=self.score_weights_(),
-        )
+        if seeds is not None:  # the seeds are the other generators' merge: the rest joins it
+            seeded = {n: r for n, r in results.items() if self.generators_[n].uses_seeds}
+            merged = merge_more(
+                seeds,
+                seeded,
+                mentions,
+                text_length=len(text),
+                max_candidates=cap,
+                weights=self.score_weights_(),
+            )
+        else:
+            merged = merge(
+                results,
+                mentions,
+                text_length=len(text),
+                max_candidates=cap,
+                weights=self.score_weights_(),
+            )
         if apart:
             weights: dict[str, float] = {}
             for n in apart:
@@ -389,17 +400,25 @@ class CandidatePipeline:
 
     def generate_each(self, text: str, mentions: list[Mention]) -> dict[str, list[Candidate]]:
         """Each generator's own output (for benches and ablations)."""
+        return self._generate_each(text, mentions)[0]
+
+    def _generate_each(
+        self, text: str, mentions: list[Mention]
+    ) -> tuple[dict[str, list[Candidate]], list[Candidate] | None]:
+        """Each generator's output and, when a generator takes seeds, the seeds: the merge of
+        the capped unseeded generators' candidates (None when no generator takes seeds)."""
         results: dict[str, list[Candidate]] = {}
         for name, gen in self.generators_.items():
             if not gen.uses_seeds:
                 results[name] = gen.generate(text, mentions)
         seeded = [name for name, gen in self.generators_.items() if gen.uses_seeds]
-        if seeded:
-            own = {n: r for n, r in results.items() if self._capped(n)}
-            seeds = merge(own, mentions, text_length=len(text), weights=self.score_weights_())
-            for name in seeded:
-                results[name] = self.generators_[name].generate(text, mentions, seeds=seeds)
-        return results
+        if not seeded:
+            return results, None
+        own = {n: r for n, r in results.items() if self._capped(n)}
+        seeds = merge(own, mentions, text_length=len(text), weights=self.score_weights_())
+        for name in seeded:
+            results[name] = self.generators_[name].generate(text, mentions, seeds=list(seeds))
+        return results, seeds
 
     def save(self, directory: Path | str) -> list[Path]:
         """Write every generator's files and ``candidates.json``; returns the files written."""

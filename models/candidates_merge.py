@@ -99,14 +99,38 @@ def merge(
     sorted by a linear pre-ranking score (``Candidate.score``; ``weights``, default
     :func:`score_weights` of the generators present) and cut to ``max_candidates``.
     """
-    w = weights if weights is not None else score_weights(results)
-    w_items = list(w.items())
-    out = _union(results)
+    return merge_more(
+        [],
+        results,
+        mentions,
+        text_length=text_length,
+        max_candidates=max_candidates,
+        weights=weights if weights is not None else score_weights(results),
+    )
+
+
+def merge_more(
+    merged: list[Candidate],
+    results: dict[str, list[Candidate]],
+    mentions: Sequence[Mention],
+    *,
+    text_length: int = 0,
+    max_candidates: int | None = None,
+    weights: dict[str, float],
+) -> list[Candidate]:
+    """``merge(first | results)`` from ``merged = merge(first)`` (uncut, same mentions and
+    weights), without redoing the union of ``first``: a seeded generator's output joins the
+    seeds it was given. The candidates of ``merged`` are reused (updated in place)."""
+    w_items = list(weights.items())
+    by_key = {(c.system, c.code): c for c in merged}
+    touched = _union(results, by_key)
     n = max(len(mentions), 1)
     log1p: dict[int, float] = {}
     section_names: dict[str, str] = {}
-    for c in out:
+    for c in touched:
         f = c.features
+        for k in [k for k in f if k.startswith("section_")]:  # the best mention may change
+            del f[k]
         ids = c.mention_ids
         ids.sort()
         k = len(ids)
@@ -130,17 +154,21 @@ def merge(
             _mention_features(f, ids, mentions, text_length, n, section_names)
         fget = f.get
         c.score = float(sum([v * fget(k, 0.0) for k, v in w_items]))
+    out = list(by_key.values())
     out.sort(key=lambda c: (-c.score, c.system, c.code))
     if max_candidates is not None:
         out = out[:max_candidates]
     return out
 
 
-def _union(results: dict[str, list[Candidate]]) -> list[Candidate]:
-    """One candidate per code: the maximum of each feature (minimum of ``*_min_rank``; the first
-    value wins ties), the union of sources and of supporting mentions (first-seen order)."""
-    merged: dict[tuple[str, str], Candidate] = {}
+def _union(
+    results: dict[str, list[Candidate]], merged: dict[tuple[str, str], Candidate]
+) -> list[Candidate]:
+    """One candidate per code in ``merged`` (added to in place): the maximum of each feature
+    (minimum of ``*_min_rank``; the first value wins ties), the union of sources and of
+    supporting mentions (first-seen order). Returns the candidates ``results`` touched."""
     seen_mids: dict[tuple[str, str], set[int]] = {}
+    touched: dict[tuple[str, str], Candidate] = {}
     is_min: dict[str, bool] = {}  # feature name -> ends with "_min_rank"
     for name, cands in results.items():
         own = {name}
@@ -151,7 +179,10 @@ def _union(results: dict[str, list[Candidate]]) -> list[Candidate]:
                 m = merged[key] = Candidate(system=c.system, code=c.code)
                 seen = seen_mids[key] = set()
             else:
-                seen = seen_mids[key]
+                seen = seen_mids.get(key)
+                if seen is None:
+                    seen = seen_mids[key] = set(m.mention_ids)
+            touched[key] = m
             m.sources |= c.sources or own
             for p in c.paths:
                 if p not in m.paths:
@@ -173,7 +204,7 @@ def _union(results: dict[str, list[Candidate]]) -> list[Candidate]:
                 # same as min(old, v) / max(old, v): the old value wins ties
                 if (v < old) if low else (v > old):
                     mf[f] = v
-    return list(merged.values())
+    return list(touched.values())
 
 
 def _mention_features(
