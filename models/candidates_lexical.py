@@ -30,6 +30,8 @@ from clinicode.models.phrases import query_strings
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
 
+# distinct phrases whose search hits a lexical generator remembers (at most ~12 MB)
+_MAX_CACHED_QUERIES = 10_000
 _PREFIX = "lexical"
 
 
@@ -98,6 +100,10 @@ class LexicalGenerator:
         self.matrix_t_ = matrix_t  # n-grams x terms
         self.matrix_ = matrix_t.T.tocsr()  # terms x n-grams
         self.df_ = np.diff(matrix_t.indptr)
+        # query -> search hits, derived from the matrix (so reset with it): notes name the same
+        # conditions again and again (of 100 CodiEsp dev notes' distinct phrases, 61 % had been
+        # searched for an earlier note); bounded, emptied when full
+        self._hits: dict[str, list[tuple[int, float]]] = {}
 
     # -- generation --------------------------------------------------------------------
     def search(
@@ -153,8 +159,7 @@ class LexicalGenerator:
     ) -> list[Candidate]:
         self._check_fitted()
         queries, mentions = query_strings(text, mentions)
-        uniq = list(dict.fromkeys(queries))  # a repeated mention is searched once
-        found = dict(zip(uniq, self.search(uniq), strict=True))
+        found = self._search_cached(list(dict.fromkeys(queries)))  # each phrase once
         hits = [found[q] for q in queries]
         by_code: dict[str, Candidate] = {}
         seen: dict[str, set[int]] = {}
@@ -169,6 +174,20 @@ class LexicalGenerator:
                             f["exact_as_written"] = 1.0
                     f[f"lex_src_{source}"] = max(f.get(f"lex_src_{source}", 0.0), score)
         return finish_candidates(by_code, "lex")
+
+    def _search_cached(self, queries: list[str]) -> dict[str, list[tuple[int, float]]]:
+        """:meth:`search` of each query at the default ``top_k``, remembered per query."""
+        cache = self._hits
+        found = {q: hits for q in queries if (hits := cache.get(q)) is not None}
+        missing = [q for q in queries if q not in found]
+        if missing:
+            new = dict(zip(missing, self.search(missing), strict=True))
+            found.update(new)
+            if len(cache) + len(new) > _MAX_CACHED_QUERIES:
+                cache.clear()
+            if len(new) <= _MAX_CACHED_QUERIES:
+                cache.update(new)
+        return found
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "matrix_t_"):
