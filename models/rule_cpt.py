@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from clinicode.models.procedure_text import NoteText, Span, flat, load_context, load_yaml, rx
+from clinicode.models.procedure_text import (
+    NoteText,
+    Span,
+    flat,
+    load_context,
+    load_yaml,
+    rx,
+    triggers,
+)
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 SYSTEM = "CPT"
@@ -82,10 +90,11 @@ class CPTCoder:
         self.kb = kb
         self.rules = load_rules()
         self.ctx = load_context()
+        self.phrases = PhraseIndex(self.rules["procedures"])
 
     def code(self, text: str, mentions: list[Mention], *, setting: str) -> list[CodeSuggestion]:
         note = NoteText(text, mentions)
-        found = find_codes(note, self.rules, setting)
+        found = find_codes(note, self.rules, setting, self.phrases)
         apply_distinct(note, found, self.ctx)
         return [s for f in found if (s := self._suggestion(note, f)) is not None]
 
@@ -122,9 +131,13 @@ class _Hit:
     block_end: int = 0
 
 
-def find_codes(note: NoteText, rules: dict[str, Any], setting: str) -> list[Found]:
-    """Every CPT code the procedure rules and the vaccine tables give for a note."""
-    hits = _phrase_hits(note, rules["procedures"])
+def find_codes(
+    note: NoteText, rules: dict[str, Any], setting: str, phrases: PhraseIndex | None = None
+) -> list[Found]:
+    """Every CPT code the procedure rules and the vaccine tables give for a note
+    (``phrases``: the :class:`PhraseIndex` of ``rules["procedures"]``, built when not given)."""
+    index = phrases if phrases is not None else PhraseIndex(rules["procedures"])
+    hits = _phrase_hits(note, index)
     by_rule: dict[str, list[_Hit]] = {}
     for h in hits:
         by_rule.setdefault(h.rule["id"], []).append(h)
@@ -159,7 +172,33 @@ def unbundle(found: list[Found], bundles: Sequence[dict[str, Any]]) -> list[Foun
     return [f for f in found if f.code not in drop]
 
 
-def _phrase_hits(note: NoteText, rules: Sequence[dict[str, Any]]) -> list[_Hit]:
+class PhraseIndex:
+    """The procedure rules' phrases (vaccine rules aside) by the parts one of which any match
+    contains (``procedure_text.triggers``): a note is asked once per part, not once per phrase,
+    and only the phrases of the parts it holds are searched."""
+
+    def __init__(self, rules: Sequence[dict[str, Any]]) -> None:
+        self.rules = [r for r in rules if not r.get("vaccine")]
+        self.always: list[tuple[int, int]] = []  # (rule, phrase) with no part to test
+        self.by_part: dict[str, list[tuple[int, int]]] = {}
+        for ri, rule in enumerate(self.rules):
+            for pi, p in enumerate(rule["find"]):
+                parts = triggers(p)
+                if parts is None:
+                    self.always.append((ri, pi))
+                for part in parts or ():
+                    self.by_part.setdefault(part, []).append((ri, pi))
+
+    def candidates(self, note: NoteText) -> list[tuple[int, int]]:
+        """``(rule, phrase)`` indices that may match ``note``, in the rules' order."""
+        found = set(self.always)
+        for part, where in self.by_part.items():
+            if note.has(part):
+                found.update(where)
+        return sorted(found)
+
+
+def _phrase_hits(note: NoteText, index: PhraseIndex) -> list[_Hit]:
     """Every procedure phrase in the note (done or not: all of them end blocks).
 
     A phrase's block ends at the first later phrase of another rule that starts after it and
@@ -167,17 +206,16 @@ def _phrase_hits(note: NoteText, rules: Sequence[dict[str, Any]]) -> list[_Hit]:
     past the clause come after one bisect, and a run of one rule's phrases is skipped whole."""
     hits: list[_Hit] = []
     text = note.text
-    for rule in rules:
-        if rule.get("vaccine"):
-            continue
-        taken: list[Span] = []  # this rule's phrases so far, disjoint, sorted by start
-        for p in rule["find"]:
-            if not note.maybe(p):
-                continue
-            for m in rx(p).finditer(text):
-                if not _overlaps(taken, m.start(), m.end()):
-                    bisect.insort(taken, (m.start(), m.end()))
-                    hits.append(_Hit(rule, m.start(), m.end()))
+    taken: list[Span] = []  # the current rule's phrases so far, disjoint, sorted by start
+    last_rule = -1
+    for ri, pi in index.candidates(note):
+        rule = index.rules[ri]
+        if ri != last_rule:
+            taken, last_rule = [], ri
+        for m in rx(rule["find"][pi]).finditer(text):
+            if not _overlaps(taken, m.start(), m.end()):
+                bisect.insort(taken, (m.start(), m.end()))
+                hits.append(_Hit(rule, m.start(), m.end()))
     hits.sort(key=lambda h: h.start)
     starts = [h.start for h in hits]
     run_end = list(range(1, len(hits) + 1))  # first index past the run of i's rule from i
