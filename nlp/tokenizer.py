@@ -24,7 +24,6 @@ from spacy.vocab import Vocab
 
 LIMITS_EXT = "limits"
 TEXT_EXT = "note_text"  # the note as tokenized: ``doc.text`` joins every token again per call
-_CHUNK = re.compile(r"\S+")
 _SYMBOL = re.compile(r"[^\w\s]")
 _LINEAR_TOKEN = re.compile(r"\w+|([^\w\s])\1*")
 
@@ -83,6 +82,9 @@ class BoundedTokenizer:
         self.vocab = vocab
         self.max_chunk_chars = max_chunk_chars
         self.max_chunk_symbols = max_chunk_symbols
+        # only a chunk this long can break a bound: most words are never looked at
+        shortest = min(max_chunk_chars, max_chunk_symbols) + 1
+        self._long_chunk = re.compile(r"\S{%d,}" % shortest)
         register_limits_extension()
 
     def __getattr__(self, name: str) -> Any:  # rules, prefix_search ... of spaCy's tokenizer
@@ -94,7 +96,7 @@ class BoundedTokenizer:
         return len(_SYMBOL.findall(chunk)) > self.max_chunk_symbols
 
     def __call__(self, text: str) -> Doc:
-        hostile = [m.span() for m in _CHUNK.finditer(text) if self._hostile(m.group())]
+        hostile = [m.span() for m in self._long_chunk.finditer(text) if self._hostile(m.group())]
         if not hostile:
             doc = self.inner(text)
             doc._.set(TEXT_EXT, text)
