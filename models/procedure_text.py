@@ -14,12 +14,13 @@ import bisect
 import re
 import re._constants as _c
 import re._parser as _parser
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from clinicode.models.resources import load_resource
+from clinicode.models.text_scan import bounded_width, finditer_near
 from clinicode.schema import Mention
 
 Span = tuple[int, int]
@@ -56,6 +57,8 @@ def load_yaml(name: str) -> dict[str, Any]:
     return load_resource(name)
 
 
+# a note at least this long has its patterns searched near their required parts only
+_LONG_NOTE = 10_000
 _GRAM = 3  # the length of the pieces :meth:`NoteText.has` indexes a note by
 
 
@@ -247,6 +250,18 @@ class NoteText:
             low = self.low
             grams = self._grams = {low[i : i + _GRAM] for i in range(len(low) - _GRAM + 1)}
         return part[:_GRAM] in grams and part[-_GRAM:] in grams and part in self.low
+
+    def finditer(self, pattern: str) -> Iterator[re.Match[str]]:
+        """``rx(pattern).finditer(self.text)``; in a long note, searched only near the parts
+        every match holds (``text_scan.finditer_near``: the same matches)."""
+        compiled = rx(pattern)
+        if len(self.text) >= _LONG_NOTE:
+            width, parts = bounded_width(pattern), triggers(pattern)
+            if width is not None and parts:
+                near = finditer_near(compiled, self.text, self.low, parts, width)
+                if near is not None:
+                    return near
+        return compiled.finditer(self.text)
 
     def search(self, patterns: Iterable[Any], spans: Sequence[Span]) -> Span | None:
         """:func:`search` in this note."""

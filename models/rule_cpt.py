@@ -212,7 +212,7 @@ def _phrase_hits(note: NoteText, index: PhraseIndex) -> list[_Hit]:
         rule = index.rules[ri]
         if ri != last_rule:
             taken, last_rule = [], ri
-        for m in rx(rule["find"][pi]).finditer(text):
+        for m in note.finditer(rule["find"][pi]):
             if not _overlaps(taken, m.start(), m.end()):
                 bisect.insort(taken, (m.start(), m.end()))
                 hits.append(_Hit(rule, m.start(), m.end()))
