@@ -7,6 +7,9 @@ clause bounds come from :mod:`clinicode.nlp.cues`, not from a second detector he
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +40,26 @@ class NoteState:
     items: dict[tuple[str, str], Item] = field(default_factory=dict)
     n_added: int = 0
     input_pos: dict[tuple[str, str], int] = field(default_factory=dict)  # the ranker's order
+    # (starts, longest mention) when ``mentions`` are in order of start; built on first use
+    _spans: tuple[list[int], int] | None = field(default=None, init=False, repr=False)
+
+    def overlapping(self, start: int, end: int) -> Iterator[Mention]:
+        """The mentions overlapping ``[start, end)``, in list order: through the mentions'
+        starts, not a walk over all of them (a note of 3,000 mentions asked once per
+        evidence span made the layer cost their number squared)."""
+        ms = self.mentions
+        if self._spans is None:
+            starts = [m.start for m in ms]
+            ordered = all(a <= b for a, b in itertools.pairwise(starts))
+            longest = max((m.end - m.start for m in ms), default=0)
+            self._spans = (starts, longest) if ordered else ([], -1)
+        starts, longest = self._spans
+        if longest < 0:  # not in order of start: every mention is looked at
+            return (m for m in ms if m.start < end and start < m.end)
+        # a mention ending after ``start`` starts after ``start - longest``
+        lo = bisect.bisect_right(starts, start - longest)
+        hi = bisect.bisect_left(starts, end)
+        return (ms[i] for i in range(lo, hi) if start < ms[i].end)
 
     def kept(self, system: str | None = ICD) -> list[Item]:
         return [
@@ -70,10 +93,7 @@ def assertions_of(s: CodeSuggestion, mentions: list[Mention]) -> set[str]:
 
 
 def mention_at(note: NoteState, start: int, end: int) -> Mention | None:
-    for m in note.mentions:
-        if m.start < end and start < m.end:
-            return m
-    return None
+    return next(note.overlapping(start, end), None)
 
 
 def sentence_span(note: NoteState, start: int, end: int) -> tuple[int, int]:
@@ -134,10 +154,9 @@ def find_cue(
 def attributes_of(note: NoteState, item: Item) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for e in item.s.evidence:
-        for m in note.mentions:
-            if m.start < e.end and e.start < m.end:
-                for a in m.attributes:
-                    out.setdefault(a.name, a)
+        for m in note.overlapping(e.start, e.end):
+            for a in m.attributes:
+                out.setdefault(a.name, a)
     return out
 
 
