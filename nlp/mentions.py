@@ -170,6 +170,7 @@ class MentionMatcher:
             return entries[key]
 
         known = [s is not None and vocab.issuperset(s) for s in stems]  # once per token
+        stem_sets = [frozenset(s) if k else None for s, k in zip(stems, known, strict=True)]
 
         def flush() -> None:
             nonlocal cut
@@ -181,10 +182,10 @@ class MentionMatcher:
                     if run[b] - run[a] >= max_tokens:
                         cut += 1
                         break  # too many tokens between the words: not one mention
-                    s = stems[run[b]]
-                    assert s is not None
                     if not known[run[b]]:
                         break  # no key holds this word: no longer window can match
+                    s = stem_sets[run[b]]
+                    assert s is not None
                     if not bag.issuperset(s):  # a repeated word keeps the key (and entry)
                         bag.update(s)
                         entry = lookup(" ".join(sorted(bag)))

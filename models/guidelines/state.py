@@ -107,11 +107,8 @@ def sentence_span(note: NoteState, start: int, end: int) -> tuple[int, int]:
 def window_text(note: NoteState, item: Item, scope: str = "sentence") -> str:
     if scope == "note" or not item.s.evidence:
         return note.text
-    parts = []
-    for e in item.s.evidence:
-        lo, hi = sentence_span(note, e.start, e.end)
-        parts.append(note.text[lo:hi])
-    return " | ".join(parts)
+    spans = {sentence_span(note, e.start, e.end): None for e in item.s.evidence}
+    return " | ".join(note.text[lo:hi] for lo, hi in spans)  # each sentence once
 
 
 def clause_texts(note: NoteState, item: Item) -> list[str]:
