@@ -251,12 +251,19 @@ class StructureGenerator:
         if not hasattr(self, "nodes_"):
             raise CandidatesError("structure candidate generator used before fit() or load()")
         col = _Collector(self.name, text, mentions or phrase_mentions(text))
+        linked: dict[tuple[str, str], list[int]] = {}  # the NLP's codes, with their mentions
+        nodes: dict[str, Node | None] = {}
         for mid, m in enumerate(col.mentions):
             for concept in m.concepts:
-                system, _, code = concept.partition(":")
-                node = self._get(code, system) if code and system in self.systems_ else None
+                if concept not in nodes:
+                    system, _, code = concept.partition(":")
+                    ok = code and system in self.systems_
+                    nodes[concept] = self._get(code, system) if ok else None
+                node = nodes[concept]
                 if node is not None:
-                    col.add(system, node.code, [mid], 1.0, concept_match=1.0)
+                    linked.setdefault((node.system, node.code), []).append(mid)
+        for (system, code), mids in linked.items():  # once per code, not per mention
+            col.add(system, code, mids, 1.0, concept_match=1.0)
         seen: set[tuple[str, str]] = set()
         for seed in list(seeds or [])[: self.max_seeds]:
             if seed.system not in self.systems_ or (seed.system, seed.code) in seen:
