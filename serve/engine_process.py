@@ -27,6 +27,7 @@ closed or collected. Importing this module does no I/O.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import multiprocessing as mp
@@ -102,6 +103,9 @@ def _child_main(conn: Connection, flag: Any, factory: Callable[[], EngineLike], 
     except Exception as exc:  # the parent reports it, as a failed in-process load would be
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
+    # the loaded engine (KB, trees, lexicon: some 500,000 objects) lives as long as the child:
+    # out of the collector's reach, a full collection during a long note no longer walks it
+    gc.freeze()
     conn.send(("ready", engine.info, engine.code_sets))
     while True:
         try:
