@@ -172,6 +172,30 @@ def test_lexical_small_kb_uses_inclusion_terms_and_mentions() -> None:
     assert by_code["N20.0"].features["lex_src_inclusion"] > 0.99
 
 
+def test_lexical_remembered_searches_give_the_same_candidates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import clinicode.models.candidates_lexical as lexical
+
+    gen = get_generator("lexical").fit(FakeKB())
+    note = "Known high blood pressure. Renal calculus on the left. High blood pressure again."
+    ms = [_mention("high blood pressure", note), _mention("Renal calculus", note)]
+    searched: list[list[str]] = []
+    search = gen.search
+    monkeypatch.setattr(gen, "search", lambda qs, *a: searched.append(list(qs)) or search(qs, *a))
+    first = gen.generate(note, ms)
+    second = gen.generate(note, ms)  # every phrase known: nothing searched again
+    assert len(searched) == 1 and searched[0]
+    assert [(c.code, c.features, c.mention_ids) for c in first] == [
+        (c.code, c.features, c.mention_ids) for c in second
+    ]
+    monkeypatch.setattr(lexical, "_MAX_CACHED_QUERIES", 1)  # full: emptied, still right
+    gen._hits.clear()
+    third = gen.generate(note, ms)
+    assert len(gen._hits) <= 1
+    assert [c.code for c in third] == [c.code for c in first]
+
+
 @pytest.fixture(scope="module")
 def lexical_full(kb: Any) -> Any:
     return get_generator("lexical").fit(kb)
