@@ -196,6 +196,18 @@ def test_lexical_remembered_searches_give_the_same_candidates(
     assert [c.code for c in third] == [c.code for c in first]
 
 
+def test_lexical_query_matrix_is_the_vectorizers_transform() -> None:
+    gen = get_generator("lexical").fit(FakeKB())
+    queries = ["high blood pressure", "renal calculus left", "é", "", "Renal  colic, acute"]
+    want = gen.vectorizer_.transform(queries).tocsr()
+    want.sort_indices()
+    got = gen._query_matrix(queries)
+    assert got.dtype == want.dtype
+    assert np.array_equal(got.indptr, want.indptr)
+    assert np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data, want.data)  # bit for bit, not approximately
+
+
 @pytest.fixture(scope="module")
 def lexical_full(kb: Any) -> Any:
     return get_generator("lexical").fit(kb)
