@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -94,12 +95,15 @@ def _run(
     if shutil.which("taskset") and (os.cpu_count() or 1) >= workers:
         cmd = ["taskset", "-c", ",".join(str(i) for i in range(workers)), *cmd]
     load_before = os.getloadavg()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     mem = TreeMemory(proc.pid)
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
     mem.stop()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if proc.returncode != 0:
         return {"engine": engine, "workers": workers, "error": stderr[-1500:]}
     report = json.loads(stdout.strip().splitlines()[-1])
@@ -111,6 +115,8 @@ def _run(
         "wall_s": round(wall, 1),
         "notes_per_s_wall": round(n / wall, 2),
         "notes_per_s_run": report["notes_per_s"],
+        "cpu_s_all_processes": round(cpu, 1),
+        "cpu_ms_per_note": round(cpu * 1000 / n, 1),
         "peak_rss_mb_all_processes": round(mem.peak_rss_mb),
         "peak_pss_mb_all_processes": round(mem.peak_pss_mb),
         "max_processes": mem.peak_procs,
