@@ -44,15 +44,16 @@ def code_lines(
 
 
 def _one_thread() -> tuple[int | None, Any]:
-    """One torch and one BLAS thread in this process; what to restore (torch's count, limits)."""
+    """One torch and one BLAS thread in this process; what to restore (torch's count, limits).
+    Torch's count is read first: the BLAS limits also cap the OpenMP pool torch reports."""
     from threadpoolctl import threadpool_limits
 
-    limits = threadpool_limits(1)
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
-        return None, limits
+        return None, threadpool_limits(1)
     before = torch.get_num_threads()
+    limits = threadpool_limits(1)
     torch.set_num_threads(1)
     return before, limits
 
