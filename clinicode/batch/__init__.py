@@ -1,6 +1,7 @@
 """Batch coding: a file of notes in, one row per note out, on one machine or on Apache Spark.
 
-``run_local`` spreads the notes over ``Engine.suggest_many``'s worker processes;
+``run_local`` codes the notes in the process that loaded the engine and in worker processes
+forked from it (:mod:`clinicode.batch.coders`);
 ``run_spark`` (``clinicode[spark]``) runs the same per-note engine in a PySpark job. Both write
 the rows of :mod:`clinicode.batch.rows`. Importing this package does no I/O and imports
 neither pandas nor pyspark.

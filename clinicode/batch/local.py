@@ -1,21 +1,23 @@
-"""Batch coding on one machine: ``Engine.suggest_many`` over forked worker processes.
+"""Batch coding on one machine: the parent and forked worker processes (:mod:`.coders`).
 
-Notes are read in order and coded in chunks; while the workers code one chunk the next is already
-queued (two chunks in flight), so no worker waits for the slowest note of a chunk. Rows are
-written in input order as chunks finish. A rerun reads what the output and the errors file hold
+Notes are read in order and coded in chunks of ``--chunk`` notes, each by whichever coder is free;
+two chunks per coder are in flight, so no coder waits for the slowest note of another's chunk.
+Rows are written in input order as chunks finish (the finished ones together: one write and one
+fsync). A rerun reads what the output and the errors file hold
 and skips those notes; a second row with an id already seen is a bad row ("duplicate id").
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
-from clinicode.batch.coding import code_notes
+from clinicode.batch.coders import Coded, Coders
 from clinicode.batch.io import JsonlAppender, ParquetParts, count_rows, read_notes
 from clinicode.batch.options import BatchOptions, BatchReport
 from clinicode.batch.rows import BadRow, Note, dumps_row
@@ -41,11 +43,12 @@ class _Output:
         assert self.parquet is not None
         return set(self.parquet.done_ids())
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, lines: list[str]) -> None:
+        """Rows given as their JSON lines (:func:`~clinicode.batch.rows.dumps_row`)."""
         if self.jsonl is not None:
-            self.jsonl.write_lines([dumps_row(r) for r in rows])
+            self.jsonl.write_lines(lines)
         elif self.parquet is not None:
-            self.parquet.write(rows)
+            self.parquet.write([json.loads(line) for line in lines])
 
     def close(self) -> None:
         if self.parquet is not None:
@@ -63,7 +66,7 @@ def _chunks(
 ) -> Iterator[list[Note]]:
     """Chunks of the notes still to code; bad rows go to the errors file as they are met."""
     seen: dict[str, int] = {}
-    size = opts.chunk * opts.workers
+    size = opts.chunk
     chunk: list[Note] = []
     for item in rows:
         report.read += 1
@@ -115,31 +118,34 @@ def run_local(opts: BatchOptions, engine: Engine | None = None) -> BatchReport:
         smoothing=0.05,
     )
     t0 = time.perf_counter()
-    in_flight: deque[Future[list[dict[str, Any]]]] = deque()
-    depth = 2 if opts.workers > 1 else 1
+    in_flight: deque[Future[list[Coded]]] = deque()
+    depth = 2 * opts.workers
 
-    def finish_one() -> None:
-        coded = in_flight.popleft().result()
-        out.write(coded)
-        failed = sum(1 for r in coded if not r["ok"])
-        report.failed += failed
-        report.coded += len(coded) - failed
-        bar.update(len(coded))
+    def finish(block: bool) -> None:
+        """Write the rows of the finished chunks at the head (wait for the first if ``block``)."""
+        lines: list[str] = []
+        while in_flight and (in_flight[0].done() or (block and not lines)):
+            coded = in_flight.popleft().result()
+            lines.extend(line for line, _ in coded)
+            failed = sum(1 for _, ok in coded if not ok)
+            report.failed += failed
+            report.coded += len(coded) - failed
+        out.write(lines)
+        bar.update(len(lines))
 
+    coders = None
     try:
-        with ThreadPoolExecutor(max_workers=depth) as pool:
-            for chunk in _chunks(rows, opts, done, reported, errors, report, bar.update):
-                fut = pool.submit(
-                    code_notes, engine, chunk, opts.setting, opts.systems, opts.workers
-                )
-                in_flight.append(fut)
-                while len(in_flight) >= depth:
-                    finish_one()
-            while in_flight:
-                finish_one()
+        coders = Coders(engine, opts.workers, opts.setting, opts.systems)
+        for chunk in _chunks(rows, opts, done, reported, errors, report, bar.update):
+            in_flight.append(coders.submit(chunk))
+            finish(block=len(in_flight) >= depth)
+        while in_flight:
+            finish(block=True)
         out.close()
     finally:
         bar.close()
+        if coders is not None:
+            coders.close()
         engine.close()
     report.seconds = time.perf_counter() - t0
     return report

@@ -1,0 +1,134 @@
+"""The processes that code a one-machine batch: the parent itself and ``workers - 1`` forks.
+
+With ``workers=N`` the parent loads the engine, warms it up, freezes its objects for the cyclic
+garbage collector (``gc.freeze``: a child's collections then leave the shared pages unwritten,
+so they stay shared copy-on-write) and forks N-1 worker processes. The parent then codes chunks
+itself alongside them: N processes code on N cores, and no process holds a loaded engine that it
+does not use (forking N workers from an idle parent kept N+1 copies of the engine's resident
+pages for N coders). Each coder returns its rows already serialised (the JSON line of
+:func:`~clinicode.batch.rows.dumps_row`), so only bytes cross the pipe and the parent's
+per-note work is writing them.
+
+A chunk goes to whichever coder is free (one thread per coder slot in the parent; a worker
+slot's thread waits on the pool without the GIL). Every coder runs one torch/BLAS thread.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing as mp
+import queue
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.pool import Pool
+from typing import TYPE_CHECKING, Any
+
+from clinicode.batch.coding import code_notes
+from clinicode.batch.rows import Note, dumps_row
+from clinicode.errors import InputError
+
+if TYPE_CHECKING:
+    from clinicode.engine import Engine
+
+Coded = tuple[str, bool]  # a row's JSON line, and whether the note was coded (not an error row)
+
+# The engine and job settings a forked worker inherits (set in the parent just before it forks).
+_FORKED: tuple[Engine, str, tuple[str, ...] | None] | None = None
+
+
+def code_lines(
+    engine: Engine, notes: Sequence[Note], setting: str, systems: Sequence[str] | None
+) -> list[Coded]:
+    """The JSON line of each note's row, in order, and whether it was coded."""
+    return [(dumps_row(r), bool(r["ok"])) for r in code_notes(engine, notes, setting, systems)]
+
+
+def _one_thread() -> tuple[int | None, Any]:
+    """One torch and one BLAS thread in this process; what to restore (torch's count, limits).
+    Torch's count is read first: the BLAS limits also cap the OpenMP pool torch reports."""
+    from threadpoolctl import threadpool_limits
+
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return None, threadpool_limits(1)
+    before = torch.get_num_threads()
+    limits = threadpool_limits(1)
+    torch.set_num_threads(1)
+    return before, limits
+
+
+def _worker_init() -> None:
+    assert _FORKED is not None, "batch worker forked without an engine"
+    _one_thread()
+    _FORKED[0].kb.after_fork()  # an SQLite connection must not cross a fork
+
+
+def _worker_code(notes: list[Note]) -> list[Coded]:
+    assert _FORKED is not None, "batch worker forked without an engine"
+    engine, setting, systems = _FORKED
+    return code_lines(engine, notes, setting, systems)
+
+
+class Coders:
+    """``workers`` coders (the parent and ``workers - 1`` forked processes) behind one queue."""
+
+    def __init__(
+        self, engine: Engine, workers: int, setting: str, systems: Sequence[str] | None
+    ) -> None:
+        global _FORKED
+        self.engine = engine
+        self.setting = setting
+        self.systems = tuple(systems) if systems else None
+        self._pool: Pool | None = None
+        self._restore: tuple[int | None, Any] | None = None
+        self._frozen = False
+        self._slots: queue.SimpleQueue[Pool | None] = queue.SimpleQueue()
+        self._slots.put(None)  # None: the parent codes the chunk itself
+        if workers > 1:
+            if "fork" not in mp.get_all_start_methods():
+                raise InputError("--workers above 1 needs the fork start method (Linux or macOS)")
+            engine.warm_up()  # the workers inherit the loaded NLP pipeline and guideline layer
+            self._restore = _one_thread()  # the parent is one of the coders: one core
+            _FORKED = (engine, setting, self.systems)
+            gc.collect()
+            gc.freeze()
+            self._frozen = True
+            self._pool = mp.get_context("fork").Pool(workers - 1, initializer=_worker_init)
+            for _ in range(workers - 1):
+                self._slots.put(self._pool)
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coder")
+
+    def submit(self, notes: list[Note]) -> Future[list[Coded]]:
+        """The coded lines of ``notes``, from the next free coder."""
+        return self._threads.submit(self._code, notes)
+
+    def _code(self, notes: list[Note]) -> list[Coded]:
+        slot = self._slots.get()
+        try:
+            if slot is None:
+                return code_lines(self.engine, notes, self.setting, self.systems)
+            return slot.apply(_worker_code, (notes,))
+        finally:
+            self._slots.put(slot)
+
+    def close(self) -> None:
+        """Stop the coder threads and workers; the parent's threads and GC as they were."""
+        global _FORKED
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        _FORKED = None
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
+        if self._restore is not None:
+            torch_threads, limits = self._restore
+            limits.restore_original_limits()
+            if torch_threads is not None:
+                import torch
+
+                torch.set_num_threads(torch_threads)
+            self._restore = None

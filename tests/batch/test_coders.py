@@ -1,0 +1,44 @@
+"""The coders of a one-machine batch: the parent plus ``workers - 1`` forked processes."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from typing import Any
+
+import pytest
+
+from clinicode.batch.coders import Coders, code_lines
+from clinicode.batch.rows import Note
+from tests.batch.notes import clinical_notes
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="worker processes need fork")
+
+
+def test_two_workers_are_the_parent_and_one_fork_and_code_the_same_lines(engine: Any) -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    notes = [Note(nid, text, i) for i, (nid, text) in enumerate(clinical_notes(12), start=1)]
+    expected = code_lines(engine, notes, "outpatient", None)
+    coders = Coders(engine, 3, "outpatient", None)
+    try:
+        assert coders._pool is not None and len(coders._pool._pool) == 2  # type: ignore[attr-defined]
+        assert gc.get_freeze_count() > 0  # the engine's objects frozen before the fork
+        futures = [coders.submit(notes[i : i + 2]) for i in range(0, len(notes), 2)]
+        got = [line for f in futures for line in f.result()]
+    finally:
+        coders.close()
+    assert got == expected  # same bytes, in order, whichever coder took a chunk
+    assert all(ok for _, ok in got)
+    assert gc.get_freeze_count() == 0 and torch.get_num_threads() == threads  # all as it was
+
+
+def test_one_worker_codes_in_the_parent_and_forks_nothing(engine: Any) -> None:
+    notes = [Note("a", clinical_notes(1)[0][1], 1)]
+    coders = Coders(engine, 1, "outpatient", None)
+    try:
+        assert coders._pool is None
+        assert coders.submit(notes).result() == code_lines(engine, notes, "outpatient", None)
+    finally:
+        coders.close()
