@@ -54,7 +54,7 @@ class TrainConfig:
     name: str = "clinicode-trained"
     # ranker features left out (e.g. ``models.features.TITLE_FEATURES``, to measure what they add)
     drop_features: tuple[str, ...] = ()
-    # with a base pack built from synthetic notes: how many of them to write again next to
+    # with a base pack built from synthetic notes: the rows of how many of them to add next to
     # the new notes (None: as many as the base was built with)
     base_notes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
