@@ -16,6 +16,7 @@ key made it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ MANIFEST = "manifest.json"
 CONFIG = "config.json"
 PRIOR = "prior.json"
 REPORT = "report.json"
+TRAINING_ROWS = "training_rows.npz"
 
 
 class PackError(ClinicodeError):
@@ -94,6 +96,66 @@ def check_signature(directory: Path, policy: SigningPolicy) -> None:
 
 
 @dataclass
+class TrainingRows:
+    """Ranker rows a pack was trained on, kept in the pack so that retraining on top of it
+    (``clinicode train --base``) reuses them instead of rebuilding them (the default pack's
+    synthetic notes: NLP and candidate generation on 800 notes). Per row: its features, code
+    key, label and note index (``groups``, 0.. in note order). ``source`` records what they were
+    built from (KB content, NLP rules, builder, notes, seed ...): a reader compares it with what
+    it would build now and rebuilds them when anything differs."""
+
+    feats: list[dict[str, float]]
+    keys: list[str]
+    y: list[int]
+    groups: list[int]
+    source: dict[str, Any]
+
+    def save(self, directory: Path) -> Path:
+        """One compressed ``.npz`` (no pickle): the features as a sparse row table that keeps
+        which features each row has, not only their values."""
+        import numpy as np
+
+        columns = sorted({n for f in self.feats for n in f})
+        col = {n: i for i, n in enumerate(columns)}
+        indptr = np.zeros(len(self.feats) + 1, dtype=np.int64)
+        indices: list[int] = []
+        data: list[float] = []
+        for i, f in enumerate(self.feats):
+            indices.extend(col[n] for n in f)
+            data.extend(float(v) for v in f.values())
+            indptr[i + 1] = len(indices)
+        path = directory / TRAINING_ROWS
+        with path.open("wb") as fh:
+            np.savez_compressed(
+                fh,
+                columns=np.asarray(columns, dtype=str),
+                indptr=indptr,
+                indices=np.asarray(indices, dtype=np.int32),
+                data=np.asarray(data, dtype=np.float64),
+                keys=np.asarray(self.keys, dtype=str),
+                y=np.asarray(self.y, dtype=np.int8),
+                groups=np.asarray(self.groups, dtype=np.int64),
+                source=np.asarray(json.dumps(self.source, sort_keys=True)),
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> TrainingRows:
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as z:
+            columns = z["columns"].tolist()
+            indptr, indices, data = z["indptr"].tolist(), z["indices"].tolist(), z["data"].tolist()
+            keys, y, groups = z["keys"].tolist(), z["y"].tolist(), z["groups"].tolist()
+            source = json.loads(str(z["source"]))
+        names = [columns[j] for j in indices]
+        feats = [
+            dict(zip(names[a:b], data[a:b], strict=True)) for a, b in itertools.pairwise(indptr)
+        ]
+        return cls(feats=feats, keys=keys, y=y, groups=groups, source=source)
+
+
+@dataclass
 class ModelPack:
     """Everything the engine needs, in memory."""
 
@@ -113,6 +175,9 @@ class ModelPack:
     # where the pack comes from (``training.train.lineage``): its parent pack and the data
     # added on top of it; empty for a pack trained from scratch before lineage was recorded
     lineage: dict[str, Any] = field(default_factory=dict)
+    # the rows of the pack's own training notes a retrain reuses (the default pack's); read
+    # only when asked (``load(..., training_rows=True)``): serving never needs them
+    training_rows: TrainingRows | None = None
 
 
 def _package_version() -> str:
@@ -148,6 +213,8 @@ def save(
             pack.doc.save(tmp)
         if pack.candidates is not None:
             pack.candidates.save(tmp)
+        if pack.training_rows is not None:
+            pack.training_rows.save(tmp)
         files = {
             p.name: sha256_file(p)
             for p in sorted(tmp.iterdir())
@@ -168,6 +235,7 @@ def save(
                 "ranker": pack.ranker.registry_name,
                 "doc_classifier": pack.doc is not None,
                 "candidates": pack.candidates is not None,
+                "training_rows": pack.training_rows is not None,
             },
             "files": files,
         }
@@ -249,10 +317,15 @@ def verify(
 
 
 def load(
-    directory: Path | str, *, kb: Any = None, signing: SigningPolicy | None = None
+    directory: Path | str,
+    *,
+    kb: Any = None,
+    signing: SigningPolicy | None = None,
+    training_rows: bool = False,
 ) -> ModelPack:
     """Verify and read a pack (``kb`` gives the code-set versions to check and the structure
-    generator its code set)."""
+    generator its code set; ``training_rows``: also read the training rows it keeps, for a
+    retrain on top of it)."""
     from clinicode.models import registry
 
     d = Path(directory)
@@ -277,6 +350,9 @@ def load(
         from clinicode.models.candidates import CandidatePipeline
 
         candidates = CandidatePipeline.load(d, kb=kb)
+    rows = None
+    if training_rows and manifest.get("components", {}).get("training_rows"):
+        rows = TrainingRows.load(d / TRAINING_ROWS)
     return ModelPack(
         name=manifest["name"],
         version=manifest["version"],
@@ -292,4 +368,5 @@ def load(
         report=report,
         manifest=manifest,
         lineage=manifest.get("lineage") or {},
+        training_rows=rows,
     )

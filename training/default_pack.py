@@ -31,9 +31,10 @@ from clinicode.training.data import LabeledNote
 DEFAULT_NAME = "clinicode-default"
 # Bumped whenever the builder makes a different pack from the same KB and NLP rules (a new
 # generator or feature): a pack from an older builder is rebuilt by ``clinicode setup``.
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4  # 4: keeps the synthetic notes' training rows (``models.pack.TrainingRows``)
 N_NOTES = 800
 SEED = 13
+MAX_GENERATED = 120
 
 _TEMPLATES_PRESENT = (
     "The patient presented with {t}.",
@@ -213,6 +214,50 @@ def synthetic_rows(
     )
 
 
+def retrain_rows_source(kb: Any, n_notes: int, seed: int, max_generated: int) -> dict[str, Any]:
+    """What the rows a retrain adds for the synthetic notes derive from (``TrainingRows.source``):
+    a pack's kept rows are reused only when this is what they were built from (more notes are
+    fine: the first ``n_notes`` are the same notes)."""
+    from clinicode.schema import SYSTEMS
+
+    return {
+        "builder": BUILDER_VERSION,
+        "kb_content": kb.content_fingerprint(),
+        "nlp_resources": nlp_fingerprint(),
+        "notes": n_notes,
+        "seed": seed,
+        "max_generated": max_generated,
+        "systems": list(SYSTEMS),
+    }
+
+
+def retrain_rows(
+    texts: Sequence[str],
+    mentions: Any,
+    generated: Any,
+    positives: Sequence[set[str]],
+    *,
+    candidates: Any,
+    kb: Any,
+) -> Any:
+    """The synthetic notes' rows a retrain on top of the default pack adds to the new notes'
+    (``training.train.add_base_knowledge``): over every system the trained ranker scores."""
+    from clinicode.schema import SYSTEMS
+
+    return synthetic_rows(
+        texts, mentions, generated, positives, candidates=candidates, kb=kb, systems=SYSTEMS
+    )
+
+
+def kept_rows(built: Any, source: dict[str, Any]) -> Any:
+    """``built`` (``training.rows.Rows``) as the pack keeps it."""
+    from clinicode.models.pack import TrainingRows
+
+    return TrainingRows(
+        feats=built.feats, keys=built.keys, y=built.y, groups=built.groups, source=source
+    )
+
+
 def synthetic_notes_named(
     kb: Any, n_notes: int = N_NOTES, seed: int = SEED
 ) -> list[tuple[LabeledNote, list[str]]]:
@@ -313,13 +358,18 @@ def build_default_pack(
     positives = synthetic_positives(pairs)
     # the shipped pre-ranking weights were fitted on labeled notes: refit them on these notes
     candidates.weights = None
-    first = generate_all(candidates, texts, mentions, 120, progress)
+    first = generate_all(candidates, texts, mentions, MAX_GENERATED, progress)
     # fitted on the diagnosis candidates: those of a procedure generator are merged apart
     dx_first = [[c for c in cands if c.system == "ICD-10-CM"] for cands in first]
     candidates.weights = fit_pre_rank_weights(dx_first, positives)
-    generated = generate_all(candidates, texts, mentions, 120, progress)
+    generated = generate_all(candidates, texts, mentions, MAX_GENERATED, progress)
     built = synthetic_rows(
         texts, mentions, generated, positives, candidates=candidates, kb=kb, systems=("ICD-10-CM",)
+    )
+    # kept in the pack for `train --base`, which would otherwise write and read these notes again
+    for_retrain = kept_rows(
+        retrain_rows(texts, mentions, generated, positives, candidates=candidates, kb=kb),
+        retrain_rows_source(kb, n_notes, SEED, MAX_GENERATED),
     )
     rows, y, groups = built.feats, built.y, built.groups
     names = [
@@ -351,7 +401,7 @@ def build_default_pack(
             "feature_names": pack_names,
             "systems": systems,
             "doc_top_n": 0,
-            "max_generated": 120,
+            "max_generated": MAX_GENERATED,
             "generators": list(generators),
             "synthetic_notes": n_notes,
             "seed": SEED,
@@ -367,6 +417,7 @@ def build_default_pack(
         candidates=candidates,
         code_sets=kb.versions(),
         data_fingerprint="synthetic:" + fp,
+        training_rows=for_retrain,
         metrics=metrics,
         report={
             "source": "KB terms only (titles, inclusion and index terms); no labeled notes",

@@ -26,7 +26,7 @@ from clinicode.models.scoring import ScoringPath, doc_top_lists, evidence_mentio
 from clinicode.schema import SYSTEMS, Mention
 from clinicode.training.data import LabeledNote, Task, fingerprint, task_systems
 from clinicode.training.metrics import best_threshold, evaluate_rankings
-from clinicode.training.rows import build_rows
+from clinicode.training.rows import Rows, build_rows
 
 if TYPE_CHECKING:
     from clinicode.kb import KnowledgeBase
@@ -54,7 +54,7 @@ class TrainConfig:
     name: str = "clinicode-trained"
     # ranker features left out (e.g. ``models.features.TITLE_FEATURES``, to measure what they add)
     drop_features: tuple[str, ...] = ()
-    # with a base pack built from synthetic notes: how many of them to write again next to
+    # with a base pack built from synthetic notes: the rows of how many of them to add next to
     # the new notes (None: as many as the base was built with)
     base_notes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -186,7 +186,7 @@ def train_pack(
     t = time.perf_counter()
     base_pack = None
     if base is not None:
-        base_pack = pack_mod.load(base, kb=kb)
+        base_pack = pack_mod.load(base, kb=kb, training_rows=True)
         check_code_sets(train_notes, base_pack.code_sets, str(base))
         candidates = base_pack.candidates
         log(f"candidate index from base pack {base}")
@@ -330,9 +330,6 @@ def train_pack(
     return pack.report
 
 
-_BASE_ROWS: dict[tuple[Any, ...], Any] = {}
-
-
 def add_base_knowledge(
     built: Any,
     base: ModelPack,
@@ -344,31 +341,19 @@ def add_base_knowledge(
 ) -> Any:
     """The base pack's own training rows next to the new notes' so the refitted ranker keeps
     what the base knew. A default pack's training data are synthetic notes written from the
-    code set (``training.default_pack``): they are written again (same KB, count and seed),
-    labeled as that builder labels them, with no note-classifier or prior support (codes the
-    new notes never show still score by how the note names them). A pack trained on labeled
-    notes does not carry them: only its candidate index and code sets are kept."""
-    from clinicode.training import default_pack
-
+    code set (``training.default_pack``), labeled as that builder labels them, with no
+    note-classifier or prior support (codes the new notes never show still score by how the
+    note names them): the pack keeps their rows (``ModelPack.training_rows``), which are used
+    when they were built from what the notes would be built from now (same KB content, NLP
+    rules, builder, seed and candidate cap), else the notes are written and read again. A pack
+    trained on labeled notes does not carry them: only its candidate index and code sets are
+    kept."""
     n_synth = base.config.get("synthetic_notes")
     if n_synth and cfg.base_notes is not None:
         n_synth = min(int(n_synth), cfg.base_notes)
     if not str(base.data_fingerprint or "").startswith("synthetic:") or not n_synth:
         return built
-    seed = int(base.config.get("seed", default_pack.SEED))
-    key = (base.version, kb.content_fingerprint(), int(n_synth), seed, cfg.max_generated)
-    synth = _BASE_ROWS.get(key)
-    if synth is None:  # the same base in one process (a learning curve) is written once
-        pairs = default_pack.synthetic_notes_named(kb, int(n_synth), seed)
-        texts = [note.text for note, _ in pairs]
-        mentions = extract_mentions(texts, kb, progress)
-        generated = generate_all(candidates, texts, mentions, cfg.max_generated, progress)
-        positives = default_pack.synthetic_positives(pairs)
-        synth = default_pack.synthetic_rows(
-            texts, mentions, generated, positives, candidates=candidates, kb=kb, systems=SYSTEMS
-        )
-        _BASE_ROWS.clear()
-        _BASE_ROWS[key] = synth
+    synth, how = synthetic_base_rows(base, kb, candidates, int(n_synth), cfg, progress)
     n = len(set(synth.groups))
     offset = max(built.groups, default=-1) + 1
     built.feats.extend(synth.feats)
@@ -376,8 +361,40 @@ def add_base_knowledge(
     built.y.extend(synth.y)
     built.groups.extend(g + offset for g in synth.groups)
     built.base_rows = len(synth.y)
-    log(f"base pack knowledge: {n} synthetic notes, {len(synth.y)} rows")
+    log(f"base pack knowledge: {n} synthetic notes, {len(synth.y)} rows ({how})")
     return built
+
+
+def synthetic_base_rows(
+    base: ModelPack, kb: Any, candidates: Any, n_notes: int, cfg: TrainConfig, progress: bool
+) -> tuple[Any, str]:
+    """The rows of the first ``n_notes`` synthetic notes of a default pack, and where they came
+    from: the pack's kept rows when their source matches, else built again."""
+    from clinicode.training import default_pack
+
+    seed = int(base.config.get("seed", default_pack.SEED))
+    want = default_pack.retrain_rows_source(kb, n_notes, seed, cfg.max_generated)
+    kept = base.training_rows
+    if kept is not None and kept.source == {**want, "notes": kept.source.get("notes")}:
+        if int(kept.source["notes"]) >= n_notes:
+            return first_notes(kept, n_notes), "kept in the base pack"
+    pairs = default_pack.synthetic_notes_named(kb, n_notes, seed)
+    texts = [note.text for note, _ in pairs]
+    mentions = extract_mentions(texts, kb, progress)
+    generated = generate_all(candidates, texts, mentions, cfg.max_generated, progress)
+    positives = default_pack.synthetic_positives(pairs)
+    rows = default_pack.retrain_rows(
+        texts, mentions, generated, positives, candidates=candidates, kb=kb
+    )
+    return rows, "written and read again: the base pack keeps none built from this KB and NLP"
+
+
+def first_notes(kept: Any, n_notes: int) -> Rows:
+    """The rows of the first ``n_notes`` notes (groups 0..n_notes-1) of kept training rows."""
+    end = int(np.searchsorted(np.asarray(kept.groups), n_notes, side="left"))
+    return Rows(
+        feats=kept.feats[:end], keys=kept.keys[:end], y=kept.y[:end], groups=kept.groups[:end]
+    )
 
 
 def generators_of(base: ModelPack | None, cfg: TrainConfig, candidates: Any) -> list[str]:
