@@ -178,10 +178,10 @@ def _union(
             if m is None:
                 m = merged[key] = Candidate(system=c.system, code=c.code)
                 seen = seen_mids[key] = set()
-            else:
-                seen = seen_mids.get(key)
-                if seen is None:
-                    seen = seen_mids[key] = set(m.mention_ids)
+            elif key in seen_mids:
+                seen = seen_mids[key]
+            else:  # a candidate of the earlier merge: its mentions so far
+                seen = seen_mids[key] = set(m.mention_ids)
             touched[key] = m
             m.sources |= c.sources or own
             for p in c.paths:

@@ -170,7 +170,9 @@ class MentionMatcher:
             return entries[key]
 
         known = [s is not None and vocab.issuperset(s) for s in stems]  # once per token
-        stem_sets = [frozenset(s) if k else None for s, k in zip(stems, known, strict=True)]
+        stem_sets = [
+            frozenset(s) if s is not None and k else None for s, k in zip(stems, known, strict=True)
+        ]
 
         def flush() -> None:
             nonlocal cut

@@ -84,7 +84,7 @@ class BoundedTokenizer:
         self.max_chunk_symbols = max_chunk_symbols
         # only a chunk this long can break a bound: most words are never looked at
         shortest = min(max_chunk_chars, max_chunk_symbols) + 1
-        self._long_chunk = re.compile(r"\S{%d,}" % shortest)
+        self._long_chunk = re.compile(rf"\S{{{shortest},}}")
         register_limits_extension()
 
     def __getattr__(self, name: str) -> Any:  # rules, prefix_search ... of spaCy's tokenizer
