@@ -25,12 +25,21 @@ from typing import TYPE_CHECKING, Any
 
 from clinicode.batch.coding import code_notes
 from clinicode.batch.rows import Note, dumps_row
-from clinicode.errors import InputError
+from clinicode.errors import ClinicodeError, InputError
 
 if TYPE_CHECKING:
     from clinicode.engine import Engine
 
 Coded = tuple[str, bool]  # a row's JSON line, and whether the note was coded (not an error row)
+
+# how often a coder thread waiting on a worker checks that the workers are still alive
+_ALIVE_CHECK_S = 1.0
+
+
+class WorkerLost(ClinicodeError):
+    """A worker process died while it coded a chunk (killed, out of memory): the pool would
+    wait for its answer forever."""
+
 
 # The engine and job settings a forked worker inherits (set in the parent just before it forks).
 _FORKED: tuple[Engine, str, tuple[str, ...] | None] | None = None
@@ -83,6 +92,7 @@ class Coders:
         self._pool: Pool | None = None
         self._restore: tuple[int | None, Any] | None = None
         self._frozen = False
+        self._pids: set[int] = set()  # the workers as forked
         self._slots: queue.SimpleQueue[Pool | None] = queue.SimpleQueue()
         self._slots.put(None)  # None: the parent codes the chunk itself
         if workers > 1:
@@ -95,6 +105,7 @@ class Coders:
             gc.freeze()
             self._frozen = True
             self._pool = mp.get_context("fork").Pool(workers - 1, initializer=_worker_init)
+            self._pids = {p.pid for p in getattr(self._pool, "_pool", [])}
             for _ in range(workers - 1):
                 self._slots.put(self._pool)
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coder")
@@ -108,9 +119,24 @@ class Coders:
         try:
             if slot is None:
                 return code_lines(self.engine, notes, self.setting, self.systems)
-            return slot.apply(_worker_code, (notes,))
+            return self._wait(slot, slot.apply_async(_worker_code, (notes,)))
         finally:
             self._slots.put(slot)
+
+    def _wait(self, pool: Pool, job: Any) -> list[Coded]:
+        """``job``'s answer, or :class:`WorkerLost` once a worker has died: the pool starts a
+        new one, but the dead one's chunk is never answered."""
+        started = self._pids
+        while not job.ready():
+            job.wait(_ALIVE_CHECK_S)
+            alive = {p.pid for p in getattr(pool, "_pool", []) if p.exitcode is None}
+            if not job.ready() and not started <= alive:
+                raise WorkerLost(
+                    "a batch worker process died while coding (killed, or out of memory?); "
+                    "the rows written so far are kept: run the same command again to resume"
+                )
+        result: list[Coded] = job.get()
+        return result
 
     def close(self) -> None:
         """Stop the coder threads and workers; the parent's threads and GC as they were."""

@@ -42,3 +42,32 @@ def test_one_worker_codes_in_the_parent_and_forks_nothing(engine: Any) -> None:
         assert coders.submit(notes).result() == code_lines(engine, notes, "outpatient", None)
     finally:
         coders.close()
+
+
+def _die(notes: list[Note]) -> list[Any]:
+    import os
+
+    os._exit(9)  # a worker killed mid-chunk (the OOM killer, kill -9)
+
+
+def test_a_worker_that_dies_mid_chunk_is_an_error_not_a_hang(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import concurrent.futures
+
+    import clinicode.batch.coders as coders_mod
+
+    monkeypatch.setattr(coders_mod, "_worker_code", _die)  # the forked workers inherit it
+    notes = [Note("a", clinical_notes(1)[0][1], 1)]
+    coders = Coders(engine, 2, "outpatient", None)
+    try:
+        slot = coders._slots.get()  # take the parent's slot: the chunk goes to the worker
+        assert slot is None
+        future = coders.submit(notes)
+        with pytest.raises(coders_mod.WorkerLost, match="run the same command again"):
+            future.result(timeout=60)
+    except concurrent.futures.TimeoutError:  # pragma: no cover - the hang this test guards
+        pytest.fail("a dead worker's chunk was waited on forever")
+    finally:
+        coders._slots.put(None)
+        coders.close()
