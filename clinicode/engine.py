@@ -40,15 +40,9 @@ _FORK_ENGINE: Engine | None = None
 def _worker_init() -> None:
     """Runs once in each forked batch worker: one BLAS/torch thread (the workers already use
     the cores) and the worker's own SQLite connections."""
-    from threadpoolctl import threadpool_limits
+    from clinicode.threads import one_thread
 
-    threadpool_limits(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    one_thread()
     if _FORK_ENGINE is not None:
         _FORK_ENGINE.kb.after_fork()
 

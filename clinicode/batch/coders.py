@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from clinicode.batch.coding import code_notes
 from clinicode.batch.rows import Note, dumps_row
 from clinicode.errors import ClinicodeError, InputError
+from clinicode.threads import one_thread
 
 if TYPE_CHECKING:
     from clinicode.engine import Engine
@@ -52,24 +53,9 @@ def code_lines(
     return [(dumps_row(r), bool(r["ok"])) for r in code_notes(engine, notes, setting, systems)]
 
 
-def _one_thread() -> tuple[int | None, Any]:
-    """One torch and one BLAS thread in this process; what to restore (torch's count, limits).
-    Torch's count is read first: the BLAS limits also cap the OpenMP pool torch reports."""
-    from threadpoolctl import threadpool_limits
-
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return None, threadpool_limits(1)
-    before = torch.get_num_threads()
-    limits = threadpool_limits(1)
-    torch.set_num_threads(1)
-    return before, limits
-
-
 def _worker_init() -> None:
     assert _FORKED is not None, "batch worker forked without an engine"
-    _one_thread()
+    one_thread()
     _FORKED[0].kb.after_fork()  # an SQLite connection must not cross a fork
 
 
@@ -99,7 +85,7 @@ class Coders:
             if "fork" not in mp.get_all_start_methods():
                 raise InputError("--workers above 1 needs the fork start method (Linux or macOS)")
             engine.warm_up()  # the workers inherit the loaded NLP pipeline and guideline layer
-            self._restore = _one_thread()  # the parent is one of the coders: one core
+            self._restore = one_thread()  # the parent is one of the coders: one core
             _FORKED = (engine, setting, self.systems)
             gc.collect()
             gc.freeze()

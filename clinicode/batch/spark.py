@@ -82,17 +82,10 @@ def worker_engine(pack: str, kb: str | None) -> tuple[Engine, bool]:
     engine = _ENGINES.get(key)
     if engine is not None:
         return engine, False
-    from threadpoolctl import threadpool_limits
-
     from clinicode.engine import load
+    from clinicode.threads import one_thread
 
-    threadpool_limits(1)  # one Spark task = one core
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    one_thread()  # one Spark task = one core
     engine = load(pack, kb_path=kb)
     engine.warm_up()
     _ENGINES[key] = engine
