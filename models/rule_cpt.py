@@ -132,12 +132,11 @@ class _Hit:
 
 
 def find_codes(
-    note: NoteText, rules: dict[str, Any], setting: str, phrases: PhraseIndex | None = None
+    note: NoteText, rules: dict[str, Any], setting: str, phrases: PhraseIndex
 ) -> list[Found]:
     """Every CPT code the procedure rules and the vaccine tables give for a note
-    (``phrases``: the :class:`PhraseIndex` of ``rules["procedures"]``, built when not given)."""
-    index = phrases if phrases is not None else PhraseIndex(rules["procedures"])
-    hits = _phrase_hits(note, index)
+    (``phrases``: the :class:`PhraseIndex` of ``rules["procedures"]``)."""
+    hits = _phrase_hits(note, phrases)
     by_rule: dict[str, list[_Hit]] = {}
     for h in hits:
         by_rule.setdefault(h.rule["id"], []).append(h)
