@@ -7,7 +7,11 @@ fits the final trees on all rows; ``predict_proba`` returns calibrated probabili
 reads as "about 80% of such codes are right" on data like the training data.
 
 Persistence: the calibration map and configuration are JSON; the trees are one pickle file that
-:mod:`models.pack` only reads after checking its SHA-256 against the pack manifest.
+:mod:`models.pack` only reads after checking its SHA-256 against the pack manifest, and the same
+trees as plain arrays (``ranker_flat.npz``, :class:`models.tree_predict.FlatTrees`). Scoring
+uses the arrays: bit-identical scores without scikit-learn's per-tree calls, and a loaded pack
+needs neither scikit-learn (seconds of start-up) nor the pickle, which is read only when
+something asks for the scikit-learn model itself (``model_``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
-FILES = ("ranker.json", "ranker_trees.pkl")
+from clinicode.models.tree_predict import FlatTrees
+
+FILES = ("ranker.json", "ranker_trees.pkl", "ranker_flat.npz")
+FLAT_FILE = "ranker_flat.npz"
 
 
 _controller: Any = None
@@ -41,6 +48,9 @@ class GBDTRanker:
     """HistGradientBoostingClassifier + isotonic calibration on out-of-fold scores."""
 
     registry_name = "gbdt"  # its name in ``models.registry`` (recorded in pack manifests)
+    model_: Any  # learned state (set by ``fit``, or unpickled on first use after ``load``)
+    flat_: FlatTrees | None
+    _pickled: bytes
 
     def __init__(
         self,
@@ -102,17 +112,36 @@ class GBDTRanker:
         self.oof_raw_ = oof
         self.oof_calibrated_ = self._calibrate(oof)
         self.model_ = self._trees().fit(X, y)
+        self.flat_ = FlatTrees.build(self.model_)
         self.n_features_in_ = X.shape[1]
         return self
+
+    def __getattr__(self, name: str) -> Any:
+        # a loaded ranker unpickles its scikit-learn model only when something asks for it
+        pickled = self.__dict__.get("_pickled")
+        if name == "model_" and pickled is not None:
+            self.model_ = pickle.loads(pickled)
+            del self.__dict__["_pickled"]
+            return self.model_
+        if name == "flat_" and ("model_" in self.__dict__ or pickled is not None):
+            self.flat_ = FlatTrees.build(self.model_)  # a pack saved before the flat file
+            return self.flat_
+        raise AttributeError(name)
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         return np.interp(raw, self.calib_x_, self.calib_y_)
 
     def decision_function(self, X: Any) -> np.ndarray:
         self._check()
+        X = np.asarray(X, dtype=np.float32)
+        flat = self.flat_
+        if flat is not None:  # the same scores as the model's predict_proba, bit for bit
+            from scipy.special import expit  # what scikit-learn's logit link calls
+
+            return np.asarray(expit(flat.raw(X)))
         # per-note batches are small: OpenMP start-up per tree costs far more than it saves
         with _threadpools().limit(limits=1, user_api="openmp"):
-            return np.asarray(self.model_.predict_proba(np.asarray(X, dtype=np.float32))[:, 1])
+            return np.asarray(self.model_.predict_proba(X)[:, 1])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         raw = self.decision_function(X)
@@ -122,7 +151,7 @@ class GBDTRanker:
         return np.stack([1.0 - p, p], axis=1)
 
     def _check(self) -> None:
-        if not hasattr(self, "model_"):
+        if "model_" not in self.__dict__ and "_pickled" not in self.__dict__:
             raise RuntimeError("GBDTRanker used before fit() or load()")
 
     # -- persistence ---------------------------------------------------------------------
@@ -151,7 +180,11 @@ class GBDTRanker:
         }
         (d / "ranker.json").write_text(json.dumps(state), encoding="utf-8")
         (d / "ranker_trees.pkl").write_bytes(pickle.dumps(self.model_, protocol=5))
-        return [d / f for f in FILES]
+        written = [d / "ranker.json", d / "ranker_trees.pkl"]
+        if self.flat_ is not None:
+            self.flat_.save(d / FLAT_FILE)
+            written.append(d / FLAT_FILE)
+        return written
 
     @classmethod
     def load(cls, directory: Path | str, *, trusted: bool = False) -> GBDTRanker:
@@ -165,7 +198,9 @@ class GBDTRanker:
         model.calib_x_ = np.asarray(state["calib_x"], dtype=np.float64)
         model.calib_y_ = np.asarray(state["calib_y"], dtype=np.float64)
         model.n_features_in_ = int(state["n_features_in"])
-        model.model_ = pickle.loads((d / "ranker_trees.pkl").read_bytes())
+        model._pickled = (d / "ranker_trees.pkl").read_bytes()  # checked; unpickled when asked
+        if (d / FLAT_FILE).is_file():
+            model.flat_ = FlatTrees.load(d / FLAT_FILE)
         return model
 
 
