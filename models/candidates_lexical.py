@@ -26,6 +26,7 @@ from clinicode.models.candidates import (
     record_hit,
     save_config,
 )
+from clinicode.models.ngrams import NgramVocabulary, normalize_rows_l2
 from clinicode.models.phrases import query_strings
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
@@ -159,8 +160,6 @@ class LexicalGenerator:
         per-call checks of scikit-learn, which cost ten times the arithmetic on a note's
         phrases: the same analyser and counts, then the same float32 steps (sublinear tf,
         idf, l2 norm) as ``TfidfTransformer.transform``."""
-        from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
-
         vec = self.vectorizer_
         analyze = self._analyze
         if analyze is None:
@@ -190,7 +189,7 @@ class LexicalGenerator:
         np.log(X.data, X.data)  # sublinear tf
         X.data += 1.0
         X.data *= vec.idf_[X.indices]
-        inplace_csr_row_normalize_l2(X)
+        normalize_rows_l2(X)
         return X
 
     def generate(
@@ -250,9 +249,9 @@ class LexicalGenerator:
         gen, _ = load_config(cls, d, _PREFIX)
         gen.terms_ = TermTable.load(d, _PREFIX)
         vocab = json.loads(_require(d / f"{_PREFIX}_vocab.json").read_text(encoding="utf-8"))
-        vec = gen._vectorizer(vocabulary=vocab)
-        vec.idf_ = np.load(_require(d / f"{_PREFIX}_idf.npy"), allow_pickle=False)
-        gen.vectorizer_ = vec
+        idf = np.load(_require(d / f"{_PREFIX}_idf.npy"), allow_pickle=False)
+        # the vectorizer's query side only: a loaded pack needs no scikit-learn (start-up time)
+        gen.vectorizer_ = NgramVocabulary(vocab, idf, gen.ngram_range)
         gen._set_matrix(sp.load_npz(_require(d / f"{_PREFIX}_matrix.npz")).tocsr())
         if gen.matrix_t_.shape != (len(vocab), len(gen.terms_.texts)):
             raise CandidatesError(f"{d}: lexical matrix does not match its vocabulary and terms")

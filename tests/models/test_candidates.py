@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -196,16 +197,23 @@ def test_lexical_remembered_searches_give_the_same_candidates(
     assert [c.code for c in third] == [c.code for c in first]
 
 
-def test_lexical_query_matrix_is_the_vectorizers_transform() -> None:
+def test_lexical_query_matrix_is_the_vectorizers_transform(tmp_path: Path) -> None:
     gen = get_generator("lexical").fit(FakeKB())
+    gen.save(tmp_path)
+    loaded = type(gen).load(tmp_path)  # the vectorizer's query side, without scikit-learn
+    assert type(loaded.vectorizer_).__name__ == "NgramVocabulary"
+    rng = random.Random(7)
+    words = ["renal", "calculus", "left", "hypertension", "é", "a", "ab", "type 2", "colic,"]
     queries = ["high blood pressure", "renal calculus left", "é", "", "Renal  colic, acute"]
+    queries += [" ".join(rng.choices(words, k=rng.randint(1, 40))) for _ in range(200)]
     want = gen.vectorizer_.transform(queries).tocsr()
     want.sort_indices()
-    got = gen._query_matrix(queries)
-    assert got.dtype == want.dtype
-    assert np.array_equal(got.indptr, want.indptr)
-    assert np.array_equal(got.indices, want.indices)
-    assert np.array_equal(got.data, want.data)  # bit for bit, not approximately
+    for g in (gen, loaded):
+        got = g._query_matrix(queries)
+        assert got.dtype == want.dtype
+        assert np.array_equal(got.indptr, want.indptr)
+        assert np.array_equal(got.indices, want.indices)
+        assert np.array_equal(got.data, want.data)  # bit for bit, not approximately
 
 
 @pytest.fixture(scope="module")
