@@ -202,6 +202,7 @@ def _resolve_dir(model_dir: str | Path | None) -> Path:
 
 @lru_cache(maxsize=4)
 def _load_cached(path: str, kb_path: str | None) -> Engine:
+    from clinicode.gcpause import gc_paused
     from clinicode.kb import open_kb
     from clinicode.models import pack as pack_mod
 
@@ -212,7 +213,8 @@ def _load_cached(path: str, kb_path: str | None) -> Engine:
             f"no model pack at {p}; run `clinicode setup` (or `make install`) to build the "
             "default pack, or pass --model DIR"
         )
-    return Engine(pack_mod.load(p, kb=kb), kb, pack_dir=p)
+    with gc_paused():
+        return Engine(pack_mod.load(p, kb=kb), kb, pack_dir=p)
 
 
 def load(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import numpy as np
 
 from clinicode.deadline import check_deadline
+from clinicode.gcpause import gc_paused
 from clinicode.schema import (
     DIAGNOSIS_SYSTEMS,
     SYSTEMS,
@@ -306,15 +307,16 @@ class ScoringPath:
 
     def warm_up(self) -> None:
         """Load the NLP pipeline, the guidelines layer and the rule coders now rather than on
-        the first note."""
-        self.nlp()
-        warm = getattr(self.guidelines(), "warm_up", None)
-        if callable(warm):
-            warm()
-        self.rule_coders()
-        self.kb.code_index()
-        if self.pack.candidates is not None:
-            self.pack.candidates.warm_up()
+        the first note (the garbage collector paused: all of it lives as long as the path)."""
+        with gc_paused():
+            self.nlp()
+            warm = getattr(self.guidelines(), "warm_up", None)
+            if callable(warm):
+                warm()
+            self.rule_coders()
+            self.kb.code_index()
+            if self.pack.candidates is not None:
+                self.pack.candidates.warm_up()
 
     def warnings(self) -> list[str]:
         """What every result must say about how it was made (a missing NLP pipeline)."""
