@@ -59,7 +59,7 @@ def load_yaml(name: str) -> dict[str, Any]:
 
 # a note at least this long has its patterns searched near their required parts only
 _LONG_NOTE = 10_000
-_GRAM = 3  # the length of the pieces :meth:`NoteText.has` indexes a note by
+GRAM = 3  # the length of the pieces :meth:`NoteText.has` indexes a note by
 
 
 @lru_cache(maxsize=8192)
@@ -243,13 +243,17 @@ class NoteText:
         """``part in self.low``, most often answered by the note's set of 3-character pieces
         (lower case; a part whose first or last 3 characters the note lacks is not in it) instead of a
         scan of the whole note: the rule tables ask about some 1,200 parts per note."""
-        if len(part) < _GRAM:
+        if len(part) < GRAM:
             return part in self.low
-        grams = self._grams
-        if grams is None:
+        grams = self.grams()
+        return part[:GRAM] in grams and part[-GRAM:] in grams and part in self.low
+
+    def grams(self) -> set[str]:
+        """The note's 3-character pieces (lower case), made on first use."""
+        if self._grams is None:
             low = self.low
-            grams = self._grams = {low[i : i + _GRAM] for i in range(len(low) - _GRAM + 1)}
-        return part[:_GRAM] in grams and part[-_GRAM:] in grams and part in self.low
+            self._grams = {low[i : i + GRAM] for i in range(len(low) - GRAM + 1)}
+        return self._grams
 
     def finditer(self, pattern: str) -> Iterator[re.Match[str]]:
         """``rx(pattern).finditer(self.text)``; in a long note, searched only near the parts

@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from clinicode.models.procedure_text import (
+    GRAM,
     NoteText,
     Span,
     flat,
@@ -187,13 +188,25 @@ class PhraseIndex:
                     self.always.append((ri, pi))
                 for part in parts or ():
                     self.by_part.setdefault(part, []).append((ri, pi))
+        # parts by their first 3 characters, so a note is asked only about the parts whose
+        # first piece it holds (``NoteText.has``, one set intersection for all the rest)
+        self.short = [p for p in self.by_part if len(p) < GRAM]
+        self.by_first: dict[str, list[str]] = {}
+        for part in self.by_part:
+            if len(part) >= GRAM:
+                self.by_first.setdefault(part[:GRAM], []).append(part)
 
     def candidates(self, note: NoteText) -> list[tuple[int, int]]:
         """``(rule, phrase)`` indices that may match ``note``, in the rules' order."""
         found = set(self.always)
-        for part, where in self.by_part.items():
-            if note.has(part):
-                found.update(where)
+        for part in self.short:
+            if part in note.low:
+                found.update(self.by_part[part])
+        grams, low = note.grams(), note.low
+        for first in grams.intersection(self.by_first):
+            for part in self.by_first[first]:
+                if part[-GRAM:] in grams and part in low:
+                    found.update(self.by_part[part])
         return sorted(found)
 
 

@@ -175,3 +175,27 @@ def test_imaging_only_from_its_report_or_its_reader(coder: CPTCoder) -> None:
 def test_bundled_codes_are_dropped(coder: CPTCoder) -> None:
     text = "Procedures: Diagnostic laparoscopy; laparoscopic appendectomy."
     assert _keys(coder.code(text, [], setting="inpatient")) == {"44970"}
+
+
+def test_phrase_index_asks_the_note_about_every_part_it_holds() -> None:
+    """``PhraseIndex.candidates`` (parts looked up by their first 3 characters) gives exactly
+    the phrases whose parts ``NoteText.has`` finds, over notes holding every part and none."""
+    import random
+
+    from clinicode.models.procedure_text import NoteText
+    from clinicode.models.rule_cpt import PhraseIndex
+
+    index = PhraseIndex(load_rules()["procedures"])
+    parts = sorted(index.by_part)
+    assert index.short and index.by_first  # both paths are exercised
+    rng = random.Random(11)
+    notes = ["", "no procedure today.", " ".join(parts), " ".join(p.upper() for p in parts)]
+    notes += [" ".join(rng.sample(parts, 40)) + " ok" for _ in range(30)]
+    notes += [" ".join(p[: len(p) // 2 + 1] for p in rng.sample(parts, 80)) for _ in range(10)]
+    for text in notes:
+        note = NoteText(text)
+        want = set(index.always)
+        for part, where in index.by_part.items():
+            if note.has(part):
+                want.update(where)
+        assert index.candidates(note) == sorted(want)
