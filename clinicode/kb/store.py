@@ -280,6 +280,30 @@ class KnowledgeBase(SearchMixin, WriteMixin):
                     return self._row_to_record(r)
         return None
 
+    def get_many(self, codes: Iterable[str], system: str) -> dict[str, CodeRecord]:
+        """``{code: self.get(code, system)}`` for each of ``codes`` the code set has, from one
+        query per 500 codes instead of one per code (a note's hundred candidate codes)."""
+        wanted = {c: normalize_code(c, system) for c in dict.fromkeys(codes)}
+        by_form: dict[str, CodeRecord] = {}
+        forms = list(dict.fromkeys(wanted.values()))
+        conn = self._conn()
+        for i in range(0, len(forms), 500):
+            chunk = forms[i : i + 500]
+            rows = conn.execute(
+                f"SELECT * FROM codes WHERE system=? AND code IN ({','.join('?' * len(chunk))})",
+                (system, *chunk),
+            )
+            for r in rows:
+                by_form[r["code"]] = self._row_to_record(r)
+        out: dict[str, CodeRecord] = {}
+        for code, form in wanted.items():
+            rec = by_form.get(form)
+            if rec is None:
+                rec = self.get(code, system)  # the other spellings ``get`` tries
+            if rec is not None:
+                out[code] = rec
+        return out
+
     def find_systems(self, code: str) -> list[str]:
         return [s for s in self._system_names() if self.get(code, s) is not None]
 

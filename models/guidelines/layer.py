@@ -53,6 +53,16 @@ class Guidelines:
             self._rec_cache[code] = self.kb.get(code, ICD)
         return self._rec_cache[code]
 
+    def prefetch(self, codes: list[str]) -> None:
+        """Read the records of ``codes`` not cached yet in one KB query (``rec`` reads them one
+        by one otherwise: most of a note's codes are new to the cache)."""
+        cache = self._rec_cache
+        missing = [c for c in codes if c not in cache]
+        if missing:
+            found = self.kb.get_many(missing, ICD)
+            for c in missing:
+                cache[c] = found.get(c)
+
     def notes(self, code: str) -> dict[str, list[tuple[str, str]]]:
         if code not in self._notes_cache:
             self._notes_cache[code] = self.kb.effective_notes(code, ICD)
@@ -95,6 +105,7 @@ class Guidelines:
         """``copy=False`` lets the rules change the suggestions in ``ranked`` in place: for a
         caller that built them for this call only (the engine), it saves a copy of each."""
         note = NoteState(text=text, mentions=mentions, setting=setting, threshold=threshold)
+        self.prefetch([s.code for s in ranked if s.system == ICD])
         for i, s in enumerate(ranked):
             key = (s.system, s.code)
             if key in note.items:  # the same code twice: keep the first (higher score)

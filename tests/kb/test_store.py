@@ -84,6 +84,16 @@ SMALL_INDEX = (
 )
 
 
+def test_get_many_is_get_for_each_code(kb: KnowledgeBase) -> None:
+    codes = ["E11.22", "e1122", "N18.32", "E11", "I10", "Z99.99X", "S72.001A", "s72001a", ""]
+    codes += [f"E11.{i}" for i in range(10)] * 2  # repeats and codes the set lacks
+    many = kb.get_many(codes, "ICD-10-CM")
+    assert {c: kb.get(c, "ICD-10-CM") for c in codes if kb.get(c, "ICD-10-CM")} == many
+    assert many["e1122"].code == "E11.22" and "Z99.99X" not in many
+    big = [r.code for r in kb.iter_codes("ICD-10-CM")][:1200]  # more than one query's worth
+    assert list(kb.get_many(big, "ICD-10-CM")) == big
+
+
 @pytest.fixture()
 def small(kb_path: Path, tmp_path: Path) -> tuple[KnowledgeBase, dict[str, Any]]:
     path = tmp_path / "kb.sqlite"
