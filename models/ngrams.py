@@ -10,7 +10,7 @@ values bit for bit (tests compare it with the vectorizer's ``transform``).
 
 from __future__ import annotations
 
-import math
+import itertools
 import re
 from collections.abc import Callable
 from functools import partial
@@ -62,15 +62,16 @@ def normalize_rows_l2(X: sp.csr_matrix) -> None:
     ``inplace_csr_row_normalize_l2`` does: the squares (float32) summed in a double in row
     order, rows of zeros left alone, each value divided by the root in double precision."""
     data = X.data
-    counts = np.diff(X.indptr)
     if not len(data):
         return
-    width = int(counts.max())
-    squares = np.zeros((len(counts), width), dtype=np.float64)
-    cols = np.arange(len(data)) - np.repeat(X.indptr[:-1], counts)
-    squares[np.repeat(np.arange(len(counts)), counts), cols] = data * data
-    sums = np.zeros(len(counts), dtype=np.float64)
-    for k in range(width):  # one column at a time: each row's squares added in order
-        sums += squares[:, k]
-    roots = np.array([math.sqrt(s) if s != 0.0 else 1.0 for s in sums.tolist()])
-    data[:] = (data.astype(np.float64) / np.repeat(roots, counts)).astype(data.dtype)
+    squares = (data * data).tolist()  # float32 products, as doubles
+    bounds = X.indptr.tolist()
+    sums = []
+    for lo, hi in itertools.pairwise(bounds):
+        total = 0.0
+        for v in squares[lo:hi]:  # in row order, in a double
+            total += v
+        sums.append(total)
+    roots = np.sqrt(np.asarray(sums, dtype=np.float64))  # correctly rounded, as C's sqrt
+    roots[roots == 0.0] = 1.0  # a row of zeros stays as it is
+    data[:] = (data.astype(np.float64) / np.repeat(roots, np.diff(X.indptr))).astype(data.dtype)
