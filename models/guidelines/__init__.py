@@ -39,6 +39,7 @@ from . import (  # noqa: F401
     assertion,
     combinations,
     demographics,
+    documented,
     evidence,
     excludes,
     refinements,
