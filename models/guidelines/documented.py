@@ -6,16 +6,19 @@ codes a note states word for word ("systemic sclerosis" -> M34.9 *Systemic scler
 unspecified*; "acute appendicitis" -> K35.80; "cellulitis of the right lower leg" -> L03.115
 *Cellulitis of right lower limb*). The layer brings such a candidate into the kept set when:
 
-* one of its evidence mentions is a condition or finding that is present (or uncertain: the
-  assertion policy, which runs next, decides uncertain ones by setting);
-* every content word of the code's title is stated in that mention or in its sentence, outside
+* one of its evidence mentions is a condition or finding that is present (or, in inpatient
+  care, uncertain at discharge: II.H codes it as if established; the assertion policy, which
+  runs next, judges it);
+* every content word of the code's title (or of one of its own inclusion terms, or of the Index
+  entries of the encoder's path to it) is stated in that mention or in its sentence, outside
   negated, family and hypothetical mentions there (a title's "unspecified ..." part and the words
   after "without" need no documentation; a parenthesised part may stand in for the rest, as
   "(NSTEMI)" for "Non-ST elevation myocardial infarction"); at least one of them in the mention
   itself; numbers as written ("stage 3", not the "3" of "type 3");
 * its title names no residual category ("other", "not elsewhere classified"): those are for a
   type the note names and the title does not;
-* no code of its category read off the same words is already kept (one code per phrase, I.B.2).
+* no kept code already stands on the same words (one code per phrase, I.B.2: *Pain,
+  unspecified* is not added beside *Periumbilical pain* for "periumbilical pain").
 
 Every later rule (assertion policy, evidence, demographics, combinations, integral symptoms,
 Excludes1, sequencing) then judges it like any kept code. Of the candidates of one category that
@@ -29,7 +32,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from clinicode.models.encoder.words import keys, load_encoder_data, mention_context
+from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
 from clinicode.schema import Mention
 
 from .data import ICD
@@ -39,19 +42,25 @@ from .state import Item, NoteState, explain, spans
 
 _PAREN = re.compile(r"\(([^()]*)\)")
 _KINDS = frozenset({"condition", "finding"})
+_ACRONYM = re.compile(r"^[A-Z][A-Z0-9-]+$")
+_ABSENT = re.compile(
+    r"\b(?:without|not|no)\s+([^,;.:()]+?)(?=\s+(?:and|with|or)\b|[,;.:()]|$)", re.I
+)
+_SEE = re.compile(r"\(see [^)]*\)")
+_CONNECTORS = frozenset({"with", "in", "due to", "without"})
 
 
 @lru_cache(maxsize=8192)
 def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The keys a note must state for ``title``: ``(all, alternative)`` where ``alternative``
-    (possibly empty) is a parenthesised part that may stand for the whole title."""
+    (possibly empty) is an acronym in parentheses that stands for the whole title ("(NSTEMI)");
+    other parenthesised words are nonessential and need no documentation."""
     cfg = _cfg()
-    low = title.lower()
-    alt = tuple(k for p in _PAREN.findall(low) for k in keys(p))
-    low = _PAREN.sub(" ", low)
+    alt = tuple(k for p in _PAREN.findall(title) if _ACRONYM.match(p.strip()) for k in keys(p))
+    low = _PAREN.sub(" ", title.lower())
     low = re.split(r"\bwithout\b", low)[0]
-    parts = [p for p in low.split(",") if not p.strip().startswith("unspecified")]
-    low = " ".join(parts)
+    first, *rest = low.split(",")
+    low = " ".join([first, *(p for p in rest if not p.strip().startswith("unspecified"))])
     optional = {k for w in cfg["optional_words"] for k in keys(str(w))}
     need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
     return need, alt
@@ -74,52 +83,116 @@ def _implies() -> dict[str, tuple[str, ...]]:
     return out
 
 
+def stated_keys(text: str) -> set[str]:
+    """The keys a text states, with what its words imply ("leg": "lower", "limb")."""
+    out = set(keys(text))
+    implies = _implies()
+    for k in list(out):
+        out.update(implies.get(k, ()))
+    return out
+
+
+def specific_stated(title: str, category_title: str, stated: set[str]) -> int:
+    """How many of ``title``'s words beyond its category's title the ``stated`` keys name
+    ("oropharyngeal" of *Dysphagia, oropharyngeal phase* under *Dysphagia*)."""
+    need, _ = title_needs(title)
+    return len({k for k in need if k in stated} - set(keys(category_title)))
+
+
+def undocumented(title: str, stated: set[str]) -> int:
+    """How many of ``title``'s needed words the ``stated`` keys lack."""
+    need, _ = title_needs(title)
+    return len([k for k in need if k not in stated])
+
+
 def _residual(title: str) -> bool:
     return bool(re.search(_cfg()["residual_title"], title, re.I))
 
 
-def documents(note: NoteState, m: Mention, need: tuple[str, ...], alt: tuple[str, ...]) -> bool:
-    """Whether mention ``m`` with its sentence states every key of ``need`` (or of ``alt``)."""
-    near = list(note.overlapping(m.sentence_start, m.sentence_end))
-    weights = load_encoder_data()["weights"]
-    ctx = mention_context(note.text, m, near, {}, weights)
-    local = dict(ctx.local)
-    implies = _implies()
-    for k, w in list(local.items()):
-        for k2 in implies.get(k, ()):
-            local.setdefault(k2, w)
-    own = {k for k, w in local.items() if w >= weights["mention"]}
+class _Stated:
+    """What a mention with its sentence states (its encoder context, with what its words
+    imply), built once per mention."""
+
+    def __init__(self, note: NoteState) -> None:
+        self.note = note
+        self.weights = load_encoder_data()["weights"]
+        self._got: dict[tuple[int, int], tuple[Context, dict[str, float], set[str]]] = {}
+
+    def of(self, m: Mention) -> tuple[Context, dict[str, float], set[str]]:
+        got = self._got.get((m.start, m.end))
+        if got is None:
+            near = list(self.note.overlapping(m.sentence_start, m.sentence_end))
+            ctx = mention_context(self.note.text, m, near, {}, self.weights)
+            local = dict(ctx.local)
+            sentence = self.note.text[m.sentence_start : m.sentence_end]
+            for phrase in _ABSENT.findall(sentence):  # "without aura", "not intractable"
+                for k in keys(phrase):
+                    local.pop(k, None)
+            implies = _implies()
+            for k, w in list(local.items()):
+                for k2 in implies.get(k, ()):
+                    local.setdefault(k2, w)
+            own = {k for k, w in local.items() if w >= self.weights["mention"]}
+            got = self._got[(m.start, m.end)] = (ctx, local, own)
+        return got
+
+
+def documents(
+    stated: _Stated, m: Mention, need: tuple[str, ...], alt: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """The keys with which mention ``m`` and its sentence state all of ``need`` (else all of
+    ``alt``), or None."""
+    ctx, local, own = stated.of(m)
     for ks in (need, alt):
         if not ks or not all(k in local for k in ks) or not own & set(ks):
             continue
         if ctx.spells(ks):
-            return True
-    return False
+            return ks
+    return None
+
+
+def _forms(g: Guidelines, it: Item) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
+    """What a note may state to document ``it``, as ``(tier, needed keys, alternative)``: its
+    title (tier 0), its own inclusion terms (1: *Bronchiectasis NOS* for J47.9, "hypertension
+    (arterial) (benign) (essential)" for I10) and the Index entries of the encoder's path to it
+    (2: "Index: Hypertension, hypertensive -> I10")."""
+    code = it.s.code
+    terms = [(0, g.title(code))]
+    for kind in ("inclusion", "includes"):
+        terms += [(1, t) for owner, t in g.notes(code).get(kind, []) if owner == code]
+    for line in it.s.explanation:
+        if line.startswith("Index: ") and " -> " in line:
+            entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
+            kept = " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
+            terms.append((2, kept))
+    return [(tier, *f) for tier, f in ((tier, title_needs(t)) for tier, t in terms) if f[0]]
 
 
 @rule("documented_candidates")
 def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
-    """Candidates a present mention states word for word join the kept codes (I.A.19)."""
+    """Candidates a present mention states word for word join the kept codes (I.A.19). Of the
+    candidates of one category that one mention documents, the most specific wins (the most
+    words documented: *Acute on chronic diastolic heart failure* over *Heart failure,
+    unspecified* for "acute on chronic diastolic (HFpEF) heart failure"), then the one its
+    title documents over an inclusion term or an Index path (I50.33's title, F32.A's over the
+    Index's default F32.9 for "depression"), then the ranker's score."""
     cfg = _cfg()
     floor = float(cfg["min_score"])
-    allowed = set(cfg["assertions"])
-    kept_cats = {(it.s.code[:3], sp) for it in note.kept() for sp in spans(it)}
-    best: dict[tuple[str, tuple[int, int]], Item] = {}
+    allowed = set(cfg["assertions"][note.setting])
+    stated = _Stated(note)
+    coded = [(sp, it) for it in note.kept() for sp in spans(it)]
+    best: dict[
+        tuple[str, tuple[int, int]], tuple[tuple[int, int, float, tuple[str, ...]], Item]
+    ] = {}
     for it in note.items.values():
         s = it.s
         if it.fate != "candidate" or s.system != ICD or s.score < floor or not s.evidence:
             continue
-        if not g.is_billable(s.code):
+        if not g.is_billable(s.code) or _residual(g.title(s.code)):
             continue
-        title = g.title(s.code)
-        if _residual(title):
-            continue
-        need, alt = title_needs(title)
-        if not need:
-            continue
+        forms = _forms(g, it)
         for e in s.evidence:
-            if (s.code[:3], (e.start, e.end)) in kept_cats:
-                break
+            there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
             m = next(
                 (
                     m
@@ -128,19 +201,61 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                 ),
                 None,
             )
-            if m is None or not documents(note, m, need, alt):
+            if m is None:
                 continue
+            found = [
+                (len(ks), -tier, ks)
+                for tier, need, alt in forms
+                if (ks := documents(stated, m, need, alt)) is not None
+            ]
+            if not found:
+                continue
+            size, tier, ks = max(found)
+            if any(_blocks(g, o, s.code, set(ks)) for o in there):
+                break  # the words already support a kept code that says as much
+            rank = (size, tier, s.score, ks)
             key = (s.code[:3], (m.start, m.end))
-            other = best.get(key)
-            if other is None or (s.score, len(need)) > (
-                other.s.score,
-                len(title_needs(g.title(other.s.code))[0]),
-            ):
-                best[key] = it
+            if key not in best or rank > best[key][0]:
+                best[key] = (rank, it)
             break
-    chosen = {id(it): it for it in best.values()}
-    for it in chosen.values():
+    chosen = {id(it): (rank[3], it) for rank, it in best.values()}
+    for ks, it in chosen.values():
         it.fate = "keep"
         it.s.status = "suggested"
         it.s.reason = None
         explain(it, "I.A.19", "the note states every word of the code's title: coded as documented")
+        needs = set(ks)
+        for (lo, hi), o in coded:
+            if o.fate == "keep" and _on(it, lo, hi) and _less_specific(g, o, needs):
+                g.drop(o, "I.B.2", f"{it.s.code} documents the same words more specifically")
+
+
+def _on(it: Item, lo: int, hi: int) -> bool:
+    return any(lo < e.end and e.start < hi for e in it.s.evidence)
+
+
+def _said(g: Guidelines, other: Item) -> list[set[str]]:
+    """What each of ``other``'s forms (title, inclusion terms, Index path) says."""
+    return [set(ks) for _, need, alt in _forms(g, other) for ks in (need, alt) if ks]
+
+
+def _less_specific(g: Guidelines, other: Item, needs: set[str]) -> bool:
+    """Whether kept ``other`` says less than a code documented by ``needs``: one of its forms
+    says a strict part of them (*Unspecified appendicitis* under *Acute appendicitis*;
+    *Parkinsonism, unspecified*, reached by the Index's "Disease, Parkinson's", under
+    *Parkinson's disease with dyskinesia, with fluctuations*), or it is a residual code
+    (*Other systemic sclerosis*) whose title words the note states with no other type."""
+    said = _said(g, other)
+    if any(ks < needs for ks in said):
+        return True
+    title = g.title(other.s.code)
+    return _residual(title) and set(title_needs(title)[0]) <= needs
+
+
+def _blocks(g: Guidelines, other: Item, code: str, needs: set[str]) -> bool:
+    """Whether kept ``other``, on the same words, keeps a code documented by ``needs`` out: it
+    says at least as much (*Periumbilical pain* keeps *Pain, unspecified* out), or it is of
+    the same category and not less specific (one code per phrase and category, I.B.2)."""
+    if _less_specific(g, other, needs):
+        return False
+    return other.s.code[:3] == code[:3] or any(ks >= needs for ks in _said(g, other))
