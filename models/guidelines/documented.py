@@ -259,3 +259,43 @@ def _blocks(g: Guidelines, other: Item, code: str, needs: set[str]) -> bool:
     if _less_specific(g, other, needs):
         return False
     return other.s.code[:3] == code[:3] or any(ks >= needs for ks in _said(g, other))
+
+
+@rule("documented_specificity")
+def rule_documented_specificity(g: Guidelines, note: NoteState) -> None:
+    """A kept unspecified code moves to the most specific billable code of its category whose
+    every title word its mention and sentence state (I.B.2, IV.F.3): *Cellulitis, unspecified*
+    for "cellulitis of the left lower leg" becomes *Cellulitis of left lower limb* even when
+    no generator proposed it."""
+    stated = _Stated(note)
+    allowed = set(_cfg()["assertions"][note.setting])
+    for it in note.kept():
+        s = it.s
+        title = g.title(s.code)
+        if "unspecified" not in title.lower() or not s.evidence:
+            continue
+        own = set(title_needs(title)[0])
+        best: tuple[int, str] | None = None
+        tie = False
+        for e in s.evidence:
+            for m in note.overlapping(e.start, e.end):
+                if m.kind not in _KINDS or m.assertion not in allowed:
+                    continue
+                for rec in g.billable_descendants(s.code[:3]):
+                    if rec.code == s.code or _residual(rec.title):
+                        continue
+                    need = title_needs(rec.title)[0]
+                    if not own < set(need) or documents(stated, m, need, ()) is None:
+                        continue
+                    if best is None or len(need) > best[0]:
+                        best, tie = (len(need), rec.code), False
+                    elif len(need) == best[0] and rec.code != best[1]:
+                        tie = True  # two codes as specific: the note does not settle it
+        if best is not None and not tie:
+            g.replace(
+                note,
+                [it],
+                best[1],
+                "I.B.2",
+                f"the note documents {best[1]} ({g.title(best[1])}): more specific than {s.code}",
+            )
