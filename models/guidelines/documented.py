@@ -35,7 +35,7 @@ from typing import Any
 from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
 from clinicode.schema import Mention
 
-from .data import ICD
+from .data import ICD, any_match
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState, explain, spans
@@ -179,10 +179,12 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
     cfg = _cfg()
     floor = float(cfg["min_score"])
     allowed = set(cfg["assertions"][note.setting])
+    chronic = g.rules["assertion"]["chronic_persisting"]
     stated = _Stated(note)
     coded = [(sp, it) for it in note.kept() for sp in spans(it)]
     best: dict[
-        tuple[str, tuple[int, int]], tuple[tuple[int, int, float, tuple[str, ...]], Item]
+        tuple[str, tuple[int, int]],
+        tuple[tuple[int, int, float, tuple[str, ...]], Item],
     ] = {}
     for it in note.items.values():
         s = it.s
@@ -197,7 +199,12 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                 (
                     m
                     for m in note.overlapping(e.start, e.end)
-                    if m.kind in _KINDS and m.assertion in allowed
+                    if m.kind in _KINDS
+                    and (
+                        m.assertion in allowed
+                        # "hx of HTN": a chronic condition listed as history is still present
+                        or (m.assertion == "historical" and any_match(chronic, s.code))
+                    )
                 ),
                 None,
             )
@@ -211,7 +218,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if not found:
                 continue
             size, tier, ks = max(found)
-            if any(_blocks(g, o, s.code, set(ks)) for o in there):
+            if any(_blocks(g, stated, m, o, s.code, set(ks)) for o in there):
                 break  # the words already support a kept code that says as much
             rank = (size, tier, s.score, ks)
             key = (s.code[:3], (m.start, m.end))
@@ -226,8 +233,17 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
         explain(it, "I.A.19", "the note states every word of the code's title: coded as documented")
         needs = set(ks)
         for (lo, hi), o in coded:
-            if o.fate == "keep" and _on(it, lo, hi) and _less_specific(g, o, needs):
+            if o.fate != "keep" or not _on(it, lo, hi):
+                continue
+            if _less_specific(g, o, needs):
                 g.drop(o, "I.B.2", f"{it.s.code} documents the same words more specifically")
+            elif o.s.code[:3] == it.s.code[:3] and not _documented(g, stated, o):
+                g.drop(
+                    o,
+                    "I.B.2",
+                    f"{it.s.code} is what the note documents; this code's title names what "
+                    "the note does not state",
+                )
 
 
 def _on(it: Item, lo: int, hi: int) -> bool:
@@ -252,13 +268,33 @@ def _less_specific(g: Guidelines, other: Item, needs: set[str]) -> bool:
     return _residual(title) and set(title_needs(title)[0]) <= needs
 
 
-def _blocks(g: Guidelines, other: Item, code: str, needs: set[str]) -> bool:
+def _documented(g: Guidelines, stated: _Stated, other: Item) -> bool:
+    """Whether one of ``other``'s evidence mentions, with its sentence, states one of its
+    forms in full (*Streptococcal pharyngitis* is documented by "streptococcal pharyngitis"
+    though its other evidence, "sore throat", does not state it)."""
+    forms = _forms(g, other)
+    for e in other.s.evidence:
+        for m in stated.note.overlapping(e.start, e.end):
+            if m.kind in _KINDS and any(
+                documents(stated, m, need, alt) is not None for _, need, alt in forms
+            ):
+                return True
+    return False
+
+
+def _blocks(
+    g: Guidelines, stated: _Stated, m: Mention, other: Item, code: str, needs: set[str]
+) -> bool:
     """Whether kept ``other``, on the same words, keeps a code documented by ``needs`` out: it
     says at least as much (*Periumbilical pain* keeps *Pain, unspecified* out), or it is of
-    the same category and not less specific (one code per phrase and category, I.B.2)."""
+    the same category, not less specific and documented too (one code per phrase and
+    category, I.B.2; *Type 2 diabetes mellitus with unspecified complications* names
+    complications that "type 2 diabetes" does not state, so it keeps E11.9 out of nothing)."""
     if _less_specific(g, other, needs):
         return False
-    return other.s.code[:3] == code[:3] or any(ks >= needs for ks in _said(g, other))
+    if other.s.code[:3] == code[:3]:
+        return _documented(g, stated, other)
+    return any(ks >= needs for ks in _said(g, other))
 
 
 @rule("documented_specificity")
