@@ -38,6 +38,7 @@ class _Policy:
     cfg: dict[str, Any]
     former: re.Pattern[str]
     inpatient: bool
+    screening: bool = False  # the note names a screening anywhere
     uncertain_dropped: list[Item] = field(default_factory=list)
     _chronic: set[tuple[int, int]] | None = None
 
@@ -65,6 +66,7 @@ def rule_assertion_policy(g: Guidelines, note: NoteState) -> None:
         cfg=cfg,
         former=compile_cue(cfg["former_cue"]),
         inpatient=note.setting == "inpatient",
+        screening=compile_cue(g.rules["screening_cue"]).search(note.text) is not None,
     )
     for item in list(note.items.values()):
         if item.fate in ("keep", "candidate"):
@@ -214,7 +216,9 @@ def _screened(p: _Policy, item: Item) -> bool:
     looks for ("lung cancer screening", "screening for colon cancer", "... for lung cancer
     screening"), not a condition the patient has (I.C.21.c.5)."""
     s, g = item.s, p.g
-    if s.system != ICD or not s.evidence or first_rule(g.rules["screening"], s.code) is None:
+    if not p.screening or s.system != ICD or not s.evidence:
+        return False
+    if first_rule(g.rules["screening"], s.code) is None:
         return False
     cue = compile_cue(g.rules["screening_cue"])
     after = compile_cue(g.rules["screening_after"])

@@ -36,7 +36,7 @@ from clinicode.models.encoder.words import Context, keys, load_encoder_data, men
 from clinicode.schema import Mention
 
 from .data import ICD, any_match
-from .layer import Guidelines
+from .layer import Guidelines, _code_index
 from .rules import rule
 from .state import Item, NoteState, explain, spans
 
@@ -106,7 +106,17 @@ def undocumented(title: str, stated: set[str]) -> int:
 
 
 def _residual(title: str) -> bool:
-    return bool(re.search(_cfg()["residual_title"], title, re.I))
+    return _residual_rx().search(title) is not None
+
+
+@lru_cache(maxsize=1)
+def _residual_rx() -> re.Pattern[str]:
+    return re.compile(_cfg()["residual_title"], re.I)
+
+
+@lru_cache(maxsize=8192)
+def _title_keys(title: str) -> frozenset[str]:
+    return frozenset(keys(title))
 
 
 class _Stated:
@@ -151,21 +161,34 @@ def documents(
     return None
 
 
-def _forms(g: Guidelines, it: Item) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
+def _forms(
+    g: Guidelines, it: Item, *, inclusion: bool = True, index: bool = True
+) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
     """What a note may state to document ``it``, as ``(tier, needed keys, alternative)``: its
     title (tier 0), its own inclusion terms (1: *Bronchiectasis NOS* for J47.9, "hypertension
     (arterial) (benign) (essential)" for I10) and the Index entries of the encoder's path to it
     (2: "Index: Hypertension, hypertensive -> I10")."""
     code = it.s.code
-    terms = [(0, g.title(code))]
-    for kind in ("inclusion", "includes"):
-        terms += [(1, t) for owner, t in g.notes(code).get(kind, []) if owner == code]
-    for line in it.s.explanation:
+    terms = [(0, _title(g, code))] if index or not inclusion else []
+    rec = g.rec(code) if inclusion else None  # its own notes (one cached KB read)
+    if rec is not None:
+        for kind in ("inclusion", "includes"):
+            terms += [(1, t) for t in rec.notes.get(kind, [])]
+    for line in it.s.explanation if index else ():
         if line.startswith("Index: ") and " -> " in line:
             entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
             kept = " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
             terms.append((2, kept))
     return [(tier, *f) for tier, f in ((tier, title_needs(t)) for tier, t in terms) if f[0]]
+
+
+def _title(g: Guidelines, code: str) -> str:
+    """A code's title from the layer's in-memory code index (no KB query per code)."""
+    return _code_index(g.kb)[1].get(code) or g.title(code)
+
+
+def _billable(g: Guidelines, code: str) -> bool:
+    return code in _code_index(g.kb)[2]
 
 
 @rule("documented_candidates")
@@ -190,9 +213,10 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
         s = it.s
         if it.fate != "candidate" or s.system != ICD or s.score < floor or not s.evidence:
             continue
-        if not g.is_billable(s.code) or _residual(g.title(s.code)):
+        title = _title(g, s.code)
+        if not _billable(g, s.code) or _residual(title):
             continue
-        forms = _forms(g, it)
+        forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]] | None = None
         for e in s.evidence:
             there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
             m = next(
@@ -210,11 +234,11 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             )
             if m is None:
                 continue
-            found = [
-                (len(ks), -tier, ks)
-                for tier, need, alt in forms
-                if (ks := documents(stated, m, need, alt)) is not None
-            ]
+            if forms is None:  # the title and Index path first; inclusion terms (a KB query)
+                forms = _forms(g, it, inclusion=False)  # when the mention names a title word
+            found = _found(stated, m, forms)
+            if not found and stated.of(m)[2] & _title_keys(title):
+                found = _found(stated, m, _forms(g, it, index=False))
             if not found:
                 continue
             size, tier, ks = max(found)
@@ -244,6 +268,17 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                     f"{it.s.code} is what the note documents; this code's title names what "
                     "the note does not state",
                 )
+
+
+def _found(
+    stated: _Stated, m: Mention, forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]]
+) -> list[tuple[int, int, tuple[str, ...]]]:
+    """``(size, -tier, keys)`` of each form that mention ``m`` documents."""
+    return [
+        (len(ks), -tier, ks)
+        for tier, need, alt in forms
+        if (ks := documents(stated, m, need, alt)) is not None
+    ]
 
 
 def _on(it: Item, lo: int, hi: int) -> bool:
