@@ -42,6 +42,7 @@ from .state import Item, NoteState, explain, spans
 
 _PAREN = re.compile(r"\(([^()]*)\)")
 _KINDS = frozenset({"condition", "finding"})
+_UNSPEC_PART = re.compile(r"^\s*unspecified\b.*?(?=\bwith\b|$)")
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9-]+$")
 _ABSENT = re.compile(
     r"\b(?:without|not|no)\s+([^,;.:()]+?)(?=\s+(?:and|with|or)\b|[,;.:()]|$)", re.I
@@ -60,7 +61,9 @@ def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     low = _PAREN.sub(" ", title.lower())
     low = re.split(r"\bwithout\b", low)[0]
     first, *rest = low.split(",")
-    low = " ".join([first, *(p for p in rest if not p.strip().startswith("unspecified"))])
+    # ", unspecified organism" needs nothing; ", unspecified with withdrawal delirium" needs
+    # what follows its "with"
+    low = " ".join([first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
     optional = {k for w in cfg["optional_words"] for k in keys(str(w))}
     need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
     return need, alt
@@ -304,17 +307,16 @@ def _less_specific(g: Guidelines, other: Item, needs: set[str]) -> bool:
 
 
 def _documented(g: Guidelines, stated: _Stated, other: Item) -> bool:
-    """Whether one of ``other``'s evidence mentions, with its sentence, states one of its
-    forms in full (*Streptococcal pharyngitis* is documented by "streptococcal pharyngitis"
-    though its other evidence, "sore throat", does not state it)."""
-    forms = _forms(g, other)
+    """Whether ``other``'s evidence mentions, with their sentences, state one of its forms in
+    full (*Streptococcal pharyngitis* by "streptococcal pharyngitis" though its other
+    evidence, "sore throat", does not; *Alcohol dependence with withdrawal delirium* by
+    "alcohol dependence" in one sentence and "alcohol withdrawal delirium" in another)."""
+    local: set[str] = set()
     for e in other.s.evidence:
         for m in stated.note.overlapping(e.start, e.end):
-            if m.kind in _KINDS and any(
-                documents(stated, m, need, alt) is not None for _, need, alt in forms
-            ):
-                return True
-    return False
+            if m.kind in _KINDS:
+                local |= set(stated.of(m)[1])
+    return any(ks and set(ks) <= local for _, need, alt in _forms(g, other) for ks in (need, alt))
 
 
 def _blocks(
