@@ -14,9 +14,10 @@ Layout:
 * :mod:`.layer` -- :class:`Guidelines`: KB lookups, ``apply``, the add/drop/replace edits, the
   result;
 * :mod:`.rules` -- the ``@rule(name)`` registry;
-* one module per rule family: :mod:`.assertion`, :mod:`.refinements`, :mod:`.combinations`,
-  :mod:`.use_additional`, :mod:`.specificity`, :mod:`.symptoms`, :mod:`.excludes`,
-  :mod:`.sequencing`.
+* one module per rule family: :mod:`.documented` (candidates the note states word for word,
+  and the most specific code of a category the note states), :mod:`.assertion`,
+  :mod:`.refinements`, :mod:`.combinations`, :mod:`.use_additional`, :mod:`.specificity`,
+  :mod:`.symptoms`, :mod:`.excludes`, :mod:`.sequencing`.
 
 The order the rules run in (each sees the result of the previous one) is ``rule_order`` in
 ``models/resources/guidelines_rules.yaml``, and nowhere else.
@@ -39,6 +40,7 @@ from . import (  # noqa: F401
     assertion,
     combinations,
     demographics,
+    documented,
     evidence,
     excludes,
     refinements,

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinicode.nlp.cues import negated_before
+from clinicode.nlp.demographics import patient_demographics
 from clinicode.schema import Mention
 
 from .data import ICD, any_match, code_matches, compile_cue, first_rule
+from .demographics import conflict
 from .layer import Guidelines
 from .rules import rule
 from .state import (
@@ -36,6 +38,7 @@ class _Policy:
     cfg: dict[str, Any]
     former: re.Pattern[str]
     inpatient: bool
+    screening: bool = False  # the note names a screening anywhere
     uncertain_dropped: list[Item] = field(default_factory=list)
     _chronic: set[tuple[int, int]] | None = None
 
@@ -63,6 +66,7 @@ def rule_assertion_policy(g: Guidelines, note: NoteState) -> None:
         cfg=cfg,
         former=compile_cue(cfg["former_cue"]),
         inpatient=note.setting == "inpatient",
+        screening=compile_cue(g.rules["screening_cue"]).search(note.text) is not None,
     )
     for item in list(note.items.values()):
         if item.fate in ("keep", "candidate"):
@@ -76,6 +80,8 @@ def _judge(p: _Policy, item: Item) -> None:
     """The policy for one code whose evidence is not (only) present."""
     s = item.s
     a = assertions_of(s, p.note.mentions)
+    if "present" in a and _screened(p, item):
+        a = {"hypothetical"}  # "lung cancer screening": what the screening looks for
     if "present" in a:
         return
     is_icd = s.system == ICD
@@ -205,6 +211,28 @@ def _negated_or_hypothetical(p: _Policy, item: Item, a: set[str], cues: list[str
     )
 
 
+def _screened(p: _Policy, item: Item) -> bool:
+    """Whether every evidence span of a code the screening table knows names what a screening
+    looks for ("lung cancer screening", "screening for colon cancer", "... for lung cancer
+    screening"), not a condition the patient has (I.C.21.c.5)."""
+    s, g = item.s, p.g
+    if not p.screening or s.system != ICD or not s.evidence:
+        return False
+    if first_rule(g.rules["screening"], s.code) is None:
+        return False
+    cue = compile_cue(g.rules["screening_cue"])
+    after = compile_cue(g.rules["screening_after"])
+    before = compile_cue(g.rules["screening_before"])
+    text = p.note.text
+    for e in s.evidence:
+        if cue.search(e.text):
+            continue
+        if after.match(text, e.end) or before.search(text[max(0, e.start - 40) : e.start]):
+            continue
+        return False
+    return True
+
+
 def _screening(p: _Policy, item: Item) -> None:
     """I.C.21.c.5: a condition named as what a screening looks for gives the screening code."""
     g, s = p.g, item.s
@@ -270,10 +298,16 @@ def _mention_history_codes(g: Guidelines, note: NoteState) -> None:
 def _history_code_for(
     g: Guidelines, note: NoteState, m: Mention, assertion: str, codes: list[str]
 ) -> None:
-    """The history code of the first of a mention's codes that has one."""
+    """The history code of the first of a mention's codes that has one, skipping the codes
+    the patient cannot have ("smoking" also names O99.33, smoking complicating pregnancy: a
+    past smoker who is not pregnant has a history of nicotine dependence, not of a pregnancy
+    complication)."""
     table = g.rules["family_history" if assertion == "family" else "personal_history"]
+    who = patient_demographics(note.text) if assertion == "historical" else None
     for c in codes:
         if g.rec(c) is None:
+            continue
+        if who is not None and conflict(c, who, g.rules["demographics"]) is not None:
             continue
         if code_matches(g.rules["assertion"]["history_named_by_mention"], c):
             it = note.items.get((ICD, c))  # the mention names the history code itself

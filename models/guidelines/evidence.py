@@ -34,12 +34,17 @@ def _title_parts(title: str) -> tuple[set[str], set[str]]:
     return (_words(head), _words(tail)) if sep else (_words(title), set())
 
 
-def _negated_axis(item: Item, title: set[str]) -> Evidence | None:
-    """The negated evidence naming title words that no present evidence names, if any."""
+def _negated_axis(item: Item, title: set[str], tail: set[str]) -> Evidence | None:
+    """The negated evidence naming title words that no present evidence names, if any (a
+    negated mention naming the title's "without" part, "no heart failure" for *Hypertensive
+    heart disease without heart failure*, supports the code)."""
     evidence = item.s.evidence
     present = {w for e in evidence if e.assertion not in _NOT_PRESENT for w in _words(e.text)}
     for e in evidence:
-        if e.assertion in _NOT_PRESENT and (_words(e.text) & title) - present:
+        words = _words(e.text)
+        if e.assertion not in _NOT_PRESENT or (tail and words <= tail):
+            continue
+        if (words & title) - present:
             return e
     return None
 
@@ -70,7 +75,7 @@ def rule_evidence_holds(g: Guidelines, note: NoteState) -> None:
         if all(e.assertion in _NOT_PRESENT for e in s.evidence):
             continue  # the assertion policy decides codes with no present evidence
         head, tail = _title_parts(g.title(s.code))
-        negated = _negated_axis(item, head)  # a negated "without" part supports the code
+        negated = _negated_axis(item, head, tail)
         if negated is not None:
             g.drop(
                 item,

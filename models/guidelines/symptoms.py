@@ -8,6 +8,7 @@ import re
 from functools import lru_cache
 
 from .data import any_match, code_matches, load_rules
+from .documented import specific_stated, stated_keys, undocumented
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState, spans, window_text
@@ -31,10 +32,12 @@ def undocumented_words(title: str, text: str) -> int:
 @rule("same_mention_alternatives")
 def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
     """Codes of one category read off the very same words are alternatives, not two
-    conditions: one is reported (I.B.2). The one whose title the note documents best wins (a
-    title word the note lacks, "right" or "with hematuria", is a detail not documented); then,
-    on a tie, the unspecified code (I.A.9.b: the note gives no more detail); then the ranker's
-    score. Diabetes is exempt: one phrase can need several E08-E13 codes (I.C.4.a)."""
+    conditions: one is reported (I.B.2). The one whose title names the most words beyond its
+    category's title that the sentence states wins ("left lower leg" for *Cellulitis of left
+    lower limb*, "oropharyngeal" for *Dysphagia, oropharyngeal phase*: the most specific code
+    documented); then the one with fewest title words the note lacks ("right" or "with
+    hematuria" is a detail not documented); then the unspecified code (I.A.9.b: the note gives
+    no more detail); then the ranker's score. Diabetes is exempt: one phrase can need several E08-E13 codes (I.C.4.a)."""
     diabetes = g.rules["diabetes"]["codes"]
     groups: dict[tuple[str, frozenset[tuple[int, int]]], list[Item]] = {}
     for it in note.kept():
@@ -45,12 +48,21 @@ def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
     for items in groups.values():
         if len(items) < 2:
             continue
-        text = window_text(note, items[0])
+        stated = stated_keys(window_text(note, items[0]))
+        category = g.title(items[0].s.code[:3])
 
-        def key(it: Item, text: str = text) -> tuple[int, int, float, int]:
+        def key(
+            it: Item, stated: set[str] = stated, category: str = category
+        ) -> tuple[int, int, int, float, int]:
             title = g.title(it.s.code)
             unspecified = "unspecified" in title.lower() or "nos" in title.lower().split()
-            return (undocumented_words(title, text), 0 if unspecified else 1, -it.s.score, it.order)
+            return (
+                -specific_stated(title, category, stated),
+                undocumented(title, stated),
+                0 if unspecified else 1,
+                -it.s.score,
+                it.order,
+            )
 
         items.sort(key=key)
         for it in items[1:]:

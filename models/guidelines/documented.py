@@ -1,0 +1,374 @@
+"""Documented diagnoses reach the code set (I.A.19): a code whose every title word the note states
+around a mention is coded even when the ranker scored it under its threshold.
+
+The default ranker learns "is this code named" from synthetic notes and stays under-confident on
+codes a note states word for word ("systemic sclerosis" -> M34.9 *Systemic sclerosis,
+unspecified*; "acute appendicitis" -> K35.80; "cellulitis of the right lower leg" -> L03.115
+*Cellulitis of right lower limb*). The layer brings such a candidate into the kept set when:
+
+* one of its evidence mentions is a condition or finding that is present (or, in inpatient
+  care, uncertain at discharge: II.H codes it as if established; the assertion policy, which
+  runs next, judges it);
+* every content word of the code's title (or of one of its own inclusion terms, or of the Index
+  entries of the encoder's path to it) is stated in that mention or in its sentence, outside
+  negated, family and hypothetical mentions there (a title's "unspecified ..." part and the words
+  after "without" need no documentation; a parenthesised part may stand in for the rest, as
+  "(NSTEMI)" for "Non-ST elevation myocardial infarction"); at least one of them in the mention
+  itself; numbers as written ("stage 3", not the "3" of "type 3");
+* its title names no residual category ("other", "not elsewhere classified"): those are for a
+  type the note names and the title does not;
+* no kept code already stands on the same words (one code per phrase, I.B.2: *Pain,
+  unspecified* is not added beside *Periumbilical pain* for "periumbilical pain").
+
+Every later rule (assertion policy, evidence, demographics, combinations, integral symptoms,
+Excludes1, sequencing) then judges it like any kept code. Of the candidates of one category that
+one mention documents, the best scored is brought in. Tables: ``documented`` in the guideline
+data; word keys from the encoder (``models.encoder.words``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
+from clinicode.schema import Mention
+
+from .data import ICD, any_match
+from .layer import Guidelines, _code_index
+from .rules import rule
+from .state import Item, NoteState, explain, spans
+
+_PAREN = re.compile(r"\(([^()]*)\)")
+_KINDS = frozenset({"condition", "finding"})
+_UNSPEC_PART = re.compile(r"^\s*unspecified\b.*?(?=\bwith\b|$)")
+_ACRONYM = re.compile(r"^[A-Z][A-Z0-9-]+$")
+_ABSENT = re.compile(
+    r"\b(?:without|not|no)\s+([^,;.:()]+?)(?=\s+(?:and|with|or)\b|[,;.:()]|$)", re.I
+)
+_SEE = re.compile(r"\(see [^)]*\)")
+_CONNECTORS = frozenset({"with", "in", "due to", "without"})
+
+
+@lru_cache(maxsize=8192)
+def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The keys a note must state for ``title``: ``(all, alternative)`` where ``alternative``
+    (possibly empty) is an acronym in parentheses that stands for the whole title ("(NSTEMI)");
+    other parenthesised words are nonessential and need no documentation."""
+    cfg = _cfg()
+    alt = tuple(k for p in _PAREN.findall(title) if _ACRONYM.match(p.strip()) for k in keys(p))
+    low = _PAREN.sub(" ", title.lower())
+    low = re.split(r"\bwithout\b", low)[0]
+    first, *rest = low.split(",")
+    # ", unspecified organism" needs nothing; ", unspecified with withdrawal delirium" needs
+    # what follows its "with"
+    low = " ".join([first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
+    optional = {k for w in cfg["optional_words"] for k in keys(str(w))}
+    need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
+    return need, alt
+
+
+@lru_cache(maxsize=1)
+def _cfg() -> dict[str, Any]:
+    from .data import load_rules
+
+    return dict(load_rules()["documented"])
+
+
+@lru_cache(maxsize=1)
+def _implies() -> dict[str, tuple[str, ...]]:
+    """Note word key -> title keys it states ("leg" states "lower limb")."""
+    out: dict[str, tuple[str, ...]] = {}
+    for word, title_words in _cfg()["implies"].items():
+        for k in keys(str(word)):
+            out[k] = tuple(k2 for w in title_words for k2 in keys(str(w)))
+    return out
+
+
+def stated_keys(text: str) -> set[str]:
+    """The keys a text states, with what its words imply ("leg": "lower", "limb")."""
+    out = set(keys(text))
+    implies = _implies()
+    for k in list(out):
+        out.update(implies.get(k, ()))
+    return out
+
+
+def specific_stated(title: str, category_title: str, stated: set[str]) -> int:
+    """How many of ``title``'s words beyond its category's title the ``stated`` keys name
+    ("oropharyngeal" of *Dysphagia, oropharyngeal phase* under *Dysphagia*)."""
+    need, _ = title_needs(title)
+    return len({k for k in need if k in stated} - set(keys(category_title)))
+
+
+def undocumented(title: str, stated: set[str]) -> int:
+    """How many of ``title``'s needed words the ``stated`` keys lack."""
+    need, _ = title_needs(title)
+    return len([k for k in need if k not in stated])
+
+
+def _residual(title: str) -> bool:
+    return _residual_rx().search(title) is not None
+
+
+@lru_cache(maxsize=1)
+def _residual_rx() -> re.Pattern[str]:
+    return re.compile(_cfg()["residual_title"], re.I)
+
+
+@lru_cache(maxsize=8192)
+def _title_keys(title: str) -> frozenset[str]:
+    return frozenset(keys(title))
+
+
+class _Stated:
+    """What a mention with its sentence states (its encoder context, with what its words
+    imply), built once per mention."""
+
+    def __init__(self, note: NoteState) -> None:
+        self.note = note
+        self.weights = load_encoder_data()["weights"]
+        self._got: dict[tuple[int, int], tuple[Context, dict[str, float], set[str]]] = {}
+
+    def of(self, m: Mention) -> tuple[Context, dict[str, float], set[str]]:
+        got = self._got.get((m.start, m.end))
+        if got is None:
+            near = list(self.note.overlapping(m.sentence_start, m.sentence_end))
+            ctx = mention_context(self.note.text, m, near, {}, self.weights)
+            local = dict(ctx.local)
+            sentence = self.note.text[m.sentence_start : m.sentence_end]
+            for phrase in _ABSENT.findall(sentence):  # "without aura", "not intractable"
+                for k in keys(phrase):
+                    local.pop(k, None)
+            implies = _implies()
+            for k, w in list(local.items()):
+                for k2 in implies.get(k, ()):
+                    local.setdefault(k2, w)
+            own = {k for k, w in local.items() if w >= self.weights["mention"]}
+            got = self._got[(m.start, m.end)] = (ctx, local, own)
+        return got
+
+
+def documents(
+    stated: _Stated, m: Mention, need: tuple[str, ...], alt: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """The keys with which mention ``m`` and its sentence state all of ``need`` (else all of
+    ``alt``), or None."""
+    ctx, local, own = stated.of(m)
+    for ks in (need, alt):
+        if not ks or not all(k in local for k in ks) or not own & set(ks):
+            continue
+        if ctx.spells(ks):
+            return ks
+    return None
+
+
+def _forms(
+    g: Guidelines, it: Item, *, inclusion: bool = True, index: bool = True
+) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
+    """What a note may state to document ``it``, as ``(tier, needed keys, alternative)``: its
+    title (tier 0), its own inclusion terms (1: *Bronchiectasis NOS* for J47.9, "hypertension
+    (arterial) (benign) (essential)" for I10) and the Index entries of the encoder's path to it
+    (2: "Index: Hypertension, hypertensive -> I10")."""
+    code = it.s.code
+    terms = [(0, _title(g, code))] if index or not inclusion else []
+    rec = g.rec(code) if inclusion else None  # its own notes (one cached KB read)
+    if rec is not None:
+        for kind in ("inclusion", "includes"):
+            terms += [(1, t) for t in rec.notes.get(kind, [])]
+    for line in it.s.explanation if index else ():
+        if line.startswith("Index: ") and " -> " in line:
+            entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
+            kept = " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
+            terms.append((2, kept))
+    return [(tier, *f) for tier, f in ((tier, title_needs(t)) for tier, t in terms) if f[0]]
+
+
+def _title(g: Guidelines, code: str) -> str:
+    """A code's title from the layer's in-memory code index (no KB query per code)."""
+    return _code_index(g.kb)[1].get(code) or g.title(code)
+
+
+def _billable(g: Guidelines, code: str) -> bool:
+    return code in _code_index(g.kb)[2]
+
+
+@rule("documented_candidates")
+def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
+    """Candidates a present mention states word for word join the kept codes (I.A.19). Of the
+    candidates of one category that one mention documents, the most specific wins (the most
+    words documented: *Acute on chronic diastolic heart failure* over *Heart failure,
+    unspecified* for "acute on chronic diastolic (HFpEF) heart failure"), then the one its
+    title documents over an inclusion term or an Index path (I50.33's title, F32.A's over the
+    Index's default F32.9 for "depression"), then the ranker's score."""
+    cfg = _cfg()
+    floor = float(cfg["min_score"])
+    allowed = set(cfg["assertions"][note.setting])
+    chronic = g.rules["assertion"]["chronic_persisting"]
+    stated = _Stated(note)
+    coded = [(sp, it) for it in note.kept() for sp in spans(it)]
+    best: dict[
+        tuple[str, tuple[int, int]],
+        tuple[tuple[int, int, float, tuple[str, ...]], Item],
+    ] = {}
+    for it in note.items.values():
+        s = it.s
+        if it.fate != "candidate" or s.system != ICD or s.score < floor or not s.evidence:
+            continue
+        title = _title(g, s.code)
+        if not _billable(g, s.code) or _residual(title):
+            continue
+        forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]] | None = None
+        for e in s.evidence:
+            there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
+            m = next(
+                (
+                    m
+                    for m in note.overlapping(e.start, e.end)
+                    if m.kind in _KINDS
+                    and (
+                        m.assertion in allowed
+                        # "hx of HTN": a chronic condition listed as history is still present
+                        or (m.assertion == "historical" and any_match(chronic, s.code))
+                    )
+                ),
+                None,
+            )
+            if m is None:
+                continue
+            if forms is None:  # the title and Index path first; inclusion terms (a KB query)
+                forms = _forms(g, it, inclusion=False)  # when the mention names a title word
+            found = _found(stated, m, forms)
+            if not found and stated.of(m)[2] & _title_keys(title):
+                found = _found(stated, m, _forms(g, it, index=False))
+            if not found:
+                continue
+            size, tier, ks = max(found)
+            if any(_blocks(g, stated, m, o, s.code, set(ks)) for o in there):
+                break  # the words already support a kept code that says as much
+            rank = (size, tier, s.score, ks)
+            key = (s.code[:3], (m.start, m.end))
+            if key not in best or rank > best[key][0]:
+                best[key] = (rank, it)
+            break
+    chosen = {id(it): (rank[3], it) for rank, it in best.values()}
+    for ks, it in chosen.values():
+        it.fate = "keep"
+        it.s.status = "suggested"
+        it.s.reason = None
+        explain(it, "I.A.19", "the note states every word of the code's title: coded as documented")
+        needs = set(ks)
+        for (lo, hi), o in coded:
+            if o.fate != "keep" or not _on(it, lo, hi):
+                continue
+            if _less_specific(g, o, needs):
+                g.drop(o, "I.B.2", f"{it.s.code} documents the same words more specifically")
+            elif o.s.code[:3] == it.s.code[:3] and not _documented(g, stated, o):
+                g.drop(
+                    o,
+                    "I.B.2",
+                    f"{it.s.code} is what the note documents; this code's title names what "
+                    "the note does not state",
+                )
+
+
+def _found(
+    stated: _Stated, m: Mention, forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]]
+) -> list[tuple[int, int, tuple[str, ...]]]:
+    """``(size, -tier, keys)`` of each form that mention ``m`` documents."""
+    return [
+        (len(ks), -tier, ks)
+        for tier, need, alt in forms
+        if (ks := documents(stated, m, need, alt)) is not None
+    ]
+
+
+def _on(it: Item, lo: int, hi: int) -> bool:
+    return any(lo < e.end and e.start < hi for e in it.s.evidence)
+
+
+def _said(g: Guidelines, other: Item) -> list[set[str]]:
+    """What each of ``other``'s forms (title, inclusion terms, Index path) says."""
+    return [set(ks) for _, need, alt in _forms(g, other) for ks in (need, alt) if ks]
+
+
+def _less_specific(g: Guidelines, other: Item, needs: set[str]) -> bool:
+    """Whether kept ``other`` says less than a code documented by ``needs``: one of its forms
+    says a strict part of them (*Unspecified appendicitis* under *Acute appendicitis*;
+    *Parkinsonism, unspecified*, reached by the Index's "Disease, Parkinson's", under
+    *Parkinson's disease with dyskinesia, with fluctuations*), or it is a residual code
+    (*Other systemic sclerosis*) whose title words the note states with no other type."""
+    said = _said(g, other)
+    if any(ks < needs for ks in said):
+        return True
+    title = g.title(other.s.code)
+    return _residual(title) and set(title_needs(title)[0]) <= needs
+
+
+def _documented(g: Guidelines, stated: _Stated, other: Item) -> bool:
+    """Whether ``other``'s evidence mentions, with their sentences, state one of its forms in
+    full (*Streptococcal pharyngitis* by "streptococcal pharyngitis" though its other
+    evidence, "sore throat", does not; *Alcohol dependence with withdrawal delirium* by
+    "alcohol dependence" in one sentence and "alcohol withdrawal delirium" in another)."""
+    local: set[str] = set()
+    for e in other.s.evidence:
+        for m in stated.note.overlapping(e.start, e.end):
+            if m.kind in _KINDS:
+                local |= set(stated.of(m)[1])
+    return any(ks and set(ks) <= local for _, need, alt in _forms(g, other) for ks in (need, alt))
+
+
+def _blocks(
+    g: Guidelines, stated: _Stated, m: Mention, other: Item, code: str, needs: set[str]
+) -> bool:
+    """Whether kept ``other``, on the same words, keeps a code documented by ``needs`` out: it
+    says at least as much (*Periumbilical pain* keeps *Pain, unspecified* out), or it is of
+    the same category, not less specific and documented too (one code per phrase and
+    category, I.B.2; *Type 2 diabetes mellitus with unspecified complications* names
+    complications that "type 2 diabetes" does not state, so it keeps E11.9 out of nothing)."""
+    if _less_specific(g, other, needs):
+        return False
+    if other.s.code[:3] == code[:3]:
+        return _documented(g, stated, other)
+    return any(ks >= needs for ks in _said(g, other))
+
+
+@rule("documented_specificity")
+def rule_documented_specificity(g: Guidelines, note: NoteState) -> None:
+    """A kept unspecified code moves to the most specific billable code of its category whose
+    every title word its mention and sentence state (I.B.2, IV.F.3): *Cellulitis, unspecified*
+    for "cellulitis of the left lower leg" becomes *Cellulitis of left lower limb* even when
+    no generator proposed it."""
+    stated = _Stated(note)
+    allowed = set(_cfg()["assertions"][note.setting])
+    for it in note.kept():
+        s = it.s
+        title = g.title(s.code)
+        if "unspecified" not in title.lower() or not s.evidence:
+            continue
+        own = set(title_needs(title)[0])
+        best: tuple[int, str] | None = None
+        tie = False
+        for e in s.evidence:
+            for m in note.overlapping(e.start, e.end):
+                if m.kind not in _KINDS or m.assertion not in allowed:
+                    continue
+                for rec in g.billable_descendants(s.code[:3]):
+                    if rec.code == s.code or _residual(rec.title):
+                        continue
+                    need = title_needs(rec.title)[0]
+                    if not own < set(need) or documents(stated, m, need, ()) is None:
+                        continue
+                    if best is None or len(need) > best[0]:
+                        best, tie = (len(need), rec.code), False
+                    elif len(need) == best[0] and rec.code != best[1]:
+                        tie = True  # two codes as specific: the note does not settle it
+        if best is not None and not tie:
+            g.replace(
+                note,
+                [it],
+                best[1],
+                "I.B.2",
+                f"the note documents {best[1]} ({g.title(best[1])}): more specific than {s.code}",
+            )

@@ -1,0 +1,197 @@
+"""Documented diagnoses reach `codes` (models/guidelines/documented.py), the more specific of
+two statements wins, and the assertion fixes of the layer (screening, history concepts, a
+negated "without" part). Ranker scores are set by hand; the layer's threshold is 0.5."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from clinicode.models.encoder.words import keys
+from clinicode.models.guidelines import Guidelines
+from clinicode.models.guidelines.documented import title_needs
+from clinicode.nlp.cues import sentence_bounds
+from tests.models.guidelines_helpers import build, by_code, codes_of
+
+
+def run(g: Guidelines, text: str, spec: list[tuple[Any, ...]], setting: str = "outpatient") -> Any:
+    """The layer's result with each mention in its sentence, as the NLP gives it."""
+    ranked, mentions = build(text, spec)
+    for m in mentions:
+        m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
+    return g.apply(ranked, mentions, text=text, setting=setting, threshold=0.5)
+
+
+# every code these tests expect in `codes` (checked billable in FY2026 below)
+EXPECTED = [
+    "M34.9",
+    "K35.80",
+    "L03.116",
+    "I11.9",
+    "Z12.2",
+    "Z87.891",
+    "I10",
+    "E11.9",
+    "R10.33",
+    "I50.33",
+]
+
+
+@pytest.mark.parametrize("code", EXPECTED)
+def test_expected_codes_are_billable(g: Guidelines, code: str) -> None:
+    assert g.is_billable(code), code
+
+
+def test_title_needs() -> None:
+    assert title_needs("Systemic sclerosis, unspecified") == (("system", "sclero"), ())
+    # a leading "Unspecified" is only a word; the rest is needed
+    assert title_needs("Unspecified acute appendicitis")[0] == ("acut", "appendicit")
+    # words after "without" need no documentation; an acronym in parentheses stands for all
+    need, alt = title_needs("Non-ST elevation (NSTEMI) myocardial infarction")
+    assert alt == tuple(keys("NSTEMI")) and not set(alt) & set(need)
+    assert title_needs("Hypertensive heart disease without heart failure")[0] == tuple(
+        keys("hypertensive heart")
+    )
+
+
+def test_a_title_stated_word_for_word_is_coded_under_the_threshold(g: Guidelines) -> None:
+    text = "Dx: gastroparesis secondary to systemic sclerosis."
+    res = run(
+        g,
+        text,
+        [
+            ("M34.9", "systemic sclerosis", "present", 0.2),
+            ("M34.81", "systemic sclerosis", "present", 0.2),  # "with lung involvement"
+        ],
+    )
+    assert codes_of(res) == ["M34.9"]
+    assert any(e.startswith("I.A.19") for e in by_code(res)["M34.9"].explanation)
+
+
+def test_negated_family_and_outpatient_uncertain_mentions_bring_nothing(g: Guidelines) -> None:
+    for text, assertion in [
+        ("No systemic sclerosis.", "negated"),
+        ("Mother with systemic sclerosis.", "family"),
+        ("Suspected systemic sclerosis.", "uncertain"),
+    ]:
+        res = run(g, text, [("M34.9", "systemic sclerosis", assertion, 0.2)])
+        assert "M34.9" not in codes_of(res), text
+    # at inpatient discharge an uncertain diagnosis is coded as established (II.H)
+    res = run(
+        g,
+        "Final diagnosis: suspected systemic sclerosis.",
+        [("M34.9", "systemic sclerosis", "uncertain", 0.2)],
+        setting="inpatient",
+    )
+    assert codes_of(res) == ["M34.9"]
+
+
+def test_the_more_specific_documented_code_replaces_a_less_specific_one(g: Guidelines) -> None:
+    text = "Final diagnosis: acute appendicitis, managed with antibiotics."
+    res = run(
+        g,
+        text,
+        [("K37", "appendicitis", "present", 0.9), ("K35.80", "appendicitis", "present", 0.1)],
+    )
+    assert codes_of(res) == ["K35.80"]
+    assert by_code(res)["K37"].status != "suggested"
+
+
+def test_a_kept_code_that_says_as_much_keeps_a_vaguer_one_out(g: Guidelines) -> None:
+    text = "HPI: periumbilical pain since this morning."
+    res = run(
+        g,
+        text,
+        [
+            ("R10.33", "periumbilical pain", "present", 0.9),
+            ("R52", "periumbilical pain", "present", 0.1),
+        ],
+    )
+    assert codes_of(res) == ["R10.33"]
+
+
+def test_the_most_specific_documented_candidate_wins(g: Guidelines) -> None:
+    text = "Dx: acute on chronic diastolic heart failure."
+    res = run(
+        g,
+        text,
+        [
+            ("I50.9", "heart failure", "present", 0.3),
+            ("I50.33", "heart failure", "present", 0.05),
+        ],
+    )
+    assert codes_of(res) == ["I50.33"]
+
+
+def test_an_undocumented_code_of_the_category_gives_way(g: Guidelines) -> None:
+    text = "Type 2 diabetes, diet controlled."
+    res = run(
+        g,
+        text,
+        [
+            ("E11.8", "Type 2 diabetes", "present", 0.8),  # "with unspecified complications"
+            ("E11.9", "Type 2 diabetes", "present", 0.05),
+        ],
+    )
+    assert codes_of(res) == ["E11.9"]
+
+
+def test_unspecified_moves_to_the_code_of_its_category_the_note_states(g: Guidelines) -> None:
+    text = "Admitted for cellulitis of the left lower leg."
+    res = run(g, text, [("L03.90", "cellulitis", "present", 0.9)])
+    assert codes_of(res) == ["L03.116"]
+    # nothing more stated: the unspecified code stays
+    res = run(g, "Cellulitis, cephalexin.", [("L03.90", "Cellulitis", "present", 0.9)])
+    assert codes_of(res) == ["L03.90"]
+
+
+def test_same_words_alternatives_prefer_the_stated_specific_code(g: Guidelines) -> None:
+    text = "Cellulitis of right lower leg. Cephalexin."
+    res = run(
+        g,
+        text,
+        [("L03.90", "Cellulitis", "present", 0.9), ("L03.115", "Cellulitis", "present", 0.8)],
+    )
+    assert codes_of(res) == ["L03.115"]
+
+
+def test_a_negated_without_part_supports_the_code(g: Guidelines) -> None:
+    text = "HTN with LVH on echo. No heart failure."
+    res = run(
+        g,
+        text,
+        [("I11.9", "HTN", "present", 0.9), ("I11.9", "heart failure", "negated", 0.9)],
+    )
+    assert "I11.9" in codes_of(res)
+    # a negated mention naming the code's own axis still suppresses it
+    res = run(
+        g,
+        "HTN. No heart failure.",
+        [("I11.0", "HTN", "present", 0.9), ("I11.0", "heart failure", "negated", 0.9)],
+    )
+    assert "I11.0" not in codes_of(res)
+
+
+def test_a_condition_named_by_a_screening_is_not_coded(g: Guidelines) -> None:
+    text = "Lung cancer screening visit. Low-dose CT negative."
+    res = run(g, text, [("C34.90", "Lung cancer", "present", 0.8)])
+    assert codes_of(res) == ["Z12.2"]
+    res = run(g, "Dx: lung cancer, right upper lobe.", [("C34.90", "lung cancer", "present", 0.8)])
+    assert "Z12.2" not in codes_of(res)
+
+
+def test_history_codes_skip_concepts_the_patient_cannot_have(g: Guidelines) -> None:
+    text = "62F, quit smoking 5 yrs ago."
+    res = run(
+        g,
+        text,
+        [("O99.330", "smoking", "historical", 0.01), ("F17.210", "smoking", "historical", 0.01)],
+    )
+    assert "Z87.891" in codes_of(res)
+    assert "Z87.59" not in codes_of(res)
+
+
+def test_chronic_condition_listed_as_history_is_coded_as_current(g: Guidelines) -> None:
+    res = run(g, "PMH: hypertension.", [("I10", "hypertension", "historical", 0.1)])
+    assert codes_of(res) == ["I10"]
