@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinicode.nlp.cues import negated_before
-from clinicode.nlp.demographics import patient_demographics
 from clinicode.schema import Mention
 
 from .data import ICD, any_match, code_matches, compile_cue, first_rule
@@ -303,7 +302,7 @@ def _history_code_for(
     past smoker who is not pregnant has a history of nicotine dependence, not of a pregnancy
     complication)."""
     table = g.rules["family_history" if assertion == "family" else "personal_history"]
-    who = patient_demographics(note.text) if assertion == "historical" else None
+    who = note.demographics() if assertion == "historical" else None
     for c in codes:
         if g.rec(c) is None:
             continue

@@ -7,7 +7,7 @@ A check only applies when the note settles the question: an undocumented sex sup
 
 from __future__ import annotations
 
-from clinicode.nlp.demographics import Demographics, patient_demographics
+from clinicode.nlp.demographics import Demographics
 
 from .data import ICD, any_match
 from .layer import Guidelines
@@ -44,7 +44,7 @@ def conflict(code: str, who: Demographics, cfg: dict[str, object]) -> str | None
 def rule_demographic_edits(g: Guidelines, note: NoteState) -> None:
     """Suppress the codes the note's patient cannot have (sex, age, pregnancy)."""
     cfg = g.rules["demographics"]
-    who = patient_demographics(note.text)
+    who = note.demographics()
     for item in list(note.items.values()):
         if item.fate not in ("keep", "candidate") or item.s.system != ICD:
             continue

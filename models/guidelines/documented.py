@@ -108,6 +108,7 @@ def undocumented(title: str, stated: set[str]) -> int:
     return len([k for k in need if k not in stated])
 
 
+@lru_cache(maxsize=65536)
 def _residual(title: str) -> bool:
     return _residual_rx().search(title) is not None
 

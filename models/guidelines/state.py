@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinicode.nlp.cues import clause_bounds, negated_before, sentence_bounds
+from clinicode.nlp.demographics import Demographics, patient_demographics
 from clinicode.schema import CodeSuggestion, Evidence, Mention
 
 from .data import ICD, code_matches, compile_cue
@@ -42,6 +43,13 @@ class NoteState:
     input_pos: dict[tuple[str, str], int] = field(default_factory=dict)  # the ranker's order
     # (starts, longest mention) when ``mentions`` are in order of start; built on first use
     _spans: tuple[list[int], int] | None = field(default=None, init=False, repr=False)
+    _who: Demographics | None = field(default=None, init=False, repr=False)
+
+    def demographics(self) -> Demographics:
+        """Who the patient is, as the note states it (read once per note: several rules ask)."""
+        if self._who is None:
+            self._who = patient_demographics(self.text)
+        return self._who
 
     def overlapping(self, start: int, end: int) -> Iterator[Mention]:
         """The mentions overlapping ``[start, end)``, in list order: through the mentions'
