@@ -60,7 +60,12 @@ def key(word: str) -> str:
 
 def keys(text: str) -> list[str]:
     """The keys of a text, in order, without stop words."""
-    return [k for k in (key(w) for w in _WORD.findall(text.lower())) if k]
+    return list(_keys(text))
+
+
+@lru_cache(maxsize=65536)  # titles and mention texts are asked about again and again
+def _keys(text: str) -> tuple[str, ...]:
+    return tuple(k for k in (key(w) for w in _WORD.findall(text.lower())) if k)
 
 
 @dataclass
