@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("CLINICODE_SHARED_DATA", REPO.parent / "shared" / "data"))
 USER_KEY = "bench-loop-user-key-0123456789"
 ADMIN_KEY = "bench-loop-admin-key-0123456789"
 

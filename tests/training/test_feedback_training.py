@@ -56,6 +56,18 @@ def test_load_jsonl_reads_the_review(tmp_path: Path) -> None:
     assert fingerprint(notes) != fingerprint(plain)
 
 
+def test_confirmed_partial_pcs_codes_are_labels(tmp_path: Path) -> None:
+    """An export's ``partial_codes`` (partial ICD-10-PCS codes a coder confirmed) are read into
+    the note's labels, as ``--format codiesp`` reads CodiEsp's 4-character codes."""
+    from clinicode.training.data import load_jsonl
+
+    rows = _export_rows({"ICD-10-CM": "FY2026"})
+    rows[0]["partial_codes"] = [{"system": "ICD-10-PCS", "code": "BW03"}]
+    first = load_jsonl(_write(tmp_path / "e.jsonl", rows))[0]
+    assert first.codes == [("ICD-10-CM", "E11.9"), ("ICD-10-PCS", "BW03")]
+    assert first.codes_for("P") == ["ICD-10-PCS:BW03"]
+
+
 def test_rows_use_rejections_as_negatives_and_drop_unreviewed(kb: Any) -> None:
     from clinicode.training.rows import build_rows
 
