@@ -152,3 +152,17 @@ def test_train_with_base_keeps_lineage_and_code_sets(
 
     assert isinstance(r.exception, InputError)
     assert "coded with ICD-10-CM FY2019" in str(r.exception) and not (tmp_path / "x").exists()
+
+
+def test_procedure_rows_get_their_own_ranker_only_with_the_pcs_generator() -> None:
+    """Retraining a pack whose candidate index holds the ICD-10-PCS generator gives procedure
+    rows a ranker of their own (falling back to the generator's confidence); without it the
+    pack keeps one GBDT, as before."""
+    from clinicode.models.ranker import GBDTRanker, TaskRanker
+    from clinicode.training.train import TrainConfig, make_ranker
+
+    names = ["lex_max", "is_dx", "pcs_hit", "pcs_score"]
+    r = make_ranker(TrainConfig(procedure_min_positives=12), names, ["lexical", "pcs"])
+    assert isinstance(r, TaskRanker)
+    assert (r.route, r.hit, r.score, r.min_positives) == (1, 2, 3, 12)
+    assert type(make_ranker(TrainConfig(), names, ["lexical", "encoder"])) is GBDTRanker
