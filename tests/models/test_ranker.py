@@ -141,3 +141,18 @@ def test_task_ranker_keeps_the_generator_confidence_without_procedure_labels(
     r.save(tmp_path)
     assert not (tmp_path / "ranker_px.json").exists()
     assert TaskRanker.load(tmp_path, trusted=True).predict_proba(rows)[:, 1] == pytest.approx(p)
+
+
+def test_sample_weights_decide_how_much_rows_count() -> None:
+    """Rows weighted (almost) zero barely move the trees: half the rows with flipped labels
+    and a tiny weight leave the ranker ranking as the other half says."""
+    from sklearn.metrics import roc_auc_score
+
+    X, y, g = _data(1200)
+    flipped = np.arange(len(y)) % 2 == 0
+    y2 = np.where(flipped, 1 - y, y)
+    w = np.where(flipped, 1e-3, 1.0)
+    r = GBDTRanker(max_iter=25, random_state=0).fit(X, y2, groups=g, sample_weight=w)
+    assert roc_auc_score(y, r.predict_proba(X)[:, 1]) > 0.75
+    plain = GBDTRanker(max_iter=25, random_state=0).fit(X, y2, groups=g)
+    assert roc_auc_score(y, plain.predict_proba(X)[:, 1]) < 0.65  # unweighted: confused
