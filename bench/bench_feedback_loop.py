@@ -1,13 +1,16 @@
 """The feedback loop, measured end to end (issue 15, part 2).
 
-    CLINICODE_DATA_DIR=... .venv/bin/python bench/bench_feedback_loop.py [--notes 300]
+    CLINICODE_DATA_DIR=... [CLINICODE_SHARED_DATA=../shared/data] \
+        .venv/bin/python bench/bench_feedback_loop.py [--notes 300]
         [--curve 100] [--clients 16] [--out DIR]
 
 1. starts the service (uvicorn, in this process, on a free port) with the data dir's serving
    pack (the default pack) and a fresh feedback database;
 2. sends the first ``--notes`` CodiEsp train notes through ``POST /v1/suggest`` and acts as
    the coder with their gold codes through ``POST /v1/feedback`` (accept what is right, reject
-   what is wrong, add what is missing);
+   what is wrong, add what is missing; a CodiEsp 4-character ICD-10-PCS code is confirmed as
+   the partial code it is, and codes the KB refuses (not billable in FY2026) are counted by
+   reason in ``review.refused_reasons``);
 3. exports (``GET /v1/feedback/export``), and retrains with the serving pack as ``--base`` on
    all of it and on its first ``--curve`` notes (the learning curve; the same decisions as a
    100-note review would make, since both review against the same pack);
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("CLINICODE_SHARED_DATA", REPO.parent / "shared" / "data"))
 USER_KEY = "bench-loop-user-key-0123456789"
 ADMIN_KEY = "bench-loop-admin-key-0123456789"
 

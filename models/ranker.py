@@ -27,7 +27,8 @@ import numpy as np
 from clinicode.models.tree_predict import FlatTrees
 
 FILES = ("ranker.json", "ranker_trees.pkl", "ranker_flat.npz")
-FLAT_FILE = "ranker_flat.npz"
+FLAT_SUFFIX = "_flat.npz"  # after the ranker's file stem
+FLAT_FILE = "ranker" + FLAT_SUFFIX
 
 
 _controller: Any = None
@@ -90,12 +91,15 @@ class GBDTRanker:
             random_state=self.random_state,
         )
 
-    def fit(self, X: Any, y: Any, groups: Any = None) -> GBDTRanker:
+    def fit(self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None) -> GBDTRanker:
+        """``sample_weight``: how much each row counts in the trees and the calibration map
+        (None: all alike)."""
         from sklearn.isotonic import IsotonicRegression
         from sklearn.model_selection import GroupKFold
 
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.int8)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         if len(np.unique(y)) < 2:
             raise ValueError("the ranker needs both positive and negative examples")
         groups = np.arange(len(y)) if groups is None else np.asarray(groups)
@@ -105,13 +109,15 @@ class GBDTRanker:
             if len(np.unique(y[tr])) < 2:
                 oof[te] = y[tr].mean()
                 continue
-            oof[te] = self._trees().fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y)
+            trees = self._trees().fit(X[tr], y[tr], sample_weight=None if w is None else w[tr])
+            oof[te] = trees.predict_proba(X[te])[:, 1]
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        iso.fit(oof, y, sample_weight=w)
         self.calib_x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
         self.calib_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
         self.oof_raw_ = oof
         self.oof_calibrated_ = self._calibrate(oof)
-        self.model_ = self._trees().fit(X, y)
+        self.model_ = self._trees().fit(X, y, sample_weight=w)
         self.flat_ = FlatTrees.build(self.model_)
         self.n_features_in_ = X.shape[1]
         return self
@@ -168,7 +174,8 @@ class GBDTRanker:
             "monotonic": self.monotonic,
         }
 
-    def save(self, directory: Path | str) -> list[Path]:
+    def save(self, directory: Path | str, stem: str = "ranker") -> list[Path]:
+        """``{stem}.json``, ``{stem}_trees.pkl`` and ``{stem}_flat.npz`` in ``directory``."""
         self._check()
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -178,29 +185,31 @@ class GBDTRanker:
             "calib_y": self.calib_y_.tolist(),
             "n_features_in": int(self.n_features_in_),
         }
-        (d / "ranker.json").write_text(json.dumps(state), encoding="utf-8")
-        (d / "ranker_trees.pkl").write_bytes(pickle.dumps(self.model_, protocol=5))
-        written = [d / "ranker.json", d / "ranker_trees.pkl"]
+        (d / f"{stem}.json").write_text(json.dumps(state), encoding="utf-8")
+        (d / f"{stem}_trees.pkl").write_bytes(pickle.dumps(self.model_, protocol=5))
+        written = [d / f"{stem}.json", d / f"{stem}_trees.pkl"]
         if self.flat_ is not None:
-            self.flat_.save(d / FLAT_FILE)
-            written.append(d / FLAT_FILE)
+            self.flat_.save(d / f"{stem}{FLAT_SUFFIX}")
+            written.append(d / f"{stem}{FLAT_SUFFIX}")
         return written
 
     @classmethod
-    def load(cls, directory: Path | str, *, trusted: bool = False) -> GBDTRanker:
+    def load(
+        cls, directory: Path | str, *, trusted: bool = False, stem: str = "ranker"
+    ) -> GBDTRanker:
         """Read a saved ranker. ``trusted`` must be True: the caller (``models.pack.load``) has
         checked the pickle's hash against the manifest; nothing else may unpickle it."""
         if not trusted:
             raise ValueError("load rankers through models.pack.load, which checks file hashes")
         d = Path(directory)
-        state = json.loads((d / "ranker.json").read_text(encoding="utf-8"))
+        state = json.loads((d / f"{stem}.json").read_text(encoding="utf-8"))
         model = cls(**state["params"])
         model.calib_x_ = np.asarray(state["calib_x"], dtype=np.float64)
         model.calib_y_ = np.asarray(state["calib_y"], dtype=np.float64)
         model.n_features_in_ = int(state["n_features_in"])
-        model._pickled = (d / "ranker_trees.pkl").read_bytes()  # checked; unpickled when asked
-        if (d / FLAT_FILE).is_file():
-            model.flat_ = FlatTrees.load(d / FLAT_FILE)
+        model._pickled = (d / f"{stem}_trees.pkl").read_bytes()  # checked; unpickled if asked
+        if (d / f"{stem}{FLAT_SUFFIX}").is_file():
+            model.flat_ = FlatTrees.load(d / f"{stem}{FLAT_SUFFIX}")
         return model
 
 
@@ -285,3 +294,119 @@ class RoutedRanker:
         base = GBDTRanker.load(d, trusted=trusted)
         state = json.loads((d / cls.FILE).read_text(encoding="utf-8"))
         return cls(base, int(state["n_base"]), int(state["route"]), int(state["score"]))
+
+
+class TaskRanker:
+    """One learned ranker for the diagnosis rows and one for the procedure rows.
+
+    A pack retrained on coders' decisions (``clinicode train --base``) has procedure labels
+    next to many more diagnosis rows (the new notes' and the base's synthetic notes'): one set
+    of trees over both spends its splits on diagnoses, and the procedure order (the P task's
+    MAP) is what it learns least. Here the rows whose ``route`` column (``is_dx``) is set go
+    to ``dx``, the others to ``px``, each fitted and calibrated on its own rows; the generator
+    confidence of an ICD-10-PCS candidate (``score``, ``pcs_score``) is one of ``px``'s
+    features. Where the training rows hold fewer than ``min_positives`` procedure positives
+    (a review of diagnoses only), no ``px`` is fitted and procedure rows are scored as the
+    default pack scores them (:class:`RoutedRanker`): a PCS generator row (``hit`` column set)
+    takes its generator confidence, any other procedure row the diagnosis ranker's score.
+    """
+
+    registry_name = "by_task"
+    FILE = "ranker_tasks.json"
+    PX_STEM = "ranker_px"
+
+    def __init__(
+        self,
+        dx: GBDTRanker,
+        px: GBDTRanker | None,
+        route: int,
+        hit: int | None = None,
+        score: int | None = None,
+        min_positives: int = 30,
+    ) -> None:
+        self.dx = dx
+        self.px = px
+        self.route = route
+        self.hit = hit
+        self.score = score
+        self.min_positives = min_positives
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        return self.dx.feature_names
+
+    def _is_dx(self, X: np.ndarray) -> np.ndarray:
+        return X[:, self.route] > 0 if len(X) else np.zeros(0, dtype=bool)
+
+    def fit(self, X: Any, y: Any, groups: Any = None, sample_weight: Any = None) -> TaskRanker:
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=np.int8)
+        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        dx = self._is_dx(X)
+        self.dx.fit(X[dx], y[dx], groups=groups[dx], sample_weight=w[dx])
+        oof = np.zeros(len(y), dtype=np.float64)
+        oof[dx] = self.dx.oof_calibrated_
+        px = ~dx
+        yp, gp = y[px], groups[px]
+        enough = int(yp.sum()) >= self.min_positives and int((yp == 0).sum()) > 0
+        if self.px is not None and enough and len(np.unique(gp)) >= 2:
+            self.px.fit(X[px], yp, groups=gp, sample_weight=w[px])
+            oof[px] = self.px.oof_calibrated_
+        else:
+            self.px = None
+            oof[px] = self._fallback(X[px])
+        self.oof_calibrated_ = oof
+        return self
+
+    def _fallback(self, X: np.ndarray) -> np.ndarray:
+        """Procedure rows without a procedure ranker: as :class:`RoutedRanker` scores them."""
+        p = np.zeros(len(X), dtype=np.float64)
+        if not len(X):
+            return p
+        fixed = (
+            X[:, self.hit] > 0
+            if self.hit is not None and self.score is not None
+            else np.zeros(len(X), dtype=bool)
+        )
+        if (~fixed).any():
+            p[~fixed] = self.dx.predict_proba(X[~fixed])[:, 1]
+        if fixed.any() and self.score is not None:
+            p[fixed] = np.clip(X[fixed, self.score], 0.0, 1.0)
+        return p
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        p = np.zeros(len(X), dtype=np.float64)
+        dx = self._is_dx(X)
+        if dx.any():
+            p[dx] = self.dx.predict_proba(X[dx])[:, 1]
+        if (~dx).any():
+            rows = X[~dx]
+            p[~dx] = self.px.predict_proba(rows)[:, 1] if self.px else self._fallback(rows)
+        return np.stack([1.0 - p, p], axis=1)
+
+    def save(self, directory: Path | str) -> list[Path]:
+        d = Path(directory)
+        paths = self.dx.save(d)
+        if self.px is not None:
+            paths += self.px.save(d, stem=self.PX_STEM)
+        state = {
+            "route": self.route,
+            "hit": self.hit,
+            "score": self.score,
+            "min_positives": self.min_positives,
+            "px": self.px is not None,
+        }
+        (d / self.FILE).write_text(json.dumps(state), encoding="utf-8")
+        return [*paths, d / self.FILE]
+
+    @classmethod
+    def load(cls, directory: Path | str, *, trusted: bool = False) -> TaskRanker:
+        d = Path(directory)
+        state = json.loads((d / cls.FILE).read_text(encoding="utf-8"))
+        dx = GBDTRanker.load(d, trusted=trusted)
+        px = GBDTRanker.load(d, trusted=trusted, stem=cls.PX_STEM) if state["px"] else None
+        return cls(
+            dx, px, int(state["route"]), state["hit"], state["score"], int(state["min_positives"])
+        )

@@ -28,6 +28,7 @@ _TABLES: dict[str, dict[str, str]] = {
     "ranker": {
         "gbdt": "clinicode.models.ranker:GBDTRanker",
         "routed": "clinicode.models.ranker:RoutedRanker",
+        "by_task": "clinicode.models.ranker:TaskRanker",
     },
     "guidelines": {
         "official": "clinicode.models.guidelines.layer:Guidelines",

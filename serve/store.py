@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from clinicode.kb.validate import is_partial
 from clinicode.schema import CodeSuggestion, SuggestResult
 
 from .db import create_with_retries, open_engine
@@ -439,14 +440,17 @@ class FeedbackStore:
         """One record per reviewed note version of ``tenant``: the text the decisions were made
         on, the coder's final code list and what the review says against the rest.
 
-        ``{"id", "note_id", "version", "text", "codes", "rejected", "unreviewed", "code_sets",
-        "model_versions"}``. ``id`` is the note id for version 1 and ``<note_id>@v<version>``
+        ``{"id", "note_id", "version", "text", "codes", "partial_codes", "rejected",
+        "unreviewed", "code_sets", "model_versions"}``. ``id`` is the note id for version 1 and ``<note_id>@v<version>``
         after it. Decisions are replayed in order per version: accept/add keep a code, modify
         replaces it by ``final_code`` (the replaced code counts as rejected), reject drops it;
         the latest action on a code wins. ``codes`` is the final code set (accepted, modified,
         added); ``rejected`` the codes the coder turned down, explicit negatives for training;
         ``unreviewed`` the codes the engine proposed (``suggested`` / ``needs_query``) that got
-        no decision, neither positive nor negative. ``code_sets`` are the code-set versions
+        no decision, neither positive nor negative. ``partial_codes`` are the partial
+        ICD-10-PCS codes the coder confirmed (``clinicode.kb.validate.is_partial``): labels for
+        training, never part of the reported ``codes``; a partial code the coder completed
+        (``modify`` to a code that begins with it) is no rejection. ``code_sets`` are the code-set versions
         the note was coded with. A version whose text was purged is left out.
         """
         self.init()
@@ -468,9 +472,13 @@ class FeedbackStore:
             note = self.get_note(tenant, note_id, version)
             if note is None or note.text is None:
                 continue
-            codes = list(dict.fromkeys(v for v in decisions.values() if v is not None))
-            kept = set(codes)
-            rejected = [k for k, v in decisions.items() if v != k and k not in kept]
+            final_set = list(dict.fromkeys(v for v in decisions.values() if v is not None))
+            kept = set(final_set)
+            codes = [k for k in final_set if not is_partial(*k)]
+            partial = [k for k in final_set if is_partial(*k)]
+            rejected = [
+                k for k, v in decisions.items() if v != k and k not in kept and not _completes(k, v)
+            ]
             proposed = self.proposed_codes(tenant, note_id, version)
             unreviewed = [k for k in proposed if k not in decisions and k not in kept]
             yield {
@@ -479,6 +487,7 @@ class FeedbackStore:
                 "version": version,
                 "text": note.text,
                 "codes": [{"system": s, "code": c} for s, c in codes],
+                "partial_codes": [{"system": s, "code": c} for s, c in partial],
                 "rejected": [{"system": s, "code": c} for s, c in rejected],
                 "unreviewed": [{"system": s, "code": c} for s, c in unreviewed],
                 "code_sets": note.code_sets,
@@ -559,4 +568,14 @@ def _feedback_row(r: Any) -> FeedbackRow:
         code_set_version=r["code_set_version"],
         tenant=r["tenant"],
         note_version=int(r["note_version"]),
+    )
+
+
+def _completes(partial: tuple[str, str], final: tuple[str, str] | None) -> bool:
+    """``final`` completes the partial code ``partial`` (same system, begins with it)."""
+    return (
+        final is not None
+        and is_partial(*partial)
+        and final[0] == partial[0]
+        and final[1].startswith(partial[1])
     )

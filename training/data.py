@@ -7,8 +7,9 @@ CodiEsp: a split folder holding ``text_files_en/*.txt`` and ``{split}D.tsv`` / `
 
 The feedback export (``GET /v1/feedback/export``) is JSONL too, with more per note: ``rejected``
 (codes the coder turned down: explicit negatives), ``unreviewed`` (codes the engine proposed
-that got no decision: neither positive nor negative) and ``code_sets`` (the code-set versions
-the note was coded with).
+that got no decision: neither positive nor negative), ``partial_codes`` (partial ICD-10-PCS
+codes the coder confirmed: labels, read into ``codes`` as CodiEsp's 4-character codes are) and
+``code_sets`` (the code-set versions the note was coded with).
 """
 
 from __future__ import annotations
@@ -176,7 +177,10 @@ def _note_of(obj: dict[str, object], default_id: str, line_no: int) -> LabeledNo
     return LabeledNote(
         id=str(obj.get("id", default_id)),
         text=str(obj["text"]),
-        codes=_codes(obj, "codes", line_no),
+        # a confirmed partial ICD-10-PCS code is a label as CodiEsp's 4-character codes are
+        codes=list(
+            dict.fromkeys(_codes(obj, "codes", line_no) + _codes(obj, "partial_codes", line_no))
+        ),
         rejected=_codes(obj, "rejected", line_no),
         unreviewed=_codes(obj, "unreviewed", line_no),
         code_sets={str(k): str(v) for k, v in code_sets.items()},

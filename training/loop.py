@@ -3,8 +3,9 @@
 1. :func:`review_notes`: send labeled notes to ``POST /v1/suggest`` and act as the coder with
    their gold codes through ``POST /v1/feedback``: accept a proposed code that is right, reject
    one that is wrong, accept a lower-ranked candidate that is right, add a gold code the engine
-   did not return at all (the service refuses codes its code sets do not hold: counted, not
-   recorded);
+   did not return at all (the service refuses codes its code sets do not hold or that are not
+   billable there: counted by reason, not recorded; a partial ICD-10-PCS code, as the engine
+   lists it and CodiEsp codes about half its procedures, is recorded as one: ``partial``);
 2. :func:`export_feedback`: ``GET /v1/feedback/export`` (admin key) to a JSONL file;
 3. :func:`retrain`: ``train_pack`` on the export with ``base`` (the serving pack);
 4. :func:`promote`: ``POST /v1/admin/packs/promote`` and wait until the server serves it;
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,7 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from clinicode.kb.validate import is_partial
 from clinicode.training.data import LabeledNote, Task
+
+# a code in a refusal's words (E11.2, 0DTJ, 3E0T3CZ, 99213), kept apart from words and FY2026
+_CODE_WORD = re.compile(r"\b(?!FY\d)(?=[A-Z0-9.]*\d)[A-Z0-9][A-Z0-9.]{2,7}\b")
 
 
 class HttpClient(Protocol):
@@ -41,6 +47,8 @@ class ReviewStats:
     notes: int = 0
     actions: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)  # HTTP status of refused decisions
+    refused_reasons: Counter[str] = field(default_factory=Counter)  # the service's reason
+    partial: int = 0  # recorded decisions on partial ICD-10-PCS codes
     failed_suggest: int = 0
     model_versions: Counter[str] = field(default_factory=Counter)
 
@@ -49,6 +57,8 @@ class ReviewStats:
             "notes": self.notes,
             "actions": dict(self.actions),
             "refused": {str(k): v for k, v in self.refused.items()},
+            "refused_reasons": dict(self.refused_reasons.most_common()),
+            "partial": self.partial,
             "failed_suggest": self.failed_suggest,
             "model_versions": dict(self.model_versions),
         }
@@ -80,21 +90,37 @@ def review_note(
     gold = set(note.codes)
     proposed = {_key(s): s for s in result.get("codes", [])}
     others = {_key(s): s for g in ("candidates", "suppressed") for s in result.get(g, [])}
-    decisions: list[dict[str, Any]] = []
+    decisions: list[tuple[tuple[str, str], dict[str, Any]]] = []
     for k, s in proposed.items():
         action = "accept" if k in gold else "reject"
-        decisions.append({"suggestion_id": s["suggestion_id"], "action": action})
+        decisions.append((k, {"suggestion_id": s["suggestion_id"], "action": action}))
     for k in sorted(gold - proposed.keys()):
         if k in others:
-            decisions.append({"suggestion_id": others[k]["suggestion_id"], "action": "accept"})
+            decisions.append((k, {"suggestion_id": others[k]["suggestion_id"], "action": "accept"}))
         else:
-            decisions.append({"note_id": note.id, "system": k[0], "code": k[1], "action": "add"})
-    for body in decisions:
+            decisions.append(
+                (k, {"note_id": note.id, "system": k[0], "code": k[1], "action": "add"})
+            )
+    for k, body in decisions:
         resp = client.post("/v1/feedback", json=body, headers=h)
         if resp.status_code == 201:
             stats.actions[body["action"]] += 1
+            stats.partial += int(body["action"] != "reject" and is_partial(*k))
         else:
             stats.refused[resp.status_code] += 1
+            stats.refused_reasons[_reason(resp)] += 1
+
+
+def _reason(resp: Any) -> str:
+    """A refusal's reason without its codes: ``<code> is a subcategory of ICD-10-CM FY2026``."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not body.get("detail"):
+        return f"HTTP {resp.status_code}"
+    detail = str(body["detail"])
+    return _CODE_WORD.sub("<code>", detail.split(" (", 1)[0])[:120]
 
 
 def review_notes(

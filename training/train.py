@@ -57,6 +57,12 @@ class TrainConfig:
     # with a base pack built from synthetic notes: the rows of how many of them to add next to
     # the new notes (None: as many as the base was built with)
     base_notes: int | None = None
+    # with the PCS generator: the procedure positives below which procedure rows keep the
+    # generator's confidence instead of a ranker of their own (``models.ranker.TaskRanker``;
+    # about 10 per out-of-fold split: fewer gives the isotonic map next to nothing to fit)
+    procedure_min_positives: int = 30
+    # with a base pack's training rows: how much each of them counts next to a new note's row
+    base_weight: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -171,7 +177,7 @@ def train_pack(
     from clinicode.models import pack as pack_mod
     from clinicode.models.doc_classifier import DocClassifier
     from clinicode.models.features import feature_names, vectorize
-    from clinicode.models.ranker import GBDTRanker, expected_calibration_error, reliability
+    from clinicode.models.ranker import expected_calibration_error, reliability
 
     cfg = cfg or TrainConfig()
     t_start = time.perf_counter()
@@ -239,13 +245,13 @@ def train_pack(
     rows, y, groups = built.feats, built.y, built.groups
     names = [n for n in feature_names(rows) if n not in cfg.drop_features]
     X = vectorize(rows, names)
-    ranker = GBDTRanker(
-        max_iter=cfg.ranker_max_iter,
-        learning_rate=cfg.ranker_learning_rate,
-        n_folds=cfg.ranker_folds,
-        random_state=cfg.seed,
-        feature_names=names,
-    ).fit(X, np.asarray(y), groups=np.asarray(groups))
+    weights = None
+    if built.base_rows and cfg.base_weight != 1.0:  # the base pack's rows come last
+        weights = np.ones(len(y))
+        weights[len(y) - built.base_rows :] = cfg.base_weight
+    ranker = make_ranker(cfg, names, generators_of(base_pack, cfg, candidates)).fit(
+        X, np.asarray(y), groups=np.asarray(groups), sample_weight=weights
+    )
     timings["ranker_s"] = time.perf_counter() - t
     yarr = np.asarray(y)
     calib = {
@@ -328,6 +334,35 @@ def train_pack(
     }
     pack_mod.save(pack, out)
     return pack.report
+
+
+def make_ranker(cfg: TrainConfig, names: list[str], generators: Sequence[str]) -> Any:
+    """The GBDT ranker; with the ICD-10-PCS generator in the candidate index (a pack retrained
+    on a default pack that codes procedures), a :class:`~clinicode.models.ranker.TaskRanker`:
+    its own trees for procedure rows, with the generator's confidence as a feature, and that
+    confidence itself where the notes hold too few procedure labels to learn from."""
+    from clinicode.models.ranker import GBDTRanker, TaskRanker
+
+    def gbdt() -> GBDTRanker:
+        return GBDTRanker(
+            max_iter=cfg.ranker_max_iter,
+            learning_rate=cfg.ranker_learning_rate,
+            n_folds=cfg.ranker_folds,
+            random_state=cfg.seed,
+            feature_names=names,
+        )
+
+    if "pcs" not in generators or "is_dx" not in names:
+        return gbdt()
+    pcs = {n: names.index(n) for n in ("pcs_hit", "pcs_score") if n in names}
+    return TaskRanker(
+        gbdt(),
+        gbdt(),
+        route=names.index("is_dx"),
+        hit=pcs.get("pcs_hit"),
+        score=pcs.get("pcs_score"),
+        min_positives=cfg.procedure_min_positives,
+    )
 
 
 def add_base_knowledge(

@@ -357,6 +357,16 @@ class KnowledgeBase(SearchMixin, WriteMixin):
             args.append(kind)
         return int(self._conn().execute(sql, args).fetchone()[0])
 
+    def codes_under(self, system: str, prefix: str, *, limit: int = 3) -> list[str]:
+        """Up to ``limit`` billable codes of ``system`` that begin with ``prefix`` (exact
+        characters: ``0DTJ`` -> ``0DTJ0ZZ``, ``0DTJ4ZZ`` ...), in code order."""
+        rows = self._conn().execute(
+            "SELECT code FROM codes WHERE system=? AND code>=? AND code<? AND billable=1 "
+            "ORDER BY code LIMIT ?",
+            (system, prefix, prefix + "\uffff", limit),
+        )
+        return [r[0] for r in rows]
+
     def titles(self, system: str) -> dict[str, str]:
         rows = self._conn().execute("SELECT code, title FROM codes WHERE system=?", (system,))
         return {r[0]: r[1] for r in rows}

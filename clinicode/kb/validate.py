@@ -5,6 +5,12 @@ coder types (``add``, ``modify``), shared with anything else that records coded 
 in words a coder can act on: the system is not loaded, the code does not exist, it is a chapter
 or block range, a category or subcategory with codes below it, an ICD-10-CM code that needs its
 7th character, an ICD-10-PCS table header, a HCPCS modifier or a terminated code.
+
+:func:`partial_problem` is the check of a *partial* ICD-10-PCS code: the first four characters
+(section, body system, root operation, body part) of a procedure the note documents only that
+far (no approach, device or qualifier). The engine lists such codes as candidates for the coder
+to complete, and labeled data sets such as CodiEsp code about half their procedures so; a coder
+may confirm one (``accept``/``add`` in the review) as a training label, never report it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,32 @@ _IMPORT_HINT = {
     "CPT": "clinicode codes import cpt FILE",
     "ICD-10-CM": "clinicode codes build",
 }
+
+
+PARTIAL_SYSTEM = "ICD-10-PCS"
+PARTIAL_LENGTH = 4
+
+
+def is_partial(system: str, code: str) -> bool:
+    """An ICD-10-PCS code of fewer than seven characters: a procedure known in part."""
+    return system == PARTIAL_SYSTEM and len(code) < 7
+
+
+def partial_problem(kb: KnowledgeBase, system: str, code: str) -> str | None:
+    """Why ``code`` is not a partial code a coder may confirm (None when it is one: the first
+    four characters of at least one billable ICD-10-PCS code of ``kb``)."""
+    if system != PARTIAL_SYSTEM:
+        return f"only {PARTIAL_SYSTEM} codes can be partial, not {system} {code}"
+    if kb.system_info(system) is None:
+        return billable_problem(kb, system, code)
+    if len(code) != PARTIAL_LENGTH:
+        return (
+            f"{code} is not a partial {system} code: a partial code is the first "
+            f"{PARTIAL_LENGTH} characters (section, body system, root operation, body part)"
+        )
+    if not kb.codes_under(system, code, limit=1):
+        return f"{code} begins no code of {system} {kb.versions().get(system, '')}".rstrip()
+    return None
 
 
 def billable_problem(kb: KnowledgeBase, system: str, code: str) -> str | None:

@@ -8,7 +8,10 @@ looked up within the caller's tenant. A request whose ids disagree (a ``note_id`
 Every code a decision keeps (``accept``'s code, ``modify``'s ``final_code``, ``add``'s code) is
 checked against the knowledge base at the note's code-set version
 (:func:`clinicode.kb.validate.billable_problem`): only billable codes of a loaded system pass;
-anything else gets 422 naming the reason. (An accepted suggestion of a system the KB does not
+anything else gets 422 naming the reason. One exception: ``accept`` and ``add`` may confirm a
+*partial* ICD-10-PCS code (its first four characters, as the engine lists a procedure the note
+documents only that far; :func:`clinicode.kb.validate.partial_problem`): a training label, kept
+apart from the final code set in the export (``partial_codes``). (An accepted suggestion of a system the KB does not
 hold, which the engine drew from the code sets it had, is the one code not checked again.) When the loaded code set is another version than the
 one the note was coded with, the decision is refused with 409 (suggest the note again). Each row
 is stamped with the model and code-set versions the suggestion came from (for ``add``: the
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from clinicode.kb import KnowledgeBase, normalize_code
-from clinicode.kb.validate import billable_problem
+from clinicode.kb.validate import billable_problem, is_partial, partial_problem
 
 from ..engine_holder import EngineLike
 from ..schemas import FeedbackRequest
@@ -100,17 +103,26 @@ def _check_agrees(req: FeedbackRequest, sugg: SuggestionRow) -> None:
 
 
 def check_typed_code(
-    code: str, system: str, kb: KnowledgeBase, coded_with: str | None = None
+    code: str,
+    system: str,
+    kb: KnowledgeBase,
+    coded_with: str | None = None,
+    *,
+    partial_ok: bool = False,
 ) -> None:
-    """Refuses (422) a code that is not a billable code of a loaded ``system``, and (409) a
-    decision on a note coded with another version of the code set than the one loaded."""
+    """Refuses (422) a code that is not a billable code of a loaded ``system`` (with
+    ``partial_ok``: nor a partial ICD-10-PCS code), and (409) a decision on a note coded with
+    another version of the code set than the one loaded."""
     loaded = kb.versions().get(system)
     if coded_with is not None and loaded is not None and coded_with != loaded:
         raise Conflict(
             f"the note was coded with {system} {coded_with} but {loaded} is loaded now; send "
             "the note to /v1/suggest again to review it against the loaded code set"
         )
-    problem = billable_problem(kb, system, code)
+    if partial_ok and is_partial(system, code):
+        problem = partial_problem(kb, system, code)
+    else:
+        problem = billable_problem(kb, system, code)
     if problem is not None:
         raise Refused(problem)
 
@@ -139,7 +151,13 @@ def record_feedback(
         # An accepted suggestion was drawn from the code sets when the note was coded; only a
         # system the KB no longer holds cannot be checked again (typed codes always are).
         if req.action != "accept" or opened.system_info(target.system) is not None:
-            check_typed_code(kept, target.system, opened, target.code_set_version)
+            check_typed_code(
+                kept,
+                target.system,
+                opened,
+                target.code_set_version,
+                partial_ok=req.action in ("accept", "add"),
+            )
     sugg = target.suggestion
     if sugg is not None:
         model_name, model_version = sugg.model_name, sugg.model_version

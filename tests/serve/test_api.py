@@ -161,6 +161,7 @@ def test_feedback_and_export_round_trip(
     cs = {"ICD-10-CM": "FY2026", "ICD-10-PCS": "FY2026"}
     assert all(row.pop("code_sets") == cs for row in rows)
     assert all(row.pop("model_versions") == ["0.0.1-test"] for row in rows)
+    assert all(row.pop("partial_codes") == [] for row in rows)  # no partial PCS code confirmed
     # n1: I10 was modified (so turned down); n2: both proposed codes rejected
     assert review == {
         "n1": ([{"system": "ICD-10-CM", "code": "I10"}], []),

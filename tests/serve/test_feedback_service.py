@@ -139,3 +139,34 @@ def test_a_code_of_a_system_that_is_not_loaded_is_refused(kb: KnowledgeBase) -> 
     check_typed_code("E11.9", "ICD-10-CM", kb)
     with pytest.raises(Refused):
         check_typed_code("E11.99999", "ICD-10-CM", kb)
+
+
+@pytest.fixture
+def pcs_kb(tmp_path: Path) -> KnowledgeBase:
+    """A KB holding a small ICD-10-PCS order file (0DTJ..., 0FT4..., 0DBJ0ZZ)."""
+    from clinicode.kb.importers import run_import
+    from tests.kb.test_pcs_tables import write_order_file
+
+    path = tmp_path / "pcs.sqlite"
+    run_import("pcs", write_order_file(tmp_path), path, force=True)
+    return KnowledgeBase(path)
+
+
+def test_a_partial_pcs_code_may_be_confirmed_but_never_reported(
+    store: FeedbackStore, pcs_kb: KnowledgeBase
+) -> None:
+    """``accept``/``add`` of the first four characters of a PCS code the KB holds is recorded
+    (a label, as the engine lists such candidates for the coder to complete); a partial code
+    the KB's codes do not begin with or one of another length is refused with the reason, and
+    outside ``accept``/``add`` (a ``modify``'s final code, ``partial_ok`` False) a partial code
+    is no code."""
+    kb = KBCalls(pcs_kb)
+    row = _record(store, kb, note_id="n1", code="0dtj", system="ICD-10-PCS", action="add")
+    assert (row.system, row.code, row.action) == ("ICD-10-PCS", "0DTJ", "add")
+    with pytest.raises(Refused, match="0DTK begins no code of ICD-10-PCS"):
+        _record(store, kb, note_id="n1", code="0DTK", system="ICD-10-PCS", action="add")
+    with pytest.raises(Refused, match="first 4 characters"):
+        _record(store, kb, note_id="n1", code="0DTJ4", system="ICD-10-PCS", action="add")
+    with pytest.raises(Refused, match="0DTJ is not a code of ICD-10-PCS"):
+        check_typed_code("0DTJ", "ICD-10-PCS", pcs_kb)  # reported codes stay billable only
+    check_typed_code("0DTJ4ZZ", "ICD-10-PCS", pcs_kb, partial_ok=True)  # full codes as before

@@ -182,6 +182,7 @@ def test_a_version_1_database_is_migrated_without_losing_data(tmp_path: Path) ->
             "version": 1,
             "text": "Old note: hypertension.",
             "codes": [{"system": "ICD-10-CM", "code": "I10"}],
+            "partial_codes": [],
             "rejected": [],
             "unreviewed": [],
             "code_sets": {"ICD-10-CM": "FY2026"},

@@ -46,12 +46,17 @@ def _seed(store: FeedbackStore, engine: Any, note_id: str, text: str) -> Any:
 
 
 def _fb(
-    store: FeedbackStore, note_id: str, code: str, action: str, final: str | None = None
+    store: FeedbackStore,
+    note_id: str,
+    code: str,
+    action: str,
+    final: str | None = None,
+    system: str = "ICD-10-CM",
 ) -> Any:
     return store.record_feedback(
         note_id=note_id,
         suggestion_id=None,
-        system="ICD-10-CM",
+        system=system,
         code=code,
         action=action,
         final_code=final,
@@ -103,6 +108,7 @@ def test_suggestions_feedback_and_export(store: FeedbackStore, engine: Any) -> N
                 {"system": "ICD-10-CM", "code": "I11.9"},
                 {"system": "ICD-10-CM", "code": "R50.9"},
             ],
+            "partial_codes": [],
             # the modified code is turned down; every proposed code got a decision
             "rejected": [{"system": "ICD-10-CM", "code": "I10"}],
             "unreviewed": [],
@@ -156,3 +162,25 @@ def test_export_separates_rejected_from_unreviewed(store: FeedbackStore, engine:
     _fb(store, "b", "I10", "accept")
     (rec,) = list(store.export())
     assert rec["rejected"] == [] and {"system": "ICD-10-CM", "code": "I10"} in rec["codes"]
+
+
+def test_export_keeps_partial_pcs_codes_apart_and_a_completion_is_no_rejection(
+    store: FeedbackStore, engine: Any
+) -> None:
+    """A confirmed partial ICD-10-PCS code (``0DTJ``) is a training label in ``partial_codes``,
+    never in the final ``codes``; a partial the coder completed (``modify`` to ``0DTJ4ZZ``) was
+    right as far as it went: no rejection, and the completed code is final."""
+    _seed(store, engine, "p", "Laparoscopic appendectomy. Chest X-ray. Hypertension.")
+    _fb(store, "p", "I10", "accept")
+    _fb(store, "p", "BW03", "add", system="ICD-10-PCS")
+    _fb(store, "p", "0DTJ", "modify", final="0DTJ4ZZ", system="ICD-10-PCS")
+    _fb(store, "p", "0DBJ", "modify", final="0DTJ0ZZ", system="ICD-10-PCS")  # another code
+    (rec,) = list(store.export())
+    pcs = "ICD-10-PCS"
+    assert rec["codes"] == [
+        {"system": "ICD-10-CM", "code": "I10"},
+        {"system": pcs, "code": "0DTJ4ZZ"},
+        {"system": pcs, "code": "0DTJ0ZZ"},
+    ]
+    assert rec["partial_codes"] == [{"system": pcs, "code": "BW03"}]
+    assert rec["rejected"] == [{"system": pcs, "code": "0DBJ"}]

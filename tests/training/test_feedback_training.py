@@ -56,6 +56,18 @@ def test_load_jsonl_reads_the_review(tmp_path: Path) -> None:
     assert fingerprint(notes) != fingerprint(plain)
 
 
+def test_confirmed_partial_pcs_codes_are_labels(tmp_path: Path) -> None:
+    """An export's ``partial_codes`` (partial ICD-10-PCS codes a coder confirmed) are read into
+    the note's labels, as ``--format codiesp`` reads CodiEsp's 4-character codes."""
+    from clinicode.training.data import load_jsonl
+
+    rows = _export_rows({"ICD-10-CM": "FY2026"})
+    rows[0]["partial_codes"] = [{"system": "ICD-10-PCS", "code": "BW03"}]
+    first = load_jsonl(_write(tmp_path / "e.jsonl", rows))[0]
+    assert first.codes == [("ICD-10-CM", "E11.9"), ("ICD-10-PCS", "BW03")]
+    assert first.codes_for("P") == ["ICD-10-PCS:BW03"]
+
+
 def test_rows_use_rejections_as_negatives_and_drop_unreviewed(kb: Any) -> None:
     from clinicode.training.rows import build_rows
 
@@ -140,3 +152,17 @@ def test_train_with_base_keeps_lineage_and_code_sets(
 
     assert isinstance(r.exception, InputError)
     assert "coded with ICD-10-CM FY2019" in str(r.exception) and not (tmp_path / "x").exists()
+
+
+def test_procedure_rows_get_their_own_ranker_only_with_the_pcs_generator() -> None:
+    """Retraining a pack whose candidate index holds the ICD-10-PCS generator gives procedure
+    rows a ranker of their own (falling back to the generator's confidence); without it the
+    pack keeps one GBDT, as before."""
+    from clinicode.models.ranker import GBDTRanker, TaskRanker
+    from clinicode.training.train import TrainConfig, make_ranker
+
+    names = ["lex_max", "is_dx", "pcs_hit", "pcs_score"]
+    r = make_ranker(TrainConfig(procedure_min_positives=12), names, ["lexical", "pcs"])
+    assert isinstance(r, TaskRanker)
+    assert (r.route, r.hit, r.score, r.min_positives) == (1, 2, 3, 12)
+    assert type(make_ranker(TrainConfig(), names, ["lexical", "encoder"])) is GBDTRanker

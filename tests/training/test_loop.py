@@ -32,7 +32,10 @@ class _Client:
         if url == "/v1/suggest":
             return _Resp(200, self.result)
         self.sent.append(kw["json"])
-        return _Resp(422 if kw["json"].get("code") in self.refuse else 201)
+        code = kw["json"].get("code")
+        if code in self.refuse:
+            return _Resp(422, {"detail": f"{code} is not a code of ICD-10-CM FY2026"})
+        return _Resp(201)
 
 
 def _s(sid: str, code: str) -> dict[str, Any]:
@@ -49,7 +52,12 @@ def test_the_coder_accepts_rejects_and_adds() -> None:
     note = LabeledNote(
         id="n1",
         text="t",
-        codes=[("ICD-10-CM", "E11.9"), ("ICD-10-CM", "J18.9"), ("ICD-10-CM", "K35.80")],
+        codes=[
+            ("ICD-10-CM", "E11.9"),
+            ("ICD-10-CM", "J18.9"),
+            ("ICD-10-CM", "K35.80"),
+            ("ICD-10-PCS", "BW03"),
+        ],
     )
     client = _Client(result, refuse={"K35.80"})
     stats = ReviewStats()
@@ -59,7 +67,10 @@ def test_the_coder_accepts_rejects_and_adds() -> None:
         {"suggestion_id": "s2", "action": "reject"},
         {"suggestion_id": "s3", "action": "accept"},  # a right candidate is accepted
         {"note_id": "n1", "system": "ICD-10-CM", "code": "K35.80", "action": "add"},
+        # a partial ICD-10-PCS code (CodiEsp's 4 characters) is added as it is
+        {"note_id": "n1", "system": "ICD-10-PCS", "code": "BW03", "action": "add"},
     ]
     # the suppressed R50.9 is not gold and was never proposed: the coder leaves it alone
-    assert stats.actions == {"accept": 2, "reject": 1}
+    assert stats.actions == {"accept": 2, "reject": 1, "add": 1} and stats.partial == 1
     assert stats.refused == {422: 1} and stats.notes == 1 and stats.model_versions == {"v1": 1}
+    assert stats.refused_reasons == {"<code> is not a code of ICD-10-CM FY2026": 1}
