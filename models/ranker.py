@@ -26,7 +26,6 @@ import numpy as np
 
 from clinicode.models.tree_predict import FlatTrees
 
-FILES = ("ranker.json", "ranker_trees.pkl", "ranker_flat.npz")
 FLAT_SUFFIX = "_flat.npz"  # after the ranker's file stem
 FLAT_FILE = "ranker" + FLAT_SUFFIX
 
@@ -240,6 +239,20 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10)
     return float(sum(r["n"] * abs(r["mean_predicted"] - r["observed"]) for r in table) / n)
 
 
+def fixed_or_learned(
+    X: np.ndarray, fixed: np.ndarray, score: int | None, learned: Any
+) -> np.ndarray:
+    """Rows in ``fixed`` take their ``score`` column (a rule's documented confidence, clipped
+    to [0, 1]); the others ``learned(rows)[:, 1]`` (a ranker's ``predict_proba``)."""
+    p = np.zeros(len(X), dtype=np.float64)
+    if (~fixed).any():
+        p[~fixed] = learned(X[~fixed])[:, 1]
+    if fixed.any():
+        assert score is not None  # a row is only fixed where there is a score column
+        p[fixed] = np.clip(X[fixed, score], 0.0, 1.0)
+    return p
+
+
 class RoutedRanker:
     """A learned ranker for most rows, and a fixed rule score for the rows of one source.
 
@@ -273,12 +286,10 @@ class RoutedRanker:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
-        p = np.zeros(len(X), dtype=np.float64)
         routed = X[:, self.route] > 0 if len(X) else np.zeros(0, dtype=bool)
-        if (~routed).any():
-            p[~routed] = self.base.predict_proba(X[~routed, : self.n_base])[:, 1]
-        if routed.any():
-            p[routed] = np.clip(X[routed, self.score], 0.0, 1.0)
+        p = fixed_or_learned(
+            X, routed, self.score, lambda rows: self.base.predict_proba(rows[:, : self.n_base])
+        )
         return np.stack([1.0 - p, p], axis=1)
 
     def save(self, directory: Path | str) -> list[Path]:
@@ -361,19 +372,12 @@ class TaskRanker:
 
     def _fallback(self, X: np.ndarray) -> np.ndarray:
         """Procedure rows without a procedure ranker: as :class:`RoutedRanker` scores them."""
-        p = np.zeros(len(X), dtype=np.float64)
-        if not len(X):
-            return p
         fixed = (
             X[:, self.hit] > 0
-            if self.hit is not None and self.score is not None
+            if self.hit is not None and self.score is not None and len(X)
             else np.zeros(len(X), dtype=bool)
         )
-        if (~fixed).any():
-            p[~fixed] = self.dx.predict_proba(X[~fixed])[:, 1]
-        if fixed.any() and self.score is not None:
-            p[fixed] = np.clip(X[fixed, self.score], 0.0, 1.0)
-        return p
+        return fixed_or_learned(X, fixed, self.score, self.dx.predict_proba)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
