@@ -26,7 +26,12 @@ from clinicode.nlp import sections as _sections
 from clinicode.nlp import sentences as _sentences  # noqa: F401
 from clinicode.nlp.lexicon import ensure_lexicon
 from clinicode.nlp.sentences import SentenceIndex
-from clinicode.nlp.tokenizer import BoundedTokenizer, doc_limits, doc_text
+from clinicode.nlp.tokenizer import (
+    BoundedTokenizer,
+    doc_limits,
+    doc_text,
+    drop_noop_space_rules,
+)
 from clinicode.schema import Assertion as AssertionLabel
 from clinicode.schema import Attribute, Mention
 
@@ -100,6 +105,7 @@ def build_nlp(config: NlpConfig, lexicon_path: Path) -> Language:
     # medspaCy's and scispaCy's internal matchers are empty by design; their W036 warning is noise.
     warnings.filterwarnings("ignore", message=r".*\[W036\]")
     nlp = spacy.blank("en")
+    drop_noop_space_rules(nlp.tokenizer)
     nlp.tokenizer = BoundedTokenizer(
         nlp.tokenizer,
         nlp.vocab,

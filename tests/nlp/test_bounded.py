@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import spacy
 
-from clinicode.nlp.tokenizer import BoundedTokenizer, linear_tokens
+from clinicode.nlp.tokenizer import BoundedTokenizer, drop_noop_space_rules, linear_tokens
 
 NOTE = (
     "HPI: 67 yo male with HTN and DM2. He denies fever.\n"
@@ -29,6 +29,41 @@ def test_ordinary_text_is_tokenized_exactly_as_spacy_does(blank: Any) -> None:
     for text in (NOTE, "BP 120/80, HR 72. s/p CABG x3 (2019); pt's wife's", "a-b c--d e...f"):
         ours, theirs = tok(text), blank.tokenizer(text)
         assert [(t.text, t.whitespace_) for t in ours] == [(t.text, t.whitespace_) for t in theirs]
+
+
+SPACED = (
+    NOTE,
+    "a\n\nb",
+    "\n",
+    "\t\t x",
+    "x \n y \n",
+    " \n",
+    "foo\tbar\n\n\nbaz  qux\r\n",
+    "(\n)",
+    "a.\nb",
+    "\xa0BP\xa0120/80",
+    "PLAN:\n1. ASA 81 mg\n\t2. f/u 2 wks\n",
+)
+
+
+def test_dropping_the_noop_space_rules_changes_no_token(blank: Any) -> None:
+    tok = spacy.blank("en").tokenizer
+    dropped = drop_noop_space_rules(tok)
+    assert sorted(dropped) == ["\t", "\n", " "]
+    assert "\xa0" in tok.rules  # it sets a norm: kept
+    assert not any(k.isspace() and k != "\xa0" for k in tok.rules)
+    attrs = ("text", "idx", "whitespace_", "norm_", "lower_", "is_space", "shape_", "is_punct")
+    for text in SPACED:
+        ours, theirs = tok(text), blank.tokenizer(text)
+        assert [[getattr(t, a) for a in attrs] for t in ours] == [
+            [getattr(t, a) for a in attrs] for t in theirs
+        ]
+
+
+def test_the_pipeline_tokenizer_has_no_noop_space_rules(pipe: Any) -> None:
+    assert isinstance(pipe.nlp.tokenizer, BoundedTokenizer)
+    assert "\n" not in pipe.nlp.tokenizer.inner.rules
+    assert "\xa0" in pipe.nlp.tokenizer.inner.rules
 
 
 @pytest.mark.parametrize(
