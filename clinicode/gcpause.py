@@ -24,3 +24,19 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def freeze_long_lived() -> None:
+    """Collect once, then move every object alive now out of the collector's generations
+    (``gc.freeze``). For a process that has just loaded and warmed an engine and will code notes
+    until it ends (the server's engine process, a batch worker, a bench of either).
+
+    The loaded engine is some 500,000 objects. Left in the oldest generation, each full
+    collection walks all of them; one starts whenever the objects that outlive a collection
+    reach a quarter of that number, which the per-note caches do within about a hundred notes.
+    On 100 CodiEsp dev notes that cost 6 ms a note in collections, against 2 ms once frozen.
+    Frozen objects are still freed when no reference is left, but a reference cycle among them
+    is never collected, so only objects meant to live as long as the process should be alive.
+    """
+    gc.collect()
+    gc.freeze()

@@ -27,7 +27,6 @@ closed or collected. Importing this module does no I/O.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import multiprocessing as mp
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from clinicode.deadline import Deadline, DeadlineExceeded, current_deadline, within
+from clinicode.gcpause import freeze_long_lived
 from clinicode.schema import ModelInfo, SuggestResult
 
 from .engine_holder import EngineLike, EngineUnavailable
@@ -105,7 +105,7 @@ def _child_main(conn: Connection, flag: Any, factory: Callable[[], EngineLike], 
         return
     # the loaded engine (KB, trees, lexicon: some 500,000 objects) lives as long as the child:
     # out of the collector's reach, a full collection during a long note no longer walks it
-    gc.freeze()
+    freeze_long_lived()
     conn.send(("ready", engine.info, engine.code_sets))
     while True:
         try:

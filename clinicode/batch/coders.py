@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from clinicode.batch.coding import code_notes
 from clinicode.batch.rows import Note, dumps_row
 from clinicode.errors import ClinicodeError, InputError
+from clinicode.gcpause import freeze_long_lived
 from clinicode.threads import one_thread
 
 if TYPE_CHECKING:
@@ -87,8 +88,7 @@ class Coders:
             engine.warm_up()  # the workers inherit the loaded NLP pipeline and guideline layer
             self._restore = one_thread()  # the parent is one of the coders: one core
             _FORKED = (engine, setting, self.systems)
-            gc.collect()
-            gc.freeze()
+            freeze_long_lived()
             self._frozen = True
             self._pool = mp.get_context("fork").Pool(workers - 1, initializer=_worker_init)
             self._pids = {p.pid for p in getattr(self._pool, "_pool", [])}
