@@ -41,6 +41,13 @@ def _one(sentence: str, concept: str) -> Prediction:
         ("HIV 1/2 antibody nonreactive.", "HIV"),
         # a condition that has not come back
         ("Her melanoma has not recurred.", "melanoma"),
+        # "no further episodes of" negates ("no further" alone is a pseudo-cue)
+        ("Since admission she has had no further episodes of hematemesis.", "hematemesis"),
+        # a templated answer after the item
+        ("Chest pain: denies.", "Chest pain"),
+        ("Illicit drug use: never.", "Illicit drug use"),
+        # the answer must close the item: "ROS: denies nausea" still negates forward
+        ("GI ROS: denies nausea or melena.", "melena"),
     ],
 )
 def test_negated(sentence: str, concept: str) -> None:
