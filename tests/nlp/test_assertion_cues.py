@@ -101,6 +101,24 @@ def test_recent(sentence: str, concept: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("sentence", "concept"),
+    [
+        # instructions and teaching name what may happen
+        ("Pt was instructed to go to the ED for any recurrent syncope.", "syncope"),
+        ("Reviewed warning signs of preeclampsia with the patient.", "preeclampsia"),
+        ("Return precautions for fever or worsening abdominal pain given.", "fever"),
+    ],
+)
+def test_hypothetical(sentence: str, concept: str) -> None:
+    assert _one(sentence, concept).temporality == "Not particular"
+
+
+def test_decision_to_go_is_not_an_instruction() -> None:
+    pred = _one("She decided to go to the ED for chest pain.", "chest pain")
+    assert pred.temporality == "Recent"
+
+
+@pytest.mark.parametrize(
     ("sentence", "concept", "experiencer"),
     [
         ("Her sister was diagnosed with ovarian cancer at 52.", "ovarian cancer", "Family member"),
