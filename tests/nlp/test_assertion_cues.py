@@ -46,6 +46,8 @@ def _one(sentence: str, concept: str) -> Prediction:
         # a templated answer after the item
         ("Chest pain: denies.", "Chest pain"),
         ("Illicit drug use: never.", "Illicit drug use"),
+        # a finding stated before "no longer seen"
+        ("The previously noted RUL nodule is no longer visualized.", "nodule"),
         # the answer must close the item: "ROS: denies nausea" still negates forward
         ("GI ROS: denies nausea or melena.", "melena"),
     ],
@@ -61,6 +63,7 @@ def test_negated(sentence: str, concept: str) -> None:
         ("She had bronchitis and went away on a cruise.", "bronchitis"),
         ("Chest pain is not relieved by rest and is associated with diaphoresis.", "diaphoresis"),
         ("He was negative for influenza but positive for RSV bronchiolitis.", "bronchiolitis"),
+        ("The nodule is no longer growing but remains 8 mm.", "nodule"),
     ],
 )
 def test_not_negated(sentence: str, concept: str) -> None:
