@@ -59,14 +59,37 @@ def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     cfg = _cfg()
     alt = tuple(k for p in _PAREN.findall(title) if _ACRONYM.match(p.strip()) for k in keys(p))
     low = _PAREN.sub(" ", title.lower())
-    low = re.split(r"\bwithout\b", low)[0]
     first, *rest = low.split(",")
     # ", unspecified organism" needs nothing; ", unspecified with withdrawal delirium" needs
     # what follows its "with"
-    low = " ".join([first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
+    low = " ".join(_absent_dropped(p) for p in [first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
     optional = {k for w in cfg["optional_words"] for k in keys(str(w))}
     need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
     return need, alt
+
+
+def _absent_dropped(part: str) -> str:
+    """A title part without what it says is absent: a "without ..." phrase, or a part that
+    starts with "not" (", not intractable"), up to the word that ends it: "with" (*Calculus of
+    gallbladder without cholecystitis with obstruction* needs "obstruction"), or a site or
+    state after "of"/"in" (*... without foreign body of lip*, *... without complications in
+    remission*) unless the word before it continues the absent thing ("without loss of
+    consciousness"). Word lists: ``documented.absent`` in the guideline data."""
+    cfg = _cfg()["absent"]
+    starts, ends, continues = set(cfg["starts"]), set(cfg["ends"]), set(cfg["continues"])
+    words = part.split()
+    out: list[str] = []
+    absent = bool(words) and words[0] == "not"
+    prev = ""
+    for w in words:
+        if w in starts:
+            absent = True
+        elif absent and w in ends and prev not in continues:
+            absent = False
+        if not absent:
+            out.append(w)
+        prev = w
+    return " ".join(out)
 
 
 @lru_cache(maxsize=1)

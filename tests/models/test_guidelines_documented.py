@@ -195,3 +195,25 @@ def test_history_codes_skip_concepts_the_patient_cannot_have(g: Guidelines) -> N
 def test_chronic_condition_listed_as_history_is_coded_as_current(g: Guidelines) -> None:
     res = run(g, "PMH: hypertension.", [("I10", "hypertension", "historical", 0.1)])
     assert codes_of(res) == ["I10"]
+
+
+def test_what_follows_an_absent_part_of_a_title_must_be_stated(g: Guidelines) -> None:
+    # "without ..." needs nothing, but the site, state or feature after it does
+    need = title_needs("Type 2 diabetes mellitus without complications in remission")[0]
+    assert keys("remission")[0] in need
+    assert "lip" in title_needs("Puncture wound without foreign body of lip, initial encounter")[0]
+    need = title_needs("Calculus of gallbladder without cholecystitis with obstruction")[0]
+    assert "obstruct" in need and "cholecystit" not in need
+    assert "conscious" not in title_needs("Concussion without loss of consciousness")[0]
+    assert title_needs("Migraine without aura, not intractable, without status migrainosus")[0] == (
+        "migrain",
+    )
+    res = run(
+        g,
+        "Type 2 diabetes, diet controlled.",
+        [
+            ("E11.A", "Type 2 diabetes", "present", 0.05),  # "... in remission"
+            ("E11.9", "Type 2 diabetes", "present", 0.01),
+        ],
+    )
+    assert codes_of(res) == ["E11.9"]
