@@ -57,7 +57,7 @@ def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     (possibly empty) is an acronym in parentheses that stands for the whole title ("(NSTEMI)");
     other parenthesised words are nonessential and need no documentation."""
     cfg = _cfg()
-    alt = tuple(k for p in _PAREN.findall(title) if _ACRONYM.match(p.strip()) for k in keys(p))
+    alt = _acronym_form(title)
     low = _PAREN.sub(" ", title.lower())
     first, *rest = low.split(",")
     # ", unspecified organism" needs nothing; ", unspecified with withdrawal delirium" needs
@@ -66,6 +66,41 @@ def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     optional = {k for w in cfg["optional_words"] for k in keys(str(w))}
     need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
     return need, alt
+
+
+def _acronym_form(title: str) -> tuple[str, ...]:
+    """The keys of ``title`` written with its parenthesised acronym: the acronym, then the
+    title words it does not abbreviate (*Subsequent ST elevation (STEMI) myocardial infarction
+    of inferior wall*: "STEMI" stands for "ST elevation myocardial infarction" only, so
+    "subsequent" and "inferior wall" are still needed); empty without an acronym. The words an
+    acronym stands for are the run of title words around it whose initials (all letters of a
+    capitalised word: "ST") spell it; where none does, it stands for the whole title."""
+    for m in _PAREN.finditer(title):
+        acronym = m.group(1).strip()
+        if not _ACRONYM.match(acronym):
+            continue
+        before, after = title[: m.start()].split(), title[m.end() :].split()
+        words, at = before + after, len(before)
+        target = acronym.replace("-", "").upper()
+        rest: list[str] = []
+        for i in range(at, -1, -1):
+            j = next(
+                (j for j in range(at, len(words) + 1) if _initials(words[i:j]) == target), None
+            )
+            if j is not None:
+                rest = words[:i] + words[j:]
+                break
+        return (*keys(acronym), *(k for k in keys(" ".join(rest)) if k not in keys(acronym)))
+    return ()
+
+
+def _initials(words: list[str]) -> str:
+    """What a run of title words spells as an acronym ("Non-ST elevation" -> "NSTE")."""
+    out = []
+    for w in words:
+        for part in w.split("-"):
+            out.append(part if part.isupper() else part[:1].upper())
+    return "".join(out)
 
 
 def _absent_dropped(part: str) -> str:

@@ -35,6 +35,7 @@ EXPECTED = [
     "E11.9",
     "R10.33",
     "I50.33",
+    "I21.4",
 ]
 
 
@@ -217,3 +218,17 @@ def test_what_follows_an_absent_part_of_a_title_must_be_stated(g: Guidelines) ->
         ],
     )
     assert codes_of(res) == ["E11.9"]
+
+
+def test_an_acronym_stands_only_for_the_words_it_abbreviates(g: Guidelines) -> None:
+    # "STEMI" is "ST elevation myocardial infarction": "subsequent" and the wall still count
+    title = "Subsequent ST elevation (STEMI) myocardial infarction of inferior wall"
+    assert set(title_needs(title)[1]) == {*keys("STEMI subsequent inferior wall")}
+    res = run(
+        g,
+        "Dx: Acute inferior wall STEMI, RCA occlusion.",
+        [("I22.1", "inferior wall STEMI", "present", 0.05)],
+    )
+    assert "I22.1" not in codes_of(res)
+    res = run(g, "Dx: NSTEMI, troponin peak 4.2.", [("I21.4", "NSTEMI", "present", 0.05)])
+    assert codes_of(res) == ["I21.4"]
