@@ -181,25 +181,62 @@ def _title_keys(title: str) -> frozenset[str]:
     return frozenset(keys(title))
 
 
+@lru_cache(maxsize=1)
+def _clause_rx() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(separator between two conditions, linking words that join them): ``documented.clause``
+    in the guideline data."""
+    cfg = _cfg()["clause"]
+    seps = "|".join(str(x) for x in cfg["separators"])
+    links = "|".join(re.escape(str(x)) for x in cfg["links"])
+    return re.compile(seps, re.I), re.compile(rf"\s*(?:{links})\b", re.I)
+
+
 class _Stated:
-    """What a mention with its sentence states (its encoder context, with what its words
-    imply), built once per mention."""
+    """What a mention with its clause states (its encoder context, with what its words
+    imply), built once per mention.
+
+    The clause: the mention's sentence, cut between it and the condition or finding mentioned
+    before or after it at the last list separator of the words between them ("HTN, DM2, CKD 3b,
+    hx of CVA without residual": four clauses, so "CVA" lends no word to "CKD"), unless a
+    linking word follows that separator (I.A.15 "with", "due to", "in": ", with CKD stage 3"
+    joins); and before a first mention, at a label's colon ("SECONDARY: hypertension" does not
+    state secondary hypertension). Words after the last mention stay with it ("acute otitis
+    media, left ear")."""
 
     def __init__(self, note: NoteState) -> None:
         self.note = note
         self.weights = load_encoder_data()["weights"]
         self._got: dict[tuple[int, int], tuple[Context, dict[str, float], set[str]]] = {}
+        self._absent: dict[tuple[int, int], list[str]] = {}
+
+    def clause(self, m: Mention, near: list[Mention]) -> tuple[int, int]:
+        """The bounds of ``m``'s clause in its sentence (``near``: the sentence's mentions)."""
+        text = self.note.text
+        lo, hi = m.sentence_start, m.sentence_end
+        before = [o.end for o in near if o.kind in _KINDS and lo <= o.start and o.end <= m.start]
+        after = [o.start for o in near if o.kind in _KINDS and o.start >= m.end and o.end <= hi]
+        if before:
+            cut = _cut(text, max(before), m.start)
+            lo = cut[1] if cut else lo
+        else:
+            colon = text.rfind(":", lo, m.start)
+            lo = colon + 1 if colon >= 0 else lo
+        if after:
+            cut = _cut(text, m.end, min(after))
+            hi = cut[0] if cut else hi
+        return lo, hi
 
     def of(self, m: Mention) -> tuple[Context, dict[str, float], set[str]]:
         got = self._got.get((m.start, m.end))
         if got is None:
             near = list(self.note.overlapping(m.sentence_start, m.sentence_end))
-            ctx = mention_context(self.note.text, m, near, {}, self.weights)
+            lo, hi = self.clause(m, near)
+            scoped = m.model_copy(update={"sentence_start": lo, "sentence_end": hi})
+            others = [o for o in near if o is not m]
+            ctx = mention_context(self.note.text, scoped, others, {}, self.weights)
             local = dict(ctx.local)
-            sentence = self.note.text[m.sentence_start : m.sentence_end]
-            for phrase in _ABSENT.findall(sentence):  # "without aura", "not intractable"
-                for k in keys(phrase):
-                    local.pop(k, None)
+            for k in self._absent_keys(m):  # "without aura", "not intractable"
+                local.pop(k, None)
             implies = _implies()
             for k, w in list(local.items()):
                 for k2 in implies.get(k, ()):
@@ -207,6 +244,27 @@ class _Stated:
             own = {k for k, w in local.items() if w >= self.weights["mention"]}
             got = self._got[(m.start, m.end)] = (ctx, local, own)
         return got
+
+    def _absent_keys(self, m: Mention) -> list[str]:
+        """The keys its sentence says are absent (read once per sentence)."""
+        span = (m.sentence_start, m.sentence_end)
+        got = self._absent.get(span)
+        if got is None:
+            sentence = self.note.text[span[0] : span[1]]
+            got = self._absent[span] = [k for p in _ABSENT.findall(sentence) for k in keys(p)]
+        return got
+
+
+def _cut(text: str, lo: int, hi: int) -> tuple[int, int] | None:
+    """The last list separator between two mentions (``text[lo:hi]``), unless a linking word
+    follows it; None where the words between them join them."""
+    sep, link = _clause_rx()
+    last = None
+    for found in sep.finditer(text, lo, hi):
+        last = found
+    if last is None or link.match(text, last.end(), hi):
+        return None
+    return last.start(), last.end()
 
 
 def documents(

@@ -36,6 +36,8 @@ EXPECTED = [
     "R10.33",
     "I50.33",
     "I21.4",
+    "M10.9",
+    "I11.0",
 ]
 
 
@@ -232,3 +234,28 @@ def test_an_acronym_stands_only_for_the_words_it_abbreviates(g: Guidelines) -> N
     assert "I22.1" not in codes_of(res)
     res = run(g, "Dx: NSTEMI, troponin peak 4.2.", [("I21.4", "NSTEMI", "present", 0.05)])
     assert codes_of(res) == ["I21.4"]
+
+
+def test_a_mention_borrows_words_from_its_own_list_item_only(g: Guidelines) -> None:
+    # "chronic" belongs to "chronic pain": it does not make the gout chronic
+    spec = [
+        ("G89.29", "chronic pain", "present", 0.01),
+        ("M1A.9XX0", "gout", "present", 0.05),  # "Chronic gout, unspecified, without tophus"
+        ("M10.9", "gout", "present", 0.01),
+    ]
+    assert codes_of(run(g, "Problems: chronic pain, gout, HTN.", spec)) == ["M10.9"]
+    assert codes_of(run(g, "Problems: chronic pain; gout.", spec)) == ["M10.9"]
+    # a linking word joins the next condition (I.A.15), and words after the last one stay
+    spec = [("I11.0", "Hypertension", "present", 0.05), ("I50.9", "heart failure", "present", 0.01)]
+    res = run(g, "Hypertension, with heart failure, stable.", spec)
+    assert "I11.0" in codes_of(res)
+    assert any(e.startswith("I.A.19") for e in by_code(res)["I11.0"].explanation)
+    res = run(g, "Hypertension, heart failure.", spec)
+    assert not any(e.startswith("I.A.19") for e in by_code(res)["I11.0"].explanation)
+    # a label before the first condition is not one of its words
+    res = run(
+        g,
+        "SECONDARY: hypertension.",
+        [("I15.9", "hypertension", "present", 0.3), ("I10", "hypertension", "present", 0.01)],
+    )
+    assert codes_of(res) == ["I10"]
