@@ -369,8 +369,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if key not in best or rank > best[key][0]:
                 best[key] = (rank, it)
             break
-    chosen = {id(it): (rank[3], it) for rank, it in best.values()}
-    for ks, it in chosen.values():
+    chosen = list({id(it): (rank[3], it) for rank, it in best.values()}.values())
+    for ks, it in _most_specific(chosen):
         it.fate = "keep"
         it.s.status = "suggested"
         it.s.reason = None
@@ -388,6 +388,23 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                     f"{it.s.code} is what the note documents; this code's title names what "
                     "the note does not state",
                 )
+
+
+def _most_specific(
+    chosen: list[tuple[tuple[str, ...], Item]],
+) -> list[tuple[tuple[str, ...], Item]]:
+    """The documented codes less those whose words are a strict part of another's on the same
+    words (I.B.2: *Unspecified appendicitis* beside *Unspecified acute appendicitis* for "acute
+    appendicitis"; the Index's *Dystonia* for "dyskinesia" beside *Parkinson's disease with
+    dyskinesia, with fluctuations*)."""
+    return [
+        (ks, it)
+        for ks, it in chosen
+        if not any(
+            set(ks) < set(ks2) and any(_on(it2, e.start, e.end) for e in it.s.evidence)
+            for ks2, it2 in chosen
+        )
+    ]
 
 
 def _found(

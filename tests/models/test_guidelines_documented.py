@@ -259,3 +259,13 @@ def test_a_mention_borrows_words_from_its_own_list_item_only(g: Guidelines) -> N
         [("I15.9", "hypertension", "present", 0.3), ("I10", "hypertension", "present", 0.01)],
     )
     assert codes_of(res) == ["I10"]
+
+
+def test_a_documented_code_whose_words_another_says_with_more_gives_way(g: Guidelines) -> None:
+    # two categories on the same words: the code that says more of them is coded (I.B.2)
+    text = "Dx: acute appendicitis. Lap appendectomy performed."
+    spec = [
+        ("K37", "acute appendicitis", "present", 0.05),  # "Unspecified appendicitis"
+        ("K35.80", "acute appendicitis", "present", 0.01),
+    ]
+    assert codes_of(run(g, text, spec)) == ["K35.80"]
