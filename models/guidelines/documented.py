@@ -352,7 +352,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                 ),
                 None,
             )
-            if m is None:
+            if m is None or (_sided(m) and _side_unspecified(g, s.code, title)):
                 continue
             if forms is None:  # the title and Index path first; inclusion terms (a KB query)
                 forms = _forms(g, it, inclusion=False)  # when the mention names a title word
@@ -388,6 +388,24 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                     f"{it.s.code} is what the note documents; this code's title names what "
                     "the note does not state",
                 )
+
+
+def _sided(m: Mention) -> bool:
+    return any(a.name == "laterality" for a in m.attributes)
+
+
+def _side_unspecified(g: Guidelines, code: str, title: str) -> bool:
+    """Whether ``title``'s "unspecified" is a side or site, which a mention that states a side
+    answers (*Pain in unspecified knee*, *Primary osteoarthritis, unspecified site* for "OA of
+    right knee"): it says so ("unspecified site"), or a billable code beside it names a side
+    (*Pain in right knee* beside *Pain in unspecified knee*). Patterns: ``documented.sides``."""
+    cfg = _cfg()["sides"]
+    if "unspecified" not in title.lower() or re.search(cfg["side"], title, re.I):
+        return False
+    if re.search(cfg["unspecified"], title, re.I):
+        return True
+    parent = code[:-1].rstrip(".")
+    return any(re.search(cfg["side"], r.title, re.I) for r in g.billable_descendants(parent))
 
 
 def _most_specific(

@@ -38,6 +38,7 @@ EXPECTED = [
     "I21.4",
     "M10.9",
     "I11.0",
+    "M19.91",
 ]
 
 
@@ -269,3 +270,21 @@ def test_a_documented_code_whose_words_another_says_with_more_gives_way(g: Guide
         ("K35.80", "acute appendicitis", "present", 0.01),
     ]
     assert codes_of(run(g, text, spec)) == ["K35.80"]
+
+
+def test_a_stated_side_answers_an_unspecified_site_or_side(g: Guidelines) -> None:
+    def coded(text: str, phrase: str, code: str, side: str | None) -> list[str]:
+        attrs = {phrase: [("laterality", side, side)]} if side else None
+        ranked, mentions = build(text, [(code, phrase, "present", 0.01)], attrs=attrs)
+        for m in mentions:
+            m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
+        res = g.apply(ranked, mentions, text=text, setting="inpatient", threshold=0.5)
+        return codes_of(res)
+
+    # "Primary osteoarthritis, unspecified site"; "Pain in unspecified knee" (M25.561 is right)
+    text = "Admitted for primary osteoarthritis of right knee."
+    assert coded(text, "primary osteoarthritis of right knee", "M19.91", "right") == []
+    assert coded("Knee pain, left.", "Knee pain", "M25.569", "left") == []
+    # no side stated: the unspecified code is what the note documents
+    text = "Primary osteoarthritis, on meloxicam."
+    assert coded(text, "Primary osteoarthritis", "M19.91", None) == ["M19.91"]
