@@ -369,8 +369,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if key not in best or rank > best[key][0]:
                 best[key] = (rank, it)
             break
-    chosen = list({id(it): (rank[3], it) for rank, it in best.values()}.values())
-    for ks, it in _most_specific(chosen):
+    chosen = _most_specific(list({id(it): (rank[3], it) for rank, it in best.values()}.values()))
+    for ks, it in _without_symptoms_of_a_diagnosis(g, note, chosen):
         it.fate = "keep"
         it.s.status = "suggested"
         it.s.reason = None
@@ -388,6 +388,21 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                     f"{it.s.code} is what the note documents; this code's title names what "
                     "the note does not state",
                 )
+
+
+def _without_symptoms_of_a_diagnosis(
+    g: Guidelines, note: NoteState, chosen: list[tuple[tuple[str, ...], Item]]
+) -> list[tuple[tuple[str, ...], Item]]:
+    """The documented codes less the signs and symptoms (``symptom_codes``) when the note
+    codes a definitive diagnosis (a code outside ``documented.not_diagnoses``): a symptom is
+    coded when no diagnosis explains it (I.B.4) and beside one only when not routinely part of
+    it (I.B.5/I.B.6), which is the ranker's and the integral-symptom rule's judgement, not a
+    word match ("fever, cough" of an aspiration pneumonia, "cramps" of hypokalemia)."""
+    symptoms, other = g.rules["symptom_codes"], _cfg()["not_diagnoses"]
+    codes = [it.s.code for it in note.kept()] + [it.s.code for _, it in chosen]
+    if not any(not any_match(other, c) for c in codes):
+        return chosen
+    return [(ks, it) for ks, it in chosen if not any_match(symptoms, it.s.code)]
 
 
 def _sided(m: Mention) -> bool:

@@ -39,6 +39,8 @@ EXPECTED = [
     "M10.9",
     "I11.0",
     "M19.91",
+    "J69.0",
+    "R50.9",
 ]
 
 
@@ -288,3 +290,16 @@ def test_a_stated_side_answers_an_unspecified_site_or_side(g: Guidelines) -> Non
     # no side stated: the unspecified code is what the note documents
     text = "Primary osteoarthritis, on meloxicam."
     assert coded(text, "Primary osteoarthritis", "M19.91", None) == ["M19.91"]
+
+
+def test_a_sign_is_not_coded_by_its_words_beside_a_definitive_diagnosis(g: Guidelines) -> None:
+    text = "Admitted with fever. Dx: aspiration pneumonia."
+    spec = [
+        ("R50.9", "fever", "present", 0.05),  # "Fever, unspecified"
+        ("J69.0", "aspiration pneumonia", "present", 0.9),
+    ]
+    assert codes_of(run(g, text, spec, setting="inpatient")) == ["J69.0"]
+    # no diagnosis established (IV.H): the documented sign is coded
+    text = "Fever since yesterday. Suspected pneumonia, CXR pending."
+    spec = [("R50.9", "Fever", "present", 0.05), ("J18.9", "pneumonia", "uncertain", 0.6)]
+    assert codes_of(run(g, text, spec)) == ["R50.9"]
