@@ -296,19 +296,25 @@ def _forms(
             terms += [(1, t) for t in rec.notes.get(kind, [])]
     for line in it.s.explanation if index else ():
         if line.startswith("Index: ") and " -> " in line:
-            entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
-            kept = " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
-            terms.append((2, kept))
+            terms.append((2, _index_term(line)))
     return [(tier, *f) for tier, f in ((tier, title_needs(t)) for tier, t in terms) if f[0]]
+
+
+@lru_cache(maxsize=16384)
+def _index_term(line: str) -> str:
+    """The words of an encoder's Index path line ("Index: Influenza, with, pneumonia -> J11.00"
+    -> "Influenza pneumonia"): its entries less "see" references and connectors."""
+    entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
+    return " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
+
+
+def _index_path(explanation: list[str]) -> bool:
+    return any(line.startswith("Index: ") for line in explanation)
 
 
 def _title(g: Guidelines, code: str) -> str:
     """A code's title from the layer's in-memory code index (no KB query per code)."""
     return _code_index(g.kb)[1].get(code) or g.title(code)
-
-
-def _billable(g: Guidelines, code: str) -> bool:
-    return code in _code_index(g.kb)[2]
 
 
 @rule("documented_candidates")
@@ -325,6 +331,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
     chronic = g.rules["assertion"]["chronic_persisting"]
     stated = _Stated(note)
     coded = [(sp, it) for it in note.kept() for sp in spans(it)]
+    _, titles, billable = _code_index(g.kb)
+    at: dict[tuple[int, int], list[Mention]] = {}  # the mentions on each evidence span
     best: dict[
         tuple[str, tuple[int, int]],
         tuple[tuple[int, int, float, tuple[str, ...]], Item],
@@ -333,27 +341,30 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
         s = it.s
         if it.fate != "candidate" or s.system != ICD or s.score < floor or not s.evidence:
             continue
-        title = _title(g, s.code)
-        if not _billable(g, s.code) or _residual(title):
+        if s.code not in billable:
+            continue
+        title = titles.get(s.code) or g.title(s.code)
+        if _residual(title):
             continue
         forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]] | None = None
         for e in s.evidence:
-            there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
+            span = (e.start, e.end)
+            if span not in at:
+                at[span] = [m for m in note.overlapping(e.start, e.end) if m.kind in _KINDS]
             m = next(
                 (
                     m
-                    for m in note.overlapping(e.start, e.end)
-                    if m.kind in _KINDS
-                    and (
-                        m.assertion in allowed
-                        # "hx of HTN": a chronic condition listed as history is still present
-                        or (m.assertion == "historical" and any_match(chronic, s.code))
-                    )
+                    for m in at[span]
+                    if m.assertion in allowed
+                    # "hx of HTN": a chronic condition listed as history is still present
+                    or (m.assertion == "historical" and any_match(chronic, s.code))
                 ),
                 None,
             )
             if m is None or (_sided(m) and _side_unspecified(g, s.code, title)):
                 continue
+            if not stated.of(m)[2] & _title_keys(title) and not _index_path(s.explanation):
+                continue  # no word of its title in the mention, and no Index path to it
             if forms is None:  # the title and Index path first; inclusion terms (a KB query)
                 forms = _forms(g, it, inclusion=False)  # when the mention names a title word
             found = _found(stated, m, forms)
@@ -362,6 +373,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if not found:
                 continue
             size, tier, ks = max(found)
+            there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
             if any(_blocks(g, stated, m, o, s.code, set(ks)) for o in there):
                 break  # the words already support a kept code that says as much
             rank = (size, tier, s.score, ks)
