@@ -308,6 +308,16 @@ def _index_term(line: str) -> str:
     return " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
 
 
+@lru_cache(maxsize=8192)
+def _lone_head(title: str) -> frozenset[str]:
+    """The optional head words (``optional_words``) a title needs after all when only one other
+    word is left: a lone modifier is no diagnosis ("endocrine" of *Endocrine disorder,
+    unspecified*), while *Type 2 diabetes mellitus* needs no "mellitus"."""
+    optional = {k for w in _cfg()["optional_words"] for k in keys(str(w))}
+    low = _PAREN.sub(" ", title.lower()).split(",")[0]
+    return frozenset(k for k in keys(low) if k in optional)
+
+
 def _index_path(explanation: list[str]) -> bool:
     return any(line.startswith("Index: ") for line in explanation)
 
@@ -373,6 +383,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if not found:
                 continue
             size, tier, ks = max(found)
+            if size == 1 and not tier and not _lone_head(title) <= stated.of(m)[1].keys():
+                continue  # "endocrine therapy" states no *Endocrine disorder*
             there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
             if any(_blocks(g, stated, m, o, s.code, set(ks)) for o in there):
                 break  # the words already support a kept code that says as much

@@ -41,6 +41,7 @@ EXPECTED = [
     "M19.91",
     "J69.0",
     "R50.9",
+    "E34.9",
 ]
 
 
@@ -303,3 +304,12 @@ def test_a_sign_is_not_coded_by_its_words_beside_a_definitive_diagnosis(g: Guide
     text = "Fever since yesterday. Suspected pneumonia, CXR pending."
     spec = [("R50.9", "Fever", "present", 0.05), ("J18.9", "pneumonia", "uncertain", 0.6)]
     assert codes_of(run(g, text, spec)) == ["R50.9"]
+
+
+def test_a_lone_modifier_does_not_document_a_disorder(g: Guidelines) -> None:
+    # "Endocrine disorder, unspecified": with "disorder" optional only "endocrine" was left
+    res = run(g, "On adjuvant endocrine therapy.", [("E34.9", "endocrine", "present", 0.01)])
+    assert codes_of(res) == []
+    text = "Endocrine disorder, workup pending."
+    res = run(g, text, [("E34.9", "Endocrine disorder", "present", 0.01)])
+    assert codes_of(res) == ["E34.9"]
