@@ -6,7 +6,9 @@
 
 1. Runs every suite note end to end through ``clinicode.load().suggest(text, setting=...)`` and
    prints the pass rate per guideline section (and per specialty for the notes that have one),
-   with each failing case and why.
+   micro precision / recall of the ICD-10-CM ``codes`` against the notes' ``must`` codes (as
+   for the held-out notes below; a dev note's ``must`` may not list every reportable code, so
+   dev precision is a lower bound), and each failing case and why.
 2. Over the CodiEsp dev notes (English), runs the engine's scoring path stage by stage
    (``engine.scoring``: ``score``, ``suggestions``, ``apply_guidelines``, ``result``), times the
    guidelines stage alone (median / p95 ms per note, wall and CPU), and compares diagnosis MAP
@@ -64,8 +66,11 @@ def run_suite(engine: Any, suite: Path) -> None:
     per: dict[str, list[bool]] = defaultdict(list)
     by_specialty: dict[str, list[bool]] = defaultdict(list)
     failures: list[str] = []
+    counts = [0, 0, 0, 0]
     for case in cases:
-        fails = check_case(case, engine.suggest(case.text, setting=case.setting))
+        result = engine.suggest(case.text, setting=case.setting)
+        fails = check_case(case, result)
+        _count_vs_must(suite_mod, case, result, counts)
         per[case.section].append(not fails)
         if case.specialty:
             by_specialty[case.specialty].append(not fails)
@@ -76,6 +81,7 @@ def run_suite(engine: Any, suite: Path) -> None:
     _print_rates("section", per, 14, total=".0%")
     if by_specialty:
         _print_rates("specialty", by_specialty, 22, note="  (notes with a specialty)")
+    _print_vs_must(counts)
     if failures:
         print("failing cases:")
         print("\n".join(failures))
@@ -106,30 +112,42 @@ def run_heldout(engine: Any, suite: Path) -> None:
     if not all(c.heldout for c in cases):
         raise SystemExit(f"{suite}: not a held-out file (every case must have heldout: true)")
     per: dict[str, list[bool]] = defaultdict(list)
-    tp_codes = n_codes = hit_must = n_must = 0
+    counts = [0, 0, 0, 0]
     failures: list[str] = []
     for case in cases:
         result = engine.suggest(case.text, setting=case.setting)
         fails = suite_mod.check_case(case, result)
         per[case.specialty or "(none)"].append(not fails)
-        got = [s.code for s in result.codes if s.system == "ICD-10-CM"]
-        n_codes += len(got)
-        tp_codes += sum(any(suite_mod.matches(m, c) for m in case.must) for c in got)
-        n_must += len(case.must)
-        hit_must += sum(any(suite_mod.matches(m, c) for c in got) for m in case.must)
+        _count_vs_must(suite_mod, case, result, counts)
         if fails:
             failures.append(f"  {case.id} ({case.specialty}): {'; '.join(fails)}")
     print(f"held-out suite: {len(cases)} notes (engine), {suite.name}")
     _print_rates("specialty", per, 22, total=".1%")
+    _print_vs_must(counts)
+    if failures:
+        print("failing cases:")
+        print("\n".join(failures))
+
+
+def _count_vs_must(suite_mod: Any, case: Any, result: Any, counts: list[int]) -> None:
+    """Adds one case to ``counts`` = [served codes in must, served codes, must codes served,
+    must codes] (ICD-10-CM ``codes`` only; a must entry ending in "-" matches any code under
+    it)."""
+    got = [s.code for s in result.codes if s.system == "ICD-10-CM"]
+    counts[0] += sum(any(suite_mod.matches(m, c) for m in case.must) for c in got)
+    counts[1] += len(got)
+    counts[2] += sum(any(suite_mod.matches(m, c) for c in got) for m in case.must)
+    counts[3] += len(case.must)
+
+
+def _print_vs_must(counts: list[int]) -> None:
+    tp_codes, n_codes, hit_must, n_must = counts
     precision = tp_codes / n_codes if n_codes else 0.0
     recall = hit_must / n_must if n_must else 0.0
     print(
         f"codes vs must: precision {precision:.3f} ({tp_codes}/{n_codes} served codes), "
         f"recall {recall:.3f} ({hit_must}/{n_must} must codes)"
     )
-    if failures:
-        print("failing cases:")
-        print("\n".join(failures))
 
 
 def _gold(folder: Path) -> dict[str, set[str]]:

@@ -57,16 +57,74 @@ def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     (possibly empty) is an acronym in parentheses that stands for the whole title ("(NSTEMI)");
     other parenthesised words are nonessential and need no documentation."""
     cfg = _cfg()
-    alt = tuple(k for p in _PAREN.findall(title) if _ACRONYM.match(p.strip()) for k in keys(p))
+    alt = _acronym_form(title)
     low = _PAREN.sub(" ", title.lower())
-    low = re.split(r"\bwithout\b", low)[0]
     first, *rest = low.split(",")
     # ", unspecified organism" needs nothing; ", unspecified with withdrawal delirium" needs
     # what follows its "with"
-    low = " ".join([first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
+    low = " ".join(_absent_dropped(p) for p in [first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
     optional = {k for w in cfg["optional_words"] for k in keys(str(w))}
     need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
     return need, alt
+
+
+def _acronym_form(title: str) -> tuple[str, ...]:
+    """The keys of ``title`` written with its parenthesised acronym: the acronym, then the
+    title words it does not abbreviate (*Subsequent ST elevation (STEMI) myocardial infarction
+    of inferior wall*: "STEMI" stands for "ST elevation myocardial infarction" only, so
+    "subsequent" and "inferior wall" are still needed); empty without an acronym. The words an
+    acronym stands for are the run of title words around it whose initials (all letters of a
+    capitalised word: "ST") spell it; where none does, it stands for the whole title."""
+    for m in _PAREN.finditer(title):
+        acronym = m.group(1).strip()
+        if not _ACRONYM.match(acronym):
+            continue
+        before, after = title[: m.start()].split(), title[m.end() :].split()
+        words, at = before + after, len(before)
+        target = acronym.replace("-", "").upper()
+        rest: list[str] = []
+        for i in range(at, -1, -1):
+            j = next(
+                (j for j in range(at, len(words) + 1) if _initials(words[i:j]) == target), None
+            )
+            if j is not None:
+                rest = words[:i] + words[j:]
+                break
+        return (*keys(acronym), *(k for k in keys(" ".join(rest)) if k not in keys(acronym)))
+    return ()
+
+
+def _initials(words: list[str]) -> str:
+    """What a run of title words spells as an acronym ("Non-ST elevation" -> "NSTE")."""
+    out = []
+    for w in words:
+        for part in w.split("-"):
+            out.append(part if part.isupper() else part[:1].upper())
+    return "".join(out)
+
+
+def _absent_dropped(part: str) -> str:
+    """A title part without what it says is absent: a "without ..." phrase, or a part that
+    starts with "not" (", not intractable"), up to the word that ends it: "with" (*Calculus of
+    gallbladder without cholecystitis with obstruction* needs "obstruction"), or a site or
+    state after "of"/"in" (*... without foreign body of lip*, *... without complications in
+    remission*) unless the word before it continues the absent thing ("without loss of
+    consciousness"). Word lists: ``documented.absent`` in the guideline data."""
+    cfg = _cfg()["absent"]
+    starts, ends, continues = set(cfg["starts"]), set(cfg["ends"]), set(cfg["continues"])
+    words = part.split()
+    out: list[str] = []
+    absent = bool(words) and words[0] == "not"
+    prev = ""
+    for w in words:
+        if w in starts:
+            absent = True
+        elif absent and w in ends and prev not in continues:
+            absent = False
+        if not absent:
+            out.append(w)
+        prev = w
+    return " ".join(out)
 
 
 @lru_cache(maxsize=1)
@@ -123,25 +181,62 @@ def _title_keys(title: str) -> frozenset[str]:
     return frozenset(keys(title))
 
 
+@lru_cache(maxsize=1)
+def _clause_rx() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(separator between two conditions, linking words that join them): ``documented.clause``
+    in the guideline data."""
+    cfg = _cfg()["clause"]
+    seps = "|".join(str(x) for x in cfg["separators"])
+    links = "|".join(re.escape(str(x)) for x in cfg["links"])
+    return re.compile(seps, re.I), re.compile(rf"\s*(?:{links})\b", re.I)
+
+
 class _Stated:
-    """What a mention with its sentence states (its encoder context, with what its words
-    imply), built once per mention."""
+    """What a mention with its clause states (its encoder context, with what its words
+    imply), built once per mention.
+
+    The clause: the mention's sentence, cut between it and the condition or finding mentioned
+    before or after it at the last list separator of the words between them ("HTN, DM2, CKD 3b,
+    hx of CVA without residual": four clauses, so "CVA" lends no word to "CKD"), unless a
+    linking word follows that separator (I.A.15 "with", "due to", "in": ", with CKD stage 3"
+    joins); and before a first mention, at a label's colon ("SECONDARY: hypertension" does not
+    state secondary hypertension). Words after the last mention stay with it ("acute otitis
+    media, left ear")."""
 
     def __init__(self, note: NoteState) -> None:
         self.note = note
         self.weights = load_encoder_data()["weights"]
         self._got: dict[tuple[int, int], tuple[Context, dict[str, float], set[str]]] = {}
+        self._absent: dict[tuple[int, int], list[str]] = {}
+
+    def clause(self, m: Mention, near: list[Mention]) -> tuple[int, int]:
+        """The bounds of ``m``'s clause in its sentence (``near``: the sentence's mentions)."""
+        text = self.note.text
+        lo, hi = m.sentence_start, m.sentence_end
+        before = [o.end for o in near if o.kind in _KINDS and lo <= o.start and o.end <= m.start]
+        after = [o.start for o in near if o.kind in _KINDS and o.start >= m.end and o.end <= hi]
+        if before:
+            cut = _cut(text, max(before), m.start)
+            lo = cut[1] if cut else lo
+        else:
+            colon = text.rfind(":", lo, m.start)
+            lo = colon + 1 if colon >= 0 else lo
+        if after:
+            cut = _cut(text, m.end, min(after))
+            hi = cut[0] if cut else hi
+        return lo, hi
 
     def of(self, m: Mention) -> tuple[Context, dict[str, float], set[str]]:
         got = self._got.get((m.start, m.end))
         if got is None:
             near = list(self.note.overlapping(m.sentence_start, m.sentence_end))
-            ctx = mention_context(self.note.text, m, near, {}, self.weights)
+            lo, hi = self.clause(m, near)
+            scoped = m.model_copy(update={"sentence_start": lo, "sentence_end": hi})
+            others = [o for o in near if o is not m]
+            ctx = mention_context(self.note.text, scoped, others, {}, self.weights)
             local = dict(ctx.local)
-            sentence = self.note.text[m.sentence_start : m.sentence_end]
-            for phrase in _ABSENT.findall(sentence):  # "without aura", "not intractable"
-                for k in keys(phrase):
-                    local.pop(k, None)
+            for k in self._absent_keys(m):  # "without aura", "not intractable"
+                local.pop(k, None)
             implies = _implies()
             for k, w in list(local.items()):
                 for k2 in implies.get(k, ()):
@@ -149,6 +244,27 @@ class _Stated:
             own = {k for k, w in local.items() if w >= self.weights["mention"]}
             got = self._got[(m.start, m.end)] = (ctx, local, own)
         return got
+
+    def _absent_keys(self, m: Mention) -> list[str]:
+        """The keys its sentence says are absent (read once per sentence)."""
+        span = (m.sentence_start, m.sentence_end)
+        got = self._absent.get(span)
+        if got is None:
+            sentence = self.note.text[span[0] : span[1]]
+            got = self._absent[span] = [k for p in _ABSENT.findall(sentence) for k in keys(p)]
+        return got
+
+
+def _cut(text: str, lo: int, hi: int) -> tuple[int, int] | None:
+    """The last list separator between two mentions (``text[lo:hi]``), unless a linking word
+    follows it; None where the words between them join them."""
+    sep, link = _clause_rx()
+    last = None
+    for found in sep.finditer(text, lo, hi):
+        last = found
+    if last is None or link.match(text, last.end(), hi):
+        return None
+    return last.start(), last.end()
 
 
 def documents(
@@ -180,19 +296,35 @@ def _forms(
             terms += [(1, t) for t in rec.notes.get(kind, [])]
     for line in it.s.explanation if index else ():
         if line.startswith("Index: ") and " -> " in line:
-            entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
-            kept = " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
-            terms.append((2, kept))
+            terms.append((2, _index_term(line)))
     return [(tier, *f) for tier, f in ((tier, title_needs(t)) for tier, t in terms) if f[0]]
+
+
+@lru_cache(maxsize=16384)
+def _index_term(line: str) -> str:
+    """The words of an encoder's Index path line ("Index: Influenza, with, pneumonia -> J11.00"
+    -> "Influenza pneumonia"): its entries less "see" references and connectors."""
+    entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
+    return " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
+
+
+@lru_cache(maxsize=8192)
+def _lone_head(title: str) -> frozenset[str]:
+    """The optional head words (``optional_words``) a title needs after all when only one other
+    word is left: a lone modifier is no diagnosis ("endocrine" of *Endocrine disorder,
+    unspecified*), while *Type 2 diabetes mellitus* needs no "mellitus"."""
+    optional = {k for w in _cfg()["optional_words"] for k in keys(str(w))}
+    low = _PAREN.sub(" ", title.lower()).split(",")[0]
+    return frozenset(k for k in keys(low) if k in optional)
+
+
+def _index_path(explanation: list[str]) -> bool:
+    return any(line.startswith("Index: ") for line in explanation)
 
 
 def _title(g: Guidelines, code: str) -> str:
     """A code's title from the layer's in-memory code index (no KB query per code)."""
     return _code_index(g.kb)[1].get(code) or g.title(code)
-
-
-def _billable(g: Guidelines, code: str) -> bool:
-    return code in _code_index(g.kb)[2]
 
 
 @rule("documented_candidates")
@@ -209,6 +341,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
     chronic = g.rules["assertion"]["chronic_persisting"]
     stated = _Stated(note)
     coded = [(sp, it) for it in note.kept() for sp in spans(it)]
+    _, titles, billable = _code_index(g.kb)
+    at: dict[tuple[int, int], list[Mention]] = {}  # the mentions on each evidence span
     best: dict[
         tuple[str, tuple[int, int]],
         tuple[tuple[int, int, float, tuple[str, ...]], Item],
@@ -217,27 +351,30 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
         s = it.s
         if it.fate != "candidate" or s.system != ICD or s.score < floor or not s.evidence:
             continue
-        title = _title(g, s.code)
-        if not _billable(g, s.code) or _residual(title):
+        if s.code not in billable:
+            continue
+        title = titles.get(s.code) or g.title(s.code)
+        if _residual(title):
             continue
         forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]] | None = None
         for e in s.evidence:
-            there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
+            span = (e.start, e.end)
+            if span not in at:
+                at[span] = [m for m in note.overlapping(e.start, e.end) if m.kind in _KINDS]
             m = next(
                 (
                     m
-                    for m in note.overlapping(e.start, e.end)
-                    if m.kind in _KINDS
-                    and (
-                        m.assertion in allowed
-                        # "hx of HTN": a chronic condition listed as history is still present
-                        or (m.assertion == "historical" and any_match(chronic, s.code))
-                    )
+                    for m in at[span]
+                    if m.assertion in allowed
+                    # "hx of HTN": a chronic condition listed as history is still present
+                    or (m.assertion == "historical" and any_match(chronic, s.code))
                 ),
                 None,
             )
-            if m is None:
+            if m is None or (_sided(m) and _side_unspecified(g, s.code, title)):
                 continue
+            if not stated.of(m)[2] & _title_keys(title) and not _index_path(s.explanation):
+                continue  # no word of its title in the mention, and no Index path to it
             if forms is None:  # the title and Index path first; inclusion terms (a KB query)
                 forms = _forms(g, it, inclusion=False)  # when the mention names a title word
             found = _found(stated, m, forms)
@@ -246,6 +383,9 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if not found:
                 continue
             size, tier, ks = max(found)
+            if size == 1 and not tier and not _lone_head(title) <= stated.of(m)[1].keys():
+                continue  # "endocrine therapy" states no *Endocrine disorder*
+            there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
             if any(_blocks(g, stated, m, o, s.code, set(ks)) for o in there):
                 break  # the words already support a kept code that says as much
             rank = (size, tier, s.score, ks)
@@ -253,8 +393,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if key not in best or rank > best[key][0]:
                 best[key] = (rank, it)
             break
-    chosen = {id(it): (rank[3], it) for rank, it in best.values()}
-    for ks, it in chosen.values():
+    chosen = _most_specific(list({id(it): (rank[3], it) for rank, it in best.values()}.values()))
+    for ks, it in _without_symptoms_of_a_diagnosis(g, note, chosen):
         it.fate = "keep"
         it.s.status = "suggested"
         it.s.reason = None
@@ -272,6 +412,56 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                     f"{it.s.code} is what the note documents; this code's title names what "
                     "the note does not state",
                 )
+
+
+def _without_symptoms_of_a_diagnosis(
+    g: Guidelines, note: NoteState, chosen: list[tuple[tuple[str, ...], Item]]
+) -> list[tuple[tuple[str, ...], Item]]:
+    """The documented codes less the signs and symptoms (``symptom_codes``) when the note
+    codes a definitive diagnosis (a code outside ``documented.not_diagnoses``): a symptom is
+    coded when no diagnosis explains it (I.B.4) and beside one only when not routinely part of
+    it (I.B.5/I.B.6), which is the ranker's and the integral-symptom rule's judgement, not a
+    word match ("fever, cough" of an aspiration pneumonia, "cramps" of hypokalemia)."""
+    symptoms, other = g.rules["symptom_codes"], _cfg()["not_diagnoses"]
+    codes = [it.s.code for it in note.kept()] + [it.s.code for _, it in chosen]
+    if not any(not any_match(other, c) for c in codes):
+        return chosen
+    return [(ks, it) for ks, it in chosen if not any_match(symptoms, it.s.code)]
+
+
+def _sided(m: Mention) -> bool:
+    return any(a.name == "laterality" for a in m.attributes)
+
+
+def _side_unspecified(g: Guidelines, code: str, title: str) -> bool:
+    """Whether ``title``'s "unspecified" is a side or site, which a mention that states a side
+    answers (*Pain in unspecified knee*, *Primary osteoarthritis, unspecified site* for "OA of
+    right knee"): it says so ("unspecified site"), or a billable code beside it names a side
+    (*Pain in right knee* beside *Pain in unspecified knee*). Patterns: ``documented.sides``."""
+    cfg = _cfg()["sides"]
+    if "unspecified" not in title.lower() or re.search(cfg["side"], title, re.I):
+        return False
+    if re.search(cfg["unspecified"], title, re.I):
+        return True
+    parent = code[:-1].rstrip(".")
+    return any(re.search(cfg["side"], r.title, re.I) for r in g.billable_descendants(parent))
+
+
+def _most_specific(
+    chosen: list[tuple[tuple[str, ...], Item]],
+) -> list[tuple[tuple[str, ...], Item]]:
+    """The documented codes less those whose words are a strict part of another's on the same
+    words (I.B.2: *Unspecified appendicitis* beside *Unspecified acute appendicitis* for "acute
+    appendicitis"; the Index's *Dystonia* for "dyskinesia" beside *Parkinson's disease with
+    dyskinesia, with fluctuations*)."""
+    return [
+        (ks, it)
+        for ks, it in chosen
+        if not any(
+            set(ks) < set(ks2) and any(_on(it2, e.start, e.end) for e in it.s.evidence)
+            for ks2, it2 in chosen
+        )
+    ]
 
 
 def _found(

@@ -35,6 +35,13 @@ EXPECTED = [
     "E11.9",
     "R10.33",
     "I50.33",
+    "I21.4",
+    "M10.9",
+    "I11.0",
+    "M19.91",
+    "J69.0",
+    "R50.9",
+    "E34.9",
 ]
 
 
@@ -195,3 +202,114 @@ def test_history_codes_skip_concepts_the_patient_cannot_have(g: Guidelines) -> N
 def test_chronic_condition_listed_as_history_is_coded_as_current(g: Guidelines) -> None:
     res = run(g, "PMH: hypertension.", [("I10", "hypertension", "historical", 0.1)])
     assert codes_of(res) == ["I10"]
+
+
+def test_what_follows_an_absent_part_of_a_title_must_be_stated(g: Guidelines) -> None:
+    # "without ..." needs nothing, but the site, state or feature after it does
+    need = title_needs("Type 2 diabetes mellitus without complications in remission")[0]
+    assert keys("remission")[0] in need
+    assert "lip" in title_needs("Puncture wound without foreign body of lip, initial encounter")[0]
+    need = title_needs("Calculus of gallbladder without cholecystitis with obstruction")[0]
+    assert "obstruct" in need and "cholecystit" not in need
+    assert "conscious" not in title_needs("Concussion without loss of consciousness")[0]
+    assert title_needs("Migraine without aura, not intractable, without status migrainosus")[0] == (
+        "migrain",
+    )
+    res = run(
+        g,
+        "Type 2 diabetes, diet controlled.",
+        [
+            ("E11.A", "Type 2 diabetes", "present", 0.05),  # "... in remission"
+            ("E11.9", "Type 2 diabetes", "present", 0.01),
+        ],
+    )
+    assert codes_of(res) == ["E11.9"]
+
+
+def test_an_acronym_stands_only_for_the_words_it_abbreviates(g: Guidelines) -> None:
+    # "STEMI" is "ST elevation myocardial infarction": "subsequent" and the wall still count
+    title = "Subsequent ST elevation (STEMI) myocardial infarction of inferior wall"
+    assert set(title_needs(title)[1]) == {*keys("STEMI subsequent inferior wall")}
+    res = run(
+        g,
+        "Dx: Acute inferior wall STEMI, RCA occlusion.",
+        [("I22.1", "inferior wall STEMI", "present", 0.05)],
+    )
+    assert "I22.1" not in codes_of(res)
+    res = run(g, "Dx: NSTEMI, troponin peak 4.2.", [("I21.4", "NSTEMI", "present", 0.05)])
+    assert codes_of(res) == ["I21.4"]
+
+
+def test_a_mention_borrows_words_from_its_own_list_item_only(g: Guidelines) -> None:
+    # "chronic" belongs to "chronic pain": it does not make the gout chronic
+    spec = [
+        ("G89.29", "chronic pain", "present", 0.01),
+        ("M1A.9XX0", "gout", "present", 0.05),  # "Chronic gout, unspecified, without tophus"
+        ("M10.9", "gout", "present", 0.01),
+    ]
+    assert codes_of(run(g, "Problems: chronic pain, gout, HTN.", spec)) == ["M10.9"]
+    assert codes_of(run(g, "Problems: chronic pain; gout.", spec)) == ["M10.9"]
+    # a linking word joins the next condition (I.A.15), and words after the last one stay
+    spec = [("I11.0", "Hypertension", "present", 0.05), ("I50.9", "heart failure", "present", 0.01)]
+    res = run(g, "Hypertension, with heart failure, stable.", spec)
+    assert "I11.0" in codes_of(res)
+    assert any(e.startswith("I.A.19") for e in by_code(res)["I11.0"].explanation)
+    res = run(g, "Hypertension, heart failure.", spec)
+    assert not any(e.startswith("I.A.19") for e in by_code(res)["I11.0"].explanation)
+    # a label before the first condition is not one of its words
+    res = run(
+        g,
+        "SECONDARY: hypertension.",
+        [("I15.9", "hypertension", "present", 0.3), ("I10", "hypertension", "present", 0.01)],
+    )
+    assert codes_of(res) == ["I10"]
+
+
+def test_a_documented_code_whose_words_another_says_with_more_gives_way(g: Guidelines) -> None:
+    # two categories on the same words: the code that says more of them is coded (I.B.2)
+    text = "Dx: acute appendicitis. Lap appendectomy performed."
+    spec = [
+        ("K37", "acute appendicitis", "present", 0.05),  # "Unspecified appendicitis"
+        ("K35.80", "acute appendicitis", "present", 0.01),
+    ]
+    assert codes_of(run(g, text, spec)) == ["K35.80"]
+
+
+def test_a_stated_side_answers_an_unspecified_site_or_side(g: Guidelines) -> None:
+    def coded(text: str, phrase: str, code: str, side: str | None) -> list[str]:
+        attrs = {phrase: [("laterality", side, side)]} if side else None
+        ranked, mentions = build(text, [(code, phrase, "present", 0.01)], attrs=attrs)
+        for m in mentions:
+            m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
+        res = g.apply(ranked, mentions, text=text, setting="inpatient", threshold=0.5)
+        return codes_of(res)
+
+    # "Primary osteoarthritis, unspecified site"; "Pain in unspecified knee" (M25.561 is right)
+    text = "Admitted for primary osteoarthritis of right knee."
+    assert coded(text, "primary osteoarthritis of right knee", "M19.91", "right") == []
+    assert coded("Knee pain, left.", "Knee pain", "M25.569", "left") == []
+    # no side stated: the unspecified code is what the note documents
+    text = "Primary osteoarthritis, on meloxicam."
+    assert coded(text, "Primary osteoarthritis", "M19.91", None) == ["M19.91"]
+
+
+def test_a_sign_is_not_coded_by_its_words_beside_a_definitive_diagnosis(g: Guidelines) -> None:
+    text = "Admitted with fever. Dx: aspiration pneumonia."
+    spec = [
+        ("R50.9", "fever", "present", 0.05),  # "Fever, unspecified"
+        ("J69.0", "aspiration pneumonia", "present", 0.9),
+    ]
+    assert codes_of(run(g, text, spec, setting="inpatient")) == ["J69.0"]
+    # no diagnosis established (IV.H): the documented sign is coded
+    text = "Fever since yesterday. Suspected pneumonia, CXR pending."
+    spec = [("R50.9", "Fever", "present", 0.05), ("J18.9", "pneumonia", "uncertain", 0.6)]
+    assert codes_of(run(g, text, spec)) == ["R50.9"]
+
+
+def test_a_lone_modifier_does_not_document_a_disorder(g: Guidelines) -> None:
+    # "Endocrine disorder, unspecified": with "disorder" optional only "endocrine" was left
+    res = run(g, "On adjuvant endocrine therapy.", [("E34.9", "endocrine", "present", 0.01)])
+    assert codes_of(res) == []
+    text = "Endocrine disorder, workup pending."
+    res = run(g, text, [("E34.9", "Endocrine disorder", "present", 0.01)])
+    assert codes_of(res) == ["E34.9"]
