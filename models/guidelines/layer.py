@@ -117,7 +117,9 @@ class Guidelines:
                     update={"evidence": list(s.evidence), "explanation": list(s.explanation)}
                 )
             fate = "keep" if s.score >= threshold else "candidate"
-            if s.system == ICD and not fate == "candidate" and self.rec(s.code) is None:
+            if s.system == ICD and fate == "keep" and (not s.evidence or self.rec(s.code) is None):
+                # a code no span of the note states (a note classifier's prior from similar
+                # notes) is listed, never coded on its score alone (I.A.19, Section III)
                 fate = "candidate"
             note.items[key] = Item(s=s, fate=fate, order=i)
             note.input_pos[key] = i
