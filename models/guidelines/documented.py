@@ -16,7 +16,9 @@ unspecified*; "acute appendicitis" -> K35.80; "cellulitis of the right lower leg
   "(NSTEMI)" for "Non-ST elevation myocardial infarction"); at least one of them in the mention
   itself; numbers as written ("stage 3", not the "3" of "type 3");
 * its title names no residual category ("other", "not elsewhere classified"): those are for a
-  type the note names and the title does not;
+  type the note names and the title does not, unless one of its own inclusion terms is what
+  the note states (*Other persistent atrial fibrillation* for "persistent atrial fibrillation",
+  its *Persistent atrial fibrillation NOS*);
 * no kept code already stands on the same words (one code per phrase, I.B.2: *Pain,
   unspecified* is not added beside *Periumbilical pain* for "periumbilical pain").
 
@@ -35,7 +37,7 @@ from typing import Any
 from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
 from clinicode.schema import Mention
 
-from .data import ICD, any_match
+from .data import ICD, any_match, note_refs
 from .layer import Guidelines, _code_index
 from .rules import rule
 from .state import Item, NoteState, explain, spans
@@ -167,7 +169,8 @@ def undocumented(title: str, stated: set[str]) -> int:
 
 
 @lru_cache(maxsize=65536)
-def _residual(title: str) -> bool:
+def residual(title: str) -> bool:
+    """Whether ``title`` names a residual category ("Other ...", "not elsewhere classified")."""
     return _residual_rx().search(title) is not None
 
 
@@ -191,7 +194,7 @@ def _clause_rx() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(seps, re.I), re.compile(rf"\s*(?:{links})\b", re.I)
 
 
-class _Stated:
+class Stated:
     """What a mention with its clause states (its encoder context, with what its words
     imply), built once per mention.
 
@@ -225,6 +228,14 @@ class _Stated:
             cut = _cut(text, m.end, min(after))
             hi = cut[0] if cut else hi
         return lo, hi
+
+    @classmethod
+    def of_note(cls, note: NoteState) -> Stated:
+        """The note's one ``Stated`` (built on first use, shared by the rules)."""
+        got = note.shared.get("stated")
+        if got is None:
+            got = note.shared["stated"] = cls(note)
+        return got
 
     def of(self, m: Mention) -> tuple[Context, dict[str, float], set[str]]:
         got = self._got.get((m.start, m.end))
@@ -268,7 +279,7 @@ def _cut(text: str, lo: int, hi: int) -> tuple[int, int] | None:
 
 
 def documents(
-    stated: _Stated, m: Mention, need: tuple[str, ...], alt: tuple[str, ...]
+    stated: Stated, m: Mention, need: tuple[str, ...], alt: tuple[str, ...]
 ) -> tuple[str, ...] | None:
     """The keys with which mention ``m`` and its sentence state all of ``need`` (else all of
     ``alt``), or None."""
@@ -339,7 +350,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
     floor = float(cfg["min_score"])
     allowed = set(cfg["assertions"][note.setting])
     chronic = g.rules["assertion"]["chronic_persisting"]
-    stated = _Stated(note)
+    stated = Stated.of_note(note)
     coded = [(sp, it) for it in note.kept() for sp in spans(it)]
     _, titles, billable = _code_index(g.kb)
     at: dict[tuple[int, int], list[Mention]] = {}  # the mentions on each evidence span
@@ -354,8 +365,9 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
         if s.code not in billable:
             continue
         title = titles.get(s.code) or g.title(s.code)
-        if _residual(title):
-            continue
+        # a residual title ("Other persistent atrial fibrillation") is documented only by an
+        # inclusion term of its own that names the type ("Persistent atrial fibrillation NOS")
+        is_residual = residual(title)
         forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]] | None = None
         for e in s.evidence:
             span = (e.start, e.end)
@@ -375,10 +387,15 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                 continue
             if not stated.of(m)[2] & _title_keys(title) and not _index_path(s.explanation):
                 continue  # no word of its title in the mention, and no Index path to it
+            if is_residual and not stated.of(m)[2] & _title_keys(title):
+                continue  # a residual code's inclusion terms only for a mention naming its words
             if forms is None:  # the title and Index path first; inclusion terms (a KB query)
-                forms = _forms(g, it, inclusion=False)  # when the mention names a title word
+                # when the mention names a title word
+                forms = (
+                    _forms(g, it, index=False) if is_residual else _forms(g, it, inclusion=False)
+                )
             found = _found(stated, m, forms)
-            if not found and stated.of(m)[2] & _title_keys(title):
+            if not found and not is_residual and stated.of(m)[2] & _title_keys(title):
                 found = _found(stated, m, _forms(g, it, index=False))
             if not found:
                 continue
@@ -401,11 +418,11 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
         explain(it, "I.A.19", "the note states every word of the code's title: coded as documented")
         needs = set(ks)
         for (lo, hi), o in coded:
-            if o.fate != "keep" or not _on(it, lo, hi):
+            if o.fate != "keep" or not _on(it, lo, hi) or _coded_first(g, o, it.s.code):
                 continue
             if _less_specific(g, o, needs):
                 g.drop(o, "I.B.2", f"{it.s.code} documents the same words more specifically")
-            elif o.s.code[:3] == it.s.code[:3] and not _documented(g, stated, o):
+            elif o.s.code[:3] == it.s.code[:3] and not documented_in_full(g, stated, o):
                 g.drop(
                     o,
                     "I.B.2",
@@ -464,8 +481,16 @@ def _most_specific(
     ]
 
 
+def _coded_first(g: Guidelines, manifestation: Item, code: str) -> bool:
+    """Whether ``manifestation``'s "code first" note names ``code``: an etiology coded beside
+    it, not a more specific code for its words (*Type 2 diabetes mellitus with diabetic
+    autonomic (poly)neuropathy* and *Gastroparesis* for "diabetic gastroparesis", I.A.13)."""
+    notes = g.notes(manifestation.s.code).get("code_first", [])
+    return any_match([r for _s, t in notes for r in note_refs(t)], code)
+
+
 def _found(
-    stated: _Stated, m: Mention, forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]]
+    stated: Stated, m: Mention, forms: list[tuple[int, tuple[str, ...], tuple[str, ...]]]
 ) -> list[tuple[int, int, tuple[str, ...]]]:
     """``(size, -tier, keys)`` of each form that mention ``m`` documents."""
     return [
@@ -494,24 +519,33 @@ def _less_specific(g: Guidelines, other: Item, needs: set[str]) -> bool:
     if any(ks < needs for ks in said):
         return True
     title = g.title(other.s.code)
-    return _residual(title) and set(title_needs(title)[0]) <= needs
+    return residual(title) and set(title_needs(title)[0]) <= needs
 
 
-def _documented(g: Guidelines, stated: _Stated, other: Item) -> bool:
+def documented_in_full(g: Guidelines, stated: Stated, other: Item) -> bool:
     """Whether ``other``'s evidence mentions, with their sentences, state one of its forms in
     full (*Streptococcal pharyngitis* by "streptococcal pharyngitis" though its other
     evidence, "sore throat", does not; *Alcohol dependence with withdrawal delirium* by
     "alcohol dependence" in one sentence and "alcohol withdrawal delirium" in another)."""
+    return documented_size(g, stated, other) > 0
+
+
+def documented_size(g: Guidelines, stated: Stated, other: Item) -> int:
+    """How many words the largest of ``other``'s forms its evidence states in full has (0:
+    none): *Other chest pain* (chest, pain) says more of "chest pain" than *Pain, unspecified*."""
     local: set[str] = set()
     for e in other.s.evidence:
         for m in stated.note.overlapping(e.start, e.end):
             if m.kind in _KINDS:
                 local |= set(stated.of(m)[1])
-    return any(ks and set(ks) <= local for _, need, alt in _forms(g, other) for ks in (need, alt))
+    return max(
+        (len(ks) for _, need, alt in _forms(g, other) for ks in (need, alt) if set(ks) <= local),
+        default=0,
+    )
 
 
 def _blocks(
-    g: Guidelines, stated: _Stated, m: Mention, other: Item, code: str, needs: set[str]
+    g: Guidelines, stated: Stated, m: Mention, other: Item, code: str, needs: set[str]
 ) -> bool:
     """Whether kept ``other``, on the same words, keeps a code documented by ``needs`` out: it
     says at least as much (*Periumbilical pain* keeps *Pain, unspecified* out), or it is of
@@ -521,7 +555,7 @@ def _blocks(
     if _less_specific(g, other, needs):
         return False
     if other.s.code[:3] == code[:3]:
-        return _documented(g, stated, other)
+        return documented_in_full(g, stated, other)
     return any(ks >= needs for ks in _said(g, other))
 
 
@@ -531,7 +565,7 @@ def rule_documented_specificity(g: Guidelines, note: NoteState) -> None:
     every title word its mention and sentence state (I.B.2, IV.F.3): *Cellulitis, unspecified*
     for "cellulitis of the left lower leg" becomes *Cellulitis of left lower limb* even when
     no generator proposed it."""
-    stated = _Stated(note)
+    stated = Stated.of_note(note)
     allowed = set(_cfg()["assertions"][note.setting])
     for it in note.kept():
         s = it.s
@@ -546,7 +580,7 @@ def rule_documented_specificity(g: Guidelines, note: NoteState) -> None:
                 if m.kind not in _KINDS or m.assertion not in allowed:
                     continue
                 for rec in g.billable_descendants(s.code[:3]):
-                    if rec.code == s.code or _residual(rec.title):
+                    if rec.code == s.code or residual(rec.title):
                         continue
                     need = title_needs(rec.title)[0]
                     if not own < set(need) or documents(stated, m, need, ()) is None:

@@ -5,16 +5,31 @@ are exempt: one phrase can need several of them, I.C.4.a)."""
 from __future__ import annotations
 
 from .data import any_match, code_matches, note_refs
+from .documented import Stated, documented_size, residual
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState
 
 
-def _support(item: Item) -> tuple[int, float, int, int]:
+def _support(g: Guidelines, stated: Stated, item: Item) -> tuple[int, int, bool, float, int, int]:
     """A definitive diagnosis before a sign or symptom (chapter R, I.B.5: one integral to it is
-    not coded), then score, present evidence and specificity."""
+    not coded); then the code whose evidence states the most words of its title (or of an
+    inclusion term, or of its Index path) in full, none for a title that names what the note
+    does not say (*Gestational diabetes mellitus in pregnancy, diet controlled* over *Type 2
+    diabetes mellitus without complications* for "gestational diabetes, diet controlled";
+    *Other chest pain* over *Pain, unspecified* for "chest pain"), whatever a retrained
+    ranker's priors score them; then a code that names the type over a residual one
+    (*Pneumonia due to Streptococcus pneumoniae* over *Pneumonia due to other streptococci*);
+    then score, present evidence and specificity."""
     present = sum(1 for e in item.s.evidence if e.assertion == "present")
-    return (int(not item.s.code.startswith("R")), item.s.score, present, len(item.s.code))
+    return (
+        int(not item.s.code.startswith("R")),
+        documented_size(g, stated, item),
+        not residual(g.title(item.s.code)),
+        item.s.score,
+        present,
+        len(item.s.code),
+    )
 
 
 @rule("excludes1")
@@ -22,6 +37,7 @@ def rule_excludes1(g: Guidelines, note: NoteState) -> None:
     """Excludes1 pairs are never reported together: keep the better-supported code (I.A.12.a)."""
     diabetes = g.rules["diabetes"]["codes"]
     kept = note.kept()
+    stated: Stated | None = None  # what each mention states, read only for an Excludes1 pair
     for a in kept:
         if a.fate != "keep":
             continue
@@ -33,12 +49,14 @@ def rule_excludes1(g: Guidelines, note: NoteState) -> None:
                 continue
             if a.s.code[:3] == b.s.code[:3] and code_matches(diabetes, a.s.code):
                 continue
-            win, lose = (a, b) if _support(a) >= _support(b) else (b, a)
+            if stated is None:
+                stated = Stated.of_note(note)
+            win, lose = (a, b) if _support(g, stated, a) >= _support(g, stated, b) else (b, a)
             g.drop(
                 lose,
                 "I.A.12.a",
                 f"Excludes1 with {win.s.code} ({g.title(win.s.code)}); "
-                f"{win.s.code} is the definitive diagnosis or better supported (score "
+                f"{win.s.code} is the definitive diagnosis or better documented or supported (score "
                 f"{win.s.score:.2f} vs "
                 f"{lose.s.score:.2f})",
             )

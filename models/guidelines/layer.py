@@ -117,7 +117,11 @@ class Guidelines:
                     update={"evidence": list(s.evidence), "explanation": list(s.explanation)}
                 )
             fate = "keep" if s.score >= threshold else "candidate"
-            if s.system == ICD and not fate == "candidate" and self.rec(s.code) is None:
+            if (
+                s.system == ICD
+                and fate == "keep"
+                and (self.rec(s.code) is None or _unstated(s, note))
+            ):
                 fate = "candidate"
             note.items[key] = Item(s=s, fate=fate, order=i)
             note.input_pos[key] = i
@@ -193,6 +197,16 @@ class Guidelines:
             if it is not new:
                 self.drop(it, section, f"{message}; replaced by {new_code}")
         return new
+
+
+def _unstated(s: CodeSuggestion, note: NoteState) -> bool:
+    """A code no span of the note states: no evidence and no mention whose terms matched it (a
+    retrained pack's note-classifier prior from similar notes). It is listed, never coded on
+    its score alone (I.A.19, Section III)."""
+    if s.evidence:
+        return False
+    key = f"{s.system}:{s.code}"
+    return not any(key in m.concepts for m in note.mentions)
 
 
 # -- output -------------------------------------------------------------------------------------------------

@@ -1,13 +1,19 @@
 """Sequencing: "code first" and "use additional code" order (I.A.13, I.B.7) and, inpatient, a
-principal-diagnosis candidate (Section II, I.C.1.d.4). Tables: ``sequencing``,
-``principal_sections``, ``symptom_codes``."""
+principal-diagnosis candidate (Section II, I.C.1.d.4): a code the note lists under a
+"Principal diagnosis" header, else one documented in a diagnosis/admission section, else the
+best supported. Tables: ``sequencing``, ``principal_header``, ``principal_sections``,
+``symptom_codes``."""
 
 from __future__ import annotations
+
+import re
 
 from .data import ICD, any_match, compile_cue, note_refs
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState, explain
+
+_BULLET = re.compile(r"[\s\-*•\d.)]*")
 
 
 @rule("sequencing")
@@ -22,7 +28,7 @@ def rule_sequencing(g: Guidelines, note: NoteState) -> None:
         it.order = rank
     if note.setting != "inpatient":
         return
-    if _principal(g, kept):
+    if _principal(g, kept, note.text):
         for rank, it in enumerate(kept):
             it.order = rank
 
@@ -57,10 +63,34 @@ def _note_order(g: Guidelines, kept: list[Item]) -> None:
                 explain(other, "I.B.7", f"sequenced after {it.s.code} (use additional code)")
 
 
-def _principal(g: Guidelines, kept: list[Item]) -> bool:
+def _in_sections(pool: list[Item], sect_rx: re.Pattern[str]) -> list[Item]:
+    """The items of ``pool`` with evidence in a section whose name ``sect_rx`` finds."""
+    return [
+        it for it in pool if any(e.section and sect_rx.search(e.section) for e in it.s.evidence)
+    ]
+
+
+def _under_header(text: str, pool: list[Item], header_rx: re.Pattern[str]) -> list[Item]:
+    """The items of ``pool`` with evidence on a line headed by what ``header_rx`` finds
+    ("Principal diagnosis: ..."), or on the first line after such a header alone on its line
+    (the NLP's section names fold "Principal diagnosis" and "Other diagnoses" together)."""
+
+    def headed(start: int) -> bool:
+        lo = text.rfind("\n", 0, start) + 1
+        found = list(header_rx.finditer(text, lo, start))
+        if found:  # and no other header ("Other diagnoses:") between it and the evidence
+            return ":" not in text[found[-1].end() : start]
+        if not _BULLET.fullmatch(text[lo:start]):  # words before it on its line
+            return False
+        prev = text.rfind("\n", 0, max(lo - 1, 0)) + 1
+        return lo > 0 and header_rx.search(text[prev : lo - 1]) is not None
+
+    return [it for it in pool if any(headed(e.start) for e in it.s.evidence)]
+
+
+def _principal(g: Guidelines, kept: list[Item], text: str) -> bool:
     """Mark the principal-diagnosis candidate and move it first in ``kept`` (whether one was)."""
     cfg = g.rules["sequencing"]
-    sect_rx = compile_cue(g.rules["principal_sections"])
     manifestation = cfg["manifestation_title"]
     eligible = [
         it
@@ -73,13 +103,18 @@ def _principal(g: Guidelines, kept: list[Item]) -> bool:
     pool = definitive or eligible
     if not pool:
         return False
-    in_section = [
-        it for it in pool if any(e.section and sect_rx.search(e.section) for e in it.s.evidence)
-    ]
+    named = _under_header(text, pool, compile_cue(g.rules["principal_header"]))
+    in_section = named or _in_sections(pool, compile_cue(g.rules["principal_sections"]))
     choice = in_section or pool
     principal = choice[0]
     section = "Section II"
-    why = "documented in a diagnosis/admission section" if in_section else "best supported"
+    why = (
+        "documented as the principal diagnosis"
+        if named
+        else "documented in a diagnosis/admission section"
+        if in_section
+        else "best supported"
+    )
     sepsis = [it for it in choice if any_match(cfg["sepsis_first"], it.s.code)]
     if sepsis and sepsis[0] is not principal:
         principal, section = sepsis[0], "I.C.1.d.4"

@@ -44,6 +44,8 @@ class NoteState:
     # (starts, longest mention) when ``mentions`` are in order of start; built on first use
     _spans: tuple[list[int], int] | None = field(default=None, init=False, repr=False)
     _who: Demographics | None = field(default=None, init=False, repr=False)
+    # what rules read of the note once and share (``documented.Stated``: each mention's words)
+    shared: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def demographics(self) -> Demographics:
         """Who the patient is, as the note states it (read once per note: several rules ask)."""

@@ -8,7 +8,13 @@ import re
 from functools import lru_cache
 
 from .data import any_match, code_matches, load_rules
-from .documented import specific_stated, stated_keys, undocumented
+from .documented import (
+    Stated,
+    documented_in_full,
+    specific_stated,
+    stated_keys,
+    undocumented,
+)
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState, spans, window_text
@@ -72,6 +78,41 @@ def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
                 f"alternative code for the same words as {items[0].s.code}, which matches "
                 "the documentation better",
             )
+
+
+@rule("undocumented_alternatives")
+def rule_undocumented_alternatives(g: Guidelines, note: NoteState) -> None:
+    """Of kept codes read off the very same words, one whose title (or inclusion term, or Index
+    path) those words state in full leaves out an "unspecified" code whose title names what
+    the note does not state, whatever their scores (I.B.2, I.A.19: for "chronic hepatitis C",
+    *Chronic viral hepatitis C* and not *Unspecified viral hepatitis C without hepatic coma*;
+    for "hypertension" alone, *Essential (primary) hypertension* and not *Hypertensive chronic
+    kidney disease with ... unspecified chronic kidney disease*). A code that says more than
+    the documented one (*Dysphagia, oropharyngeal phase* beside *Dysphagia, unspecified*) is
+    left to the later rules. Diabetes codes and codes the rules made are exempt, as in
+    ``same_mention_alternatives``."""
+    diabetes = g.rules["diabetes"]["codes"]
+    groups: dict[frozenset[tuple[int, int]], list[Item]] = {}
+    for it in note.kept():
+        item_spans = spans(it)
+        if item_spans and not it.added and not code_matches(diabetes, it.s.code):
+            groups.setdefault(item_spans, []).append(it)
+    stated: Stated | None = None
+    for items in groups.values():
+        if len(items) < 2:
+            continue
+        stated = stated or Stated.of_note(note)
+        full = [it for it in items if documented_in_full(g, stated, it)]
+        if not full:
+            continue
+        for it in items:
+            if it not in full and "unspecified" in g.title(it.s.code).lower():
+                g.drop(
+                    it,
+                    "I.B.2",
+                    f"{full[0].s.code} is what these words document; this code's title names "
+                    "what the note does not state",
+                )
 
 
 @rule("unspecified_with_specific")
