@@ -6,6 +6,7 @@ or sepsis due to an organism. Tables: ``hypertension``, ``diabetes``,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .data import ICD, any_match, code_matches, compile_cue, first_rule
@@ -162,16 +163,13 @@ def rule_influenza_pneumonia(g: Guidelines, note: NoteState) -> None:
     pneu = [it for it in note.kept() if any_match(cfg["pneumonia"], it.s.code)]
     if not flu or not pneu:
         return
-    cat = sorted({it.s.code[:3] for it in flu})[0]
+    cat = _influenza_category(note, cfg, {it.s.code[:3] for it in flu})
     unspecified = cfg["unspecified_pneumonia"]
     specified = [it for it in pneu if not code_matches(unspecified, it.s.code)]
     template = cfg["with_specified"] if specified else cfg["with_unspecified"]
     target = str(cfg["fixed"].get(cat) or template.format(category=cat))
-    new: Item | None
-    if any(it.s.code == target for it in flu):
-        new = note.items[(ICD, target)]
-    else:
-        new = g.replace(note, flu, target, "I.B.9", "influenza with pneumonia (combination code)")
+    # the combination code takes the place of every other influenza code (one code, I.B.9)
+    new = g.replace(note, flu, target, "I.B.9", "influenza with pneumonia (combination code)")
     if new is None:
         return
     for it in pneu:
@@ -180,6 +178,15 @@ def rule_influenza_pneumonia(g: Guidelines, note: NoteState) -> None:
             new.s.evidence.extend(it.s.evidence)
         else:
             explain(it, "I.A.17", f"code also the specified pneumonia with {target}")
+
+
+def _influenza_category(note: NoteState, cfg: dict[str, Any], kept: set[str]) -> str:
+    """The influenza category of the combination code: the one the note's virus calls for
+    (an identified type or subtype, else unidentified) when it is among the kept codes, else
+    the first kept one (J09, novel influenza A, first)."""
+    identified = re.search(cfg["identified"], note.text, re.I) is not None
+    wanted = cfg["identified_category"] if identified else cfg["unidentified_category"]
+    return str(wanted) if wanted in kept else sorted(kept)[0]
 
 
 @rule("organism_combination")

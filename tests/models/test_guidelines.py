@@ -3,6 +3,8 @@ assertion policy, combination codes, instructional notes, integral symptoms, spe
 
 from __future__ import annotations
 
+import pytest
+
 from clinicode.models.guidelines import Guidelines, bmi_code, code_matches, note_refs
 from clinicode.models.types import GuidelinesLayer
 from tests.models.guidelines_helpers import build, by_code, codes_of, run
@@ -245,6 +247,27 @@ def test_influenza_with_pneumonia(g: Guidelines) -> None:
         [("J10.1", "Influenza A", "present", 0.9), ("J18.9", "pneumonia", "present", 0.8)],
     )
     assert codes_of(res) == ["J10.00"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Influenza A (rapid test positive) complicated by pneumonia on CXR.", "J10.00"),
+        ("Flu B with pneumonia. H1N1 neg.", "J10.00"),
+        ("Influenza complicated by pneumonia on CXR.", "J11.00"),
+    ],
+)
+def test_influenza_category_follows_the_virus_the_note_identifies(
+    g: Guidelines, text: str, expected: str
+) -> None:
+    # both categories proposed at the same score: the note decides, not the ranker or the order
+    flu = text.split(" ", 1)[0]
+    spec = [
+        ("J11.00", flu, "present", 0.8),
+        ("J10.00", flu, "present", 0.8),
+        ("J18.9", "pneumonia", "present", 0.8),
+    ]
+    assert codes_of(run(g, text, spec)) == [expected]
 
 
 def test_pneumonia_due_to_named_organism(g: Guidelines) -> None:
