@@ -60,7 +60,6 @@ from .data import (
 from .layer import Guidelines
 from .rules import registered, rule, rule_order
 from .state import Item, NoteState
-from .symptoms import undocumented_words
 from .use_additional import bmi_code
 
 __all__ = [
@@ -77,5 +76,4 @@ __all__ = [
     "registered",
     "rule",
     "rule_order",
-    "undocumented_words",
 ]

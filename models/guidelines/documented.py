@@ -58,14 +58,13 @@ def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The keys a note must state for ``title``: ``(all, alternative)`` where ``alternative``
     (possibly empty) is an acronym in parentheses that stands for the whole title ("(NSTEMI)");
     other parenthesised words are nonessential and need no documentation."""
-    cfg = _cfg()
     alt = _acronym_form(title)
     low = _PAREN.sub(" ", title.lower())
     first, *rest = low.split(",")
     # ", unspecified organism" needs nothing; ", unspecified with withdrawal delirium" needs
     # what follows its "with"
     low = " ".join(_absent_dropped(p) for p in [first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
-    optional = {k for w in cfg["optional_words"] for k in keys(str(w))}
+    optional = _optional_keys()
     need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
     return need, alt
 
@@ -134,6 +133,12 @@ def _cfg() -> dict[str, Any]:
     from .data import load_rules
 
     return dict(load_rules()["documented"])
+
+
+@lru_cache(maxsize=1)
+def _optional_keys() -> frozenset[str]:
+    """Keys of the title words a note need not state (``documented.optional_words``)."""
+    return frozenset(k for w in _cfg()["optional_words"] for k in keys(str(w)))
 
 
 @lru_cache(maxsize=1)
@@ -324,7 +329,7 @@ def _lone_head(title: str) -> frozenset[str]:
     """The optional head words (``optional_words``) a title needs after all when only one other
     word is left: a lone modifier is no diagnosis ("endocrine" of *Endocrine disorder,
     unspecified*), while *Type 2 diabetes mellitus* needs no "mellitus"."""
-    optional = {k for w in _cfg()["optional_words"] for k in keys(str(w))}
+    optional = _optional_keys()
     low = _PAREN.sub(" ", title.lower()).split(",")[0]
     return frozenset(k for k in keys(low) if k in optional)
 
@@ -385,17 +390,18 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             )
             if m is None or (_sided(m) and _side_unspecified(g, s.code, title)):
                 continue
-            if not stated.of(m)[2] & _title_keys(title) and not _index_path(s.explanation):
-                continue  # no word of its title in the mention, and no Index path to it
-            if is_residual and not stated.of(m)[2] & _title_keys(title):
-                continue  # a residual code's inclusion terms only for a mention naming its words
+            names_title = bool(stated.of(m)[2] & _title_keys(title))
+            # no word of its title in the mention: only an Index path can document it, and a
+            # residual code's inclusion terms only count for a mention naming its words
+            if not names_title and (is_residual or not _index_path(s.explanation)):
+                continue
             if forms is None:  # the title and Index path first; inclusion terms (a KB query)
                 # when the mention names a title word
                 forms = (
                     _forms(g, it, index=False) if is_residual else _forms(g, it, inclusion=False)
                 )
             found = _found(stated, m, forms)
-            if not found and not is_residual and stated.of(m)[2] & _title_keys(title):
+            if not found and not is_residual and names_title:
                 found = _found(stated, m, _forms(g, it, index=False))
             if not found:
                 continue

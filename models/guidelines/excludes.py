@@ -37,7 +37,6 @@ def rule_excludes1(g: Guidelines, note: NoteState) -> None:
     """Excludes1 pairs are never reported together: keep the better-supported code (I.A.12.a)."""
     diabetes = g.rules["diabetes"]["codes"]
     kept = note.kept()
-    stated: Stated | None = None  # what each mention states, read only for an Excludes1 pair
     for a in kept:
         if a.fate != "keep":
             continue
@@ -49,8 +48,7 @@ def rule_excludes1(g: Guidelines, note: NoteState) -> None:
                 continue
             if a.s.code[:3] == b.s.code[:3] and code_matches(diabetes, a.s.code):
                 continue
-            if stated is None:
-                stated = Stated.of_note(note)
+            stated = Stated.of_note(note)  # built for the first Excludes1 pair, then shared
             win, lose = (a, b) if _support(g, stated, a) >= _support(g, stated, b) else (b, a)
             g.drop(
                 lose,

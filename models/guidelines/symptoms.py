@@ -1,13 +1,10 @@
 """Codes that say the same thing twice: symptoms integral to a kept diagnosis (I.B.5), codes of
 one category read off the same words (I.B.2), an unspecified code next to a specific one of its
-category (I.B.2, IV.F.3). Tables: ``integral_symptoms``, ``title_stop_words``, ``diabetes``."""
+category (I.B.2, IV.F.3). Tables: ``integral_symptoms``, ``diabetes``."""
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-
-from .data import any_match, code_matches, load_rules
+from .data import any_match, code_matches
 from .documented import (
     Stated,
     documented_in_full,
@@ -20,21 +17,6 @@ from .rules import rule
 from .state import Item, NoteState, spans, window_text
 
 
-@lru_cache(maxsize=1)
-def _title_stop() -> frozenset[str]:
-    return frozenset(load_rules()["title_stop_words"].split())
-
-
-def undocumented_words(title: str, text: str) -> int:
-    """How many content words of a code title the note text does not contain (the words after
-    "without" name an absence, which needs no documentation)."""
-    title = re.sub(r"\bwithout\b.*", "", title.lower())
-    words = set(re.findall(r"[a-z]+", text.lower()))
-    stop = _title_stop()
-    content = {w for w in re.findall(r"[a-z]+", title) if w not in stop and len(w) > 2}
-    return len(content - words)
-
-
 @rule("same_mention_alternatives")
 def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
     """Codes of one category read off the very same words are alternatives, not two
@@ -43,7 +25,8 @@ def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
     lower limb*, "oropharyngeal" for *Dysphagia, oropharyngeal phase*: the most specific code
     documented); then the one with fewest title words the note lacks ("right" or "with
     hematuria" is a detail not documented); then the unspecified code (I.A.9.b: the note gives
-    no more detail); then the ranker's score. Diabetes is exempt: one phrase can need several E08-E13 codes (I.C.4.a)."""
+    no more detail); then the ranker's score. Diabetes is exempt: one phrase can need several
+    E08-E13 codes (I.C.4.a)."""
     diabetes = g.rules["diabetes"]["codes"]
     groups: dict[tuple[str, frozenset[tuple[int, int]]], list[Item]] = {}
     for it in note.kept():
@@ -97,11 +80,10 @@ def rule_undocumented_alternatives(g: Guidelines, note: NoteState) -> None:
         item_spans = spans(it)
         if item_spans and not it.added and not code_matches(diabetes, it.s.code):
             groups.setdefault(item_spans, []).append(it)
-    stated: Stated | None = None
     for items in groups.values():
         if len(items) < 2:
             continue
-        stated = stated or Stated.of_note(note)
+        stated = Stated.of_note(note)  # built for the note's first such group, then shared
         full = [it for it in items if documented_in_full(g, stated, it)]
         if not full:
             continue
