@@ -14,6 +14,7 @@ Layout:
 * :mod:`.layer` -- :class:`Guidelines`: KB lookups, ``apply``, the add/drop/replace edits, the
   result;
 * :mod:`.rules` -- the ``@rule(name)`` registry;
+* :mod:`.titles` -- what a code title needs a note to state (read by the rules below);
 * one module per rule family: :mod:`.documented` (candidates the note states word for word,
   and the most specific code of a category the note states), :mod:`.assertion`,
   :mod:`.refinements`, :mod:`.combinations`, :mod:`.use_additional`, :mod:`.specificity`,

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
 
 from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
 from clinicode.schema import Mention
@@ -41,159 +40,27 @@ from .data import ICD, any_match, note_refs
 from .layer import Guidelines, _code_index
 from .rules import rule
 from .state import Item, NoteState, explain, spans
+from .titles import (
+    documented_cfg,
+    implied_keys,
+    index_term,
+    lone_head,
+    residual,
+    title_keys,
+    title_needs,
+)
 
-_PAREN = re.compile(r"\(([^()]*)\)")
 _KINDS = frozenset({"condition", "finding"})
-_UNSPEC_PART = re.compile(r"^\s*unspecified\b.*?(?=\bwith\b|$)")
-_ACRONYM = re.compile(r"^[A-Z][A-Z0-9-]+$")
 _ABSENT = re.compile(
     r"\b(?:without|not|no)\s+([^,;.:()]+?)(?=\s+(?:and|with|or)\b|[,;.:()]|$)", re.I
 )
-_SEE = re.compile(r"\(see [^)]*\)")
-_CONNECTORS = frozenset({"with", "in", "due to", "without"})
-
-
-@lru_cache(maxsize=8192)
-def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The keys a note must state for ``title``: ``(all, alternative)`` where ``alternative``
-    (possibly empty) is an acronym in parentheses that stands for the whole title ("(NSTEMI)");
-    other parenthesised words are nonessential and need no documentation."""
-    alt = _acronym_form(title)
-    low = _PAREN.sub(" ", title.lower())
-    first, *rest = low.split(",")
-    # ", unspecified organism" needs nothing; ", unspecified with withdrawal delirium" needs
-    # what follows its "with"
-    low = " ".join(_absent_dropped(p) for p in [first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
-    optional = _optional_keys()
-    need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
-    return need, alt
-
-
-def _acronym_form(title: str) -> tuple[str, ...]:
-    """The keys of ``title`` written with its parenthesised acronym: the acronym, then the
-    title words it does not abbreviate (*Subsequent ST elevation (STEMI) myocardial infarction
-    of inferior wall*: "STEMI" stands for "ST elevation myocardial infarction" only, so
-    "subsequent" and "inferior wall" are still needed); empty without an acronym. The words an
-    acronym stands for are the run of title words around it whose initials (all letters of a
-    capitalised word: "ST") spell it; where none does, it stands for the whole title."""
-    for m in _PAREN.finditer(title):
-        acronym = m.group(1).strip()
-        if not _ACRONYM.match(acronym):
-            continue
-        before, after = title[: m.start()].split(), title[m.end() :].split()
-        words, at = before + after, len(before)
-        target = acronym.replace("-", "").upper()
-        rest: list[str] = []
-        for i in range(at, -1, -1):
-            j = next(
-                (j for j in range(at, len(words) + 1) if _initials(words[i:j]) == target), None
-            )
-            if j is not None:
-                rest = words[:i] + words[j:]
-                break
-        return (*keys(acronym), *(k for k in keys(" ".join(rest)) if k not in keys(acronym)))
-    return ()
-
-
-def _initials(words: list[str]) -> str:
-    """What a run of title words spells as an acronym ("Non-ST elevation" -> "NSTE")."""
-    out = []
-    for w in words:
-        for part in w.split("-"):
-            out.append(part if part.isupper() else part[:1].upper())
-    return "".join(out)
-
-
-def _absent_dropped(part: str) -> str:
-    """A title part without what it says is absent: a "without ..." phrase, or a part that
-    starts with "not" (", not intractable"), up to the word that ends it: "with" (*Calculus of
-    gallbladder without cholecystitis with obstruction* needs "obstruction"), or a site or
-    state after "of"/"in" (*... without foreign body of lip*, *... without complications in
-    remission*) unless the word before it continues the absent thing ("without loss of
-    consciousness"). Word lists: ``documented.absent`` in the guideline data."""
-    cfg = _cfg()["absent"]
-    starts, ends, continues = set(cfg["starts"]), set(cfg["ends"]), set(cfg["continues"])
-    words = part.split()
-    out: list[str] = []
-    absent = bool(words) and words[0] == "not"
-    prev = ""
-    for w in words:
-        if w in starts:
-            absent = True
-        elif absent and w in ends and prev not in continues:
-            absent = False
-        if not absent:
-            out.append(w)
-        prev = w
-    return " ".join(out)
-
-
-@lru_cache(maxsize=1)
-def _cfg() -> dict[str, Any]:
-    from .data import load_rules
-
-    return dict(load_rules()["documented"])
-
-
-@lru_cache(maxsize=1)
-def _optional_keys() -> frozenset[str]:
-    """Keys of the title words a note need not state (``documented.optional_words``)."""
-    return frozenset(k for w in _cfg()["optional_words"] for k in keys(str(w)))
-
-
-@lru_cache(maxsize=1)
-def _implies() -> dict[str, tuple[str, ...]]:
-    """Note word key -> title keys it states ("leg" states "lower limb")."""
-    out: dict[str, tuple[str, ...]] = {}
-    for word, title_words in _cfg()["implies"].items():
-        for k in keys(str(word)):
-            out[k] = tuple(k2 for w in title_words for k2 in keys(str(w)))
-    return out
-
-
-def stated_keys(text: str) -> set[str]:
-    """The keys a text states, with what its words imply ("leg": "lower", "limb")."""
-    out = set(keys(text))
-    implies = _implies()
-    for k in list(out):
-        out.update(implies.get(k, ()))
-    return out
-
-
-def specific_stated(title: str, category_title: str, stated: set[str]) -> int:
-    """How many of ``title``'s words beyond its category's title the ``stated`` keys name
-    ("oropharyngeal" of *Dysphagia, oropharyngeal phase* under *Dysphagia*)."""
-    need, _ = title_needs(title)
-    return len({k for k in need if k in stated} - set(keys(category_title)))
-
-
-def undocumented(title: str, stated: set[str]) -> int:
-    """How many of ``title``'s needed words the ``stated`` keys lack."""
-    need, _ = title_needs(title)
-    return len([k for k in need if k not in stated])
-
-
-@lru_cache(maxsize=65536)
-def residual(title: str) -> bool:
-    """Whether ``title`` names a residual category ("Other ...", "not elsewhere classified")."""
-    return _residual_rx().search(title) is not None
-
-
-@lru_cache(maxsize=1)
-def _residual_rx() -> re.Pattern[str]:
-    return re.compile(_cfg()["residual_title"], re.I)
-
-
-@lru_cache(maxsize=8192)
-def _title_keys(title: str) -> frozenset[str]:
-    return frozenset(keys(title))
 
 
 @lru_cache(maxsize=1)
 def _clause_rx() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """(separator between two conditions, linking words that join them): ``documented.clause``
     in the guideline data."""
-    cfg = _cfg()["clause"]
+    cfg = documented_cfg()["clause"]
     seps = "|".join(str(x) for x in cfg["separators"])
     links = "|".join(re.escape(str(x)) for x in cfg["links"])
     return re.compile(seps, re.I), re.compile(rf"\s*(?:{links})\b", re.I)
@@ -253,7 +120,7 @@ class Stated:
             local = dict(ctx.local)
             for k in self._absent_keys(m):  # "without aura", "not intractable"
                 local.pop(k, None)
-            implies = _implies()
+            implies = implied_keys()
             for k, w in list(local.items()):
                 for k2 in implies.get(k, ()):
                     local.setdefault(k2, w)
@@ -312,26 +179,8 @@ def _forms(
             terms += [(1, t) for t in rec.notes.get(kind, [])]
     for line in it.s.explanation if index else ():
         if line.startswith("Index: ") and " -> " in line:
-            terms.append((2, _index_term(line)))
+            terms.append((2, index_term(line)))
     return [(tier, *f) for tier, f in ((tier, title_needs(t)) for tier, t in terms) if f[0]]
-
-
-@lru_cache(maxsize=16384)
-def _index_term(line: str) -> str:
-    """The words of an encoder's Index path line ("Index: Influenza, with, pneumonia -> J11.00"
-    -> "Influenza pneumonia"): its entries less "see" references and connectors."""
-    entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
-    return " ".join(p for p in entries.split(",") if p.strip() not in _CONNECTORS)
-
-
-@lru_cache(maxsize=8192)
-def _lone_head(title: str) -> frozenset[str]:
-    """The optional head words (``optional_words``) a title needs after all when only one other
-    word is left: a lone modifier is no diagnosis ("endocrine" of *Endocrine disorder,
-    unspecified*), while *Type 2 diabetes mellitus* needs no "mellitus"."""
-    optional = _optional_keys()
-    low = _PAREN.sub(" ", title.lower()).split(",")[0]
-    return frozenset(k for k in keys(low) if k in optional)
 
 
 def _index_path(explanation: list[str]) -> bool:
@@ -351,7 +200,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
     unspecified* for "acute on chronic diastolic (HFpEF) heart failure"), then the one its
     title documents over an inclusion term or an Index path (I50.33's title, F32.A's over the
     Index's default F32.9 for "depression"), then the ranker's score."""
-    cfg = _cfg()
+    cfg = documented_cfg()
     floor = float(cfg["min_score"])
     allowed = set(cfg["assertions"][note.setting])
     chronic = g.rules["assertion"]["chronic_persisting"]
@@ -390,7 +239,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             )
             if m is None or (_sided(m) and _side_unspecified(g, s.code, title)):
                 continue
-            names_title = bool(stated.of(m)[2] & _title_keys(title))
+            names_title = bool(stated.of(m)[2] & title_keys(title))
             # no word of its title in the mention: only an Index path can document it, and a
             # residual code's inclusion terms only count for a mention naming its words
             if not names_title and (is_residual or not _index_path(s.explanation)):
@@ -406,7 +255,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if not found:
                 continue
             size, tier, ks = max(found)
-            if size == 1 and not tier and not _lone_head(title) <= stated.of(m)[1].keys():
+            if size == 1 and not tier and not lone_head(title) <= stated.of(m)[1].keys():
                 continue  # "endocrine therapy" states no *Endocrine disorder*
             there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
             if any(_blocks(g, stated, m, o, s.code, set(ks)) for o in there):
@@ -445,7 +294,7 @@ def _without_symptoms_of_a_diagnosis(
     coded when no diagnosis explains it (I.B.4) and beside one only when not routinely part of
     it (I.B.5/I.B.6), which is the ranker's and the integral-symptom rule's judgement, not a
     word match ("fever, cough" of an aspiration pneumonia, "cramps" of hypokalemia)."""
-    symptoms, other = g.rules["symptom_codes"], _cfg()["not_diagnoses"]
+    symptoms, other = g.rules["symptom_codes"], documented_cfg()["not_diagnoses"]
     codes = [it.s.code for it in note.kept()] + [it.s.code for _, it in chosen]
     if not any(not any_match(other, c) for c in codes):
         return chosen
@@ -461,7 +310,7 @@ def _side_unspecified(g: Guidelines, code: str, title: str) -> bool:
     answers (*Pain in unspecified knee*, *Primary osteoarthritis, unspecified site* for "OA of
     right knee"): it says so ("unspecified site"), or a billable code beside it names a side
     (*Pain in right knee* beside *Pain in unspecified knee*). Patterns: ``documented.sides``."""
-    cfg = _cfg()["sides"]
+    cfg = documented_cfg()["sides"]
     if "unspecified" not in title.lower() or re.search(cfg["side"], title, re.I):
         return False
     if re.search(cfg["unspecified"], title, re.I):
@@ -572,7 +421,7 @@ def rule_documented_specificity(g: Guidelines, note: NoteState) -> None:
     for "cellulitis of the left lower leg" becomes *Cellulitis of left lower limb* even when
     no generator proposed it."""
     stated = Stated.of_note(note)
-    allowed = set(_cfg()["assertions"][note.setting])
+    allowed = set(documented_cfg()["assertions"][note.setting])
     for it in note.kept():
         s = it.s
         title = g.title(s.code)

@@ -5,10 +5,11 @@ are exempt: one phrase can need several of them, I.C.4.a)."""
 from __future__ import annotations
 
 from .data import any_match, code_matches, note_refs
-from .documented import Stated, documented_size, residual
+from .documented import Stated, documented_size
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState
+from .titles import residual
 
 
 def _support(g: Guidelines, stated: Stated, item: Item) -> tuple[int, int, bool, float, int, int]:

@@ -5,16 +5,11 @@ category (I.B.2, IV.F.3). Tables: ``integral_symptoms``, ``diabetes``."""
 from __future__ import annotations
 
 from .data import any_match, code_matches
-from .documented import (
-    Stated,
-    documented_in_full,
-    specific_stated,
-    stated_keys,
-    undocumented,
-)
+from .documented import Stated, documented_in_full
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState, spans, window_text
+from .titles import specific_stated, stated_keys, undocumented
 
 
 @rule("same_mention_alternatives")

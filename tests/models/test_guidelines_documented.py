@@ -10,7 +10,7 @@ import pytest
 
 from clinicode.models.encoder.words import keys
 from clinicode.models.guidelines import Guidelines
-from clinicode.models.guidelines.documented import title_needs
+from clinicode.models.guidelines.titles import title_needs
 from clinicode.nlp.cues import sentence_bounds
 from tests.models.guidelines_helpers import build, by_code, codes_of
 
