@@ -114,13 +114,15 @@ def note_candidates(
     doc_top: Sequence[Sequence[tuple[str, float, float]]] | None = None,
     doc_sims: Sequence[float] | None = None,
     generated: Sequence[Sequence[Candidate]] | None = None,
+    needed: Sequence[str] | None = None,
 ) -> list[NoteCandidates]:
     """Feature dicts of every candidate code of each note (``models.features.NoteCandidates``).
 
     ``doc_top``/``doc_sims``/``generated`` may be given precomputed (training uses out-of-fold
-    note-classifier scores); otherwise they come from ``doc`` and ``candidates``.
+    note-classifier scores); otherwise they come from ``doc`` and ``candidates``. ``needed``:
+    the features the ranker reads (``features.collect``); None, all of them.
     """
-    from clinicode.models.features import category_scores, collect
+    from clinicode.models.features import category_scores, collect, local_title_needed
 
     n = len(texts)
     if doc_top is None:
@@ -136,11 +138,12 @@ def note_candidates(
             for t, m in zip(texts, mentions, strict=True)
         ]
     idx = kb.code_index()
+    local = local_title_needed(needed)
     out = []
     for i in range(n):
         spans = (
             [(m.start, m.end) for m in candidates.mentions_for(texts[i], list(mentions[i]))]
-            if candidates is not None
+            if candidates is not None and local
             else []
         )
         top = list(doc_top[i])
@@ -156,6 +159,7 @@ def note_candidates(
                 note_text=texts[i],
                 title_of=idx.title,
                 mention_spans=spans,
+                needed=needed,
             )
         )
     return out
@@ -360,6 +364,7 @@ class ScoringPath:
             systems=self.systems,
             doc_top_n=int(cfg.get("doc_top_n", 60)),
             max_generated=int(cfg.get("max_generated", 120)),
+            needed=self.feature_names,
         )
 
     def rank(self, notes: Sequence[NoteCandidates]) -> list[np.ndarray]:

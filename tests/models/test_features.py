@@ -46,3 +46,47 @@ def test_collect_adds_note_and_local_title_features() -> None:
     # without the note text nothing is added (old callers, packs without these features)
     bare = collect([], {}, 0.0, cands, prior={}, kb_info=lambda s, c: None, systems=("ICD-10-CM",))
     assert not any(k.startswith(("title_", "local_")) for f in bare.feats for k in f)
+
+
+def test_collect_limited_to_the_rankers_features_gives_the_same_ranker_input() -> None:
+    """At inference the rows hold only what the pack's ranker reads (plus the base features
+    that explain a code): the ranker's matrix is the same, the rest is never computed."""
+    from clinicode.models.features import BASE_FEATURES, vectorize
+
+    text = "Hematuria since May. Old fistula of the hand."
+    cands = [
+        Candidate(
+            system="ICD-10-CM",
+            code="R31.9",
+            mention_ids=[0],
+            features={"lex_max": 1.0, "struct_score": 0.4, "first_position": 0.0},
+        ),
+        Candidate(system="ICD-10-CM", code="L98.8", mention_ids=[1], features={"lex_max": 0.5}),
+    ]
+    titles = {"R31.9": "Hematuria, unspecified", "L98.8": "Other disorders of skin"}
+
+    def rows(needed: list[str] | None) -> list[dict[str, float]]:
+        nc = collect(
+            [],
+            {},
+            0.0,
+            cands,
+            prior={},
+            kb_info=lambda s, c: (True, True),
+            systems=("ICD-10-CM",),
+            note_text=text,
+            title_of=lambda s, c: titles.get(c),
+            mention_spans=[(0, 9), (25, 32)],
+            needed=needed,
+        )
+        return nc.feats
+
+    for needed in (["lex_max", "in_kb"], ["lex_max", "title_cover"], ["local_title_cover"]):
+        full, limited = rows(None), rows(needed)
+        assert (vectorize(full, needed) == vectorize(limited, needed)).all()
+        extra = {k for f in limited for k in f} - set(needed) - set(BASE_FEATURES)
+        # a title feature comes with its two siblings (one computation)
+        siblings = {"title_missing", "title_excluded_stated"}
+        assert extra <= siblings | {"local_" + n for n in siblings}
+    assert all("title_cover" not in f and "struct_score" not in f for f in rows(["lex_max"]))
+    assert all("has_gen" in f for f in rows(["lex_max"]))  # explanations read it
