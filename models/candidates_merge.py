@@ -9,7 +9,6 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from clinicode.models.phrases import normalize_term
 from clinicode.models.types import Candidate
 from clinicode.schema import ASSERTIONS, Mention
 
@@ -95,7 +94,8 @@ def merge(
     Generators put per-code raw features in ``Candidate.features`` under their own prefix
     (``lex_max``, ``dense_max``, ``struct_*`` ...); ``merge`` keeps the maximum of each feature
     and the union of supporting mentions and sources, then adds note-level features: number of
-    supporting mentions, first position, best mention's assertion and section. The result is
+    supporting mentions, first position and the best mention's assertion (no ranker read the
+    best mention's section, which it once added as ``section_*``). The result is
     sorted by a linear pre-ranking score (``Candidate.score``; ``weights``, default
     :func:`score_weights` of the generators present) and cut to ``max_candidates``.
     """
@@ -126,11 +126,8 @@ def merge_more(
     touched = _union(results, by_key)
     n = max(len(mentions), 1)
     log1p: dict[int, float] = {}
-    section_names: dict[str, str] = {}
     for c in touched:
         f = c.features
-        for k in [k for k in f if k.startswith("section_")]:  # the best mention may change
-            del f[k]
         ids = c.mention_ids
         ids.sort()
         k = len(ids)
@@ -151,7 +148,7 @@ def merge_more(
         rank = f.get("dense_min_rank")
         f["dense_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
         if ids:
-            _mention_features(f, ids, mentions, text_length, n, section_names)
+            _mention_features(f, ids, mentions, text_length, n)
         fget = f.get
         c.score = float(sum([v * fget(k, 0.0) for k, v in w_items]))
     out = list(by_key.values())
@@ -213,9 +210,8 @@ def _mention_features(
     mentions: Sequence[Mention],
     text_length: int,
     n: int,
-    section_names: dict[str, str],
 ) -> None:
-    """Position, assertion and section of a candidate's supporting mentions."""
+    """Position and assertion of a candidate's supporting mentions."""
     ms = [mentions[i] for i in ids if i < len(mentions)]
     if not ms:
         return
@@ -225,13 +221,6 @@ def _mention_features(
     for a in ASSERTIONS:
         f[f"assert_{a}"] = float(best.assertion == a)
     f["any_present"] = float(any(m.assertion == "present" for m in ms))
-    if best.section:
-        sec = section_names.get(best.section)
-        if sec is None:
-            sec = section_names[best.section] = (
-                f"section_{normalize_term(best.section).replace(' ', '_')}"
-            )
-        f[sec] = 1.0
 
 
 def _best_mention(ms: Sequence[Mention]) -> Mention:
