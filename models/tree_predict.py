@@ -81,11 +81,14 @@ class FlatTrees:
         node = np.tile(self.roots, n)  # row-major: row i's trees at i*t ... i*t + t - 1
         at_row = np.repeat(np.arange(n, dtype=np.int64) * self.n_features, t)
         active = np.flatnonzero(~self.is_leaf[node])
+        missing = bool(np.isnan(flat).any())  # rows seldom lack a value: skip that test then
         while active.size:
             at = node[active]
             x = flat[at_row[active] + self.feature[at]]
             # right when not x <= threshold; a missing value (NaN) where its node sends it
-            right = (x > self.threshold[at]) | (np.isnan(x) & self.missing_right[at])
+            right = x > self.threshold[at]
+            if missing:
+                right |= np.isnan(x) & self.missing_right[at]
             nxt = self.children[2 * at + right]
             node[active] = nxt
             active = active[~self.is_leaf[nxt]]

@@ -37,6 +37,8 @@ def test_raw_scores_are_scikit_learns_bit_for_bit(seed: int) -> None:
     X_new[:5] = np.inf
     want = model._raw_predict(X_new)[:, 0]
     assert np.array_equal(flat.raw(X_new), want)
+    full = np.nan_to_num(X_new, posinf=np.inf)  # no missing value: the test for it is skipped
+    assert np.array_equal(flat.raw(full), model._raw_predict(full)[:, 0])
     with pytest.raises(ValueError, match="features"):
         flat.raw(X_new[:, :4])
 
