@@ -28,10 +28,12 @@ class Demographics:
 
 @lru_cache(maxsize=1)
 def _patterns() -> dict[str, Any]:
+    """The patterns, matched against the lower-cased note (a case-insensitive search of each
+    pattern over the note cost a note about 0.4 ms more)."""
     cfg = load_resource("demographics.json")
 
     def one(p: str) -> re.Pattern[str]:
-        return re.compile(p, re.I)
+        return re.compile(p)
 
     return {
         "female": [one(p) for p in cfg["female"]],
@@ -39,7 +41,7 @@ def _patterns() -> dict[str, Any]:
         "female_pronouns": one(cfg["female_pronouns"]),
         "male_pronouns": one(cfg["male_pronouns"]),
         "min_pronouns": int(cfg["min_pronouns"]),
-        "age": [re.compile(p, re.I) for p in cfg["age"]],
+        "age": [one(p) for p in cfg["age"]],
         "newborn": one(cfg["newborn"]),
         "pregnant": one(cfg["pregnant"]),
         "not_pregnant": one(cfg["not_pregnant"]),
@@ -80,6 +82,7 @@ def _age(text: str, p: dict[str, Any]) -> float | None:
 def patient_demographics(text: str) -> Demographics:
     """The patient's sex, age in years, newborn status and pregnancy status from ``text``."""
     p = _patterns()
+    text = text.lower()
     if p["not_pregnant"].search(text):
         pregnant: bool | None = False
     else:

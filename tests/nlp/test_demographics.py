@@ -43,3 +43,23 @@ def test_pregnancy_denied_and_undocumented() -> None:
 def test_newborn() -> None:
     assert patient_demographics("3 day old newborn with jaundice.").newborn is True
     assert patient_demographics("58M with jaundice.").newborn is False
+
+
+def test_patterns_are_written_for_the_lower_cased_note() -> None:
+    """The note is lower-cased once and the patterns run without re.I: a capital letter in
+    one (escapes aside) could never match."""
+    import json
+    import re
+    from pathlib import Path
+
+    import clinicode.nlp.resources as res
+
+    cfg = json.loads((Path(res.__file__).parent / "demographics.json").read_text(encoding="utf-8"))
+    for key, value in cfg.items():
+        if key.startswith("_") or not isinstance(value, str | list):
+            continue
+        for pattern in [value] if isinstance(value, str) else value:
+            letters = re.sub(r"\\.", "", pattern)
+            assert letters == letters.lower(), (key, pattern)
+    assert patient_demographics("G2P1 at 28 WEEKS GESTATION. 31 YO F.").pregnant is True
+    assert patient_demographics("NEWBORN MALE, 2 DAYS OLD").newborn is True
