@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from clinicode.kb import KnowledgeBase
 from clinicode.kb.records import CodeRecord
@@ -12,6 +14,8 @@ from clinicode.schema import CodeSuggestion, Evidence, Mention
 from .data import CODE_FULL, ICD, load_rules
 from .rules import ordered_rules
 from .state import Item, NoteState, explain
+
+T = TypeVar("T")
 
 
 def _code_index(kb: KnowledgeBase) -> tuple[list[str], dict[str, str], set[str]]:
@@ -42,6 +46,7 @@ class Guidelines:
         self._rec_cache: dict[str, CodeRecord | None] = {}
         self._notes_cache: dict[str, dict[str, list[tuple[str, str]]]] = {}
         self._desc_cache: dict[str, list[CodeRecord]] = {}
+        self._memo: dict[str, dict[str, Any]] = {}
 
     def warm_up(self) -> None:
         """Build the in-memory code index now rather than on the first note."""
@@ -62,6 +67,15 @@ class Guidelines:
             found = self.kb.get_many(missing, ICD)
             for c in missing:
                 cache[c] = found.get(c)
+
+    def memo(self, kind: str, code: str, build: Callable[[str], T]) -> T:
+        """``build(code)``, worked out once per code on this layer: for what a rule derives
+        from the code set alone (``kind`` names it), never from a note."""
+        table = self._memo.setdefault(kind, {})
+        if code not in table:
+            table[code] = build(code)
+        value: T = table[code]
+        return value
 
     def notes(self, code: str) -> dict[str, list[tuple[str, str]]]:
         if code not in self._notes_cache:

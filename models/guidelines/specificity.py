@@ -37,7 +37,11 @@ def _stem(title: str, axis: str) -> frozenset[str]:
 
 def _axis_siblings(g: Guidelines, code: str) -> tuple[str | None, list[CodeRecord]]:
     """The axis an unspecified code leaves open (its billable siblings differ from it only on
-    laterality, trimester or stage) and those siblings."""
+    laterality, trimester or stage) and those siblings (from the code set: once per code)."""
+    return g.memo("axis_siblings", code, lambda c: _find_axis_siblings(g, c))
+
+
+def _find_axis_siblings(g: Guidelines, code: str) -> tuple[str | None, list[CodeRecord]]:
     rec = g.rec(code)
     if rec is None or not rec.parent or "unspecified" not in rec.title.lower():
         return None, []

@@ -164,3 +164,22 @@ def test_an_unknown_or_repeated_rule_name_is_an_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(rules, "load_rules", lambda: twice)
     with pytest.raises(ValueError, match="more than once"):
         rules.ordered_rules()
+
+
+def test_what_a_rule_derives_from_the_code_set_is_worked_out_once_per_code(kb: Any) -> None:
+    from clinicode.models.guidelines import Guidelines
+    from clinicode.models.guidelines.specificity import _axis_siblings
+
+    g = Guidelines(kb)
+    calls: list[str] = []
+
+    def build(code: str) -> str:
+        calls.append(code)
+        return code.lower()
+
+    assert [g.memo("t", c, build) for c in ("A", "B", "A", "A")] == ["a", "b", "a", "a"]
+    assert calls == ["A", "B"]
+    # an unspecified code whose siblings differ on laterality: the same answer, found once
+    axis, sibs = _axis_siblings(g, "H66.90")
+    assert axis == "laterality" and {"H66.91", "H66.92"} <= {r.code for r in sibs}
+    assert _axis_siblings(g, "H66.90")[1] is sibs
