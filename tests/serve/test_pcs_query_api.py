@@ -12,7 +12,6 @@ skipped where ../shared/data has no PCS file.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +43,17 @@ def pcs_engine(kb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture
-def pcs_client(settings: Any, pcs_engine: Any, user_key: str) -> Iterator[Any]:
-    from fastapi.testclient import TestClient
-
-    from clinicode.serve.app import create_app
-
-    app = create_app(settings, engine_factory=lambda: pcs_engine)
-    with TestClient(app) as c:
-        c.headers["X-API-Key"] = user_key
-        yield c
+def engine(pcs_engine: Any) -> Any:
+    """The real PCS engine behind ``conftest.client`` (instead of the fake)."""
+    return pcs_engine
 
 
 def _pcs(body: dict[str, Any], field: str = "codes") -> list[dict[str, Any]]:
     return [s for s in body.get(field, []) if s["system"] == "ICD-10-PCS"]
 
 
-def test_undocumented_approach_comes_back_as_a_query(pcs_client: Any, pcs_engine: Any) -> None:
-    r = pcs_client.post("/v1/suggest", json={"text": NOTE, "setting": "inpatient"})
+def test_undocumented_approach_comes_back_as_a_query(client: Any, pcs_engine: Any) -> None:
+    r = client.post("/v1/suggest", json={"text": NOTE, "setting": "inpatient"})
     assert r.status_code == 200, r.text
     body = r.json()
     queried = [s for s in _pcs(body) if s["status"] == "needs_query"]
@@ -80,14 +73,14 @@ def test_undocumented_approach_comes_back_as_a_query(pcs_client: Any, pcs_engine
     assert SuggestResult.model_validate(body).model_dump(mode="json") == body
 
 
-def test_compact_keeps_the_query_and_outpatient_gets_none(pcs_client: Any) -> None:
-    r = pcs_client.post("/v1/suggest?compact=true", json={"text": NOTE, "setting": "inpatient"})
+def test_compact_keeps_the_query_and_outpatient_gets_none(client: Any) -> None:
+    r = client.post("/v1/suggest?compact=true", json={"text": NOTE, "setting": "inpatient"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert "candidates" not in body and "mentions" not in body
     (s,) = [s for s in _pcs(body) if s["status"] == "needs_query"]
     assert s["query"]["axis"] == "approach"
     # ICD-10-PCS is the inpatient facility's code set: an outpatient note gets no PCS query
-    out = pcs_client.post("/v1/suggest", json={"text": NOTE, "setting": "outpatient"}).json()
+    out = client.post("/v1/suggest", json={"text": NOTE, "setting": "outpatient"}).json()
     assert not [c for c in _pcs(out) if c["status"] == "needs_query"]
     assert not _pcs(out)  # and no suggested PCS code at all
