@@ -36,9 +36,9 @@ import numpy as np
 from clinicode.errors import ClinicodeError
 from clinicode.models.candidates_merge import merge, merge_more, score_weights
 from clinicode.models.phrases import (
-    _ENCOUNTER,
     normalize_term,
     phrase_mentions,
+    term_patterns,
     term_variants,
 )
 from clinicode.models.types import Candidate, CandidateGenerator
@@ -98,6 +98,7 @@ class TermTable:
         billable_only: bool = False,
     ) -> TermTable:
         rows: dict[tuple[str, str], tuple[str, int]] = {}  # (text, code) -> (source, exact)
+        episode = term_patterns().episode_suffix
         for system in systems:
             parent_of: dict[str, str | None] = {}
             billable: dict[str, bool] = {}
@@ -109,11 +110,11 @@ class TermTable:
                 text = term.text
                 if billable_only and not billable.get(code, True):
                     continue
-                if collapse_seventh and _ENCOUNTER.search(text):
+                if collapse_seventh and episode.search(text):
                     parent = parent_of.get(code)
                     if parent is not None and len(normalize_code_key(parent)) >= 4:
                         code = parent
-                        text = _ENCOUNTER.sub("", text)
+                        text = episode.sub("", text)
                 key_code = f"{system}|{code}"
                 for i, variant in enumerate(term_variants(text)):
                     k = (variant, key_code)

@@ -12,6 +12,9 @@ For the best seed codes of a note (from ``lexical`` / ``dense``, see
   ``S``; initial when the note does not say), for seeds whose children carry one;
 - codes the NLP already linked to a mention (``Mention.concepts``, ``"SYSTEM:CODE"``).
 
+The attribute patterns, name and value aliases and the episode's 7th characters are data
+(``models/resources/structure.yaml``).
+
 It keeps its own compact copy of the code tree (``structure_tree.json``: codes, titles, kinds,
 billable flags, parent indices), taken from the knowledge base at ``fit``, so a note costs no
 database round trip; ``load`` checks that the KB (when given) holds the same code-set versions.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,32 +37,39 @@ from clinicode.models.candidates import (
     save_config,
 )
 from clinicode.models.phrases import phrase_mentions
+from clinicode.models.resources import load_resource
 from clinicode.models.types import Candidate
 from clinicode.schema import Mention
 
 _PREFIX = "structure"
 
-# attribute name -> (regex over the mention, values that conflict with each other)
-_ATTR_PATTERNS: dict[str, re.Pattern[str]] = {
-    "laterality": re.compile(r"\b(right|left|bilateral)\b", re.I),
-    "acuity": re.compile(r"\b(acute on chronic|acute|subacute|chronic)\b", re.I),
-    "severity": re.compile(r"\b(mild|moderate|severe)\b", re.I),
-    "stage": re.compile(r"\bstage\s*([0-9][ab]?|i{1,3}v?|iv|v)\b", re.I),
-    "diabetes_type": re.compile(r"\btype\s*(1|2|i|ii)\b", re.I),
-    "episode": re.compile(r"\b(initial|subsequent|sequela|sequelae|late effect)\b", re.I),
-}
-_ATTR_ALIASES = {
-    "side": "laterality",
-    "lateral": "laterality",
-    "acute": "acuity",
-    "temporal": "acuity",
-    "encounter": "episode",
-    "seventh": "episode",
-    "type": "diabetes_type",
-}
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
-_EPISODE_CHAR = {"initial": "A", "subsequent": "D", "sequela": "S"}
-_UNSPECIFIED_SIDE = re.compile(r"\bunspecified (side|eye|ear|limb|arm|leg|foot|hand)\b|unspecified")
+
+
+class _Tables(NamedTuple):
+    """The attribute knowledge of ``models/resources/structure.yaml``, compiled."""
+
+    mention: dict[str, re.Pattern[str]]  # name -> regex over a mention (in reading order)
+    title: dict[str, re.Pattern[str]]  # name -> regex over a lowercased title, where it differs
+    names: dict[str, str]  # NLP attribute name -> ours
+    values: dict[str, dict[str, str]]  # name -> spelling -> value
+    episode_char: dict[str, str]  # episode of care -> 7th character
+    unspecified_side: re.Pattern[str]
+
+
+@lru_cache(maxsize=1)
+def _data() -> _Tables:
+    d = load_resource("structure.yaml")
+    return _Tables(
+        mention={str(k): re.compile(v, re.I) for k, v in d["mention_attributes"].items()},
+        title={str(k): re.compile(v) for k, v in d["title_attributes"].items()},
+        names={str(k): str(v) for k, v in d["attribute_aliases"].items()},
+        values={
+            str(k): {str(a): str(b) for a, b in v.items()} for k, v in d["value_aliases"].items()
+        },
+        episode_char={str(k): str(v) for k, v in d["episode_characters"].items()},
+        unspecified_side=re.compile(d["unspecified_side"]),
+    )
 
 
 def mention_attributes(
@@ -71,11 +82,12 @@ def mention_attributes(
     The episode of care is also read from the mention's sentence (it is rarely inside the span);
     ``sentence_cache`` (one per note) reads each sentence once, however many mentions it holds.
     """
+    tables = _data()
     attrs: dict[str, str] = {}
     for a in mention.attributes:
-        name = _ATTR_ALIASES.get(a.name.lower(), a.name.lower())
+        name = tables.names.get(a.name.lower(), a.name.lower())
         attrs[name] = _norm_value(name, a.value)
-    for name, pat in _ATTR_PATTERNS.items():
+    for name, pat in tables.mention.items():
         if name in attrs:
             continue
         m = pat.search(mention.text)
@@ -101,26 +113,22 @@ def _norm_value(name: str, value: str) -> str:
     v = value.strip().lower()
     if name in ("stage", "diabetes_type"):
         v = _ROMAN.get(v, v)
-    if name == "episode" and v in ("sequelae", "late effect"):
-        v = "sequela"
-    if name == "laterality" and v in ("both", "bilaterally"):
-        v = "bilateral"
-    return v
+    return _data().values.get(name, {}).get(v, v)
 
 
 def title_agreement(title: str, attrs: dict[str, str]) -> float:
     """How well a code title agrees with the attributes: +1 per value it states, -1 per
     conflicting value it states, -0.5 for an "unspecified" title when the note specifies."""
+    tables = _data()
     t = title.lower()
     score = 0.0
     for name, value in attrs.items():
         if name == "episode":
             continue
-        pat = _ATTR_PATTERNS.get(name)
-        if name == "stage":
-            found = re.findall(r"\bstage\s*([0-9][ab]?)\b", t)
-        elif name == "diabetes_type":
-            found = re.findall(r"\btype\s*([12])\b", t)
+        own = tables.title.get(name)
+        pat = tables.mention.get(name)
+        if own is not None:
+            found = own.findall(t)
         elif pat is not None:
             found = [f.lower() for f in pat.findall(t)]
         else:
@@ -129,7 +137,7 @@ def title_agreement(title: str, attrs: dict[str, str]) -> float:
             score += 1.0
         elif found:
             score -= 1.0
-        elif name == "laterality" and _UNSPECIFIED_SIDE.search(t):
+        elif name == "laterality" and tables.unspecified_side.search(t):
             score -= 0.5
     return score
 
@@ -329,7 +337,7 @@ class StructureGenerator:
         attrs: dict[str, str],
     ) -> None:
         """The 7th-character child for the episode of care (fractures: closed, routine healing)."""
-        want = _EPISODE_CHAR.get(episode, "A")
+        want = _data().episode_char.get(episode, "A")
         matching = [c for c in options if c.code[-1] == want]
         if not matching:
             return

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from clinicode.models.resources import load_resource
 from clinicode.models.types import Candidate
 
 BASE_FEATURES: tuple[str, ...] = (
@@ -41,12 +42,6 @@ BASE_FEATURES: tuple[str, ...] = (
 )
 
 
-# Words of code titles that say nothing a note would state ("Other specified disorders of ...").
-_TITLE_FILLER = frozenset(
-    "a an and as at by classified code codes elsewhere for from in including initial "
-    "is nos not of on or other site sites specified the to type unspecified use with "
-    "without due encounter part parts region".split()
-)
 _WORD = re.compile(r"[a-z][a-z0-9]+")
 _STEM_LEN = 6
 
@@ -61,17 +56,25 @@ def note_stems(text: str) -> frozenset[str]:
     return frozenset(_stem(w) for w in _WORD.findall(text.lower()))
 
 
+@lru_cache(maxsize=1)
+def _title_filler() -> frozenset[str]:
+    """Words of code titles that say nothing a note would state ("Other specified disorders
+    of ..."): ``title_filler`` of ``models/resources/terms.yaml``."""
+    return frozenset(str(w) for w in load_resource("terms.yaml")["title_filler"])
+
+
 @lru_cache(maxsize=200_000)
 def _title_parts(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(stems the title needs the note to state, stems it excludes: the words after
     "without"), filler words dropped."""
+    filler = _title_filler()
     low = title.lower()
     _, _, excluded = low.partition(" without ")
     excluded = excluded.split(",", 1)[0]
-    neg = tuple(_stem(w) for w in _WORD.findall(excluded) if w not in _TITLE_FILLER)
+    neg = tuple(_stem(w) for w in _WORD.findall(excluded) if w not in filler)
     needed = tuple(
         dict.fromkeys(
-            st for w in _WORD.findall(low) if w not in _TITLE_FILLER and (st := _stem(w)) not in neg
+            st for w in _WORD.findall(low) if w not in filler and (st := _stem(w)) not in neg
         )
     )
     return needed, neg

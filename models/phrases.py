@@ -11,16 +11,31 @@ import itertools
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
+from clinicode.models.resources import load_resource
 from clinicode.schema import Mention
 
 # -- text normalisation ------------------------------------------------------------------
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
-_NOS = re.compile(r"\bnos\b")
-_ENCOUNTER = re.compile(
-    r",\s*(initial encounter|subsequent encounter|sequela)\b.*$", flags=re.IGNORECASE
-)
-_UNSPECIFIED = re.compile(r"(^unspecified\s+|,?\s*unspecified$)", flags=re.IGNORECASE)
+
+
+class TermPatterns(NamedTuple):
+    """How a KB term is read (``models/resources/terms.yaml``)."""
+
+    episode_suffix: re.Pattern[str]  # ", initial encounter" ... (case-insensitive)
+    unspecified: re.Pattern[str]  # a leading or trailing "unspecified" (case-insensitive)
+    nos: re.Pattern[str]  # "nos" in a lower-cased term
+
+
+@lru_cache(maxsize=1)
+def term_patterns() -> TermPatterns:
+    data = load_resource("terms.yaml")
+    return TermPatterns(
+        episode_suffix=re.compile(data["episode_suffix"], re.IGNORECASE),
+        unspecified=re.compile(data["unspecified"], re.IGNORECASE),
+        nos=re.compile(data["nos"]),
+    )
 
 
 def normalize_term(text: str) -> str:
@@ -37,7 +52,8 @@ def term_variants(text: str) -> list[str]:
     non-essential modifiers, then also without "unspecified" / "NOS"."""
     out: list[str] = []
     bare = _PARENS.sub(" ", text).strip()
-    short = _NOS.sub(" ", _UNSPECIFIED.sub("", bare).lower())
+    pats = term_patterns()
+    short = pats.nos.sub(" ", pats.unspecified.sub("", bare).lower())
     for form in (text, bare, short):
         norm = normalize_term(form)
         if norm and norm not in out:

@@ -39,17 +39,22 @@ _DOSE_NUMBERS = {
         " fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
     )
 }
-_COUNT = re.compile(
-    r"\b(\d{1,2}|" + "|".join(_DOSE_NUMBERS) + r")\s+(?:[\w/-]+\s+){0,3}?"
-    r"(?:lesions?|papules?|spots?|AKs?|actinic|keratos\w*|warts?|verrucae?|nails?|muscles?"
-    r"|sites?|areas?|biops\w*|specimens?)\b",
-    re.I,
-)
 
 
 def load_context() -> dict[str, Any]:
     """``procedure_context.yaml`` (read once; callers must not mutate it)."""
     return load_yaml("procedure_context.yaml")
+
+
+@lru_cache(maxsize=1)
+def _count_rx() -> re.Pattern[str]:
+    """A count (digits or a number word) of what ``procedure_context.yaml`` lists as counted."""
+    counted = "|".join(str(w) for w in load_context()["counted"])
+    return re.compile(
+        r"\b(\d{1,2}|" + "|".join(_DOSE_NUMBERS) + r")\s+(?:[\w/-]+\s+){0,3}?"
+        rf"(?:{counted})\b",
+        re.I,
+    )
 
 
 def load_yaml(name: str) -> dict[str, Any]:
@@ -362,7 +367,7 @@ class NoteText:
         """The largest count of lesions/sites written in the first span that has one."""
         for s, e in spans:
             best: tuple[int, Span] | None = None
-            for m in _COUNT.finditer(self.text, s, e):
+            for m in _count_rx().finditer(self.text, s, e):
                 raw = m.group(1).lower()
                 n = int(raw) if raw.isdigit() else _DOSE_NUMBERS[raw]
                 if best is None or n > best[0]:

@@ -23,39 +23,21 @@ from clinicode.models.procedure_text import NoteText, Span, load_yaml
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 SYSTEM = "HCPCS"
-_DOSE = re.compile(
-    r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(million\s+units?|mg|mcg|µg|micrograms?|milligrams?"
-    r"|grams?|gm?|units?|u|iu|mL|cc|L)(?![a-z])",
-    re.I,
-)
-_TO_BASE = {  # unit written -> (base unit, factor)
-    "mg": ("mg", 1.0),
-    "milligram": ("mg", 1.0),
-    "milligrams": ("mg", 1.0),
-    "mcg": ("mg", 0.001),
-    "µg": ("mg", 0.001),
-    "microgram": ("mg", 0.001),
-    "micrograms": ("mg", 0.001),
-    "g": ("mg", 1000.0),
-    "gm": ("mg", 1000.0),
-    "gram": ("mg", 1000.0),
-    "grams": ("mg", 1000.0),
-    "unit": ("units", 1.0),
-    "units": ("units", 1.0),
-    "u": ("units", 1.0),
-    "iu": ("units", 1.0),
-    "million units": ("units", 1e6),
-    "million unit": ("units", 1e6),
-    "ml": ("mL", 1.0),
-    "cc": ("mL", 1.0),
-    "l": ("mL", 1000.0),
-}
 
 
 @lru_cache(maxsize=1)
 def load_hcpcs_rules() -> dict[str, Any]:
     """``hcpcs_rules.yaml`` (read once; callers must not mutate it)."""
     return load_yaml("hcpcs_rules.yaml")
+
+
+@lru_cache(maxsize=1)
+def _doses() -> tuple[re.Pattern[str], dict[str, tuple[str, float]]]:
+    """How a dose is written and each written unit as ``(base unit, factor)`` (``dose`` and
+    ``dose_units`` of ``hcpcs_rules.yaml``)."""
+    rules = load_hcpcs_rules()
+    units = {str(k): (str(v[0]), float(v[1])) for k, v in rules["dose_units"].items()}
+    return re.compile(rules["dose"], re.I), units
 
 
 class HCPCSCoder:
@@ -191,9 +173,10 @@ def billing_units(
 def nearest_dose(text: str, sent: Span, name: Span, unit: str) -> tuple[float, str] | None:
     """The dose (in ``unit``) written closest to the drug name within its sentence."""
     best: tuple[int, float, str] | None = None
-    for m in _DOSE.finditer(text, sent[0], sent[1]):
+    dose, to_base = _doses()
+    for m in dose.finditer(text, sent[0], sent[1]):
         key = " ".join(m.group(2).lower().split())
-        base, factor = _TO_BASE.get(key) or _TO_BASE.get(key.rstrip("s"), ("", 0.0))
+        base, factor = to_base.get(key) or to_base.get(key.rstrip("s"), ("", 0.0))
         want = "mg" if unit == "mcg" else unit
         if base != want:
             continue

@@ -1,7 +1,8 @@
 """Attributes of mentions with their evidence offsets.
 
 Found by regular expressions over the note, then attached to the mentions of the same sentence
-by distance rules per attribute:
+by distance rules per attribute (patterns, windows and value tables are data:
+``nlp/resources/attributes.json``):
 
 * ``laterality`` (left / right / bilateral): inside the span or within 30 characters around it;
 * ``acuity`` (acute / chronic / acute on chronic / subacute) and ``severity`` (mild / moderate /
@@ -17,10 +18,13 @@ import bisect
 import heapq
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from clinicode.nlp.resources import load_resource
 from clinicode.nlp.sentences import SentenceIndex
 from clinicode.nlp.tokenizer import add_limit, doc_text
 
@@ -44,96 +48,36 @@ def _roman(v: str) -> str:
     return low
 
 
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("laterality", re.compile(r"\b(bilateral(?:ly)?|left|right)\b", re.I)),
-    (
-        "acuity",
-        re.compile(r"\b(acute[\s-]+on[\s-]+chronic|subacute|sub-acute|acute|chronic)\b", re.I),
-    ),
-    (
-        "severity",
-        re.compile(
-            r"\b(mild(?:ly)?|moderate(?:ly)?(?:[\s-]+severe)?|severe(?:ly)?|critical|"
-            r"life[\s-]threatening|massive|minimal)\b",
-            re.I,
-        ),
-    ),
-    (
-        "stage",
-        re.compile(
-            r"\b(?:stage|gold|grade)\s*[:#]?\s*(\d[ab]?|[ivx]{1,3}[ab]?|[12345])\b(?!\s*(?:mg|%))",
-            re.I,
-        ),
-    ),
-    (
-        "nyha_class",
-        re.compile(r"\bnyha\s*(?:class|functional class)?\s*([ivx]{1,3}|[1-4])\b", re.I),
-    ),
-    (
-        "episode",
-        re.compile(
-            r"\b(initial encounter|initial visit|subsequent encounter|follow[\s-]?up visit|"
-            r"routine healing|delayed healing|nonunion|malunion|sequela[e]?|late effects?)\b",
-            re.I,
-        ),
-    ),
-    (
-        "pregnancy_weeks",
-        re.compile(
-            r"\b(\d{1,2})(?:\s*(?:\+|and)\s*\d\s*(?:/7|days?))?\s*(?:weeks?|wks?\.?|w)\b"
-            r"(?=[^.\n]{0,30}(?:gestation|pregnan|\bga\b|intrauterine|iup|g\d\s*p\d))"
-            r"|\b(?:ga|gestational age|gestation)\s*(?:of|:)?\s*(\d{1,2})\s*(?:weeks?|wks?|w)\b"
-            r"|\b(\d{1,2})\s*(?:weeks?|wks?)\s*(?:pregnant|gestation|of gestation|of pregnancy)",
-            re.I,
-        ),
-    ),
-    (
-        "bmi",
-        re.compile(
-            r"\b(?:bmi|body mass index)\s*(?:is|was|of|:|=)?\s*(?:of\s*)?(\d{2}(?:\.\d{1,2})?)",
-            re.I,
-        ),
-    ),
-]
-
-_WINDOWS: dict[str, tuple[int, int]] = {
-    # name -> (chars before, chars after) around the mention; -1: whole sentence
-    "laterality": (30, 30),
-    "acuity": (25, 0),
-    "severity": (25, 0),
-    "stage": (25, 40),
-    "nyha_class": (25, 60),
-    "episode": (-1, -1),
-    "pregnancy_weeks": (-1, -1),
-    "bmi": (-1, -1),
-}
+@lru_cache(maxsize=1)
+def _data() -> tuple[list[tuple[str, re.Pattern[str]]], dict[str, tuple[int, int]], dict[str, Any]]:
+    """The attribute patterns in search order, each name's window (characters before and after
+    the mention; -1: the whole sentence) and the value tables (``nlp/resources/attributes.json``)."""
+    data = load_resource("attributes.json")
+    patterns = [(str(p["name"]), re.compile(p["regex"], re.I)) for p in data["patterns"]]
+    windows = {str(p["name"]): (int(p["window"][0]), int(p["window"][1])) for p in data["patterns"]}
+    return patterns, windows, data
 
 
 def _normalize(name: str, raw: str) -> str:
+    data = _data()[2]
     v = re.sub(r"[\s-]+", " ", raw.strip().lower()).rstrip(".")
-    if name == "laterality":
-        return {"lt": "left", "rt": "right", "both": "bilateral", "bilaterally": "bilateral"}.get(
-            v, v
-        )
-    if name == "acuity":
-        return "subacute" if v in ("subacute", "sub acute") else v
     if name == "severity":
-        return v.removesuffix("ly").replace("moderate severe", "moderately severe")
+        v = v.removesuffix("ly")
     if name in ("stage", "nyha_class"):
         return _roman(v)
     if name == "episode":
-        if v.startswith("initial"):
-            return "initial"
-        if v.startswith(("subsequent", "follow", "routine", "delayed", "nonunion", "malunion")):
-            return "subsequent"
+        for value, prefixes in data["episode"].items():
+            if v.startswith(tuple(prefixes)):
+                return str(value)
         return "sequela"
-    return v
+    return str(data["aliases"].get(name, {}).get(v, v))
 
 
 def find_attributes(text: str) -> list[Found]:
     """Every attribute mention in ``text`` with its value group's offsets."""
     out: list[Found] = []
-    for name, pat in _PATTERNS:
+    patterns, _, data = _data()
+    for name, pat in patterns:
         for m in pat.finditer(text):
             gi = next((i for i in range(1, (m.lastindex or 0) + 1) if m.group(i)), 0)
             if name in ("stage", "nyha_class", "pregnancy_weeks", "bmi"):
@@ -144,7 +88,7 @@ def find_attributes(text: str) -> list[Found]:
                     value = str(int(m.group(gi)))
                     start = m.start(gi)
                     # keep the "weeks" word in the evidence
-                    tail = re.match(r"\s*(?:weeks?|wks?\.?|w)\b", text[end:], re.I)
+                    tail = re.match(data["weeks_tail"], text[end:], re.I)
                     if tail:
                         end += tail.end()
             else:
@@ -220,6 +164,7 @@ class AttributeTagger:
 
     def __call__(self, doc: Doc) -> Doc:
         found = find_attributes(doc_text(doc))
+        windows = _data()[1]
         attr_spans = []
         for f in found:
             span = doc.char_span(f.start, f.end, label=f.name, alignment_mode="expand")
@@ -252,7 +197,7 @@ class AttributeTagger:
                 f = found[i]
                 if f.start < s_lo or f.end > s_hi:
                     continue
-                before, after = _WINDOWS[f.name]
+                before, after = windows[f.name]
                 inside = f.start < m_hi and f.end > m_lo  # overlapping counts as inside
                 if not inside and in_other[i]:
                     continue  # it qualifies the mention it sits in

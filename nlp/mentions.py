@@ -15,18 +15,26 @@ category is not among the outer span's best), so "diabetic nephropathy" survives
 Spans go to ``doc.spans["mentions"]`` with ``span.label_`` = kind and ``span._.concepts``.
 """
 
+from functools import lru_cache
+
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from clinicode.nlp.abbreviations import expansions
 from clinicode.nlp.lexicon import LexEntry, Lexicon, load_lexicon
+from clinicode.nlp.resources import load_resource
 from clinicode.nlp.text import WORD_RE, Normalizer, get_normalizer, lemma
 from clinicode.nlp.tokenizer import add_limit
 
 SPAN_GROUP = "mentions"
-_CONNECTORS = frozenset(
-    {"with", "w/", "without", "w/o", "and", "&", "due", "to", "secondary", "plus"}
-)
+
+
+@lru_cache(maxsize=1)
+def _connectors() -> frozenset[str]:
+    """Words that may join two conditions inside one mention ("with", "due to": ``words.json``)."""
+    return frozenset(load_resource("words.json")["mention_connectors"])
+
+
 _BARRIERS = frozenset({".", ";", ":", ",", "(", ")", "[", "]", "!", "?", "|", '"', "=", "+"})
 
 
@@ -226,7 +234,8 @@ class MentionMatcher:
         """Longest first; a candidate is checked against the chosen spans that share a token
         with it (found through ``owners``, so the cost is linear in the candidates)."""
         cands.sort(key=lambda c: (-(c[1] - c[0]), c[2].priority, c[0]))
-        conn = [t.lower_ in _CONNECTORS for t in doc] if cands else []
+        connectors = _connectors()
+        conn = [t.lower_ in connectors for t in doc] if cands else []
         chosen: list[tuple[int, int, LexEntry]] = []
         owners: dict[int, list[int]] = {}  # token -> indices of the chosen spans covering it
         for start, end, entry in cands:

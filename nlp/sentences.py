@@ -14,39 +14,23 @@ final period. Rules here (one pass over the tokens):
 
 import bisect
 import re
+from functools import lru_cache
 
 import numpy
 from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from clinicode.nlp.resources import load_resource
+
 _TERMINAL = frozenset({".", "!", "?", "..."})
 _MARKER = re.compile(r"^(?:\d{1,2}[.)]?|[-*•·]|[a-zA-Z][.)])$")
-_NO_SPLIT_ABBREV = frozenset(
-    {
-        "dr",
-        "mr",
-        "mrs",
-        "ms",
-        "vs",
-        "e.g",
-        "i.e",
-        "approx",
-        "st",
-        "fig",
-        "pt",
-        "pts",
-        "sr",
-        "jr",
-        "b.i.d",
-        "t.i.d",
-        "q.i.d",
-        "p.o",
-        "p.r.n",
-        "a.m",
-        "p.m",
-    }
-)
+
+
+@lru_cache(maxsize=1)
+def _no_split_abbrev() -> frozenset[str]:
+    """Abbreviations whose period ends no sentence ("Dr.", "b.i.d.": ``words.json``)."""
+    return frozenset(load_resource("words.json")["no_split_abbreviations"])
 
 
 def _starts_upper_or_marker(text: str) -> bool:
@@ -71,6 +55,7 @@ class ClinicalSentencizer:
         if n == 0:
             return doc
         texts = [t.text for t in doc]
+        no_split = _no_split_abbrev()
         starts = [False] * n
         starts[0] = True
         newlines = 0  # line breaks since the last non-space token
@@ -105,7 +90,7 @@ class ClinicalSentencizer:
                     text == "."
                     and i > 0
                     and not doc[i - 1].whitespace_
-                    and texts[i - 1].lower() in _NO_SPLIT_ABBREV
+                    and texts[i - 1].lower() in no_split
                 )
                 pending = not abbrev
             last = text

@@ -40,16 +40,16 @@ def light_stem(word: str) -> str:
     return w
 
 
-_NOT_PLURAL = frozenset(
-    "diabetes herpes rabies scabies feces faeces series species measles mumps rickets shingles "
-    "pancreas ascites uterus pubis pelvis status diagnosis sepsis psoriasis mellitus".split()
-)
+@lru_cache(maxsize=1)
+def _not_plural() -> frozenset[str]:
+    """Words ending in s that are no plural ("diabetes", "pelvis": ``words.json``)."""
+    return frozenset(load_resource("words.json")["not_plural"])
 
 
 def lemma(word: str) -> str:
     """A readable base form for normalized mention text (plural to singular only)."""
     w = word.lower()
-    if len(w) <= 3 or not w.isalpha() or w in _NOT_PLURAL:
+    if len(w) <= 3 or not w.isalpha() or w in _not_plural():
         return w
     if w.endswith("ies") and len(w) > 4:
         return w[:-3] + "y"

@@ -2,8 +2,8 @@
 
 The trained pack (``training.train``) and the default pack (``training.default_pack``) build
 their ranker's rows here, through the scoring path's own candidate stage
-(:func:`clinicode.models.scoring.note_candidates`), so the ranker learns on exactly the rows it
-scores at run time.
+(:func:`clinicode.models.candidate_rows.note_candidates`), so the ranker learns on exactly the
+rows it scores at run time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clinicode.models.scoring import note_candidates
+from clinicode.models.candidate_rows import note_candidates
 from clinicode.schema import Mention
 
 if TYPE_CHECKING:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clinicode.models.scoring import ScoringPath, doc_top_lists, evidence_mentions
+from clinicode.models.candidate_rows import doc_top_lists, evidence_mentions
+from clinicode.models.scoring import ScoringPath
 from clinicode.schema import SYSTEMS, Mention
 from clinicode.training.data import LabeledNote, Task, fingerprint, task_systems
 from clinicode.training.metrics import best_threshold, evaluate_rankings

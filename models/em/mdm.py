@@ -16,7 +16,6 @@ from clinicode.models.em.data import Cues, Hit, cues, load_em_rules, longest_fir
 from clinicode.models.em.note import Facts, Line
 
 Span = tuple[int, int]
-_CONTRAST = re.compile(r"\b(?:w/?o|without|with|w/) (?:iv )?contrast\b", re.I)  # not a negation
 
 
 @dataclass
@@ -45,11 +44,17 @@ def _quote(hits: Iterable[Hit]) -> str:
     return ", ".join(f"'{t}'" for t in seen.values())
 
 
+@lru_cache(maxsize=1)
+def _contrast() -> re.Pattern[str]:
+    """A study "with/without contrast": no negation (``contrast_phrase`` of the E/M rules)."""
+    return re.compile(load_em_rules()["contrast_phrase"], re.I)
+
+
 def negated(line: Line, hit: Hit) -> bool:
     """A negation or hypothesis cue before the hit in its clause ("no fever", "if ... ICU")."""
     before = line.text[: hit.start - line.start]
     cut = max(before.rfind(c) for c in ".;:")
-    return cues("negation").search(_CONTRAST.sub(" ", before[cut + 1 :]))
+    return cues("negation").search(_contrast().sub(" ", before[cut + 1 :]))
 
 
 def _inside(hit: Hit, spans: Iterable[Span]) -> bool:

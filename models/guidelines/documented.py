@@ -50,10 +50,17 @@ from .titles import (
     title_needs,
 )
 
-_KINDS = frozenset({"condition", "finding"})
-_ABSENT = re.compile(
-    r"\b(?:without|not|no)\s+([^,;.:()]+?)(?=\s+(?:and|with|or)\b|[,;.:()]|$)", re.I
-)
+_KINDS = frozenset({"condition", "finding"})  # mention kinds of the schema, not clinical words
+
+
+@lru_cache(maxsize=1)
+def _absent_rx() -> re.Pattern[str]:
+    """What a sentence says is absent ("without aura", "not intractable"): the words after a
+    cue up to a clause end or an end word (``documented.stated_absent`` in the guideline data)."""
+    cfg = documented_cfg()["stated_absent"]
+    cues = "|".join(re.escape(str(w)) for w in cfg["cues"])
+    ends = "|".join(re.escape(str(w)) for w in cfg["ends"])
+    return re.compile(rf"\b(?:{cues})\s+([^,;.:()]+?)(?=\s+(?:{ends})\b|[,;.:()]|$)", re.I)
 
 
 @lru_cache(maxsize=1)
@@ -134,7 +141,7 @@ class Stated:
         got = self._absent.get(span)
         if got is None:
             sentence = self.note.text[span[0] : span[1]]
-            got = self._absent[span] = [k for p in _ABSENT.findall(sentence) for k in keys(p)]
+            got = self._absent[span] = [k for p in _absent_rx().findall(sentence) for k in keys(p)]
         return got
 
 

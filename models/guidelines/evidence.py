@@ -21,7 +21,7 @@ from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState
 
-_NOT_PRESENT = frozenset({"negated"})
+_NOT_PRESENT = frozenset({"negated"})  # an assertion value of the schema
 
 
 def _words(text: str) -> set[str]:

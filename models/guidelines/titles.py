@@ -12,8 +12,8 @@ from typing import Any
 
 from clinicode.models.encoder.words import keys
 
+# the syntax of titles and Index lines (parentheses, acronyms, "(see ...)"), no clinical words
 _PAREN = re.compile(r"\(([^()]*)\)")
-_UNSPEC_PART = re.compile(r"^\s*unspecified\b.*?(?=\bwith\b|$)")
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9-]+$")
 _SEE = re.compile(r"\(see [^)]*\)")
 
@@ -28,10 +28,17 @@ def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     first, *rest = low.split(",")
     # ", unspecified organism" needs nothing; ", unspecified with withdrawal delirium" needs
     # what follows its "with"
-    low = " ".join(_absent_dropped(p) for p in [first, *(_UNSPEC_PART.sub(" ", p) for p in rest)])
+    unspec = _unspecified_part()
+    low = " ".join(_absent_dropped(p) for p in [first, *(unspec.sub(" ", p) for p in rest)])
     optional = _optional_keys()
     need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
     return need, alt
+
+
+@lru_cache(maxsize=1)
+def _unspecified_part() -> re.Pattern[str]:
+    """A title part's "unspecified ..." up to its "with" (``documented.unspecified_part``)."""
+    return re.compile(documented_cfg()["unspecified_part"])
 
 
 def _acronym_form(title: str) -> tuple[str, ...]:

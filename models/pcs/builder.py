@@ -23,9 +23,6 @@ from clinicode.models.pcs.statements import Statement
 from clinicode.models.pcs.tables import PcsTables
 
 _PLACEHOLDER_ORDER = "0438X7FZ9ABCDEFGHJKLMNPQRSTUVWY123456"
-_COUNT_WORDS = {"one": 1, "a": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-_NEGATED = re.compile(r"\b(?:without|no|w/o)\s+(?:\w+\s+)?$", re.I)
-_COUNT = re.compile(r"(?:\b(one|a|single|two|three|four|five)|\b(\d))\s+(?:\S+\s+){0,2}$", re.I)
 
 
 @dataclass
@@ -168,7 +165,7 @@ class PcsBuilder:
             if o.op_name != name:
                 continue
             for m in pattern.finditer(text):
-                if not _NEGATED.search(text[max(0, m.start() - 12) : m.start()]):
+                if not self.k.negated_before.search(text[max(0, m.start() - 12) : m.start()]):
                     o.op_name = to
                     o.op_value = self.k.root_operations[to]["value"]
                     return
@@ -442,13 +439,13 @@ class PcsBuilder:
             if t.ops and op.op_name not in t.ops:
                 continue
             for m in t.pattern.finditer(st.text):
-                if _NEGATED.search(st.text[max(0, m.start() - 12) : m.start()]):
+                if self.k.negated_before.search(st.text[max(0, m.start() - 12) : m.start()]):
                     continue  # "without mesh"
                 value = t.value
                 if t.counted:
-                    c = _COUNT.search(st.text[: m.start()])
+                    c = self.k.count_before.search(st.text[: m.start()])
                     if c:
-                        n = _COUNT_WORDS.get((c.group(1) or "").lower()) or int(c.group(2))
+                        n = self.k.count_words.get((c.group(1) or "").lower()) or int(c.group(2))
                         value = t.counted[min(max(n, 1), len(t.counted)) - 1]
                 out.append((value, (m.start() + st.start, m.end() + st.start)))
         # the longest phrase is the most specific ("intramedullary nail" over "fixation")

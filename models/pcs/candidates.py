@@ -27,6 +27,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,7 +44,6 @@ _SIDE_WORDS = {"left": "left", "right": "right", "bilateral": "bilateral", "both
 _DROP = frozenset({"and", "of", "the", "s", "other", "single", "multiple", "whole"})
 _STEM = 5
 _SENTENCE = re.compile(r"[^.\n;]+")
-_CONTRAST = re.compile(r"\b(?:contrast|gadolinium|iodinated|enhanced|angio\w*)\b", re.I)
 
 
 def _stem(word: str) -> str:
@@ -84,6 +84,13 @@ def _part_stems(name: str) -> tuple[frozenset[str], str | None]:
     side = next((_SIDES[w] for w in words if w in _SIDES), None)
     stems = frozenset(_stem(w) for w in words if w not in _SIDES and w not in _DROP)
     return stems, side
+
+
+@lru_cache(maxsize=1)
+def _contrast() -> re.Pattern[str]:
+    """Words that make an imaging study one with contrast (``contrast`` in pcs_imaging.yaml)."""
+    alts = "|".join(str(w) for w in load_resource("pcs_imaging.yaml")["contrast"])
+    return re.compile(rf"\b(?:{alts})\b", re.I)
 
 
 def build_imaging(tables: PcsTables) -> Imaging:
@@ -296,7 +303,7 @@ class PcsGenerator:
             return
         # the most specific names: drop one whose words another found name contains
         best = [p for p in found if not any(p.stems < q.stems for q in found)]
-        contrast = float(_CONTRAST.search(window) is not None)
+        contrast = float(_contrast().search(window) is not None)
         mids = _mention_ids(mentions, start, end)
         for p in best:
             size = float(len(p.stems))

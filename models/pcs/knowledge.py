@@ -88,6 +88,9 @@ class Knowledge:
     qualifiers: tuple[ValueTerm, ...]
     laterality: tuple[tuple[re.Pattern[str], str], ...]
     op_switches: tuple[tuple[str, re.Pattern[str], str], ...]
+    negated_before: re.Pattern[str]  # a negation cue ending just before a word ("without ")
+    count_words: dict[str, int]
+    count_before: re.Pattern[str]  # a number (word or digit) ending just before a word
 
     def axis_name(self, section: str, position: int) -> str:
         """What the section calls the axis at ``position`` ("approach"; "duration" in 5)."""
@@ -153,6 +156,9 @@ def build_knowledge(data: dict[str, Any]) -> Knowledge:
     approaches = data["approaches"]
     suffixes = {str(k): str(v) for k, v in data["suffixes"].items()}
     suffix_re = "|".join(sorted(suffixes, key=len, reverse=True))
+    negation = "|".join(re.escape(str(w)) for w in data["negation_cues"])
+    counts = {str(k): int(v) for k, v in data["count_words"].items()}
+    count_re = "|".join(re.escape(w) for w in counts)
     return Knowledge(
         sections={str(k): v for k, v in data["sections"].items()},
         skipped_sections=frozenset(data.get("skipped_sections", ())),
@@ -194,6 +200,9 @@ def build_knowledge(data: dict[str, Any]) -> Knowledge:
         op_switches=tuple(
             (d["op"], word_pattern(d["pattern"]), d["to"]) for d in data.get("op_switches", ())
         ),
+        negated_before=re.compile(rf"\b(?:{negation})\s+(?:\w+\s+)?$", re.I),
+        count_words=counts,
+        count_before=re.compile(rf"(?:\b({count_re})|\b(\d))\s+(?:\S+\s+){{0,2}}$", re.I),
     )
 
 

@@ -80,10 +80,11 @@ def test_ordinary_note_has_no_bound_warnings(engine: Any) -> None:
 
 def test_phrase_fallback_is_capped_with_a_warning(engine: Any) -> None:
     from clinicode.models import scoring
+    from clinicode.models.candidate_rows import phrase_fallback
 
     text = "zorblax quintoid " * 2000  # no mention: raw-text phrases stand in
     res = engine.suggest(text)
-    n = len(scoring.phrase_fallback(text))
+    n = len(phrase_fallback(text))
     assert n > scoring.MAX_PHRASES
     assert any(f"gave {n} phrases" in w for w in res.warnings)
 

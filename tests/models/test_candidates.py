@@ -21,7 +21,11 @@ from clinicode.models.candidates import (
     phrase_mentions,
     term_variants,
 )
-from clinicode.models.candidates_structure import StructureGenerator, mention_attributes
+from clinicode.models.candidates_structure import (
+    StructureGenerator,
+    mention_attributes,
+    title_agreement,
+)
 from clinicode.models.types import Candidate, CandidateGenerator
 from clinicode.schema import Attribute, Mention
 
@@ -243,6 +247,23 @@ def test_mention_attributes_from_nlp_and_text() -> None:
         attributes=[Attribute(name="laterality", value="left", start=0, end=4, text="left")],
     )
     assert mention_attributes(m2, note)["laterality"] == "left"  # the NLP's value wins
+
+
+def test_attribute_tables_of_the_data_read_names_spellings_and_titles() -> None:
+    # models/resources/structure.yaml: NLP names and spellings, a title's own way of writing
+    note = "Osteoarthritis of both knees, sequelae of an old injury. Type II diabetes."
+    side = Attribute(name="side", value="both", start=18, end=22, text="both")
+    m = _mention("Osteoarthritis of both knees", note, attributes=[side])
+    assert mention_attributes(m, note) == {"laterality": "bilateral", "episode": "sequela"}
+    dm = mention_attributes(_mention("Type II diabetes", note), note)
+    assert dm["diabetes_type"] == "2"
+    assert title_agreement("Type 2 diabetes mellitus without complications", dm) == 1.0
+    assert title_agreement("Type 1 diabetes mellitus without complications", dm) == -1.0
+    right = {"laterality": "right"}
+    assert title_agreement("Pain in right knee", right) == 1.0
+    assert title_agreement("Pain in left knee", right) == -1.0
+    assert title_agreement("Pain in unspecified knee", right) == -0.5
+    assert title_agreement("Chronic kidney disease, stage 3b", {"stage": "3b"}) == 1.0
 
 
 def test_structure_laterality_picks_the_right_side_child_and_7th_character() -> None:

@@ -31,6 +31,19 @@ def test_values_are_normalized() -> None:
     assert got["bmi"] == ["41.2"]
 
 
+def test_value_tables_of_the_data_normalize_spellings() -> None:
+    # aliases and episode prefixes of nlp/resources/attributes.json
+    got = _found(
+        "Sub-acute cough. Moderate-severe asthma. Moderately severe COPD. Severely ill. "
+        "Malunion of the radius. Sequelae of stroke. Follow-up visit. Right arm pain at 20 weeks."
+    )
+    assert got["acuity"] == ["subacute"]
+    assert got["severity"] == ["moderately severe", "moderately severe", "severe"]
+    assert got["episode"] == ["subsequent", "sequela", "subsequent"]
+    assert got["laterality"] == ["right"]
+    assert "pregnancy_weeks" not in got  # no word of pregnancy within 30 characters
+
+
 def test_roman_stage_and_offsets_point_at_the_text() -> None:
     text = "Lung cancer stage IV."
     (f,) = [f for f in find_attributes(text) if f.name == "stage"]

@@ -33,3 +33,22 @@ def test_section_categories_are_snake_case_and_unique_per_literal() -> None:
 def test_resources_hash_is_stable() -> None:
     assert resources_hash() == resources_hash()
     assert len(resources_hash()) == 16
+
+
+def test_lemma_keeps_the_singular_words_of_the_data() -> None:
+    from clinicode.nlp.text import lemma
+
+    # words.json not_plural: a final s that is no plural
+    assert [lemma(w) for w in ("diabetes", "Pelvis", "sepsis", "mellitus")] == [
+        "diabetes",
+        "pelvis",
+        "sepsis",
+        "mellitus",
+    ]
+    assert [lemma(w) for w in ("kidneys", "arteries", "abscesses", "ulcers")] == [
+        "kidney",
+        "artery",
+        "abscess",
+        "ulcer",
+    ]
+    assert lemma("rickets") == "rickets" and lemma("rackets") == "racket"
