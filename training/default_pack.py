@@ -459,14 +459,24 @@ def procedure_route(
     return ["ICD-10-CM", "ICD-10-PCS"], [*names, "pcs_hit", "pcs_score"], routed
 
 
+# The NLP data files the mentions read: the synthetic notes' mentions, and so the default pack,
+# depend on them (``demographics.json`` only informs the guidelines layer's edits).
+NLP_RESOURCE_FILES = (
+    "sections.json",
+    "abbreviations.json",
+    "synonyms.json",
+    "context_rules.json",
+    "cues.json",
+    "attributes.json",
+    "words.json",
+)
+
+
 def nlp_fingerprint() -> str:
-    """A hash of every NLP data file (ConText rules, cues, sections, abbreviations, synonyms):
-    the synthetic notes' mentions, and so the default pack, depend on them."""
+    """A hash of :data:`NLP_RESOURCE_FILES`."""
     from clinicode.nlp.resources import resources_hash
 
-    return resources_hash(
-        ("sections.json", "abbreviations.json", "synonyms.json", "context_rules.json", "cues.json")
-    )
+    return resources_hash(NLP_RESOURCE_FILES)
 
 
 def stale_reason(config: dict[str, Any], kb: Any) -> str | None:

@@ -101,3 +101,15 @@ def test_pcs_generator_and_system_follow_the_kb() -> None:
     assert systems == ["ICD-10-CM", "ICD-10-PCS"]
     assert names == ["a", "b", "pcs_hit", "pcs_score"]
     assert isinstance(ranker, RoutedRanker) and (ranker.route, ranker.score) == (2, 3)
+
+
+def test_the_pack_fingerprint_covers_every_nlp_data_file() -> None:
+    """A new NLP data file (attribute patterns, word lists moved out of Python) must mark
+    default packs built before it stale, or a changed rule would leave an old pack in place."""
+    from pathlib import Path
+
+    import clinicode.nlp.resources as res
+    from clinicode.training.default_pack import NLP_RESOURCE_FILES
+
+    files = {p.name for p in Path(res.__file__).parent.glob("*.json")}
+    assert set(NLP_RESOURCE_FILES) == files - {"demographics.json"}
