@@ -202,7 +202,10 @@ class ScoringPath:
             warm = getattr(self.guidelines(), "warm_up", None)
             if callable(warm):
                 warm()
-            self.rule_coders()
+            for coder in self.rule_coders():
+                warm_coder = getattr(coder, "warm_up", None)
+                if callable(warm_coder):
+                    warm_coder()
             self.kb.code_index()
             if self.pack.candidates is not None:
                 self.pack.candidates.warm_up()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from clinicode.kb import KnowledgeBase
 from clinicode.kb.records import CodeRecord
+from clinicode.models.resources import strings_of
 from clinicode.models.types import GuidelineResult
 from clinicode.schema import CodeSuggestion, Evidence, Mention
 
-from .data import CODE_FULL, ICD, load_rules
+from .data import CODE_FULL, ICD, compile_cue, load_rules
 from .rules import ordered_rules
 from .state import Item, NoteState, explain
 
@@ -49,8 +52,13 @@ class Guidelines:
         self._memo: dict[str, dict[str, Any]] = {}
 
     def warm_up(self) -> None:
-        """Build the in-memory code index now rather than on the first note."""
+        """Build the in-memory code index, and compile every cue of the guideline data, now
+        rather than on the notes that first need them (every string is compiled, codes too:
+        harmless, and no list of which fields hold cues to keep in step with the data)."""
         _code_index(self.kb)
+        for p in set(strings_of(self.rules)):
+            with contextlib.suppress(re.error):
+                compile_cue(p)
 
     # -- KB helpers (cached) -----------------------------------------------------------------
     def rec(self, code: str) -> CodeRecord | None:

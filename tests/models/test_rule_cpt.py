@@ -199,3 +199,26 @@ def test_phrase_index_asks_the_note_about_every_part_it_holds() -> None:
             if note.has(part):
                 want.update(where)
         assert index.candidates(note) == sorted(want)
+
+
+def test_warm_up_compiles_what_coding_a_note_needs(coder: CPTCoder, g: Any) -> None:
+    """After warm-up no note makes the coder or the guidelines layer compile a pattern: a
+    server's first requests cost what later ones do."""
+    from clinicode.models.guidelines.data import compile_cue
+    from clinicode.models.procedure_text import rx
+
+    rx.cache_clear()
+    compile_cue.cache_clear()
+    coder.warm_up()
+    g.warm_up()
+    before = rx.cache_info().misses, compile_cue.cache_info().misses
+    notes = [
+        "PROCEDURE: Laparoscopic cholecystectomy with intraoperative cholangiogram.",
+        "Given ceftriaxone 1 g IM. Flu vaccine given today, L deltoid. UA dipstick done.",
+        "S/p I&D of R thigh abscess at bedside. EKG 12-lead interpreted: NSR.",
+    ]
+    for text in notes:
+        coder.code(text, [], setting="outpatient")
+        g.apply([], [], text=text, setting="outpatient", threshold=0.5)
+    assert rx.cache_info().misses == before[0]
+    assert compile_cue.cache_info().misses == before[1]
