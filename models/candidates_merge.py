@@ -6,6 +6,7 @@ The pre-ranking score orders and caps the candidates before the learned ranker s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import mul
 
 import numpy as np
 
@@ -121,11 +122,15 @@ def merge_more(
     """``merge(first | results)`` from ``merged = merge(first)`` (uncut, same mentions and
     weights), without redoing the union of ``first``: a seeded generator's output joins the
     seeds it was given. The candidates of ``merged`` are reused (updated in place)."""
-    w_items = list(weights.items())
+    w_keys, w_values = tuple(weights), tuple(weights.values())
+    zeros = (0.0,) * len(w_keys)
     by_key = {(c.system, c.code): c for c in merged}
     touched = _union(results, by_key)
     n = max(len(mentions), 1)
     log1p: dict[int, float] = {}
+    # candidates often share their mentions (one mention, several codes): work out the mention
+    # features once per set of mentions
+    by_ids: dict[tuple[int, ...], dict[str, float]] = {}
     for c in touched:
         f = c.features
         ids = c.mention_ids
@@ -148,9 +153,14 @@ def merge_more(
         rank = f.get("dense_min_rank")
         f["dense_rank_inv"] = 0.0 if rank is None else 1.0 / (1.0 + rank)
         if ids:
-            _mention_features(f, ids, mentions, text_length, n)
-        fget = f.get
-        c.score = float(sum([v * fget(k, 0.0) for k, v in w_items]))
+            key = tuple(ids)
+            known = by_ids.get(key)
+            if known is None:
+                known = by_ids[key] = {}
+                _mention_features(known, ids, mentions, text_length, n)
+            f.update(known)
+        # sum(v * f.get(k, 0.0)) in the weights' order, without a Python step per weight
+        c.score = float(sum(map(mul, w_values, map(f.get, w_keys, zeros))))
     out = list(by_key.values())
     out.sort(key=lambda c: (-c.score, c.system, c.code))
     if max_candidates is not None:
