@@ -150,9 +150,10 @@ class LexicalGenerator:
             lo, hi = bounds[i], bounds[i + 1]
             sc = exact[lo:hi]
             order = np.argsort(-sc, kind="stable")[:k]
-            out.append(
-                [(int(term_ids[lo + j]), float(sc[j])) for j in order if sc[j] >= self.min_score]
-            )
+            # compared in float64, as a float32 scalar is against a Python float (an array
+            # would round the bound to float32 first)
+            order = order[sc[order].astype(np.float64) >= self.min_score]
+            out.append(list(zip(term_ids[lo + order].tolist(), sc[order].tolist(), strict=True)))
         return out
 
     def _query_matrix(self, queries: list[str]) -> sp.csr_matrix:
