@@ -138,6 +138,7 @@ class CueMatcher:
         self._compiled: list[list[_Element]] = []
         self._by_first: dict[str, list[int]] = {}
         self._any_first: list[int] = []
+        self._pseudo = frozenset(i for i, r in enumerate(rules) if r.direction == "PSEUDO")
         for idx, rule in enumerate(rules):
             elements = self._compile(nlp, rule)
             self._compiled.append(elements)
@@ -191,8 +192,16 @@ class CueMatcher:
                 return firsts
         return None  # every element optional: try everywhere
 
-    def __call__(self, doc: Doc) -> list[tuple[Any, int, int]]:
-        """``(rule, start, end)`` of the cues in ``doc`` (token offsets into ``doc``)."""
+    def __call__(
+        self, doc: Doc, in_target: frozenset[int] = frozenset()
+    ) -> list[tuple[Any, int, int]]:
+        """``(rule, start, end)`` of the cues in ``doc`` (token offsets into ``doc``).
+
+        As in NegEx, where the target phrase is tagged before the triggers are sought, a
+        pseudo-cue may not take words of a target: in "no changes in hearing" with the target
+        "changes in hearing", "no changes" is no pseudo-cue and "no" negates the target.
+        ``in_target`` holds the token indices of the targets.
+        """
         from medspacy.common.util import prune_overlapping_matches
 
         keep: list[int] = []
@@ -204,6 +213,7 @@ class CueMatcher:
                 lowers.append(t.lower_)
                 puncts.append(t.is_punct)
         n = len(keep)
+        blocked = [keep[i] in in_target for i in range(n)] if in_target else []
 
         def test(el: _Element, i: int) -> bool:
             values, punct, _ = el
@@ -223,7 +233,7 @@ class CueMatcher:
         for i, word in enumerate(lowers):
             for idx in (*self._by_first.get(word, ()), *self._any_first):
                 end = longest(self._compiled[idx], 0, i)
-                if end > i:
+                if end > i and not (blocked and idx in self._pseudo and any(blocked[i:end])):
                     found.append((idx, i, end))
         found = prune_overlapping_matches(found) if found else found
         return [(self.rules[idx], keep[s], keep[e - 1] + 1) for idx, s, e in found]
@@ -298,10 +308,13 @@ class Assertion:
                 cats.update(str(c).upper() for c in (rule.metadata or {}).get("also", ()))
         return cats
 
-    def _modifiers(self, doc: Doc) -> list[Any]:
+    def _modifiers(self, doc: Doc, in_target: frozenset[int] = frozenset()) -> list[Any]:
         from medspacy.context.context_modifier import ConTextModifier
 
-        return [ConTextModifier(rule, start, end, doc) for rule, start, end in self._matcher(doc)]
+        return [
+            ConTextModifier(rule, start, end, doc)
+            for rule, start, end in self._matcher(doc, in_target)
+        ]
 
     def __call__(self, doc: Doc) -> Doc:
         from medspacy.context.context_graph import ConTextGraph
@@ -322,9 +335,10 @@ class Assertion:
         interior: set[int] = set()
         for span in targets:
             interior.update(range(span.start + 1, span.end))
+        in_target = frozenset(interior.union(span.start for span in targets))
         graph.modifiers = [
             m
-            for m in self._modifiers(doc)
+            for m in self._modifiers(doc, in_target)
             if not (m.modifier_span[0] in interior and m.modifier_span[1] - 1 in interior)
         ]
         graph.edges = self._edges_by_sentence(doc, targets, graph.modifiers, self.window_tokens)
