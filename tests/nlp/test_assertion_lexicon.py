@@ -65,6 +65,10 @@ def _one(sentence: str, concept: str) -> Prediction:
         ("No pneumothorax, mild bibasilar atelectasis.", "atelectasis"),
         ("Lungs with no wheezes, scattered rhonchi bilaterally.", "rhonchi"),
         ("No effusion, there is a small pneumothorax.", "pneumothorax"),
+        # "decline" as a noun is a finding, not a refusal
+        ("Progressive cognitive decline with memory loss.", "memory loss"),
+        ("Functional decline and recurrent falls at home.", "falls"),
+        ("Decline in renal function with hyperkalemia.", "hyperkalemia"),
         # "ruled out" read forward does not reach back to the presenting complaint
         ("Admitted with chest pain, ruled out MI.", "chest pain"),
     ],
@@ -89,6 +93,7 @@ def test_not_negated(sentence: str, concept: str) -> None:
         ("Denies chest pain but reports shortness of breath.", "chest pain"),
         ("No focal consolidation, pleural effusion, or pneumothorax.", "pneumothorax"),
         ("No pneumothorax, large effusion or focal consolidation.", "focal consolidation"),
+        ("Patient declined colonoscopy.", "colonoscopy"),
     ],
 )
 def test_negated(sentence: str, concept: str) -> None:
@@ -106,6 +111,16 @@ def test_negated(sentence: str, concept: str) -> None:
         # ConText hypothetical: "should" opening a condition, "PRN" before the symptom
         ("Should symptoms of stroke develop, call 911.", "stroke", "Not particular"),
         ("Tylenol PRN headache.", "headache", "Not particular"),
+        # prevention and immunization name a disease the patient does not have
+        ("Influenza vaccine given today.", "Influenza", "Not particular"),
+        ("She was vaccinated against hepatitis B.", "hepatitis B", "Not particular"),
+        ("Tdap booster for tetanus given.", "tetanus", "Not particular"),
+        ("Apixaban for stroke prevention.", "stroke", "Not particular"),
+        ("Fall prevention reviewed.", "Fall", "Not particular"),
+        # ConText: more than two weeks before is historical; less is recent
+        ("Pneumonia treated 6 weeks ago.", "Pneumonia", "Historical"),
+        ("Gout flare several weeks ago.", "Gout flare", "Historical"),
+        ("Seen 1 week ago for sinusitis.", "sinusitis", "Recent"),
     ],
 )
 def test_temporality(sentence: str, concept: str, temporality: str) -> None:
