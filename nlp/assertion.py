@@ -100,7 +100,16 @@ def _read_rule_file(rule_set: str) -> dict[str, Any]:
         terminating.update(parent["terminating_types"])
     ours = [{k: v for k, v in r.items() if not k.startswith("_")} for r in data["context_rules"]]
     terminating.update(data.get("terminating_types", {}))
-    return {"context_rules": tuple(base + ours), "terminating_types": terminating}
+    rules = base + ours
+    limit = data.get("backward_max_scope")
+    if limit:
+        rules = [
+            {**r, "max_scope": int(limit)}
+            if r.get("direction") == "BACKWARD" and not r.get("max_scope")
+            else r
+            for r in rules
+        ]
+    return {"context_rules": tuple(rules), "terminating_types": terminating}
 
 
 def load_context_rules(rule_set: str = "clinicode") -> tuple[list[Any], dict[str, list[str]]]:
@@ -109,7 +118,8 @@ def load_context_rules(rule_set: str = "clinicode") -> tuple[list[Any], dict[str
     A rule file holds ``{"context_rules": [...]}`` in medspaCy's format; ours may also say
     ``"extends": "medspacy_default"``, list ``"remove_literals"`` to drop or redefine base rules,
     and give ``"terminating_types"`` (category -> categories that end its scope, as in
-    ``ConText(terminating_types=...)``). ``metadata.also`` on a rule lists further categories
+    ``ConText(terminating_types=...)``) and ``"backward_max_scope"`` (the tokens a backward cue
+    without its own ``max_scope`` reads back; by default the whole sentence). ``metadata.also`` on a rule lists further categories
     its cue carries. Keys starting with ``_`` are comments. Fresh rule objects are returned on
     each call because ConText mutates them when they are added.
     """

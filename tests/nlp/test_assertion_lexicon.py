@@ -69,6 +69,12 @@ def _one(sentence: str, concept: str) -> Prediction:
         ("Progressive cognitive decline with memory loss.", "memory loss"),
         ("Functional decline and recurrent falls at home.", "falls"),
         ("Decline in renal function with hyperkalemia.", "hyperkalemia"),
+        # a cue after the finding reads a short window back (NegEx post-negation)
+        (
+            "Atrial fibrillation with rapid ventricular response, PE unlikely.",
+            "Atrial fibrillation",
+        ),
+        ("Left calf swelling and erythema for a week, DVT has been ruled out.", "swelling"),
         # "ruled out" read forward does not reach back to the presenting complaint
         ("Admitted with chest pain, ruled out MI.", "chest pain"),
     ],
@@ -94,6 +100,8 @@ def test_not_negated(sentence: str, concept: str) -> None:
         ("No focal consolidation, pleural effusion, or pneumothorax.", "pneumothorax"),
         ("No pneumothorax, large effusion or focal consolidation.", "focal consolidation"),
         ("Patient declined colonoscopy.", "colonoscopy"),
+        ("Atrial fibrillation with rapid ventricular response, PE unlikely.", "PE"),
+        ("Left calf swelling and erythema for a week, DVT has been ruled out.", "DVT"),
     ],
 )
 def test_negated(sentence: str, concept: str) -> None:
