@@ -149,6 +149,9 @@ def test_temporality(sentence: str, concept: str, temporality: str) -> None:
         # a stated cause or an asserting verb leaves the relative's scope open
         ("Her father died due to colon cancer.", "colon cancer", "Family member"),
         ("His roommate has influenza.", "influenza", "Other"),
+        # "but" still ends every scope: the clause after it is the patient's
+        ("Family history of colon cancer but has iron deficiency anemia.", "anemia", "Patient"),
+        ("Her mother had breast cancer and has diabetes.", "diabetes", "Family member"),
     ],
 )
 def test_experiencer(sentence: str, concept: str, experiencer: str) -> None:
