@@ -75,6 +75,12 @@ def _one(sentence: str, concept: str) -> Prediction:
             "Atrial fibrillation",
         ),
         ("Left calf swelling and erythema for a week, DVT has been ruled out.", "swelling"),
+        # "cannot rule out" is uncertain, both ways (ConText)
+        ("Cannot rule out an occult fracture.", "occult fracture"),
+        ("Could not rule out MI.", "MI"),
+        # a comma before a finite verb opens a new clause; "not afford" is no negation
+        ("Never had surgery, has gallstones.", "gallstones"),
+        ("Without insurance, she could not afford insulin for her diabetes.", "diabetes"),
         # "ruled out" read forward does not reach back to the presenting complaint
         ("Admitted with chest pain, ruled out MI.", "chest pain"),
     ],
