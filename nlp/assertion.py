@@ -246,10 +246,15 @@ class CueMatcher:
             return best
 
         found: list[tuple[int, int, int]] = []
-        second = self._second
+        second, by_first, any_first = self._second, self._by_first, self._any_first
         for i, word in enumerate(lowers):
+            cands = by_first.get(word, ())
+            if any_first:
+                cands = [*cands, *any_first]
+            elif not cands:
+                continue
             after = lowers[i + 1] if i + 1 < n else ""
-            for idx in (*self._by_first.get(word, ()), *self._any_first):
+            for idx in cands:
                 needed = second[idx]
                 if needed is not None and after not in needed:
                     continue
