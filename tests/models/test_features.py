@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinicode.models.features import collect, note_stems, title_features
+from clinicode.models.features import NoteCandidates, collect, note_stems, title_features
 from clinicode.models.types import Candidate
 
 
@@ -19,15 +19,15 @@ def test_title_coverage_ignores_filler_words_and_reads_without() -> None:
     assert fine["title_excluded_stated"] == 0.0 and fine["title_missing"] == 1.0
 
 
-def test_collect_adds_note_and_local_title_features() -> None:
-    text = "Hematuria since May. " + "Unrelated words here. " * 10 + "Old fistula of the hand."
-    spans = [(0, 9), (len(text) - 21, len(text) - 14)]
-    cands = [
-        Candidate(system="ICD-10-CM", code="R31.9", mention_ids=[0], features={"lex_max": 1.0}),
-        Candidate(system="ICD-10-CM", code="N30.90", mention_ids=[0], features={"lex_max": 0.5}),
-    ]
-    titles = {"R31.9": "Hematuria, unspecified", "N30.90": "Cystitis without hematuria"}
-    nc = collect(
+def _collect(
+    cands: list[Candidate],
+    text: str,
+    titles: dict[str, str],
+    spans: list[tuple[int, int]],
+    needed: list[str] | None = None,
+) -> NoteCandidates:
+    """``collect`` of generated candidates only, every code known and billable."""
+    return collect(
         [],
         {},
         0.0,
@@ -38,7 +38,19 @@ def test_collect_adds_note_and_local_title_features() -> None:
         note_text=text,
         title_of=lambda s, c: titles.get(c),
         mention_spans=spans,
+        needed=needed,
     )
+
+
+def test_collect_adds_note_and_local_title_features() -> None:
+    text = "Hematuria since May. " + "Unrelated words here. " * 10 + "Old fistula of the hand."
+    spans = [(0, 9), (len(text) - 21, len(text) - 14)]
+    cands = [
+        Candidate(system="ICD-10-CM", code="R31.9", mention_ids=[0], features={"lex_max": 1.0}),
+        Candidate(system="ICD-10-CM", code="N30.90", mention_ids=[0], features={"lex_max": 0.5}),
+    ]
+    titles = {"R31.9": "Hematuria, unspecified", "N30.90": "Cystitis without hematuria"}
+    nc = _collect(cands, text, titles, spans)
     rows = dict(zip(nc.keys, nc.feats, strict=True))
     assert rows["ICD-10-CM:R31.9"]["local_title_cover"] == 1.0
     assert rows["ICD-10-CM:N30.90"]["title_excluded_stated"] == 1.0
@@ -66,20 +78,7 @@ def test_collect_limited_to_the_rankers_features_gives_the_same_ranker_input() -
     titles = {"R31.9": "Hematuria, unspecified", "L98.8": "Other disorders of skin"}
 
     def rows(needed: list[str] | None) -> list[dict[str, float]]:
-        nc = collect(
-            [],
-            {},
-            0.0,
-            cands,
-            prior={},
-            kb_info=lambda s, c: (True, True),
-            systems=("ICD-10-CM",),
-            note_text=text,
-            title_of=lambda s, c: titles.get(c),
-            mention_spans=[(0, 9), (25, 32)],
-            needed=needed,
-        )
-        return nc.feats
+        return _collect(cands, text, titles, [(0, 9), (25, 32)], needed).feats
 
     for needed in (["lex_max", "in_kb"], ["lex_max", "title_cover"], ["local_title_cover"]):
         full, limited = rows(None), rows(needed)
