@@ -12,9 +12,8 @@ Systems:
 
 negex-dev is the only labeled assertion set, so it is split by report id (sha256 of a fixed
 salt + id, see ``clinicode.nlp.assertion_eval.split_of``) into a tuning half and a held-out
-half. The rules were developed by reading errors on the TUNING half only, and later from the
-published NegEx / ConText lexicons with sentences of our own (tests/nlp/test_assertion_lexicon.py);
-the held-out half is the honest figure. Bars: negation F1 >= 0.93 and >= the baseline; temporality accuracy >= 0.92.
+half. The rules were developed by reading errors on the TUNING half only; the held-out half is
+the honest figure. Bars: negation F1 >= 0.93 and >= the baseline; temporality accuracy >= 0.92.
 """
 
 from __future__ import annotations

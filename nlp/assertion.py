@@ -100,16 +100,7 @@ def _read_rule_file(rule_set: str) -> dict[str, Any]:
         terminating.update(parent["terminating_types"])
     ours = [{k: v for k, v in r.items() if not k.startswith("_")} for r in data["context_rules"]]
     terminating.update(data.get("terminating_types", {}))
-    rules = base + ours
-    limit = data.get("backward_max_scope")
-    if limit:
-        rules = [
-            {**r, "max_scope": int(limit)}
-            if r.get("direction") == "BACKWARD" and not r.get("max_scope")
-            else r
-            for r in rules
-        ]
-    return {"context_rules": tuple(rules), "terminating_types": terminating}
+    return {"context_rules": tuple(base + ours), "terminating_types": terminating}
 
 
 def load_context_rules(rule_set: str = "clinicode") -> tuple[list[Any], dict[str, list[str]]]:
@@ -118,8 +109,7 @@ def load_context_rules(rule_set: str = "clinicode") -> tuple[list[Any], dict[str
     A rule file holds ``{"context_rules": [...]}`` in medspaCy's format; ours may also say
     ``"extends": "medspacy_default"``, list ``"remove_literals"`` to drop or redefine base rules,
     and give ``"terminating_types"`` (category -> categories that end its scope, as in
-    ``ConText(terminating_types=...)``) and ``"backward_max_scope"`` (the tokens a backward cue
-    without its own ``max_scope`` reads back; by default the whole sentence). ``metadata.also`` on a rule lists further categories
+    ``ConText(terminating_types=...)``). ``metadata.also`` on a rule lists further categories
     its cue carries. Keys starting with ``_`` are comments. Fresh rule objects are returned on
     each call because ConText mutates them when they are added.
     """
@@ -148,16 +138,9 @@ class CueMatcher:
         self._compiled: list[list[_Element]] = []
         self._by_first: dict[str, list[int]] = {}
         self._any_first: list[int] = []
-        self._pseudo = frozenset(i for i, r in enumerate(rules) if r.direction == "PSEUDO")
-        # The second word a rule needs, when its first two elements are required: a cheap
-        # test before the full match (", mild" is tried at every comma).
-        self._second: list[frozenset[str] | None] = []
         for idx, rule in enumerate(rules):
             elements = self._compile(nlp, rule)
             self._compiled.append(elements)
-            two = elements[:2]
-            required = len(two) == 2 and all(op == "" and v is not None for v, _p, op in two)
-            self._second.append(two[1][0] if required else None)
             firsts = self._first_lowers(elements)
             if firsts is None:
                 self._any_first.append(idx)
@@ -208,16 +191,8 @@ class CueMatcher:
                 return firsts
         return None  # every element optional: try everywhere
 
-    def __call__(
-        self, doc: Doc, in_target: frozenset[int] = frozenset()
-    ) -> list[tuple[Any, int, int]]:
-        """``(rule, start, end)`` of the cues in ``doc`` (token offsets into ``doc``).
-
-        As in NegEx, where the target phrase is tagged before the triggers are sought, a
-        pseudo-cue may not take words of a target: in "no changes in hearing" with the target
-        "changes in hearing", "no changes" is no pseudo-cue and "no" negates the target.
-        ``in_target`` holds the token indices of the targets.
-        """
+    def __call__(self, doc: Doc) -> list[tuple[Any, int, int]]:
+        """``(rule, start, end)`` of the cues in ``doc`` (token offsets into ``doc``)."""
         from medspacy.common.util import prune_overlapping_matches
 
         keep: list[int] = []
@@ -229,7 +204,6 @@ class CueMatcher:
                 lowers.append(t.lower_)
                 puncts.append(t.is_punct)
         n = len(keep)
-        blocked = [keep[i] in in_target for i in range(n)] if in_target else []
 
         def test(el: _Element, i: int) -> bool:
             values, punct, _ = el
@@ -246,20 +220,10 @@ class CueMatcher:
             return best
 
         found: list[tuple[int, int, int]] = []
-        second, by_first, any_first = self._second, self._by_first, self._any_first
         for i, word in enumerate(lowers):
-            cands = by_first.get(word, ())
-            if any_first:
-                cands = [*cands, *any_first]
-            elif not cands:
-                continue
-            after = lowers[i + 1] if i + 1 < n else ""
-            for idx in cands:
-                needed = second[idx]
-                if needed is not None and after not in needed:
-                    continue
+            for idx in (*self._by_first.get(word, ()), *self._any_first):
                 end = longest(self._compiled[idx], 0, i)
-                if end > i and not (blocked and idx in self._pseudo and any(blocked[i:end])):
+                if end > i:
                     found.append((idx, i, end))
         found = prune_overlapping_matches(found) if found else found
         return [(self.rules[idx], keep[s], keep[e - 1] + 1) for idx, s, e in found]
@@ -334,17 +298,13 @@ class Assertion:
                 cats.update(str(c).upper() for c in (rule.metadata or {}).get("also", ()))
         return cats
 
-    def _modifiers(self, doc: Doc, in_target: frozenset[int] = frozenset()) -> list[Any]:
+    def _modifiers(self, doc: Doc) -> list[Any]:
         from medspacy.context.context_modifier import ConTextModifier
 
-        return [
-            ConTextModifier(rule, start, end, doc)
-            for rule, start, end in self._matcher(doc, in_target)
-        ]
+        return [ConTextModifier(rule, start, end, doc) for rule, start, end in self._matcher(doc)]
 
     def __call__(self, doc: Doc) -> Doc:
         from medspacy.context.context_graph import ConTextGraph
-        from medspacy.context.context_modifier import ConTextModifier
 
         if self.span_group not in doc.spans or len(doc.spans[self.span_group]) == 0:
             return doc
@@ -362,23 +322,12 @@ class Assertion:
         interior: set[int] = set()
         for span in targets:
             interior.update(range(span.start + 1, span.end))
-        in_target = frozenset(interior.union(span.start for span in targets))
-        part_of, long_sents = _sentence_parts(doc, self.window_tokens)
-        # Cues in a sentence without a mention modify nothing: they are not built.
-        with_targets = {part_of[span.start] for span in targets}
         graph.modifiers = [
-            ConTextModifier(rule, start, end, doc)
-            for rule, start, end in self._matcher(doc, in_target)
-            if part_of[start] in with_targets and not (start in interior and end - 1 in interior)
+            m
+            for m in self._modifiers(doc)
+            if not (m.modifier_span[0] in interior and m.modifier_span[1] - 1 in interior)
         ]
-        graph.edges = self._edges_by_sentence(doc, targets, graph.modifiers, part_of)
-        if long_sents and graph.modifiers:
-            window = self.window_tokens
-            add_limit(
-                doc,
-                f"{long_sents} sentence(s) over {window} tokens: assertion cues were read "
-                f"within windows of {window} tokens",
-            )
+        graph.edges = self._edges_by_sentence(doc, targets, graph.modifiers, self.window_tokens)
         for target, modifier in graph.edges:
             target._.modifiers += (modifier,)
         doc._.context_graph = graph
@@ -394,16 +343,24 @@ class Assertion:
 
     @staticmethod
     def _edges_by_sentence(
-        doc: Doc, targets: list[Span], modifiers: list[Any], part_of: list[tuple[int, int]]
+        doc: Doc, targets: list[Span], modifiers: list[Any], window: int = 256
     ) -> list[Any]:
         """ConText's scope and edge passes, run sentence by sentence.
 
         Scopes never cross a sentence boundary, so this is what ``ConTextGraph`` computes over
         the whole doc, without its modifiers x modifiers and modifiers x targets cost on long
-        notes. ``part_of`` gives each token's sentence part (:func:`_sentence_parts`).
+        notes. A sentence over ``window`` tokens ("no pneumonia. " a thousand times, which is
+        one sentence) is cut into windows of that many tokens, which bounds the cost per
+        token; the cut is named in ``doc._.limits``.
         """
         from medspacy.context.context_graph import ConTextGraph
 
+        part_of = [(0, 0)] * len(doc)
+        long_sents = 0
+        for k, sent in enumerate(doc.sents):
+            long_sents += len(sent) > window
+            for i in range(sent.start, sent.end):
+                part_of[i] = (k, (i - sent.start) // window)
         by_sent: dict[tuple[int, int], tuple[list[Span], list[Any]]] = {}
         for span in targets:
             by_sent.setdefault(part_of[span.start], ([], []))[0].append(span)
@@ -411,6 +368,12 @@ class Assertion:
             group = by_sent.get(part_of[mod.modifier_span[0]])
             if group is not None:
                 group[1].append(mod)
+        if long_sents and modifiers:
+            add_limit(
+                doc,
+                f"{long_sents} sentence(s) over {window} tokens: assertion cues were read "
+                f"within windows of {window} tokens",
+            )
         edges: list[Any] = []
         for sent_targets, sent_mods in by_sent.values():
             if not sent_mods:
@@ -466,22 +429,6 @@ class Assertion:
         # The cue of the winning axis; None when the section header (not a cue) decided it.
         cue_cats = _CUE_CATEGORIES[assertion]
         span._.assertion_cue = next((cues[c] for c in cue_cats if cues.get(c)), None)
-
-
-def _sentence_parts(doc: Doc, window: int) -> tuple[list[tuple[int, int]], int]:
-    """Each token's (sentence, window) part, and how many sentences exceed ``window`` tokens.
-
-    A sentence over ``window`` tokens ("no pneumonia. " a thousand times, which is one
-    sentence) is cut into windows of that many tokens, which bounds the cost per token; the
-    cut is named in ``doc._.limits``.
-    """
-    part_of = [(0, 0)] * len(doc)
-    long_sents = 0
-    for k, sent in enumerate(doc.sents):
-        long_sents += len(sent) > window
-        for i in range(sent.start, sent.end):
-            part_of[i] = (k, (i - sent.start) // window)
-    return part_of, long_sents
 
 
 _PREFIX_CATEGORIES = frozenset({HISTORICAL})

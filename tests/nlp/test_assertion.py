@@ -345,23 +345,6 @@ def test_custom_rule_file(tmp_path: Path) -> None:
     assert cough._.assertion == "present"  # "no" is not in this rule set
 
 
-@pytest.mark.parametrize(("limit", "far_negated"), [(None, True), (3, False)])
-def test_backward_max_scope(tmp_path: Path, limit: int | None, far_negated: bool) -> None:
-    rule = {"literal": "unlikely", "category": "NEGATED_EXISTENCE", "direction": "BACKWARD"}
-    data: dict[str, Any] = {"context_rules": [rule]}
-    if limit:
-        data["backward_max_scope"] = limit
-    path = tmp_path / "rules.json"
-    path.write_text(json.dumps(data))
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    nlp.add_pipe("clinicode_assertion", config={"rules": str(path)})
-    doc = _doc(nlp, "Asthma with a chronic cough and PE unlikely.", ["Asthma", "PE"])
-    asthma, pe = doc.spans["mentions"]
-    assert pe._.negated
-    assert asthma._.negated is far_negated
-
-
 def test_extensions_idempotent() -> None:
     assertion_mod.register_extensions()
     assertion_mod.register_extensions()
