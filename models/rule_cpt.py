@@ -24,7 +24,6 @@ outpatient only: inpatient they are the facility's. Importing does no I/O.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from clinicode.models.procedure_text import (
     rx,
     triggers,
 )
-from clinicode.models.resources import strings_of
+from clinicode.models.resources import compile_every
 from clinicode.schema import CodeSuggestion, Evidence, Mention, Query
 
 SYSTEM = "CPT"
@@ -98,11 +97,8 @@ class CPTCoder:
     def warm_up(self) -> None:
         """Compile every pattern of the procedure rules and their context now, not on the
         note that first needs one (some 300 compiles spread over a server's first hundred
-        notes). Every string is compiled, codes and names too: harmless, and no list of which
-        fields hold patterns to keep in step with the rules."""
-        for p in {*strings_of(self.rules), *strings_of(self.ctx)}:
-            with contextlib.suppress(re.error):
-                rx(p)
+        notes)."""
+        compile_every([self.rules, self.ctx], rx)
 
     def code(self, text: str, mentions: list[Mention], *, setting: str) -> list[CodeSuggestion]:
         note = NoteText(text, mentions)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import bisect
-import contextlib
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from clinicode.kb import KnowledgeBase
 from clinicode.kb.records import CodeRecord
-from clinicode.models.resources import strings_of
+from clinicode.models.resources import compile_every
 from clinicode.models.types import GuidelineResult
 from clinicode.schema import CodeSuggestion, Evidence, Mention
 
@@ -53,12 +51,9 @@ class Guidelines:
 
     def warm_up(self) -> None:
         """Build the in-memory code index, and compile every cue of the guideline data, now
-        rather than on the notes that first need them (every string is compiled, codes too:
-        harmless, and no list of which fields hold cues to keep in step with the data)."""
+        rather than on the notes that first need them."""
         _code_index(self.kb)
-        for p in set(strings_of(self.rules)):
-            with contextlib.suppress(re.error):
-                compile_cue(p)
+        compile_every(self.rules, compile_cue)
 
     # -- KB helpers (cached) -----------------------------------------------------------------
     def rec(self, code: str) -> CodeRecord | None:

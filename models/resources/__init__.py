@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import re
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -28,3 +30,13 @@ def strings_of(data: Any) -> Iterator[str]:
     elif isinstance(data, list | tuple):
         for value in data:
             yield from strings_of(value)
+
+
+def compile_every(data: Any, compile_one: Callable[[str], object]) -> None:
+    """``compile_one`` each string of a loaded data file, now rather than on the note that first
+    needs it (warm-up). Every string is compiled, codes and names too: harmless, and no list of
+    which fields hold patterns to keep in step with the data. A string that is no regular
+    expression is skipped."""
+    for p in set(strings_of(data)):
+        with contextlib.suppress(re.error):
+            compile_one(p)
