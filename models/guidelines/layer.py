@@ -44,9 +44,7 @@ class Guidelines:
         self.kb = kb
         self.rules = load_rules()
         self.pipeline = ordered_rules()
-        self._rec_cache: dict[str, CodeRecord | None] = {}
-        self._notes_cache: dict[str, dict[str, list[tuple[str, str]]]] = {}
-        self._desc_cache: dict[str, list[CodeRecord]] = {}
+        self._rec_cache: dict[str, CodeRecord | None] = {}  # filled in bulk by ``prefetch``
         self._memo: dict[str, dict[str, Any]] = {}
 
     def warm_up(self) -> None:
@@ -81,23 +79,22 @@ class Guidelines:
         return value
 
     def notes(self, code: str) -> dict[str, list[tuple[str, str]]]:
-        if code not in self._notes_cache:
-            self._notes_cache[code] = self.kb.effective_notes(code, ICD)
-        return self._notes_cache[code]
+        return self.memo("notes", code, lambda c: self.kb.effective_notes(c, ICD))
 
     def billable_descendants(self, code: str) -> list[CodeRecord]:
         """Billable codes below ``code`` (from a sorted in-memory index of the code set)."""
-        if code not in self._desc_cache:
-            codes, titles, leaves = _code_index(self.kb)
-            out: list[CodeRecord] = []
-            i = bisect.bisect_right(codes, code)
-            while i < len(codes) and codes[i].startswith(code):
-                c = codes[i]
-                if c in leaves:
-                    out.append(CodeRecord(system=ICD, code=c, title=titles[c], billable=True))
-                i += 1
-            self._desc_cache[code] = out
-        return self._desc_cache[code]
+        return self.memo("billable_descendants", code, self._find_billable_descendants)
+
+    def _find_billable_descendants(self, code: str) -> list[CodeRecord]:
+        codes, titles, leaves = _code_index(self.kb)
+        out: list[CodeRecord] = []
+        i = bisect.bisect_right(codes, code)
+        while i < len(codes) and codes[i].startswith(code):
+            c = codes[i]
+            if c in leaves:
+                out.append(CodeRecord(system=ICD, code=c, title=titles[c], billable=True))
+            i += 1
+        return out
 
     def is_billable(self, code: str) -> bool:
         r = self.rec(code)
