@@ -31,7 +31,7 @@ from clinicode.nlp.text import Normalizer, get_normalizer
 
 log = logging.getLogger(__name__)
 
-LEXICON_FORMAT = "7"
+LEXICON_FORMAT = "8"
 # Term sources that name a code (the drug table and external-cause index do not name diagnoses).
 TERM_SOURCES: tuple[str, ...] = (
     "title",

@@ -15,12 +15,33 @@ from clinicode.nlp.resources import load_resource
 WORD_RE = re.compile(r"[a-z0-9]+")
 
 
+@lru_cache(maxsize=1)
+def _plurals() -> tuple[dict[str, str], tuple[str, ...]]:
+    """Greek and Latin plurals -> singular, and the ``-oses`` words that are no plural of an
+    ``-osis`` word (``words.json``)."""
+    words = load_resource("words.json")
+    return dict(words["irregular_plurals"]), tuple(words["oses_plural_exceptions"])
+
+
+def singular(word: str) -> str:
+    """The singular of a Greek or Latin plural ("calculi", "keratoses"); other words unchanged."""
+    table, not_osis = _plurals()
+    hit = table.get(word)
+    if hit is not None:
+        return hit
+    if len(word) > 6 and word.endswith("oses") and not word.endswith(not_osis):
+        return word[:-2] + "is"
+    return word
+
+
 @lru_cache(maxsize=65536)
 def light_stem(word: str) -> str:
     """A conservative stem: plural, ``-ed``, ``-ing`` and final ``-e`` removed (lower case in)."""
-    w = word
+    w = singular(word)
     if len(w) <= 3 or w.isdigit():
         return w
+    if w.endswith(("is", "us")) and w != word:
+        return w  # a Greek or Latin singular: nothing more to strip
     if w.endswith("ies") and len(w) > 4:
         w = w[:-3] + "y"
     elif w.endswith(("sses", "xes", "ches", "shes")):
@@ -51,6 +72,8 @@ def lemma(word: str) -> str:
     w = word.lower()
     if len(w) <= 3 or not w.isalpha() or w in _not_plural():
         return w
+    if (one := singular(w)) != w:
+        return one
     if w.endswith("ies") and len(w) > 4:
         return w[:-3] + "y"
     if w.endswith(("sses", "xes", "ches", "shes")):

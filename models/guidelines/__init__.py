@@ -42,6 +42,7 @@ from . import (  # noqa: F401
     combinations,
     demographics,
     documented,
+    drug_table,
     evidence,
     excludes,
     refinements,

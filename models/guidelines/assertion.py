@@ -89,8 +89,12 @@ def _judge(p: _Policy, item: Item) -> None:
     if history_code and a & {"family", "historical"}:
         return
     cues = clause_texts(p.note, item) if "negated" in a else []
-    if "negated" in a and any(p.former.search(t) for t in cues):
-        a = {"historical"}
+    if (
+        "negated" in a
+        and any(p.former.search(t) for t in cues)
+        and not _resolved_in_stay(p, cues, item)
+    ):
+        a = {"historical"}  # "former smoker", "DVT 2022, resolved": a past condition
     if "uncertain" in a:
         _uncertain(p, item)
     elif "historical" in a and is_icd:
@@ -150,7 +154,12 @@ def _historical(p: _Policy, item: Item) -> None:
         return
     row = _history_row(g, note, s.code)
     same_span_chronic = bool(spans(item) & p.chronic_spans())
-    if row is not None and item.fate == "keep" and not same_span_chronic:
+    if (
+        row is not None
+        and item.fate == "keep"
+        and not same_span_chronic
+        and _best_of_span(note, item)
+    ):
         g.add(
             note,
             str(row["code"]),
@@ -165,6 +174,20 @@ def _historical(p: _Policy, item: Item) -> None:
         "I.C.21.c.4",
         "past condition documented as history, not an active disease",
         fate="suppressed",
+    )
+
+
+def _best_of_span(note: NoteState, item: Item) -> bool:
+    """Whether no other diagnosis code read from the same words scores higher: one past
+    condition gives one history code ("DVT" also names O87.1, a puerperal thrombosis, whose
+    history code would be Z87.59)."""
+    key = spans(item)
+    return not any(
+        other is not item
+        and other.s.system == ICD
+        and other.s.score > item.s.score
+        and spans(other) == key
+        for other in note.items.values()
     )
 
 
@@ -188,10 +211,18 @@ def _family(p: _Policy, item: Item) -> None:
     )
 
 
+def _resolved_in_stay(p: _Policy, cues: list[str], item: Item | None = None) -> bool:
+    """Inpatient: the clause says the condition resolved during the stay ("resolved with IV
+    fluids"), so it was treated and is reported (Section III), not a past condition."""
+    if not p.inpatient:
+        return False
+    stay = [*cues, *after_texts(p.note, item)] if item is not None else cues
+    rx = compile_cue(p.cfg["resolved_in_stay"])
+    return any(rx.search(t) for t in stay)
+
+
 def _negated_or_hypothetical(p: _Policy, item: Item, a: set[str], cues: list[str]) -> None:
-    stay = [*cues, *after_texts(p.note, item)] if p.inpatient and "negated" in a else []
-    resolved_in_stay = compile_cue(p.cfg["resolved_in_stay"])
-    if any(resolved_in_stay.search(t) for t in stay):
+    if "negated" in a and _resolved_in_stay(p, cues, item):
         explain(
             item,
             "Section III",

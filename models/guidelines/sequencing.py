@@ -23,6 +23,7 @@ def rule_sequencing(g: Guidelines, note: NoteState) -> None:
     if not kept:
         return
     kept.sort(key=lambda it: (-it.s.score, it.order))
+    _poisoning_first(g, kept)
     _note_order(g, kept)
     for rank, it in enumerate(kept):
         it.order = rank
@@ -31,6 +32,18 @@ def rule_sequencing(g: Guidelines, note: NoteState) -> None:
     if _principal(g, kept, note.text):
         for rank, it in enumerate(kept):
             it.order = rank
+
+
+def _poisoning_first(g: Guidelines, kept: list[Item]) -> None:
+    """I.C.19.e.5.b: a poisoning code is sequenced before the manifestations it caused (an
+    adverse effect code instead follows the nature of the effect, as it already does)."""
+    rx = re.compile(g.rules["sequencing"]["poisoning"])
+    first = [it for it in kept if rx.match(it.s.code)]
+    if not first or kept[0] in first:
+        return
+    for it in first:
+        explain(it, "I.C.19.e.5.b", "poisoning sequenced before its manifestations")
+    kept[:] = first + [it for it in kept if it not in first]
 
 
 def _note_order(g: Guidelines, kept: list[Item]) -> None:

@@ -120,6 +120,27 @@ def _attribute_target(
     return (best[1], best[2]) if best else None
 
 
+def _both_sides(g: Guidelines, note: NoteState, item: Item, pool: list[CodeRecord]) -> bool:
+    """I.B.13: a condition documented as bilateral where the classification has no bilateral
+    code is coded once for the right side and once for the left."""
+    lat = attributes_of(note, item).get("laterality")
+    if lat is None or lat.value != "bilateral":
+        return False
+    titles = [(r.code, r.title.lower()) for r in pool]
+    if any(re.search(r"\bbilateral\b", t) for _, t in titles):
+        return False  # the specific bilateral code is chosen by the attributes
+    right = [c for c, t in titles if re.search(r"\bright\b", t)]
+    left = [c for c, t in titles if re.search(r"\bleft\b", t)]
+    if len(right) != 1 or len(left) != 1:
+        return False
+    why = f"laterality '{lat.text}' and no bilateral code: right and left coded"
+    g.replace(note, [item], right[0], "I.B.13", why)
+    g.add(
+        note, left[0], section="I.B.13", message=why, evidence=item.s.evidence, score=item.s.score
+    )
+    return True
+
+
 def _query_for(g: Guidelines, code: str, axis: str | None) -> Query | None:
     q = g.rules["queries"].get(code)
     if q is not None:
@@ -222,6 +243,8 @@ def _unspecified(g: Guidelines, note: NoteState, item: Item, rec: CodeRecord) ->
     axis = _axis_of(g, code)
     q: Any = g.rules["queries"].get(code)
     if axis is None and q is None:
+        return
+    if axis == "laterality" and _both_sides(g, note, item, _axis_siblings(g, code)[1]):
         return
     if axis is not None and rec.parent:
         tgt = _attribute_target(g, note, item, _axis_siblings(g, code)[1])

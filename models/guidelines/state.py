@@ -94,12 +94,33 @@ def spans(item: Item) -> frozenset[tuple[int, int]]:
 
 
 def assertions_of(s: CodeSuggestion, mentions: list[Mention]) -> set[str]:
-    """Assertion values of a code's evidence (its matching mentions when it has no evidence)."""
+    """Assertion values of a code's evidence (its matching mentions when it has no evidence).
+
+    Where the evidence disagrees, the words that name the code decide: "chest pain, rule out
+    angina" leaves angina (I20.9) uncertain although "chest pain" (present) is also evidence
+    for it, since only "angina" names it."""
     found: set[str] = {e.assertion for e in s.evidence}
     if not found:
         key = f"{s.system}:{s.code}"
         found = {m.assertion for m in mentions if key in m.concepts or s.code in m.concepts}
+    elif len(found) > 1:
+        named: set[str] = {
+            e.assertion
+            for e in s.evidence
+            if any(m.start <= e.start and e.end <= m.end and _names(m, s) for m in mentions)
+        }
+        if named:
+            return named
     return found or {"present"}
+
+
+def _names(m: Mention, s: CodeSuggestion) -> bool:
+    """Whether one of the mention's concepts is the code or a category above it."""
+    for concept in m.concepts:
+        system, _, code = concept.rpartition(":")
+        if (not system or system == s.system) and len(code) >= 3 and s.code.startswith(code):
+            return True
+    return False
 
 
 def mention_at(note: NoteState, start: int, end: int) -> Mention | None:

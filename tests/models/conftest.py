@@ -27,3 +27,20 @@ def pcs_kb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     path = tmp_path_factory.mktemp("pcs_kb") / "kb.sqlite"
     run_import("pcs", order, path)
     return KnowledgeBase(path)
+
+
+@pytest.fixture(scope="session")
+def drug_g(kb_path: Any, tmp_path_factory: pytest.TempPathFactory) -> Guidelines:
+    """The guidelines layer over ICD-10-CM with the Table of Drugs imported (FY2025 XML; once
+    per session; skipped where ../shared/data is absent)."""
+    import shutil
+
+    from clinicode.kb import KnowledgeBase
+    from clinicode.kb.importers import run_import
+    from tests.conftest import shared_path
+
+    table = shared_path("icd10cm-tables-2025", "icd-10-cm-drug-2025.xml")
+    path = tmp_path_factory.mktemp("drug_kb") / "kb.sqlite"
+    shutil.copy(kb_path, path)
+    run_import("drug", table, path)
+    return Guidelines(KnowledgeBase(path))

@@ -378,6 +378,19 @@ def test_laterality_from_attribute(g: Guidelines) -> None:
     assert codes_of(res) == ["H66.92"]
 
 
+def test_bilateral_without_a_bilateral_code_is_coded_for_each_side(g: Guidelines) -> None:
+    # I.B.13: knee pain has right and left codes but no bilateral one; otitis media has one
+    attrs = {"Knee pain": [("laterality", "bilateral", "bilateral")]}
+    res = run(g, "Knee pain, bilateral.", [("M25.569", "Knee pain", "present", 0.9)], attrs=attrs)
+    assert sorted(codes_of(res)) == ["M25.561", "M25.562"]
+    assert all("I.B.13" in str(s.explanation) for s in res.codes)
+    attrs = {"Otitis media": [("laterality", "bilateral", "bilateral")]}
+    res = run(
+        g, "Otitis media, bilateral.", [("H66.90", "Otitis media", "present", 0.9)], attrs=attrs
+    )
+    assert codes_of(res) == ["H66.93"]
+
+
 def test_laterality_missing_gets_query(g: Guidelines) -> None:
     text = "Otitis media."
     res = run(g, text, [("H66.90", "Otitis media", "present", 0.9)])

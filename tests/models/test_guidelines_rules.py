@@ -124,6 +124,34 @@ def test_former_smoker_is_history_not_negation(g: Guidelines) -> None:
     assert set(codes_of(res)) == {"J30.2", "Z87.891"}
 
 
+def test_resolved_condition_is_personal_history_one_code_per_mention(g: Guidelines) -> None:
+    # I.C.21.c.4: a condition the note calls resolved no longer exists. The same words also name
+    # a puerperal thrombosis (O87.1): only the best code of the words gives a history code.
+    text = "H/o L leg DVT 2022, treated and resolved. Seasonal allergic rhinitis."
+    ranked, mentions = build(
+        text,
+        [
+            ("J30.2", "Seasonal allergic rhinitis", "present", 0.9),
+            ("I82.402", "DVT", "negated", 0.7),
+            ("O87.1", "DVT", "negated", 0.6),
+        ],
+    )
+    for m in mentions:
+        if m.text == "DVT":
+            m.assertion_cue = "resolved"
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert set(codes_of(res)) == {"J30.2", "Z86.718"}
+
+
+def test_adjuvant_endocrine_therapy_and_long_term_steroids(g: Guidelines) -> None:
+    text = "Breast cancer, on tamoxifen 20 mg daily. GCA: prednisone 40 mg daily, long-term taper."
+    spec = [("C50.912", "Breast cancer", "present", 0.9), ("M31.6", "GCA", "present", 0.9)]
+    assert {"Z79.810", "Z79.52"} <= set(codes_of(run(g, text, spec)))
+    burst = "Asthma exacerbation. Prednisone 40 mg daily x 5 days."
+    res = run(g, burst, [("J45.901", "Asthma exacerbation", "present", 0.9)])
+    assert "Z79.52" not in codes_of(res)
+
+
 def test_history_code_under_pmh_kept(g: Guidelines) -> None:
     text = "PMH: GERD. Family hx of prostate cancer (brother)."
     res = run(
@@ -194,7 +222,7 @@ def test_outpatient_symptom_instead_one_code_per_symptom(g: Guidelines) -> None:
 def test_cancer_history_still_under_treatment_is_current(g: Guidelines) -> None:
     text = "Hx of breast cancer, currently on anastrozole, tolerating well."
     res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
-    assert codes_of(res) == ["C50.919"]
+    assert codes_of(res) == ["C50.919", "Z79.811"]  # and the aromatase inhibitor (I.C.21.c.3)
     text = "Hx of breast cancer s/p lumpectomy and radiation, completed tamoxifen."
     res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
     assert codes_of(res) == ["Z85.3"]

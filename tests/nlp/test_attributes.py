@@ -31,6 +31,13 @@ def test_values_are_normalized() -> None:
     assert got["bmi"] == ["41.2"]
 
 
+def test_side_abbreviations_are_laterality() -> None:
+    got = _found("Ulcer of the posterior R calf. L great toe ulcer. Crepitus b/l. Knee pain, lt.")
+    assert got["laterality"] == ["right", "left", "bilateral", "left"]
+    # a capital letter before no word, and lower-case letters, are no side
+    assert "laterality" not in _found("R/O pneumonia. Given 2 l of fluid. Vitamin D level.")
+
+
 def test_value_tables_of_the_data_normalize_spellings() -> None:
     # aliases and episode prefixes of nlp/resources/attributes.json
     got = _found(

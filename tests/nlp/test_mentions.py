@@ -21,6 +21,10 @@ TERMS = [
     ("ICD-10-CM", "I50.9", "Heart failure, unspecified", "title"),
     ("ICD-10-CM", "R07.9", "Chest pain, unspecified", "title"),
     ("ICD-10-CM", "Z99.9", "Other specified status", "title"),
+    ("ICD-10-CM", "L57.0", "Actinic keratosis", "title"),
+    ("ICD-10-CM", "N20.0", "Calculus of kidney", "title"),
+    ("ICD-10-CM", "M25.672", "Stiffness of left ankle, not elsewhere classified", "title"),
+    ("ICD-10-CM", "A04.71", "Colitis, Clostridium difficile, recurrent", "index"),
 ]
 
 
@@ -65,6 +69,18 @@ def test_word_order_inflection_and_function_words(nlp: Language) -> None:
         assert len(got) == 1, text
         assert got[0][2][0] == "ICD-10-CM:S72.90"
     assert _mentions(nlp, "Fracture of the left femur.")[0][0] == "Fracture of the left femur"
+
+
+def test_greek_and_latin_plurals_match_singular_titles(nlp: Language) -> None:
+    # words.json irregular_plurals and the -oses rule, on both sides of the match
+    assert _mentions(nlp, "Actinic keratoses of the scalp.")[0][2][0] == "ICD-10-CM:L57.0"
+    assert _mentions(nlp, "Calculi of the kidney.")[0][2][0] == "ICD-10-CM:N20.0"
+
+
+def test_side_letters_and_organism_abbreviations_feed_matching(nlp: Language) -> None:
+    assert _mentions(nlp, "Stiffness of L ankle.")[0][2][0] == "ICD-10-CM:M25.672"
+    assert _mentions(nlp, "Recurrent C. diff colitis.")[0][2][0] == "ICD-10-CM:A04.71"
+    assert _mentions(nlp, "Given 2 l NS.") == []  # lower-case l is no side
 
 
 def test_abbreviations_feed_matching(nlp: Language) -> None:

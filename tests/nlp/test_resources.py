@@ -52,3 +52,23 @@ def test_lemma_keeps_the_singular_words_of_the_data() -> None:
         "ulcer",
     ]
     assert lemma("rickets") == "rickets" and lemma("rackets") == "racket"
+
+
+def test_greek_and_latin_plurals_stem_as_their_singular() -> None:
+    from clinicode.nlp.text import lemma, light_stem
+
+    # words.json irregular_plurals, then -oses -> -osis for words longer than six letters
+    for plural, one in (
+        ("keratoses", "keratosis"),
+        ("stenoses", "stenosis"),
+        ("calculi", "calculus"),
+        ("emboli", "embolus"),
+        ("varices", "varix"),
+        ("metastases", "metastasis"),
+    ):
+        assert light_stem(plural) == light_stem(one), plural
+        assert lemma(plural) == one
+    # oses_plural_exceptions and short words keep the ordinary plural rule
+    assert light_stem("overdoses") == light_stem("overdose")
+    assert light_stem("purposes") == light_stem("purpose")
+    assert lemma("noses") == "nose"
