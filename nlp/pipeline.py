@@ -24,7 +24,7 @@ from clinicode.nlp import attributes as _attributes  # noqa: F401
 from clinicode.nlp import mentions as _mentions
 from clinicode.nlp import sections as _sections
 from clinicode.nlp import sentences as _sentences  # noqa: F401
-from clinicode.nlp.lexicon import ensure_lexicon
+from clinicode.nlp.lexicon import PRIORITY_COMPONENT, ensure_lexicon
 from clinicode.nlp.sentences import SentenceIndex
 from clinicode.nlp.tokenizer import (
     BoundedTokenizer,
@@ -159,6 +159,20 @@ def _section_getter() -> Any:
     return get
 
 
+def _source(span: Span, spans: list[Span]) -> str:
+    """How a mention was found: ``component`` for words that name a condition only as part of
+    code titles ("acute exacerbation") found inside a longer mention ("asthma with acute
+    exacerbation"), whose code they belong to; else ``terminology`` or ``synonym``."""
+    if not span._.concepts:
+        return "synonym"
+    if span._.match_priority >= PRIORITY_COMPONENT and any(
+        o is not span and o.start <= span.start and span.end <= o.end and len(o) > len(span)
+        for o in spans
+    ):
+        return "component"
+    return "terminology"
+
+
 def doc_to_mentions(doc: Doc) -> list[Mention]:
     """The :class:`Mention` list of a processed doc (offsets into ``doc.text``)."""
     if _mentions.SPAN_GROUP not in doc.spans:
@@ -169,7 +183,8 @@ def doc_to_mentions(doc: Doc) -> list[Mention]:
     has_assertion = Span.has_extension("assertion")
     section_of = _section_getter()
     out: list[Mention] = []
-    for span in doc.spans[_mentions.SPAN_GROUP]:
+    spans = list(doc.spans[_mentions.SPAN_GROUP])
+    for span in spans:
         sent_start, sent_end = sents.bounds(span.start)
         attrs = []
         if has_attrs:
@@ -195,7 +210,7 @@ def doc_to_mentions(doc: Doc) -> list[Mention]:
                 assertion_cue=cue or None,
                 attributes=attrs,
                 concepts=list(span._.concepts),
-                source="terminology" if span._.concepts else "synonym",
+                source=_source(span, spans),
             )
         )
     return out

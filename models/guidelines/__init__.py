@@ -17,8 +17,11 @@ Layout:
 * :mod:`.titles` -- what a code title needs a note to state (read by the rules below);
 * one module per rule family: :mod:`.documented` (candidates the note states word for word,
   and the most specific code of a category the note states), :mod:`.assertion`,
-  :mod:`.refinements`, :mod:`.combinations`, :mod:`.use_additional`, :mod:`.specificity`,
-  :mod:`.symptoms`, :mod:`.excludes`, :mod:`.sequencing`.
+  :mod:`.evidence` (evidence that holds), :mod:`.refinements`, :mod:`.combinations`,
+  :mod:`.use_additional`, :mod:`.drug_table` (the Table of Drugs: poisoning, adverse effect,
+  underdosing), :mod:`.statements` (codes a statement documents by itself: vaccine given,
+  exposure, screening), :mod:`.specificity` (with I.B.13, both sides where no bilateral code
+  exists), :mod:`.symptoms`, :mod:`.excludes`, :mod:`.sequencing`.
 
 The order the rules run in (each sees the result of the previous one) is ``rule_order`` in
 ``models/resources/guidelines_rules.yaml``, and nowhere else.
@@ -48,6 +51,7 @@ from . import (  # noqa: F401
     refinements,
     sequencing,
     specificity,
+    statements,
     symptoms,
     use_additional,
 )

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from clinicode.nlp.cues import negated_before
+from clinicode.nlp.cues import clause_bounds, negated_before
 from clinicode.schema import Mention
 
 from .data import ICD, any_match, code_matches, compile_cue, first_rule
@@ -88,10 +88,12 @@ def _judge(p: _Policy, item: Item) -> None:
     history_code = is_icd and any_match(p.cfg["history_codes"], s.code)
     if history_code and a & {"family", "historical"}:
         return
+    if history_code and "negated" in a and _names_history(p, item):
+        return  # "Hx of kidney stones, none in 5 years": no recurrence, the history stands
     cues = clause_texts(p.note, item) if "negated" in a else []
     if (
         "negated" in a
-        and any(p.former.search(t) for t in cues)
+        and (any(p.former.search(t) for t in cues) or _names_history(p, item))
         and not _resolved_in_stay(p, cues, item)
     ):
         a = {"historical"}  # "former smoker", "DVT 2022, resolved": a past condition
@@ -110,6 +112,21 @@ def _judge(p: _Policy, item: Item) -> None:
         )
     else:
         _negated_or_hypothetical(p, item, a, cues)
+
+
+def _names_history(p: _Policy, item: Item) -> bool:
+    """Whether the code's evidence says "history of", in its words or just before them in its
+    clause, with no negation before it: a negation after it ("Hx of kidney stones, none in 5
+    years") denies a recurrence, not the past condition."""
+    rx = compile_cue(p.cfg["history_words"])
+    return any(_history_stated(p.note.text, e.start, e.end, rx) for e in item.s.evidence)
+
+
+def _history_stated(text: str, start: int, end: int, rx: re.Pattern[str]) -> bool:
+    """ "History of" in the words ``[start, end)`` or before them in their clause, with no
+    negation before them."""
+    lo = clause_bounds(text, start, end)[0]
+    return rx.search(text, lo, end) is not None and not negated_before(text, start)
 
 
 def _uncertain(p: _Policy, item: Item) -> None:
@@ -305,10 +322,13 @@ def _mention_history_codes(g: Guidelines, note: NoteState) -> None:
     """Family / personal history from NLP mentions the ranker scored nowhere above threshold."""
     cfg = g.rules["assertion"]
     former_rx = compile_cue(cfg["former_cue"])
+    history_rx = compile_cue(cfg["history_words"])
     for m in note.mentions:
         assertion = m.assertion
         if assertion == "negated" and m.assertion_cue and former_rx.search(m.assertion_cue):
             assertion = "historical"  # "former smoker, quit ..." is a past condition
+        elif assertion == "negated" and _history_stated(note.text, m.start, m.end, history_rx):
+            assertion = "historical"  # "Hx of kidney stones, none in 5 years"
         if assertion not in ("family", "historical") or m.kind in ("procedure", "medication"):
             continue
         codes = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from clinicode.kb.text import content_words
 from clinicode.nlp.cues import negated_before
-from clinicode.schema import Evidence
+from clinicode.schema import Evidence, Mention
 
 from .data import ICD
 from .layer import Guidelines
@@ -63,6 +63,27 @@ def _excluded_by_title(
     return None
 
 
+def _part_of_longer(note: NoteState, item: Item) -> Mention | None:
+    """The longer mention whose words a code stands on only in part: every present evidence
+    span is a ``component`` mention (words that name a condition only inside code titles,
+    "acute exacerbation") within a longer mention that does not name the code ("mild
+    intermittent asthma with acute exacerbation" names J45.21, not J47.1 bronchiectasis)."""
+    key = f"{item.s.system}:{item.s.code}"
+    outer: Mention | None = None
+    for e in item.s.evidence:
+        if e.assertion in _NOT_PRESENT:
+            continue
+        at = list(note.overlapping(e.start, e.end))
+        own = [m for m in at if m.start == e.start and m.end == e.end]
+        if not own or any(m.source != "component" for m in own):
+            return None
+        longer = [m for m in at if m.start <= e.start and e.end <= m.end and m not in own]
+        if not longer or any(key in m.concepts for m in longer):
+            return None
+        outer = longer[0]
+    return outer
+
+
 @rule("evidence_holds")
 def rule_evidence_holds(g: Guidelines, note: NoteState) -> None:
     """Codes whose evidence does not hold: a negated distinguishing condition, or a title that
@@ -82,6 +103,14 @@ def rule_evidence_holds(g: Guidelines, note: NoteState) -> None:
                 "I.A.19",
                 f"'{negated.text}' is documented as absent and the code's title names it",
                 fate="suppressed",
+            )
+            continue
+        outer = _part_of_longer(note, item)
+        if outer is not None and item.fate == "keep":
+            g.drop(
+                item,
+                "I.A.19",
+                f"its words are part of '{outer.text}', which names another code",
             )
             continue
         excluded = _excluded_by_title(note, item, head, tail) if tail else None

@@ -48,9 +48,12 @@ class Guidelines:
         self._memo: dict[str, dict[str, Any]] = {}
 
     def warm_up(self) -> None:
-        """Build the in-memory code index, and compile every cue of the guideline data, now
-        rather than on the notes that first need them."""
+        """Build the in-memory code index and the Table of Drugs, and compile every cue of the
+        guideline data, now rather than on the notes that first need them."""
+        from .drug_table import drug_codes  # the rule module imports this one
+
         _code_index(self.kb)
+        drug_codes(self)
         compile_every(self.rules, compile_cue)
 
     # -- KB helpers (cached) -----------------------------------------------------------------

@@ -23,7 +23,7 @@ def rule_sequencing(g: Guidelines, note: NoteState) -> None:
     if not kept:
         return
     kept.sort(key=lambda it: (-it.s.score, it.order))
-    _poisoning_first(g, kept)
+    _first_listed(g, kept)
     _note_order(g, kept)
     for rank, it in enumerate(kept):
         it.order = rank
@@ -34,16 +34,22 @@ def rule_sequencing(g: Guidelines, note: NoteState) -> None:
             it.order = rank
 
 
-def _poisoning_first(g: Guidelines, kept: list[Item]) -> None:
+def _first_listed(g: Guidelines, kept: list[Item]) -> None:
     """I.C.19.e.5.b: a poisoning code is sequenced before the manifestations it caused (an
-    adverse effect code instead follows the nature of the effect, as it already does)."""
-    rx = re.compile(g.rules["sequencing"]["poisoning"])
-    first = [it for it in kept if rx.match(it.s.code)]
-    if not first or kept[0] in first:
-        return
-    for it in first:
-        explain(it, "I.C.19.e.5.b", "poisoning sequenced before its manifestations")
-    kept[:] = first + [it for it in kept if it not in first]
+    adverse effect code instead follows the nature of the effect, as it already does);
+    I.C.21.c.5: a screening code is first-listed when the encounter is for the screening."""
+    cfg = g.rules["sequencing"]
+    rx = compile_cue(cfg["poisoning"])
+    for section, why, test in (
+        ("I.C.21.c.5", "screening code first-listed", lambda c: any_match(cfg["screening"], c)),
+        ("I.C.19.e.5.b", "poisoning sequenced before its manifestations", rx.match),
+    ):
+        first = [it for it in kept if test(it.s.code)]
+        if not first or kept[0] in first:
+            continue
+        for it in first:
+            explain(it, section, why)
+        kept[:] = first + [it for it in kept if it not in first]
 
 
 def _note_order(g: Guidelines, kept: list[Item]) -> None:

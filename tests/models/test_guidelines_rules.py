@@ -373,3 +373,43 @@ def test_undocumented_sex_suppresses_nothing(g: Guidelines) -> None:
     text = "Pt with BPH and LUTS, on tamsulosin."
     res = run(g, text, [("N40.1", "BPH", "present", 0.8)])
     assert "N40.1" in codes_of(res)
+
+
+def test_words_inside_a_longer_mention_belong_to_its_code(g: Guidelines) -> None:
+    # "acute exacerbation" names J47.1 (bronchiectasis) only as part of titles; inside
+    # "asthma with acute exacerbation" it belongs to J45.21
+    text = "Mild intermittent asthma with acute exacerbation."
+    outer = "Mild intermittent asthma with acute exacerbation"
+    ranked, mentions = build(
+        text,
+        [("J45.21", outer, "present", 0.9), ("J47.1", "acute exacerbation", "present", 0.8)],
+    )
+    for m in mentions:
+        if m.text == "acute exacerbation":
+            m.source = "component"
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert codes_of(res) == ["J45.21"]
+    # a mention found on its own ("COPD. Acute exacerbation.") keeps its code
+    ranked, mentions = build(text, [("J47.1", "acute exacerbation", "present", 0.8)])
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert codes_of(res) == ["J47.1"]
+
+
+def test_low_molecular_weight_heparin_is_long_term_unless_prophylaxis(g: Guidelines) -> None:
+    spec = [("K31.7", "gastric polyp", "present", 0.9)]
+    text = "EGD: gastric polyp removed. Hold Lovenox for 5 days."
+    assert "Z79.01" in codes_of(run(g, text, spec))
+    text = "EGD: gastric polyp removed. Lovenox 40 mg daily for DVT prophylaxis while inpatient."
+    assert "Z79.01" not in codes_of(run(g, text, spec, setting="inpatient"))
+
+
+def test_history_with_no_recurrence_keeps_the_history_code(g: Guidelines) -> None:
+    # a negation after "Hx of" denies a recurrence; one before it denies the history
+    spec = [
+        ("J30.2", "allergic rhinitis", "present", 0.9),
+        ("N20.0", "kidney stones", "negated", 0.6),
+    ]
+    text = "Hx of kidney stones, none in 5 years. Seasonal allergic rhinitis."
+    assert set(codes_of(run(g, text, spec))) == {"J30.2", "Z87.442"}
+    text = "No hx of kidney stones. Seasonal allergic rhinitis."
+    assert codes_of(run(g, text, spec)) == ["J30.2"]

@@ -102,3 +102,16 @@ def test_load_pipeline_is_cached(pipe: Any, kb: Any) -> None:
     from clinicode.nlp import load_pipeline
 
     assert load_pipeline(kb, cache=pipe.lexicon_path.parent) is pipe
+
+
+def test_words_naming_a_condition_only_inside_titles_are_components(pipe: Any) -> None:
+    # "acute exacerbation" inside the asthma mention comes only from parts of titles
+    # ("bronchiectasis with acute exacerbation"): a component of the longer mention
+    got = {
+        m.text: m.source for m in pipe.extract("Mild intermittent asthma with acute exacerbation.")
+    }
+    assert got["Mild intermittent asthma with acute exacerbation"] == "terminology"
+    assert got.get("acute exacerbation", "component") == "component"
+    # a condition named on its own inside a combination stays a mention of its own
+    got = {m.text: m.source for m in pipe.extract("DM2 with CKD stage 3b.")}
+    assert [src for text, src in got.items() if text.startswith("CKD")] == ["terminology"]
