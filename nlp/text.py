@@ -16,16 +16,20 @@ WORD_RE = re.compile(r"[a-z0-9]+")
 
 
 @lru_cache(maxsize=1)
-def _plurals() -> tuple[dict[str, str], tuple[str, ...]]:
-    """Greek and Latin plurals -> singular, and the ``-oses`` words that are no plural of an
-    ``-osis`` word (``words.json``)."""
+def _plurals() -> tuple[dict[str, str], tuple[str, ...], frozenset[str]]:
+    """Greek and Latin plurals -> singular, the ``-oses`` words that are no plural of an
+    ``-osis`` word, and the species names kept whole (``words.json``)."""
     words = load_resource("words.json")
-    return dict(words["irregular_plurals"]), tuple(words["oses_plural_exceptions"])
+    return (
+        dict(words["irregular_plurals"]),
+        tuple(words["oses_plural_exceptions"]),
+        frozenset(words["latin_genitives"]),
+    )
 
 
 def singular(word: str) -> str:
     """The singular of a Greek or Latin plural ("calculi", "keratoses"); other words unchanged."""
-    table, not_osis = _plurals()
+    table, not_osis, _ = _plurals()
     hit = table.get(word)
     if hit is not None:
         return hit
@@ -37,6 +41,8 @@ def singular(word: str) -> str:
 @lru_cache(maxsize=65536)
 def light_stem(word: str) -> str:
     """A conservative stem: plural, ``-ed``, ``-ing`` and final ``-e`` removed (lower case in)."""
+    if word in _plurals()[2]:
+        return word  # "pneumoniae" in "Klebsiella pneumoniae": no plural of pneumonia
     w = singular(word)
     if len(w) <= 3 or w.isdigit():
         return w
@@ -71,6 +77,8 @@ def lemma(word: str) -> str:
     """A readable base form for normalized mention text (plural to singular only)."""
     w = word.lower()
     if len(w) <= 3 or not w.isalpha() or w in _not_plural():
+        return w
+    if w in _plurals()[2]:
         return w
     if (one := singular(w)) != w:
         return one

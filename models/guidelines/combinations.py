@@ -224,3 +224,18 @@ def combine_organisms(g: Guidelines, note: NoteState) -> None:
                     if b is not None and b.fate == "keep" and combo["includes_organism"]:
                         g.drop(b, section, f"organism included in {target}")
                 break
+    _organism_in_combination(g, note)
+
+
+def _organism_in_combination(g: Guidelines, note: NoteState) -> None:
+    """An organism code (B95-B97) is not kept beside a combination code that includes the
+    organism, however both came in (J15.1 pneumonia due to Pseudomonas with B96.5)."""
+    kept = {it.s.code for it in note.kept()}
+    for combo in g.rules["organism_combinations"]:
+        if not combo["includes_organism"]:
+            continue
+        for org in g.rules["organisms"]:
+            target = str(org.get(combo["key"], ""))
+            b = note.items.get((ICD, str(org["code"])))
+            if target in kept and b is not None and b.fate == "keep":
+                g.drop(b, str(combo["section"]), f"organism included in {target}")

@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import re
+
 from clinicode.kb.text import content_words
+from clinicode.models.encoder.words import keys
 from clinicode.nlp.cues import negated_before
 from clinicode.schema import Evidence, Mention
 
@@ -20,6 +23,10 @@ from .data import ICD
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState
+from .titles import stated_keys, title_needs
+
+_DUE_TO = re.compile(r"(.+?) due to ", re.I)
+_PARENS = re.compile(r"\s*[\[(][^\])]*[\])]")
 
 _NOT_PRESENT = frozenset({"negated"})  # an assertion value of the schema
 
@@ -63,6 +70,33 @@ def _excluded_by_title(
     return None
 
 
+def _head_unstated(g: Guidelines, note: NoteState, item: Item) -> str | None:
+    """For a kept "<condition> due to <cause>" code, the condition when the note never names
+    it: "Pseudomonas aeruginosa" in a sputum culture is no "Sepsis due to Pseudomonas"."""
+    if item.fate != "keep":
+        return None
+    found = _DUE_TO.match(g.title(item.s.code))
+    if found is None:
+        return None
+    needs = title_needs(found.group(1))[0]
+    if not needs:
+        return None
+    noun = needs[-1]
+    # the cause's own words state nothing ("Klebsiella pneumoniae" is no pneumonia)
+    cause = _PARENS.sub(" ", g.title(item.s.code)[found.end() :]).strip()
+    text = re.sub(re.escape(cause), " ", note.text, flags=re.I) if cause else note.text
+    cause_keys = set(keys(cause))
+    stated = stated_keys(text) | {
+        k
+        for m in note.mentions
+        if m.assertion != "negated" and not set(keys(m.normalized)) <= cause_keys
+        for k in keys(m.normalized)
+    }
+    if any(len(k) >= 3 and (noun in k or k in noun) for k in stated):
+        return None
+    return found.group(1)
+
+
 def _part_of_longer(note: NoteState, item: Item) -> Mention | None:
     """The longer mention whose words a code stands on only in part: every present evidence
     span is a ``component`` mention (words that name a condition only inside code titles,
@@ -104,6 +138,10 @@ def rule_evidence_holds(g: Guidelines, note: NoteState) -> None:
                 f"'{negated.text}' is documented as absent and the code's title names it",
                 fate="suppressed",
             )
+            continue
+        unstated = _head_unstated(g, note, item)
+        if unstated is not None:
+            g.drop(item, "I.A.19", f"the note names the cause but not '{unstated}'")
             continue
         outer = _part_of_longer(note, item)
         if outer is not None and item.fate == "keep":

@@ -122,6 +122,8 @@ def resolve_organism(g: Guidelines, note: NoteState, owner: Item, refs: list[str
         ev = find_cue(note, org["cue"])
         if ev is None:
             continue
+        if _organism_coded(g, note, org):
+            return True  # a combination code kept already names the organism (J15.1)
         g.add(
             note,
             str(org["code"]),
@@ -132,6 +134,17 @@ def resolve_organism(g: Guidelines, note: NoteState, owner: Item, refs: list[str
         )
         return True
     return False
+
+
+def _organism_coded(g: Guidelines, note: NoteState, org: dict[str, Any]) -> bool:
+    """Whether a kept code is one of the organism's combination codes (its pneumonia or sepsis
+    code), which includes the organism."""
+    combos = {
+        str(org[c["key"]])
+        for c in g.rules["organism_combinations"]
+        if c["includes_organism"] and c["key"] in org
+    }
+    return any(it.s.code in combos for it in note.kept())
 
 
 def gestation_weeks(note: NoteState) -> tuple[int, Evidence] | None:

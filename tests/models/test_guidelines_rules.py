@@ -413,3 +413,29 @@ def test_history_with_no_recurrence_keeps_the_history_code(g: Guidelines) -> Non
     assert set(codes_of(run(g, text, spec))) == {"J30.2", "Z87.442"}
     text = "No hx of kidney stones. Seasonal allergic rhinitis."
     assert codes_of(run(g, text, spec)) == ["J30.2"]
+
+
+def test_organism_alone_is_no_sepsis_and_no_b_code_beside_its_combination(g: Guidelines) -> None:
+    text = "Principal Dx: COPD with LLL pneumonia. Sputum cx: Pseudomonas aeruginosa."
+    spec = [
+        ("J44.0", "COPD", "present", 0.9),
+        ("J15.1", "pneumonia", "present", 0.8),
+        ("A41.52", "Pseudomonas aeruginosa", "present", 0.8),
+        ("B96.5", "Pseudomonas aeruginosa", "present", 0.7),
+    ]
+    # no "sepsis" in the note; B96.5 is included in J15.1 (pneumonia due to Pseudomonas)
+    assert set(codes_of(run(g, text, spec, setting="inpatient"))) == {"J44.0", "J15.1"}
+    text = "Septic shock due to Pseudomonas aeruginosa."
+    spec = [("A41.52", "Pseudomonas aeruginosa", "present", 0.8)]
+    assert "A41.52" in codes_of(run(g, text, spec, setting="inpatient"))
+
+
+def test_the_organisms_name_is_no_pneumonia(g: Guidelines) -> None:
+    # "Klebsiella pneumoniae" names the organism, not a pneumonia: J15.0 needs "pneumonia"
+    text = "Acute cystitis with hematuria. Culture: Klebsiella pneumoniae."
+    spec = [
+        ("N30.01", "Acute cystitis with hematuria", "present", 0.9),
+        ("J15.0", "Klebsiella pneumoniae", "present", 0.6),
+        ("B96.1", "Klebsiella pneumoniae", "present", 0.6),
+    ]
+    assert codes_of(run(g, text, spec)) == ["N30.01", "B96.1"]

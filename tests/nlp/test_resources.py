@@ -72,3 +72,13 @@ def test_greek_and_latin_plurals_stem_as_their_singular() -> None:
     assert light_stem("overdoses") == light_stem("overdose")
     assert light_stem("purposes") == light_stem("purpose")
     assert lemma("noses") == "nose"
+
+
+def test_species_names_are_no_plurals() -> None:
+    from clinicode.nlp.text import lemma, light_stem
+
+    # words.json latin_genitives: "Klebsiella pneumoniae" names no pneumonia
+    assert light_stem("pneumoniae") != light_stem("pneumonia")
+    assert light_stem("influenzae") != light_stem("influenza")
+    assert lemma("pneumoniae") == "pneumoniae"
+    assert light_stem("vertebrae") == light_stem("vertebra")  # an ordinary -ae plural
