@@ -123,6 +123,7 @@ def rule_evidence_holds(g: Guidelines, note: NoteState) -> None:
     """Codes whose evidence does not hold: a negated distinguishing condition, or a title that
     excludes what the note states (I.A.19); negated spans never stay as a present code's
     support."""
+    components = any(m.source == "component" for m in note.mentions)
     for item in list(note.items.values()):
         s = item.s
         if item.fate not in ("keep", "candidate") or s.system != ICD or not s.evidence:
@@ -143,8 +144,8 @@ def rule_evidence_holds(g: Guidelines, note: NoteState) -> None:
         if unstated is not None:
             g.drop(item, "I.A.19", f"the note names the cause but not '{unstated}'")
             continue
-        outer = _part_of_longer(note, item)
-        if outer is not None and item.fate == "keep":
+        outer = _part_of_longer(note, item) if item.fate == "keep" and components else None
+        if outer is not None:
             g.drop(
                 item,
                 "I.A.19",
