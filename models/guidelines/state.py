@@ -179,6 +179,25 @@ def find_cue(
     return None
 
 
+def sentence_cue(note: NoteState, row: dict[str, Any]) -> Evidence | None:
+    """The first match of ``row["cue"]`` (not negated) whose sentence has the row's ``needs``
+    words, if it gives any, and none of its ``not_if`` words."""
+    needs = compile_cue(row["needs"]) if row.get("needs") else None
+    not_if = compile_cue(row["not_if"]) if row.get("not_if") else None
+    lo = 0
+    while True:
+        ev = find_cue(note, row["cue"], scope=(lo, len(note.text)))
+        if ev is None:
+            return None
+        s0, s1 = sentence_span(note, ev.start, ev.end)
+        sentence = note.text[s0:s1]
+        if (needs is None or needs.search(sentence)) and not (
+            not_if is not None and not_if.search(sentence)
+        ):
+            return ev
+        lo = ev.end
+
+
 def attributes_of(note: NoteState, item: Item) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for e in item.s.evidence:

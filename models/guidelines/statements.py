@@ -6,14 +6,10 @@ and codes whose presence makes it redundant)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from clinicode.schema import Evidence
-
-from .data import any_match, compile_cue
+from .data import any_match
 from .layer import Guidelines
 from .rules import rule
-from .state import NoteState, find_cue, sentence_span
+from .state import NoteState, sentence_cue
 
 
 @rule("statement_codes")
@@ -26,7 +22,7 @@ def rule_statement_codes(g: Guidelines, note: NoteState) -> None:
             continue
         if any(any_match(row.get("unless_coded", []), it.s.code) for it in note.kept()):
             continue
-        ev = _stated(note, row)
+        ev = sentence_cue(note, row)
         if ev is None:
             continue
         g.add(
@@ -37,21 +33,6 @@ def rule_statement_codes(g: Guidelines, note: NoteState) -> None:
             evidence=[ev],
             score=note.threshold,
         )
-
-
-def _stated(note: NoteState, row: dict[str, Any]) -> Evidence | None:
-    needs = compile_cue(row["needs"]) if row.get("needs") else None
-    not_if = compile_cue(row["not_if"]) if row.get("not_if") else None
-    lo = 0
-    while True:
-        ev = find_cue(note, row["cue"], scope=(lo, len(note.text)))
-        if ev is None:
-            return None
-        s0, s1 = sentence_span(note, ev.start, ev.end)
-        sentence = note.text[s0:s1]
-        if (needs is None or needs.search(sentence)) and not (not_if and not_if.search(sentence)):
-            return ev
-        lo = ev.end
 
 
 @rule("implied_codes")

@@ -26,7 +26,7 @@ from .state import (
     NoteState,
     assertions_of,
     find_cue,
-    sentence_span,
+    sentence_cue,
 )
 
 Resolver = Callable[[Guidelines, NoteState, Item, list[str]], bool]
@@ -78,16 +78,7 @@ def resolve_ckd_stage(g: Guidelines, note: NoteState, owner: Item, refs: list[st
 def drug_cue(note: NoteState, row: dict[str, Any]) -> Evidence | None:
     """A documented current drug (not negated), unless its sentence says the use is only
     temporary: insulin given to control sugars during a stay is not Z79.4 (I.C.4.a.3)."""
-    not_if = compile_cue(row["not_if"]) if row.get("not_if") else None
-    lo = 0
-    while True:
-        ev = find_cue(note, row["cue"], scope=(lo, len(note.text)))
-        if ev is None:
-            return None
-        s0, s1 = sentence_span(note, ev.start, ev.end)
-        if not_if is None or not not_if.search(note.text[s0:s1]):
-            return ev
-        lo = ev.end
+    return sentence_cue(note, row)
 
 
 def documented_drugs(note: NoteState, rows: list[dict[str, Any]]) -> Iterator[tuple[str, Evidence]]:

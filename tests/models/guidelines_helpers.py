@@ -78,3 +78,19 @@ def run(
 
 def by_code(res: Any) -> dict[str, Any]:
     return {s.code: s for s in [*res.suppressed, *res.candidates, *res.codes]}
+
+
+def run_cued(
+    g: Any,
+    text: str,
+    spec: list[tuple[Any, ...]],
+    cues: dict[str, str],
+    setting: str = "outpatient",
+) -> Any:
+    """:func:`run` with the NLP's assertion cue set on the mentions of ``cues`` (phrase -> cue:
+    "quit" for "smoker", "resolved" for "DVT")."""
+    ranked, mentions = build(text, spec)
+    for m in mentions:
+        if m.text in cues:
+            m.assertion_cue = cues[m.text]
+    return g.apply(ranked, mentions, text=text, setting=setting, threshold=0.5)

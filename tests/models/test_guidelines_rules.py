@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from clinicode.models.guidelines import Guidelines
-from tests.models.guidelines_helpers import build, by_code, codes_of, run
+from tests.models.guidelines_helpers import build, by_code, codes_of, run, run_cued
 
 
 # -- benchmark switch -----------------------------------------------------------------------------------
@@ -112,15 +112,11 @@ def test_resolved_during_stay_still_reported_inpatient(g: Guidelines) -> None:
 
 def test_former_smoker_is_history_not_negation(g: Guidelines) -> None:
     text = "Former smoker, quit 10 yrs ago. Seasonal allergic rhinitis."
-    ranked, mentions = build(
-        text,
-        [
-            ("F17.210", "smoker", "negated", 0.7),
-            ("J30.2", "Seasonal allergic rhinitis", "present", 0.9),
-        ],
-    )
-    mentions[0].assertion_cue = "quit"
-    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    spec = [
+        ("F17.210", "smoker", "negated", 0.7),
+        ("J30.2", "Seasonal allergic rhinitis", "present", 0.9),
+    ]
+    res = run_cued(g, text, spec, {"smoker": "quit"})
     assert set(codes_of(res)) == {"J30.2", "Z87.891"}
 
 
@@ -128,18 +124,12 @@ def test_resolved_condition_is_personal_history_one_code_per_mention(g: Guidelin
     # I.C.21.c.4: a condition the note calls resolved no longer exists. The same words also name
     # a puerperal thrombosis (O87.1): only the best code of the words gives a history code.
     text = "H/o L leg DVT 2022, treated and resolved. Seasonal allergic rhinitis."
-    ranked, mentions = build(
-        text,
-        [
-            ("J30.2", "Seasonal allergic rhinitis", "present", 0.9),
-            ("I82.402", "DVT", "negated", 0.7),
-            ("O87.1", "DVT", "negated", 0.6),
-        ],
-    )
-    for m in mentions:
-        if m.text == "DVT":
-            m.assertion_cue = "resolved"
-    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    spec = [
+        ("J30.2", "Seasonal allergic rhinitis", "present", 0.9),
+        ("I82.402", "DVT", "negated", 0.7),
+        ("O87.1", "DVT", "negated", 0.6),
+    ]
+    res = run_cued(g, text, spec, {"DVT": "resolved"})
     assert set(codes_of(res)) == {"J30.2", "Z86.718"}
 
 
