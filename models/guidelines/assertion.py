@@ -88,12 +88,13 @@ def _judge(p: _Policy, item: Item) -> None:
     history_code = is_icd and any_match(p.cfg["history_codes"], s.code)
     if history_code and a & {"family", "historical"}:
         return
-    if history_code and "negated" in a and _names_history(p, item):
+    named_history = "negated" in a and _names_history(p, item)
+    if history_code and named_history:
         return  # "Hx of kidney stones, none in 5 years": no recurrence, the history stands
     cues = clause_texts(p.note, item) if "negated" in a else []
     if (
         "negated" in a
-        and (any(p.former.search(t) for t in cues) or _names_history(p, item))
+        and (any(p.former.search(t) for t in cues) or named_history)
         and not _resolved_in_stay(p, cues, item)
     ):
         a = {"historical"}  # "former smoker", "DVT 2022, resolved": a past condition
@@ -228,14 +229,13 @@ def _family(p: _Policy, item: Item) -> None:
     )
 
 
-def _resolved_in_stay(p: _Policy, cues: list[str], item: Item | None = None) -> bool:
+def _resolved_in_stay(p: _Policy, cues: list[str], item: Item) -> bool:
     """Inpatient: the clause says the condition resolved during the stay ("resolved with IV
     fluids"), so it was treated and is reported (Section III), not a past condition."""
     if not p.inpatient:
         return False
-    stay = [*cues, *after_texts(p.note, item)] if item is not None else cues
     rx = compile_cue(p.cfg["resolved_in_stay"])
-    return any(rx.search(t) for t in stay)
+    return any(rx.search(t) for t in (*cues, *after_texts(p.note, item)))
 
 
 def _negated_or_hypothetical(p: _Policy, item: Item, a: set[str], cues: list[str]) -> None:

@@ -220,22 +220,30 @@ def combine_organisms(g: Guidelines, note: NoteState) -> None:
                 )
                 if new is not None:
                     new.s.evidence.append(ev)
-                    b = note.items.get((ICD, str(org["code"])))
-                    if b is not None and b.fate == "keep" and combo["includes_organism"]:
-                        g.drop(b, section, f"organism included in {target}")
                 break
     _organism_in_combination(g, note)
 
 
+def organism_combinations(g: Guidelines, org: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(code, section)`` of each combination code of an organism row that includes the
+    organism (its pneumonia code; a sepsis code still takes the B95-B97 code beside it)."""
+    return [
+        (str(org[c["key"]]), str(c["section"]))
+        for c in g.rules["organism_combinations"]
+        if c["includes_organism"] and c["key"] in org
+    ]
+
+
 def _organism_in_combination(g: Guidelines, note: NoteState) -> None:
     """An organism code (B95-B97) is not kept beside a combination code that includes the
-    organism, however both came in (J15.1 pneumonia due to Pseudomonas with B96.5)."""
+    organism, however both came in: made here from an open code, or ranked (J15.1 pneumonia
+    due to Pseudomonas with B96.5)."""
     kept = {it.s.code for it in note.kept()}
-    for combo in g.rules["organism_combinations"]:
-        if not combo["includes_organism"]:
+    for org in g.rules["organisms"]:
+        b = note.items.get((ICD, str(org["code"])))
+        if b is None or b.fate != "keep":
             continue
-        for org in g.rules["organisms"]:
-            target = str(org.get(combo["key"], ""))
-            b = note.items.get((ICD, str(org["code"])))
-            if target in kept and b is not None and b.fate == "keep":
-                g.drop(b, str(combo["section"]), f"organism included in {target}")
+        for target, section in organism_combinations(g, org):
+            if target in kept:
+                g.drop(b, section, f"organism included in {target}")
+                break

@@ -25,11 +25,12 @@ _PARENS = re.compile(r"\s*\([^)]*\)")
 
 
 def _columns(cfg: dict[str, Any]) -> list[tuple[str, str]]:
-    """(column key, the term tail that names it) for every column of the table."""
+    """(column key, the term tail that names it, without parenthesized words) for every column
+    of the table."""
     out = [(f"poisoning|{i['intent']}", f"poisoning, {i['intent']}") for i in cfg["intents"]]
     out.append((f"poisoning|{cfg['default_intent']}", f"poisoning, {cfg['default_intent']}"))
     out += [("adverse effect", "adverse effect"), ("underdosing", "underdosing")]
-    return out
+    return [(key, _PARENS.sub("", tail)) for key, tail in out]
 
 
 def drug_codes(g: Guidelines) -> dict[str, dict[str, str]]:
@@ -40,12 +41,10 @@ def drug_codes(g: Guidelines) -> dict[str, dict[str, str]]:
         columns = _columns(g.rules["drug_table"])
         table: dict[str, dict[str, str]] = {}
         for term in g.kb.iter_terms(systems=[ICD], sources=["drug"]):
-            text = term.text.lower()
-            plain = _PARENS.sub("", text)
+            plain = _PARENS.sub("", term.text.lower())
             for key, tail in columns:
-                if text.endswith(tail) or plain.endswith(_PARENS.sub("", tail)):
-                    cut = plain.rsplit(_PARENS.sub("", tail), 1)[0]
-                    name = " ".join(cut.replace(",", " ").split())
+                if plain.endswith(tail):
+                    name = " ".join(plain[: -len(tail)].replace(",", " ").split())
                     if name:
                         table.setdefault(name, {}).setdefault(key, term.code)
                     break
@@ -86,21 +85,18 @@ def rule_drug_table(g: Guidelines, note: NoteState) -> None:
         lo, hi = sentence_span(note, m.start, m.end)
         column = _column(cfg, note.text, lo, hi)
         code = columns.get(column) if column else None
-        if code is None:
+        full = _seventh(g, code, cfg) if code else None
+        if column is None or full is None:
             continue
-        full = _seventh(g, code, cfg)
-        if full is None:
-            continue
-        what = column.replace("|", ", ") if column else ""
         g.add(
             note,
             full,
             section="I.C.19.e.5",
-            message=f"Table of Drugs: {m.text}, {what}",
+            message=f"Table of Drugs: {m.text}, {column.replace('|', ', ')}",
             evidence=[evidence_from_mention(m)],
             score=max([note.threshold, *(it.s.score for it in note.kept())]),
         )
-        added_self_harm |= bool(column and "self-harm" in column)
+        added_self_harm |= "self-harm" in column
     if added_self_harm:
         for it in note.kept():
             if any_match(cfg["replaced_by_self_harm_poisoning"], it.s.code):

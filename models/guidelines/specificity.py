@@ -126,11 +126,12 @@ def _both_sides(g: Guidelines, note: NoteState, item: Item, pool: list[CodeRecor
     lat = attributes_of(note, item).get("laterality")
     if lat is None or lat.value != "bilateral":
         return False
-    titles = [(r.code, r.title.lower()) for r in pool]
-    if any(re.search(r"\bbilateral\b", t) for _, t in titles):
+    side = _axes()[1]["laterality"]
+    named = [(r.code, {s.lower() for s in side.findall(r.title)}) for r in pool]
+    if any("bilateral" in sides for _, sides in named):
         return False  # the specific bilateral code is chosen by the attributes
-    right = [c for c, t in titles if re.search(r"\bright\b", t)]
-    left = [c for c, t in titles if re.search(r"\bleft\b", t)]
+    right = [c for c, sides in named if "right" in sides]
+    left = [c for c, sides in named if "left" in sides]
     if len(right) != 1 or len(left) != 1:
         return False
     why = f"laterality '{lat.text}' and no bilateral code: right and left coded"

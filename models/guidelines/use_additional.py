@@ -11,6 +11,7 @@ from typing import Any
 
 from clinicode.schema import Evidence
 
+from .combinations import organism_combinations
 from .data import (
     ICD,
     any_match,
@@ -128,13 +129,8 @@ def resolve_organism(g: Guidelines, note: NoteState, owner: Item, refs: list[str
 
 
 def _organism_coded(g: Guidelines, note: NoteState, org: dict[str, Any]) -> bool:
-    """Whether a kept code is one of the organism's combination codes (its pneumonia or sepsis
-    code), which includes the organism."""
-    combos = {
-        str(org[c["key"]])
-        for c in g.rules["organism_combinations"]
-        if c["includes_organism"] and c["key"] in org
-    }
+    """Whether a kept code is a combination code that includes the organism (J15.1)."""
+    combos = {code for code, _ in organism_combinations(g, org)}
     return any(it.s.code in combos for it in note.kept())
 
 
