@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from clinicode.gcpause import freeze_long_lived, gc_paused
+from clinicode.gcpause import CODING_YOUNG_THRESHOLD, freeze_long_lived, gc_paused, thaw
 
 
 @pytest.fixture
@@ -43,3 +43,20 @@ def test_freeze_moves_live_objects_out_and_collects_garbage_first(unfrozen: None
     assert gc.get_freeze_count() >= len(kept)
     in_generations = {id(o) for o in gc.get_objects()}
     assert not any(id(o) in in_generations for o in kept)
+
+
+def test_freeze_collects_the_young_generation_less_often_and_thaw_restores(
+    unfrozen: None,
+) -> None:
+    before = gc.get_threshold()
+    try:
+        returned = freeze_long_lived()
+        assert returned == before
+        assert gc.get_threshold()[0] >= CODING_YOUNG_THRESHOLD
+        assert gc.get_threshold()[1:] == before[1:]
+        assert gc.get_freeze_count() > 0
+        thaw(returned)
+        assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.set_threshold(*before)

@@ -1,13 +1,15 @@
 """The processes that code a one-machine batch: the parent itself and ``workers - 1`` forks.
 
-With ``workers=N`` the parent loads the engine, warms it up, freezes its objects for the cyclic
-garbage collector (``gc.freeze``: a child's collections then leave the shared pages unwritten,
-so they stay shared copy-on-write) and forks N-1 worker processes. The parent then codes chunks
-itself alongside them: N processes code on N cores, and no process holds a loaded engine that it
-does not use (forking N workers from an idle parent kept N+1 copies of the engine's resident
-pages for N coders). Each coder returns its rows already serialised (the JSON line of
-:func:`~clinicode.batch.rows.dumps_row`), so only bytes cross the pipe and the parent's
-per-note work is writing them.
+With ``workers=N`` the parent loads the engine, freezes its objects for the cyclic garbage
+collector (``gc.freeze``: a child's collections then leave the shared pages unwritten, so they
+stay shared copy-on-write) and forks N-1 worker processes. Each process, the parent included,
+then warms up its own engine (the NLP pipeline, the guideline layer: some 4.5 s on one core) at
+the same time, instead of the parent alone before forking while the other cores wait, and
+freezes what that built. The parent then codes chunks itself alongside the workers: N processes
+code on N cores, and no process holds a loaded engine that it does not use (forking N workers
+from an idle parent kept N+1 copies of the engine's resident pages for N coders). Each coder
+returns its rows already serialised (the JSON line of :func:`~clinicode.batch.rows.dumps_row`),
+so only bytes cross the pipe and the parent's per-note work is writing them.
 
 A chunk goes to whichever coder is free (one thread per coder slot in the parent; a worker
 slot's thread waits on the pool without the GIL). Every coder runs one torch/BLAS thread.
@@ -15,7 +17,6 @@ slot's thread waits on the pool without the GIL). Every coder runs one torch/BLA
 
 from __future__ import annotations
 
-import gc
 import multiprocessing as mp
 import queue
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from clinicode.batch.coding import code_notes
 from clinicode.batch.rows import Note, dumps_row
 from clinicode.errors import ClinicodeError, InputError
-from clinicode.gcpause import freeze_long_lived
+from clinicode.gcpause import freeze_long_lived, thaw
 from clinicode.threads import one_thread
 
 if TYPE_CHECKING:
@@ -57,7 +58,10 @@ def code_lines(
 def _worker_init() -> None:
     assert _FORKED is not None, "batch worker forked without an engine"
     one_thread()
-    _FORKED[0].kb.after_fork()  # an SQLite connection must not cross a fork
+    engine = _FORKED[0]
+    engine.kb.after_fork()  # an SQLite connection must not cross a fork
+    engine.warm_up()  # alongside the parent's and the other workers' warm-up
+    freeze_long_lived()
 
 
 def _worker_code(notes: list[Note]) -> list[Coded]:
@@ -78,23 +82,26 @@ class Coders:
         self.systems = tuple(systems) if systems else None
         self._pool: Pool | None = None
         self._restore: tuple[int | None, Any] | None = None
-        self._frozen = False
         self._pids: set[int] = set()  # the workers as forked
         self._slots: queue.SimpleQueue[Pool | None] = queue.SimpleQueue()
         self._slots.put(None)  # None: the parent codes the chunk itself
-        if workers > 1:
-            if "fork" not in mp.get_all_start_methods():
-                raise InputError("--workers above 1 needs the fork start method (Linux or macOS)")
-            engine.warm_up()  # the workers inherit the loaded NLP pipeline and guideline layer
-            self._restore = one_thread()  # the parent is one of the coders: one core
-            _FORKED = (engine, setting, self.systems)
-            freeze_long_lived()
-            self._frozen = True
-            self._pool = mp.get_context("fork").Pool(workers - 1, initializer=_worker_init)
-            self._pids = {p.pid for p in getattr(self._pool, "_pool", [])}
-            for _ in range(workers - 1):
-                self._slots.put(self._pool)
+        if workers > 1 and "fork" not in mp.get_all_start_methods():
+            raise InputError("--workers above 1 needs the fork start method (Linux or macOS)")
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="coder")
+        self._gc_before: tuple[int, int, int] | None = freeze_long_lived()
+        try:
+            if workers > 1:
+                self._restore = one_thread()  # the parent is one of the coders: one core
+                _FORKED = (engine, setting, self.systems)
+                self._pool = mp.get_context("fork").Pool(workers - 1, initializer=_worker_init)
+                self._pids = {p.pid for p in getattr(self._pool, "_pool", [])}
+                for _ in range(workers - 1):
+                    self._slots.put(self._pool)
+            engine.warm_up()  # the workers warm up theirs meanwhile (``_worker_init``)
+            freeze_long_lived()  # what warming up built
+        except BaseException:
+            self.close()  # no worker, thread limit or frozen collector left behind
+            raise
 
     def submit(self, notes: list[Note]) -> Future[list[Coded]]:
         """The coded lines of ``notes``, from the next free coder."""
@@ -133,9 +140,9 @@ class Coders:
             self._pool.join()
             self._pool = None
         _FORKED = None
-        if self._frozen:
-            gc.unfreeze()
-            self._frozen = False
+        if self._gc_before is not None:
+            thaw(self._gc_before)
+            self._gc_before = None
         if self._restore is not None:
             torch_threads, limits = self._restore
             limits.restore_original_limits()

@@ -184,6 +184,9 @@ def test_a_note_the_engine_fails_on_is_an_error_row(
         def suggest(self, text: str, *a: Any, **kw: Any) -> Any:
             return self.suggest_many([text], *a, **kw)[0]
 
+        def warm_up(self) -> None:
+            engine.warm_up()
+
         def close(self) -> None:
             pass
 
