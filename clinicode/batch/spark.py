@@ -83,11 +83,13 @@ def worker_engine(pack: str, kb: str | None) -> tuple[Engine, bool]:
     if engine is not None:
         return engine, False
     from clinicode.engine import load
+    from clinicode.gcpause import freeze_long_lived
     from clinicode.threads import one_thread
 
     one_thread()  # one Spark task = one core
     engine = load(pack, kb_path=kb)
     engine.warm_up()
+    freeze_long_lived()  # a reused Python worker codes partitions until Spark ends it
     _ENGINES[key] = engine
     return engine, True
 
