@@ -39,7 +39,7 @@ from clinicode.schema import Mention
 from .data import ICD, any_match, note_refs
 from .layer import Guidelines, _code_index
 from .rules import rule
-from .state import Item, NoteState, explain, spans
+from .state import Item, NoteState, explain, sentence_span, spans
 from .titles import (
     documented_cfg,
     implied_keys,
@@ -89,7 +89,7 @@ class Stated:
         self.note = note
         self.weights = load_encoder_data()["weights"]
         self._got: dict[tuple[int, int], tuple[Context, dict[str, float], set[str]]] = {}
-        self._absent: dict[tuple[int, int], list[str]] = {}
+        self._absent: dict[tuple[int, int], list[tuple[str, list[str]]]] = {}
 
     def clause(self, m: Mention, near: list[Mention]) -> tuple[int, int]:
         """The bounds of ``m``'s clause in its sentence (``near``: the sentence's mentions)."""
@@ -125,7 +125,7 @@ class Stated:
             others = [o for o in near if o is not m]
             ctx = mention_context(self.note.text, scoped, others, {}, self.weights)
             local = dict(ctx.local)
-            for k in self._absent_keys(m):  # "without aura", "not intractable"
+            for k in self.absent_keys(m):  # "without aura", "not intractable"
                 local.pop(k, None)
             implies = implied_keys()
             for k, w in list(local.items()):
@@ -135,13 +135,24 @@ class Stated:
             got = self._got[(m.start, m.end)] = (ctx, local, own)
         return got
 
-    def _absent_keys(self, m: Mention) -> list[str]:
-        """The keys its sentence says are absent (read once per sentence)."""
-        span = (m.sentence_start, m.sentence_end)
+    def absent_keys(self, m: Mention) -> list[str]:
+        """The keys its sentence says are absent."""
+        return [k for _, ks in self.absent_parts(m) for k in ks]
+
+    @staticmethod
+    def named_by(m: Mention) -> set[str]:
+        """The keys the mention's own words state, less what they state absent ("migraine
+        without aura" states "migraine", not "aura")."""
+        return set(keys(_absent_rx().sub(" ", m.text)))
+
+    def absent_parts(self, m: Mention) -> list[tuple[str, list[str]]]:
+        """The words its sentence says are absent, as written with their keys (read once per
+        sentence)."""
+        span = sentence_span(self.note, m.start, m.end)
         got = self._absent.get(span)
         if got is None:
             sentence = self.note.text[span[0] : span[1]]
-            got = self._absent[span] = [k for p in _absent_rx().findall(sentence) for k in keys(p)]
+            got = self._absent[span] = [(p, keys(p)) for p in _absent_rx().findall(sentence)]
         return got
 
 

@@ -6,6 +6,11 @@
   R65.21 *with septic shock*), the note documents the code's distinguishing condition as
   absent: the code is suppressed. Otherwise the negated spans are only removed from its
   evidence, so a coder is never shown "no septic shock" as support.
+* A code whose title needs a word that the sentence of its evidence states absent ("Type 2
+  diabetes, diet controlled, no complications" for E11.8 *with unspecified complications*;
+  "COPD, not in exacerbation" where the negation is no mention of its own) is suppressed the same
+  way: the sentence's "no", "not" and "without" parts (``documented.stated_absent``) are read
+  as the layer's documented-candidates rule reads them.
 * A code whose title excludes what its evidence states ("Tubal pregnancy *without intrauterine
   pregnancy*" for "intrauterine pregnancy at 28 weeks") contradicts the note: suppressed.
 """
@@ -20,10 +25,11 @@ from clinicode.nlp.cues import negated_before
 from clinicode.schema import Evidence, Mention
 
 from .data import ICD
+from .documented import Stated
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState
-from .titles import stated_keys, title_needs
+from .titles import documented_cfg, stated_keys, title_needs
 
 _DUE_TO = re.compile(r"(.+?) due to ", re.I)
 _PARENS = re.compile(r"\s*[\[(][^\])]*[\])]")
@@ -53,6 +59,30 @@ def _negated_axis(item: Item, title: set[str], tail: set[str]) -> Evidence | Non
             continue
         if (words & title) - present:
             return e
+    return None
+
+
+def _stated_absent(note: NoteState, item: Item, title: str) -> str | None:
+    """The words of ``title`` that the sentence of one of the code's present evidence mentions
+    states absent and the mention itself does not name, if any (its sentence's
+    "no"/"not"/"without" parts)."""
+    need = set(title_needs(title)[0])
+    stated = Stated.of_note(note)  # shared with the documented-candidates rule
+    longest = int(documented_cfg()["stated_absent"]["max_words_to_suppress"])
+    for e in item.s.evidence:
+        if e.assertion in _NOT_PRESENT:
+            continue
+        for m in note.overlapping(e.start, e.end):
+            # the mention's own words outweigh the sentence: "opioid use disorder ... (no opioid
+            # use x 5 months)" still names the opioid use disorder
+            named = need - stated.named_by(m)
+            absent = [
+                " ".join(words.split())
+                for words, ks in stated.absent_parts(m)
+                if named.intersection(ks) and len(words.split()) <= longest
+            ]
+            if absent:
+                return ", ".join(dict.fromkeys(absent))
     return None
 
 
@@ -137,6 +167,15 @@ def rule_evidence_holds(g: Guidelines, note: NoteState) -> None:
                 item,
                 "I.A.19",
                 f"'{negated.text}' is documented as absent and the code's title names it",
+                fate="suppressed",
+            )
+            continue
+        absent = _stated_absent(note, item, g.title(s.code))
+        if absent is not None:
+            g.drop(
+                item,
+                "I.A.19",
+                f"the note says '{absent}' is absent, and the code's title names it",
                 fate="suppressed",
             )
             continue

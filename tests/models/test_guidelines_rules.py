@@ -300,6 +300,40 @@ def test_negated_distinguishing_condition_suppresses_the_code(g: Guidelines) -> 
     assert "J44.9" in codes_of(res)
 
 
+def test_title_word_the_sentence_states_absent_suppresses_the_code(g: Guidelines) -> None:
+    # "no complications" is no mention of its own: the sentence states the word absent
+    text = "Type 2 diabetes, diet controlled, no complications. Hyperlipidemia on statin."
+    res = run(
+        g,
+        text,
+        [
+            ("E11.8", "Type 2 diabetes", "present", 0.6),
+            ("E11.9", "Type 2 diabetes", "present", 0.5),
+            ("E78.5", "Hyperlipidemia", "present", 0.9),
+        ],
+    )
+    assert "E11.8" not in codes_of(res)
+    assert "'complications' is absent" in (by_code(res)["E11.8"].reason or "")
+    assert {"E11.9", "E78.5"} <= set(codes_of(res))
+
+
+def test_absent_words_the_mention_itself_names_or_long_parts_suppress_nothing(
+    g: Guidelines,
+) -> None:
+    # the mention names the opioid use disorder; "(no opioid use x 5 months)" is its remission
+    text = "34F with opioid use disorder, severe, in early remission (no opioid use x 5 months)."
+    res = run(g, text, [("F11.21", "opioid use disorder", "present", 0.8)])
+    assert "F11.21" in codes_of(res)
+    # a long "no ..." part says more than that a title word is absent
+    text = "Cystoscopy: bladder tumor at the dome, no changes found in the rest of the bladder."
+    res = run(g, text, [("D49.4", "bladder tumor", "present", 0.8)])
+    assert "D49.4" in codes_of(res)
+    # the title's own "without" part is no word it needs
+    text = "Migraine without aura, not intractable."
+    res = run(g, text, [("G43.009", "Migraine without aura", "present", 0.8)])
+    assert "G43.009" in codes_of(res)
+
+
 def test_negated_span_never_stays_as_support(g: Guidelines) -> None:
     text = "No pneumonia on CXR last week. Today: RLL pneumonia, start ceftriaxone."
     res = run(
