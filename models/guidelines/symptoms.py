@@ -1,15 +1,16 @@
-"""Codes that say the same thing twice: symptoms integral to a kept diagnosis (I.B.5), codes of
-one category read off the same words (I.B.2), an unspecified code next to a specific one of its
-category (I.B.2, IV.F.3). Tables: ``integral_symptoms``, ``diabetes``."""
+"""Codes that say the same thing twice: symptoms integral to a kept diagnosis (I.B.5), the
+work-up's symptoms beside the assessment's diagnosis (I.B.4-5), codes of one category read off
+the same words (I.B.2), an unspecified code next to a specific one of its category (I.B.2,
+IV.F.3). Tables: ``integral_symptoms``, ``symptoms_outside_assessment``, ``diabetes``."""
 
 from __future__ import annotations
 
-from .data import any_match, code_matches
+from .data import any_match, code_matches, note_refs
 from .documented import Stated, documented_in_full
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState, spans, window_text
-from .titles import specific_stated, stated_keys, undocumented
+from .titles import documented_cfg, specific_stated, stated_keys, undocumented
 
 
 @rule("same_mention_alternatives")
@@ -130,3 +131,51 @@ def rule_integral_symptoms(g: Guidelines, note: NoteState) -> None:
         for it in kept:
             if it.fate == "keep" and it not in dx and any_match(row["symptoms"], it.s.code):
                 g.drop(it, "I.B.5", f"symptom integral to {dx[0].s.code} ({g.title(dx[0].s.code)})")
+
+
+@rule("symptoms_outside_assessment")
+def rule_symptoms_outside_assessment(g: Guidelines, note: NoteState) -> None:
+    """A kept sign or symptom (``symptom_codes``) whose every evidence span lies in the note's
+    work-up (``workup_sections``: "new temporal headache" of the opening line, "Admitted with
+    fever, cough") is not coded when a kept definitive diagnosis (outside
+    ``documented.not_diagnoses``) stands on the note's assessment (``assessment_sections``): the
+    provider's assessment names what the symptoms were (I.B.4-I.B.5, IV.D). The codes of
+    ``always_coded``, and those a kept code's "use additional code" note asks for, are
+    exempt."""
+    cfg = g.rules["symptoms_outside_assessment"]
+    assessed, workup = set(cfg["assessment_sections"]), set(cfg["workup_sections"])
+    not_dx = documented_cfg()["not_diagnoses"]
+    kept = note.kept()
+    dx = next(
+        (
+            it
+            for it in kept
+            if not any_match(not_dx, it.s.code)
+            and any(e.section in assessed for e in it.s.evidence)
+        ),
+        None,
+    )
+    if dx is None:
+        return
+    # a symptom a kept code's "use additional code" note asks for (R13.1- of I69.391
+    # *Dysphagia following cerebral infarction*) is part of that code, not of the work-up
+    asked = [
+        ref
+        for it in kept
+        for _src, text in g.notes(it.s.code).get("use_additional", [])
+        for ref in note_refs(text)
+    ]
+    for it in kept:
+        s = it.s
+        if not s.evidence or not any_match(g.rules["symptom_codes"], s.code):
+            continue
+        if any_match([*cfg["always_coded"], *asked], s.code) or any(
+            e.section not in workup for e in s.evidence
+        ):
+            continue
+        g.drop(
+            it,
+            "I.B.4",
+            f"a symptom of the work-up; the assessment documents the diagnosis ({dx.s.code}, "
+            f"{g.title(dx.s.code)})",
+        )

@@ -209,6 +209,30 @@ def test_outpatient_symptom_instead_one_code_per_symptom(g: Guidelines) -> None:
     assert codes_of(res) == ["R05.9"]
 
 
+def test_workup_symptoms_beside_the_assessments_diagnosis_are_not_coded(g: Guidelines) -> None:
+    text = (
+        "74F with new temporal headache and jaw claudication. Admitted with fever.\n"
+        "Dx: giant cell arteritis. Plan: prednisone; acetaminophen for the headache."
+    )
+    spec = [
+        ("M31.6", "giant cell arteritis", "present", 0.9, "diagnoses"),
+        ("R51.9", "temporal headache", "present", 0.6),
+        ("R50.9", "fever", "present", 0.6, "hpi"),
+        ("R65.20", "jaw claudication", "present", 0.6),  # a code the classification asks for
+    ]
+    res = run(g, text, spec)
+    assert "M31.6" in codes_of(res)
+    assert not {"R51.9", "R50.9"} & set(codes_of(res))
+    assert "work-up" in (by_code(res)["R51.9"].reason or "")
+    assert "R65.20" in codes_of(res)
+    # the plan states the symptom: the provider addresses it, it stays
+    res = run(g, text, [*spec[:1], ("R51.9", "headache.", "present", 0.6, "plan")])
+    assert "R51.9" in codes_of(res)
+    # no diagnosis in an assessment: the symptoms are what the note establishes (IV.D)
+    res = run(g, text, [("M31.6", "giant cell arteritis", "present", 0.9), *spec[1:3]])
+    assert {"R51.9", "R50.9"} <= set(codes_of(res))
+
+
 def test_cancer_history_still_under_treatment_is_current(g: Guidelines) -> None:
     text = "Hx of breast cancer, currently on anastrozole, tolerating well."
     res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
