@@ -359,7 +359,7 @@ def _history_code_for(
             continue
         if who is not None and conflict(c, who, g.rules["demographics"]) is not None:
             continue
-        if code_matches(g.rules["assertion"]["history_named_by_mention"], c):
+        if any_match(g.rules["assertion"]["history_named_by_mention"], c):
             it = note.items.get((ICD, c))  # the mention names the history code itself
             if g.is_billable(c) and (it is None or it.fate != "keep"):
                 g.add(

@@ -5,7 +5,7 @@ IV.F.3). Tables: ``integral_symptoms``, ``symptoms_outside_assessment``, ``diabe
 
 from __future__ import annotations
 
-from .data import any_match, code_matches, note_refs
+from .data import any_match, code_matches, compile_cue, note_refs
 from .documented import Stated, documented_in_full
 from .layer import Guidelines
 from .rules import rule
@@ -93,31 +93,42 @@ def rule_undocumented_alternatives(g: Guidelines, note: NoteState) -> None:
                 )
 
 
+def _parent(g: Guidelines, code: str) -> str:
+    """The subcategory a code's siblings share (its category for a three-character code)."""
+    rec = g.rec(code)
+    parent = rec.parent if rec is not None and rec.parent else code[:3]
+    return code[:3] if "-" in parent else parent
+
+
 @rule("unspecified_with_specific")
 def rule_unspecified_with_specific(g: Guidelines, note: NoteState) -> None:
     """An unspecified code next to a specific code of the same category says the same thing
-    less precisely: report the specific one (I.B.2, IV.F.3)."""
+    less precisely: report the specific one (I.B.2, IV.F.3). An "uncomplicated" code
+    (``uncomplicated_title``) next to a code of its subcategory that names a complication
+    contradicts it: *Alcohol dependence, uncomplicated* beside *Alcohol dependence with
+    withdrawal delirium*, *Unspecified asthma, uncomplicated* beside *... with (acute)
+    exacerbation*: the complication is reported."""
     kept = note.kept()
+    plain = compile_cue(g.rules["uncomplicated_title"])
     for it in kept:
-        if it.fate != "keep" or "unspecified" not in g.title(it.s.code).lower():
+        title = g.title(it.s.code)
+        unspecified = "unspecified" in title.lower()
+        uncomplicated = plain.search(title) is not None
+        if it.fate != "keep" or not (unspecified or uncomplicated):
             continue
-        rec = g.rec(it.s.code)
-        parent = rec.parent if rec is not None and rec.parent else it.s.code[:3]
-        if "-" in parent:  # a three-character code: its own category
-            parent = it.s.code[:3]
-        better = [
-            o
-            for o in kept
-            if o is not it
-            and o.fate == "keep"
-            and o.s.code.startswith(parent)
-            and "unspecified" not in g.title(o.s.code).lower()
-            and spans(o) != spans(it)
-        ]
-        if better:
-            g.drop(
-                it, "I.B.2", f"{better[0].s.code} documents the same condition more specifically"
-            )
+        parent = _parent(g, it.s.code)
+        for o in kept:
+            if o is it or o.fate != "keep" or not o.s.code.startswith(parent):
+                continue
+            other = g.title(o.s.code)
+            if unspecified and "unspecified" not in other.lower() and spans(o) != spans(it):
+                why = f"{o.s.code} documents the same condition more specifically"
+            elif uncomplicated and plain.search(other) is None:
+                why = f"{o.s.code} names a complication that this code's title rules out"
+            else:
+                continue
+            g.drop(it, "I.B.2", why)
+            break
 
 
 @rule("integral_symptoms")

@@ -233,6 +233,30 @@ def test_workup_symptoms_beside_the_assessments_diagnosis_are_not_coded(g: Guide
     assert {"R51.9", "R50.9"} <= set(codes_of(res))
 
 
+def test_uncomplicated_code_beside_a_complication_of_its_subcategory_is_dropped(
+    g: Guidelines,
+) -> None:
+    text = "Alcohol dependence. HD2: withdrawal delirium (DTs), CIWA lorazepam."
+    res = run(
+        g,
+        text,
+        [
+            ("F10.20", "Alcohol dependence", "present", 0.6),
+            ("F10.231", "withdrawal delirium", "present", 0.5),
+        ],
+    )
+    assert codes_of(res) == ["F10.231"]
+    assert "rules out" in (by_code(res)["F10.20"].reason or "")
+
+
+def test_history_of_mi_is_the_old_mi_code(g: Guidelines) -> None:
+    text = "PMH: HTN, hx of MI (2015, s/p PCI). Meds: amlodipine."
+    res = run(
+        g, text, [("I10", "HTN", "historical", 0.9), ("I25.2", "hx of MI", "historical", 0.1)]
+    )
+    assert "I25.2" in codes_of(res)
+
+
 def test_cancer_history_still_under_treatment_is_current(g: Guidelines) -> None:
     text = "Hx of breast cancer, currently on anastrozole, tolerating well."
     res = run(g, text, [("C50.919", "breast cancer", "historical", 0.8)])
