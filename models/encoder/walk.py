@@ -96,6 +96,11 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
             w.hops.append(ref)
             cur = target
             w.entries.append(target)
+    default = _default_child(tree, cur)
+    while default is not None:  # "Colitis, Clostridium difficile": its "not specified as
+        w.entries.append(default)  # recurrent" A04.72, not the main term's K52.9
+        cur = default
+        default = _default_child(tree, cur)
     w.code, w.code_entry = tree.code_of(cur)
     if w.code is None and tree.see[cur] and hops > 0:  # a main term that only says "see"
         target = tree.resolve_see(tree.see[cur] or "")
@@ -103,6 +108,26 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
             w.hops.append(tree.see[cur] or "")
             w.entries.append(target)
             w.code, w.code_entry = tree.code_of(target)
+
+
+def _default_child(tree: IndexTree, i: int) -> int | None:
+    """Where entry ``i`` gives no code of its own, its first subterm that is the Index's default
+    when no subterm is documented ("not specified as recurrent", "without ...":
+    ``default_prefixes``); None where ``i`` has a code, a "see" reference (the reference is the
+    instruction) or no such subterm."""
+    if tree.code[i] or tree.see[i]:
+        return None
+    prefixes = tuple(str(p) for p in load_encoder_data()["default_prefixes"])
+    return next(
+        (
+            c
+            for c in tree.children[i]
+            if tree.negative[c]
+            and not tree.connector[c]
+            and tree.term[c].lower().startswith(prefixes)
+        ),
+        None,
+    )
 
 
 def _best_child(

@@ -13,6 +13,7 @@ from clinicode.schema import Mention
 
 from .data import ICD, any_match, code_matches, compile_cue, first_rule
 from .demographics import conflict
+from .documented import Stated, documented_in_full
 from .layer import Guidelines
 from .rules import rule
 from .state import (
@@ -408,9 +409,12 @@ def _history_row(
 
 
 def _symptoms_instead(g: Guidelines, note: NoteState, dropped: list[Item]) -> None:
-    """IV.H: with the uncertain diagnosis not coded, the documented symptoms are."""
+    """IV.H: with the uncertain diagnosis not coded, the documented symptoms are: those whose
+    title the note states in full ("cough" for *Cough, unspecified*; not "pelvic" for
+    *Intra-abdominal and pelvic swelling, mass and lump*)."""
     names = ", ".join(it.s.code for it in dropped)
     symptoms = g.rules["symptom_codes"]
+    stated = Stated.of_note(note)
     best: dict[frozenset[tuple[int, int]], Item] = {}  # one symptom code per documented symptom
     for item in note.items.values():
         if item.fate != "candidate" or item.s.system != ICD:
@@ -419,7 +423,7 @@ def _symptoms_instead(g: Guidelines, note: NoteState, dropped: list[Item]) -> No
             continue
         if assertions_of(item.s, note.mentions) != {"present"} or not item.s.evidence:
             continue
-        if not g.is_billable(item.s.code):
+        if not g.is_billable(item.s.code) or not documented_in_full(g, stated, item):
             continue
         key = spans(item)
         if key not in best or item.s.score > best[key].s.score:

@@ -46,6 +46,12 @@ INDEX = (
     "26,S,1,stroke NOS,,,,I69.30\n"
     "27,S,2,dysphagia,,,,I69.391\n"
     "28,D,0,Dysphagia,,,,R13.10\n"
+    "29,C,0,Colitis,,,(acute) (catarrhal),K52.9\n"
+    "30,C,1,Clostridium difficile,,,,\n"
+    "31,C,2,not specified as recurrent,,,,A04.72\n"
+    "32,C,2,recurrent,,,,A04.71\n"
+    "33,C,0,Carcinoma,,,(malignant),\n"
+    "34,C,1,unspecified site,,,,C80.1\n"
 )
 
 
@@ -116,6 +122,27 @@ def test_negated_linked_condition_and_without_subterms_are_not_taken(
     assert "E11.22" not in got and "E11.9" in got
     text = "Type 2 diabetes without coma."
     assert "E11.10" not in _codes(gen, text, [_mention(text, "Type 2 diabetes")])
+
+
+def test_an_entry_without_a_code_takes_its_not_specified_subterm(
+    index_kb: KnowledgeBase,
+) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "C. difficile colitis, toxin positive."
+    cdiff = _mention(text, "C. difficile colitis", "clostridium difficile colitis")
+    got = _codes(gen, text, [cdiff])
+    assert got["A04.72"] == [
+        "Index: Colitis, Clostridium difficile, not specified as recurrent -> A04.72"
+    ]
+    assert "K52.9" not in got  # not the main term's default
+    text = "Recurrent C. difficile colitis."
+    again = _mention(
+        text, "Recurrent C. difficile colitis", "recurrent clostridium difficile colitis"
+    )
+    assert "A04.71" in _codes(gen, text, [again])
+    # "unspecified site" is no default: the site may be documented elsewhere (Neoplasm Table)
+    text = "Bladder carcinoma."
+    assert "C80.1" not in _codes(gen, text, [_mention(text, "Bladder carcinoma")])
 
 
 def test_tabular_descent_states_laterality_and_defaults(index_kb: KnowledgeBase) -> None:

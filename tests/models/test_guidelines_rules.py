@@ -207,6 +207,14 @@ def test_outpatient_symptom_instead_one_code_per_symptom(g: Guidelines) -> None:
         ],
     )
     assert codes_of(res) == ["R05.9"]
+    # a symptom code whose title the note does not state is no documented symptom
+    text = "Cough for 2 weeks, pelvic discomfort. Possible bronchitis."
+    spec = [
+        ("J40", "bronchitis", "uncertain", 0.8),
+        ("R05.9", "Cough", "present", 0.4),
+        ("R19.00", "pelvic", "present", 0.3),
+    ]
+    assert codes_of(run(g, text, spec)) == ["R05.9"]
 
 
 def test_workup_symptoms_beside_the_assessments_diagnosis_are_not_coded(g: Guidelines) -> None:
