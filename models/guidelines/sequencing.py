@@ -11,7 +11,7 @@ import re
 from .data import ICD, any_match, compile_cue, note_refs
 from .layer import Guidelines
 from .rules import rule
-from .state import Item, NoteState, explain
+from .state import Item, NoteState, explain, sentence_span
 
 _BULLET = re.compile(r"[\s\-*•\d.)]*")
 
@@ -23,7 +23,10 @@ def rule_sequencing(g: Guidelines, note: NoteState) -> None:
     if not kept:
         return
     kept.sort(key=lambda it: (-it.s.score, it.order))
+    if note.setting == "outpatient":
+        _assessment_first(g, kept)
     _first_listed(g, kept)
+    _adverse_effects_follow(g, note, kept)
     _note_order(g, kept)
     for rank, it in enumerate(kept):
         it.order = rank
@@ -32,6 +35,27 @@ def rule_sequencing(g: Guidelines, note: NoteState) -> None:
     if _principal(g, kept, note.text):
         for rank, it in enumerate(kept):
             it.order = rank
+
+
+def _assessment_first(g: Guidelines, kept: list[Item]) -> None:
+    """IV.G: the first-listed code is the reason for the visit chiefly responsible for the
+    services, which the provider's assessment names first ("A/P: hypokalemia, adverse effect of
+    HCTZ ... HTN controlled"): the kept diagnosis with the earliest evidence in an assessment
+    section (``symptoms_outside_assessment.assessment_sections``) goes first."""
+    assessed = set(g.rules["symptoms_outside_assessment"]["assessment_sections"])
+    not_first = g.rules["sequencing"]["not_principal"]
+    starts = {
+        id(it): min(e.start for e in it.s.evidence if e.section in assessed)
+        for it in kept
+        if not any_match(not_first, it.s.code) and any(e.section in assessed for e in it.s.evidence)
+    }
+    if not starts:
+        return
+    first = min((it for it in kept if id(it) in starts), key=lambda it: starts[id(it)])
+    if kept[0] is not first:
+        kept.remove(first)
+        kept.insert(0, first)
+        explain(first, "IV.G", "first-listed: the assessment names it first")
 
 
 def _first_listed(g: Guidelines, kept: list[Item]) -> None:
@@ -50,6 +74,27 @@ def _first_listed(g: Guidelines, kept: list[Item]) -> None:
         for it in first:
             explain(it, section, why)
         kept[:] = first + [it for it in kept if it not in first]
+
+
+def _adverse_effects_follow(g: Guidelines, note: NoteState, kept: list[Item]) -> None:
+    """I.C.19.e.5.a: the nature of an adverse effect is coded first, followed by the adverse
+    effect code: each adverse effect code moves after the kept codes its sentence states
+    ("hypokalemia, adverse effect of HCTZ": E87.6, then T50.2X5A)."""
+    rx = compile_cue(g.rules["sequencing"]["adverse_effect"])
+    for it in [x for x in kept if rx.match(x.s.code)]:
+        sentences = {sentence_span(note, e.start, e.end) for e in it.s.evidence}
+        natures = [
+            o
+            for o in kept
+            if o is not it
+            and not rx.match(o.s.code)
+            and any(sentence_span(note, e.start, e.end) in sentences for e in o.s.evidence)
+        ]
+        last = max((kept.index(o) for o in natures), default=-1)
+        if last > kept.index(it):
+            kept.remove(it)
+            kept.insert(last, it)
+            explain(it, "I.C.19.e.5.a", "sequenced after the nature of the adverse effect")
 
 
 def _note_order(g: Guidelines, kept: list[Item]) -> None:

@@ -519,3 +519,20 @@ def test_the_organisms_name_is_no_pneumonia(g: Guidelines) -> None:
         ("B96.1", "Klebsiella pneumoniae", "present", 0.6),
     ]
     assert codes_of(run(g, text, spec)) == ["N30.01", "B96.1"]
+
+
+# -- sequencing: the assessment's first problem, adverse effects after their nature -------------
+def test_outpatient_first_listed_is_the_assessments_first_problem(g: Guidelines) -> None:
+    text = "59F with HTN on HCTZ. Cramps; K 3.0.\nA/P: hypokalemia, adverse effect of HCTZ. HTN."
+    spec = [
+        ("I10", "HTN on HCTZ", "present", 0.9),
+        ("T50.2X5A", "adverse effect of HCTZ", "present", 0.9, "assessment_plan"),
+        ("E87.6", "hypokalemia", "present", 0.7, "assessment_plan"),
+    ]
+    res = run(g, text, spec)
+    got = codes_of(res)
+    assert got[0] == "E87.6"
+    assert got.index("T50.2X5A") > got.index("E87.6")  # I.C.19.e.5.a
+    assert any(e.startswith("IV.G") for e in by_code(res)["E87.6"].explanation)
+    # inpatient: the principal-diagnosis rules decide, not this one
+    assert "IV.G" not in " ".join(by_code(run(g, text, spec, "inpatient"))["E87.6"].explanation)
