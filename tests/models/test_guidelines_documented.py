@@ -43,6 +43,7 @@ EXPECTED = [
     "R50.9",
     "E34.9",
     "I69.391",
+    "I21.02",
 ]
 
 
@@ -333,3 +334,11 @@ def test_a_residual_of_a_stroke_documents_the_sequela_index_path(g: Guidelines) 
         m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
     res = g.apply(ranked, mentions, text=text, setting="inpatient", threshold=0.5)
     assert "I69.391" not in codes_of(res)
+
+
+def test_a_coronary_artery_by_its_abbreviation(g: Guidelines) -> None:
+    text = "Anterior wall ST elevation myocardial infarction involving the LAD."
+    spec = [("I21.02", "ST elevation myocardial infarction", "present", 0.1)]
+    assert "I21.02" in codes_of(run(g, text, spec, setting="inpatient"))
+    text = "Anterior wall ST elevation myocardial infarction, cath pending."
+    assert "I21.02" not in codes_of(run(g, text, spec, setting="inpatient"))

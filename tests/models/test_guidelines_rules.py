@@ -536,3 +536,17 @@ def test_outpatient_first_listed_is_the_assessments_first_problem(g: Guidelines)
     assert any(e.startswith("IV.G") for e in by_code(res)["E87.6"].explanation)
     # inpatient: the principal-diagnosis rules decide, not this one
     assert "IV.G" not in " ".join(by_code(run(g, text, spec, "inpatient"))["E87.6"].explanation)
+
+
+def test_influenza_a_or_b_is_an_identified_virus(g: Guidelines) -> None:
+    text = "Influenza B, confirmed by rapid test. Fever, myalgias, cough. Tamiflu."
+    res = run(g, text, [("J11.1", "Influenza B", "present", 0.9)])
+    assert codes_of(res) == ["J10.1"]
+    text = "Influenza A (rapid test positive) complicated by pneumonia on CXR."
+    res = run(g, text, [("J11.00", "Influenza A", "present", 0.9)], setting="inpatient")
+    assert codes_of(res) == ["J10.00"]
+    # a negative test identifies no virus
+    text = "Influenza-like illness. Rapid flu A/B negative."
+    assert codes_of(run(g, text, [("J11.1", "Influenza-like illness", "present", 0.9)])) == [
+        "J11.1"
+    ]
