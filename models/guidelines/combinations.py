@@ -155,6 +155,50 @@ def rule_copd_infection(g: Guidelines, note: NoteState) -> None:
         explain(it, "I.A.17", f"code also the infection with {combination}")
 
 
+@rule("combination_pairs")
+def rule_combination_pairs(g: Guidelines, note: NoteState) -> None:
+    """Two conditions one combination code names (``combination_pairs``, I.B.9): "acute and
+    chronic cholecystitis with cholelithiasis" is K80.12, not K81.2 beside a gallstone code."""
+    for row in g.rules["combination_pairs"]:
+        first = note.kept_matching(str(row["when"]))
+        own = {(e.start, e.end) for it in first for e in it.s.evidence}
+        # the other condition on words of its own ("gallstones"), not on the first's words
+        # ("acute cholecystitis" also matches *Calculus of gallbladder with acute cholecystitis*)
+        second = [
+            it
+            for it in note.items.values()
+            if it.fate in ("keep", "candidate")
+            and any_match(row["with"], it.s.code)
+            and any(
+                e.assertion == "present" and not any(lo < e.end and e.start < hi for lo, hi in own)
+                for e in it.s.evidence
+            )
+        ]
+        if not first or not second or _stated(note, str(row.get("unless") or "")):
+            continue
+        code = str(row["code"])
+        new = g.replace(note, first, code, "I.B.9", "combination code for both conditions")
+        if new is None:
+            continue
+        have = {(e.start, e.end) for e in new.s.evidence}
+        more = [
+            e
+            for it in second
+            if it is not new
+            for e in it.s.evidence
+            if e.assertion == "present" and (e.start, e.end) not in have | own
+        ]
+        new.s.evidence.extend(more)
+        for it in second:
+            if it is not new and it.fate == "keep":
+                g.drop(it, "I.B.9", f"covered by the combination code {code}")
+
+
+def _stated(note: NoteState, pattern: str) -> bool:
+    """Whether the note states ``pattern`` with no negation before it."""
+    return bool(pattern) and find_cue(note, pattern) is not None
+
+
 @rule("influenza_pneumonia")
 def rule_influenza_pneumonia(g: Guidelines, note: NoteState) -> None:
     """Influenza with pneumonia is one combination code (I.B.9, I.A.15)."""

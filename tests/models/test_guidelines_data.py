@@ -82,7 +82,12 @@ def _emitted(rules: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for ref in rules["refinements"]:
         for code in ref["codes"]:
             for ch in ref["choices"]:
-                yield f"refinements.{ref['name']}", str(ch["code"]).format(base=code[:-1])
+                yield (
+                    f"refinements.{ref['name']}",
+                    str(ch["code"]).format(base=code[:-1], tail=code[3:]),
+                )
+    for row in rules["combination_pairs"]:
+        yield "combination_pairs", str(row["code"])
     for row in rules["diabetes_complications"]:  # E11 has them all; other categories are checked
         yield "diabetes_complications", "E11" + str(row["suffix"])  # by the rule (billable only)
     for row in rules["hypertension"]["combinations"]:

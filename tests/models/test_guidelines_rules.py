@@ -550,3 +550,28 @@ def test_influenza_a_or_b_is_an_identified_virus(g: Guidelines) -> None:
     assert codes_of(run(g, text, [("J11.1", "Influenza-like illness", "present", 0.9)])) == [
         "J11.1"
     ]
+
+
+def test_cholecystitis_with_gallstones_is_one_combination_code(g: Guidelines) -> None:
+    text = "US: gallstones. Path: acute and chronic cholecystitis. No obstruction."
+    spec = [
+        ("K81.2", "acute and chronic cholecystitis", "present", 0.9),
+        ("K80.20", "gallstones", "present", 0.2),
+    ]
+    res = run(g, text, spec, setting="inpatient")
+    assert codes_of(res) == ["K80.12"]
+    assert {e.text for e in by_code(res)["K80.12"].evidence} >= {"gallstones"}
+    # the cholecystitis's own words matching a calculus title are no gallstones
+    text = "Acute cholecystitis, lap chole."
+    spec = [
+        ("K81.0", "Acute cholecystitis", "present", 0.9),
+        ("K80.00", "Acute cholecystitis", "present", 0.2),
+    ]
+    assert codes_of(run(g, text, spec, setting="inpatient")) == ["K81.0"]
+    # an obstruction needs the obstruction codes: left to the coder
+    text = "Gallstones with obstruction of the cystic duct; acute cholecystitis."
+    spec = [
+        ("K81.0", "acute cholecystitis", "present", 0.9),
+        ("K80.20", "Gallstones", "present", 0.2),
+    ]
+    assert "K80.00" not in codes_of(run(g, text, spec, setting="inpatient"))
