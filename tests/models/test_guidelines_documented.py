@@ -319,22 +319,16 @@ def test_a_lone_modifier_does_not_document_a_disorder(g: Guidelines) -> None:
 
 
 def test_a_residual_of_a_stroke_documents_the_sequela_index_path(g: Guidelines) -> None:
-    # I.B.10: a sequela is the residual effect; the encoder's Index path names "Sequelae"
-    text = "81M with oropharyngeal dysphagia as a residual of a L MCA ischemic stroke 2 yrs ago."
-    ranked, mentions = build(text, [("I69.391", "oropharyngeal dysphagia", "present", 0.1)])
-    ranked[0].explanation.append("Index: Sequelae, stroke NOS, dysphagia -> I69.391")
-    for m in mentions:
-        m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
-    res = g.apply(ranked, mentions, text=text, setting="inpatient", threshold=0.5)
-    assert "I69.391" in codes_of(res)
-    # without the residual there is no sequela to document
-    text = "81M with oropharyngeal dysphagia and a L MCA ischemic stroke 2 yrs ago."
-    ranked, mentions = build(text, [("I69.391", "oropharyngeal dysphagia", "present", 0.1)])
-    ranked[0].explanation.append("Index: Sequelae, stroke NOS, dysphagia -> I69.391")
-    for m in mentions:
-        m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
-    res = g.apply(ranked, mentions, text=text, setting="inpatient", threshold=0.5)
-    assert "I69.391" not in codes_of(res)
+    # I.B.10: a sequela is the residual effect; the encoder's Index path names "Sequelae".
+    # Without the residual there is no sequela to document.
+    for link, coded in (("as a residual of", True), ("and", False)):
+        text = f"81M with oropharyngeal dysphagia {link} a L MCA ischemic stroke 2 yrs ago."
+        ranked, mentions = build(text, [("I69.391", "oropharyngeal dysphagia", "present", 0.1)])
+        ranked[0].explanation.append("Index: Sequelae, stroke NOS, dysphagia -> I69.391")
+        for m in mentions:
+            m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
+        res = g.apply(ranked, mentions, text=text, setting="inpatient", threshold=0.5)
+        assert ("I69.391" in codes_of(res)) is coded, link
 
 
 def test_a_coronary_artery_by_its_abbreviation(g: Guidelines) -> None:
