@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="worker processe
 def test_two_workers_are_the_parent_and_one_fork_and_code_the_same_lines(engine: Any) -> None:
     import torch
 
-    threads = torch.get_num_threads()
+    threads, before = torch.get_num_threads(), gc.get_threshold()
     notes = [Note(nid, text, i) for i, (nid, text) in enumerate(clinical_notes(12), start=1)]
     expected = code_lines(engine, notes, "outpatient", None)
     coders = Coders(engine, 3, "outpatient", None)
@@ -32,6 +32,22 @@ def test_two_workers_are_the_parent_and_one_fork_and_code_the_same_lines(engine:
     assert got == expected  # same bytes, in order, whichever coder took a chunk
     assert all(ok for _, ok in got)
     assert gc.get_freeze_count() == 0 and torch.get_num_threads() == threads  # all as it was
+    assert gc.get_threshold() == before  # the coders' young-generation threshold undone
+
+
+def test_coders_that_fail_to_start_leave_nothing_behind(engine: Any) -> None:
+    class NoWarmUp:
+        """The engine, failing while it warms up (a missing resource, an out-of-memory)."""
+
+        info, code_sets, kb = engine.info, engine.code_sets, engine.kb
+
+        def warm_up(self) -> None:
+            raise RuntimeError("warm-up failed")
+
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError, match="warm-up failed"):
+        Coders(NoWarmUp(), 2, "outpatient", None)  # type: ignore[arg-type]
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
 
 
 def test_one_worker_codes_in_the_parent_and_forks_nothing(engine: Any) -> None:
