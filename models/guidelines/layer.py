@@ -12,7 +12,7 @@ from clinicode.models.resources import compile_every
 from clinicode.models.types import GuidelineResult
 from clinicode.schema import CodeSuggestion, Evidence, Mention
 
-from .data import CODE_FULL, ICD, compile_cue, load_rules
+from .data import CODE_FULL, ICD, compile_cue, load_rules, note_refs
 from .rules import ordered_rules
 from .state import Item, NoteState, explain
 
@@ -83,6 +83,11 @@ class Guidelines:
 
     def notes(self, code: str) -> dict[str, list[tuple[str, str]]]:
         return self.memo("notes", code, lambda c: self.kb.effective_notes(c, ICD))
+
+    def note_refs(self, code: str, kind: str) -> list[str]:
+        """The code patterns the ``kind`` notes of ``code`` name ("use_additional" of I69.391:
+        ``["R13.1"]``)."""
+        return [r for _src, text in self.notes(code).get(kind, []) for r in note_refs(text)]
 
     def billable_descendants(self, code: str) -> list[CodeRecord]:
         """Billable codes below ``code`` (from a sorted in-memory index of the code set)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .data import ICD, any_match, compile_cue, note_refs
+from .data import ICD, any_match, compile_cue
 from .layer import Guidelines
 from .rules import rule
 from .state import Item, NoteState, explain, sentence_span
@@ -102,7 +102,7 @@ def _note_order(g: Guidelines, kept: list[Item]) -> None:
     of the code carrying it; the code carrying a "use additional code" note precedes the
     additional code."""
     for it in list(kept):
-        firsts = [r for _s, t in g.notes(it.s.code).get("code_first", []) for r in note_refs(t)]
+        firsts = g.note_refs(it.s.code, "code_first")
         if not firsts:
             continue
         for other in kept:
@@ -115,7 +115,7 @@ def _note_order(g: Guidelines, kept: list[Item]) -> None:
                 kept.insert(kept.index(it), other)
                 explain(it, "I.A.13", f"sequenced after {other.s.code} (code first note)")
     for it in list(kept):
-        refs = [r for _s, t in g.notes(it.s.code).get("use_additional", []) for r in note_refs(t)]
+        refs = g.note_refs(it.s.code, "use_additional")
         for other in kept:
             if (
                 other is not it

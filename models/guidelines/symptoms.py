@@ -5,7 +5,7 @@ IV.F.3). Tables: ``integral_symptoms``, ``symptoms_outside_assessment``, ``diabe
 
 from __future__ import annotations
 
-from .data import any_match, code_matches, compile_cue, note_refs
+from .data import any_match, code_matches, compile_cue
 from .documented import Stated, documented_in_full
 from .layer import Guidelines
 from .rules import rule
@@ -170,12 +170,7 @@ def rule_symptoms_outside_assessment(g: Guidelines, note: NoteState) -> None:
         return
     # a symptom a kept code's "use additional code" note asks for (R13.1- of I69.391
     # *Dysphagia following cerebral infarction*) is part of that code, not of the work-up
-    asked = [
-        ref
-        for it in kept
-        for _src, text in g.notes(it.s.code).get("use_additional", [])
-        for ref in note_refs(text)
-    ]
+    asked = [ref for it in kept for ref in g.note_refs(it.s.code, "use_additional")]
     for it in kept:
         s = it.s
         if not s.evidence or not any_match(g.rules["symptom_codes"], s.code):
