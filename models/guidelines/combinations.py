@@ -11,6 +11,7 @@ from typing import Any
 
 from .data import ICD, any_match, code_matches, compile_cue, first_rule
 from .layer import Guidelines
+from .refinements import stated
 from .rules import rule
 from .state import Item, NoteState, explain, find_cue, window_text
 
@@ -174,7 +175,8 @@ def rule_combination_pairs(g: Guidelines, note: NoteState) -> None:
                 for e in it.s.evidence
             )
         ]
-        if not first or not second or _stated(note, str(row.get("unless") or "")):
+        unless = str(row.get("unless") or "")
+        if not first or not second or (unless and stated(unless, note.text)):
             continue
         code = str(row["code"])
         new = g.replace(note, first, code, "I.B.9", "combination code for both conditions")
@@ -192,11 +194,6 @@ def rule_combination_pairs(g: Guidelines, note: NoteState) -> None:
         for it in second:
             if it is not new and it.fate == "keep":
                 g.drop(it, "I.B.9", f"covered by the combination code {code}")
-
-
-def _stated(note: NoteState, pattern: str) -> bool:
-    """Whether the note states ``pattern`` with no negation before it."""
-    return bool(pattern) and find_cue(note, pattern) is not None
 
 
 @rule("influenza_pneumonia")
