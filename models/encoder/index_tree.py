@@ -53,6 +53,7 @@ class IndexTree:
     see: list[str | None] = field(default_factory=list)
     connector: list[str] = field(default_factory=list)  # "note", "sentence" or ""
     negative: list[bool] = field(default_factory=list)
+    default: list[bool] = field(default_factory=list)  # the default among negative subterms
     mains: dict[str, list[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -114,6 +115,7 @@ class IndexTree:
         self.see.append(see)
         self.connector.append(conn)
         self.negative.append(low.startswith(tuple(data["negative_prefixes"])))
+        self.default.append(self.negative[-1] and low.startswith(tuple(data["default_prefixes"])))
 
     def path(self, i: int) -> list[int]:
         """The entries from the main term down to ``i``."""

@@ -117,17 +117,7 @@ def _default_child(tree: IndexTree, i: int) -> int | None:
     instruction) or no such subterm."""
     if tree.code[i] or tree.see[i]:
         return None
-    prefixes = tuple(str(p) for p in load_encoder_data()["default_prefixes"])
-    return next(
-        (
-            c
-            for c in tree.children[i]
-            if tree.negative[c]
-            and not tree.connector[c]
-            and tree.term[c].lower().startswith(prefixes)
-        ),
-        None,
-    )
+    return next((c for c in tree.children[i] if tree.default[c] and not tree.connector[c]), None)
 
 
 def _best_child(
