@@ -41,8 +41,9 @@ def _table_refinements(g: Guidelines, note: NoteState) -> None:
             text = window_text(note, item, ref.get("scope", "sentence"))
             billable = g.is_billable(item.s.code)
             for ch in ref["choices"]:
-                code = item.s.code  # "{base}": all but its last character; "{tail}": after
-                target = str(ch["code"]).format(base=code[:-1], tail=code[3:])  # the category
+                # "{base}": the code less its last character; "{tail}": after its category
+                code = item.s.code
+                target = str(ch["code"]).format(base=code[:-1], tail=code[3:])
                 if not g.is_billable(target) or (
                     not billable and not target.startswith(item.s.code)
                 ):

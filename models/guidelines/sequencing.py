@@ -41,8 +41,8 @@ def _assessment_first(g: Guidelines, kept: list[Item]) -> None:
     """IV.G: the first-listed code is the reason for the visit chiefly responsible for the
     services, which the provider's assessment names first ("A/P: hypokalemia, adverse effect of
     HCTZ ... HTN controlled"): the kept diagnosis with the earliest evidence in an assessment
-    section (``symptoms_outside_assessment.assessment_sections``) goes first."""
-    assessed = set(g.rules["symptoms_outside_assessment"]["assessment_sections"])
+    section (``assessment_sections``) goes first."""
+    assessed = set(g.rules["assessment_sections"])
     not_first = g.rules["sequencing"]["not_principal"]
     starts = {
         id(it): min(e.start for e in it.s.evidence if e.section in assessed)

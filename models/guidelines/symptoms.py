@@ -154,7 +154,7 @@ def rule_symptoms_outside_assessment(g: Guidelines, note: NoteState) -> None:
     ``always_coded``, and those a kept code's "use additional code" note asks for, are
     exempt."""
     cfg = g.rules["symptoms_outside_assessment"]
-    assessed, workup = set(cfg["assessment_sections"]), set(cfg["workup_sections"])
+    assessed, workup = set(g.rules["assessment_sections"]), set(cfg["workup_sections"])
     not_dx = documented_cfg()["not_diagnoses"]
     kept = note.kept()
     dx = next(
