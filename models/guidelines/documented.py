@@ -34,12 +34,13 @@ import re
 from functools import lru_cache
 
 from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
+from clinicode.nlp.cues import sentence_bounds
 from clinicode.schema import Mention
 
 from .data import ICD, any_match, note_refs
 from .layer import Guidelines, _code_index
 from .rules import rule
-from .state import Item, NoteState, explain, sentence_span, spans
+from .state import Item, NoteState, explain, spans
 from .titles import (
     documented_cfg,
     implied_keys,
@@ -148,7 +149,9 @@ class Stated:
     def absent_parts(self, m: Mention) -> list[tuple[str, list[str]]]:
         """The words its sentence says are absent, as written with their keys (read once per
         sentence)."""
-        span = sentence_span(self.note, m.start, m.end)
+        span = (m.sentence_start, m.sentence_end)
+        if span[1] <= span[0]:  # a mention made without its sentence (a rule's, a test's)
+            span = sentence_bounds(self.note.text, m.start, m.end)
         got = self._absent.get(span)
         if got is None:
             sentence = self.note.text[span[0] : span[1]]

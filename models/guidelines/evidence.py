@@ -73,12 +73,15 @@ def _stated_absent(note: NoteState, item: Item, title: str) -> str | None:
         if e.assertion in _NOT_PRESENT:
             continue
         for m in note.overlapping(e.start, e.end):
+            parts = stated.absent_parts(m)
+            if not parts:
+                continue
             # the mention's own words outweigh the sentence: "opioid use disorder ... (no opioid
             # use x 5 months)" still names the opioid use disorder
             named = need - stated.named_by(m)
             absent = [
                 " ".join(words.split())
-                for words, ks in stated.absent_parts(m)
+                for words, ks in parts
                 if named.intersection(ks) and len(words.split()) <= longest
             ]
             if absent:
