@@ -24,21 +24,52 @@ def _alternatives(
     """The keys that must be stated for an entry (each alternative in full) and the keys that
     only add weight. A main term's later comma parts are other forms of its word ("Diabetes,
     diabetic") or qualifiers that must be stated ("Fracture, pathological"), except a default
-    qualifier ("Fracture, traumatic"); a subterm's first part decides and the rest adds weight
-    ("acute, subacute"; "calculus, stones in")."""
-    parts = [tuple(keys(p)) for p in term.split(",")]
-    parts = [p for p in parts if p]
-    if not parts:
+    qualifier ("Fracture, traumatic"). A subterm's first part decides and the rest adds weight
+    ("acute, subacute"; "calculus, stones in"; "hypnotic or anxiolytic"), except a later part
+    of several words that is no list of alternatives: it names what the first part is of, and
+    must be stated too ("test, human immunodeficiency virus" is an HIV test, not any test)."""
+    raw = [(p, tuple(keys(p))) for p in term.split(",")]
+    raw = [(text, ks) for text, ks in raw if ks]
+    if not raw:
         return [], frozenset()
+    parts = [ks for _, ks in raw]
     first, rest = parts[0], parts[1:]
     if not main:
-        return [first], frozenset(k for p in rest for k in p)
-    qualifiers = [p for p in rest if p[0] != first[0]]
+        named = [ks for text, ks in raw[1:] if _names_what_of(text, ks, first, data)]
+        optional = [ks for ks in rest if ks not in named]
+        whole = tuple(dict.fromkeys([*first, *(k for ks in named for k in ks)]))
+        return [whole], frozenset(k for ks in optional for k in ks)
+    qualifiers = [p for p in rest if not _same_word(p[0], first[0])]
     whole = tuple(dict.fromkeys([*first, *(k for p in qualifiers for k in p)]))
     alts = [whole]
     if qualifiers and term.lower().strip() in data["default_main_terms"]:
         alts.append(first)
     return alts, frozenset()
+
+
+_ALTERNATIVE_LIST = re.compile(r"\b(?:or|and/or)\b", re.IGNORECASE)
+
+
+def _names_what_of(
+    text: str, ks: tuple[str, ...], first: tuple[str, ...], data: dict[str, Any]
+) -> bool:
+    """Whether a subterm's later comma part is an essential qualifier: two words or more that
+    count, no list of alternatives ("prosthesis or plate"), no other form of the first part's
+    word ("clumsiness, clumsy child") and no Index instruction ("as cause of disease
+    classified elsewhere")."""
+    if len(ks) < 2 or _ALTERNATIVE_LIST.search(text):
+        return False
+    if text.strip().lower() in data["optional_subterm_parts"]:
+        return False
+    return not any(_same_word(k, first[0]) for k in ks)
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Whether two keys are forms of one word whose suffixes the keys did not strip alike
+    ("ulcer" and "ulcerat" of "Ulcer, ulcerated"; "asthm" and "asthmat")."""
+    if a.startswith(b) or b.startswith(a):
+        return True
+    return len(a) >= 5 and len(b) >= 5 and a[:5] == b[:5]
 
 
 @dataclass

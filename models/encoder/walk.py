@@ -96,6 +96,9 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
             w.hops.append(ref)
             cur = target
             w.entries.append(target)
+            # "Ulcer, heel - see Ulcer, lower limb": the words that led to the reference are
+            # looked up again under its target ("Ulcer, lower limb, heel")
+            w.consumed -= got
     default = _default_child(tree, cur)
     while default is not None:  # "Colitis, Clostridium difficile": its "not specified as
         w.entries.append(default)  # recurrent" A04.72, not the main term's K52.9
@@ -160,8 +163,10 @@ def _match(
         if not ctx.spells(alt) or not weights[0] or stated * 2 < len(new) or stated < 1:
             continue
         if stated < len(new) and (
-            len(new) < 2 or any(k[0].isdigit() for k in alt)
-        ):  # a number is stated exactly or not at all
+            len(new) < 2
+            or any(k[0].isdigit() for k in alt)  # a number is stated exactly or not at all
+            or all(len(k) < 3 for k, x in zip(new, weights, strict=True) if x)
+        ):  # a part of a phrase is stated by a word, not a letter ("O:" of "O'nyong-nyong")
             continue
         got = {k for k, x in zip(new, weights, strict=True) if x}
         # a phrase stated in part ("distal" of "distal end(s)") counts for the part it states

@@ -52,6 +52,12 @@ INDEX = (
     "32,C,2,recurrent,,,,A04.71\n"
     "33,C,0,Carcinoma,,,(malignant),\n"
     "34,C,1,unspecified site,,,,C80.1\n"
+    "35,P,0,Positive,,,,\n"
+    '36,P,1,"test, human immunodeficiency virus",,,(HIV),R75\n'
+    "37,P,0,Pseudomonas,,,,\n"
+    '38,P,1,"aeruginosa, as cause of disease classified elsewhere",,,,B96.5\n'
+    "39,F,0,Fever,,,,R50.9\n"
+    "40,F,1,O'nyong-nyong,,,(viral),A92.1\n"
 )
 
 
@@ -143,6 +149,38 @@ def test_an_entry_without_a_code_takes_its_not_specified_subterm(
     # "unspecified site" is no default: the site may be documented elsewhere (Neoplasm Table)
     text = "Bladder carcinoma."
     assert "C80.1" not in _codes(gen, text, [_mention(text, "Bladder carcinoma")])
+
+
+def test_a_subterm_qualifier_of_several_words_must_be_stated(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    # "Positive, test, human immunodeficiency virus": an HIV test, not any positive test
+    text = "Influenza A, rapid test positive."
+    assert "R75" not in _codes(gen, text, [_mention(text, "rapid test positive")])
+    text = "Human immunodeficiency virus test positive."
+    hiv = _mention(text, "Human immunodeficiency virus test positive")
+    assert _codes(gen, text, [hiv])["R75"] == [
+        "Index: Positive, test, human immunodeficiency virus -> R75"
+    ]
+    # ... but an Index instruction is no qualifier the note states
+    text = "Sputum grew Pseudomonas aeruginosa."
+    assert "B96.5" in _codes(gen, text, [_mention(text, "Pseudomonas aeruginosa")])
+
+
+def test_a_letter_states_no_part_of_a_subterm(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Subjective fevers, O: T 38.2."  # the "O:" of a SOAP note is no "O'nyong-nyong"
+    got = _codes(gen, text, [_mention(text, "fevers")])
+    assert "A92.1" not in got and "R50.9" in got
+
+
+def test_encoder_word_lists_hold_words_only() -> None:
+    from clinicode.models.encoder.words import load_encoder_data
+
+    data = load_encoder_data()
+    for name in ("stopwords", "suffixes", "weak_main_terms", "optional_subterm_parts"):
+        # YAML reads a bare on/no/yes as a boolean: a stop word "on" was True
+        assert all(isinstance(w, str) for w in data[name]), name
+    assert "on" in data["stopwords"]
 
 
 def test_tabular_descent_states_laterality_and_defaults(index_kb: KnowledgeBase) -> None:
