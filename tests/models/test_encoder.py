@@ -58,6 +58,10 @@ INDEX = (
     '38,P,1,"aeruginosa, as cause of disease classified elsewhere",,,,B96.5\n'
     "39,F,0,Fever,,,,R50.9\n"
     "40,F,1,O'nyong-nyong,,,(viral),A92.1\n"
+    '41,U,0,"Ulcer, ulcerated, ulcerating",,,,L98.499\n'
+    '42,U,1,heel,"Ulcer, lower limb",,,\n'
+    "43,U,1,lower limb,,,,L97.909\n"
+    "44,U,2,heel,,,,L97.409\n"
 )
 
 
@@ -164,6 +168,17 @@ def test_a_subterm_qualifier_of_several_words_must_be_stated(index_kb: Knowledge
     # ... but an Index instruction is no qualifier the note states
     text = "Sputum grew Pseudomonas aeruginosa."
     assert "B96.5" in _codes(gen, text, [_mention(text, "Pseudomonas aeruginosa")])
+
+
+def test_other_forms_of_a_main_term_and_a_see_reference_read_as_a_coder_does(
+    index_kb: KnowledgeBase,
+) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Ulcer of heel."  # "Ulcer, ulcerated": "ulcerated" is the same word, no qualifier
+    got = _codes(gen, text, [_mention(text, "Ulcer of heel")])
+    # "heel - see Ulcer, lower limb": heel is looked up again under lower limb
+    assert got["L97.409"][0].startswith("Index: Ulcer, ulcerated, ulcerating, heel, lower limb")
+    assert "L97.909" not in got
 
 
 def test_a_letter_states_no_part_of_a_subterm(index_kb: KnowledgeBase) -> None:
