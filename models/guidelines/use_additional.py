@@ -1,5 +1,6 @@
 """ "Use additional code" notes from the tabular list, resolved from the note (I.B.7): CKD stage,
-long-term drugs, infectious agent, weeks of gestation, BMI; and long-term drug status codes
+long-term drugs, infectious agent, weeks of gestation, BMI, the codes the Tabular List chooses
+(``tabular_refs``: an ulcer's site and severity); and long-term drug status codes
 documented anywhere (I.C.21.c.3). Tables: ``use_additional``, ``status_codes``, ``ckd_stage``,
 ``long_term_drugs``, ``organisms``, ``gestation``, ``bmi``."""
 
@@ -29,6 +30,7 @@ from .state import (
     find_cue,
     sentence_cue,
 )
+from .tabular_refs import resolve_tabular
 
 Resolver = Callable[[Guidelines, NoteState, Item, list[str]], bool]
 
@@ -226,6 +228,7 @@ RESOLVERS: dict[str, Resolver] = {
     "organism": resolve_organism,
     "weeks": resolve_weeks,
     "bmi": resolve_bmi,
+    "tabular": resolve_tabular,
 }
 
 
@@ -242,7 +245,9 @@ def rule_use_additional(g: Guidelines, note: NoteState) -> None:
                 target = str(row["refs"])
                 if not any(code_matches(target, r.split("-")[0]) for r in refs):
                     continue
-                if any(any_match(refs, it.s.code) for it in note.kept()):
+                if not row.get("refine_kept") and any(
+                    any_match(refs, it.s.code) for it in note.kept()
+                ):
                     break  # the pair is already there
                 key = (target, text if row.get("once_per_note_text") else "")
                 if key in done:

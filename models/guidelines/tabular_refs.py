@@ -1,0 +1,132 @@
+""" "Use additional code" notes whose code the Tabular List itself chooses (I.B.7): the site,
+laterality and severity of an ulcer (L97.- beside E11.621 or I83.01-) are the words of the
+ulcer's own sentence, read by the encoder's tabular descent from each referenced subcategory.
+Table: ``tabular_refs`` (per referenced category, the cue of the mention that the code
+describes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clinicode.models.encoder.tabular import TabularTree
+from clinicode.models.encoder.words import (
+    Context,
+    keys,
+    load_encoder_data,
+    mention_context,
+    note_keys,
+)
+from clinicode.schema import Evidence, Mention
+
+from .data import compile_cue
+from .layer import Guidelines
+from .state import Item, NoteState
+
+
+def _tree(kb: Any) -> TabularTree:
+    tree: TabularTree = kb.derived("encoder_tabular_tree", TabularTree.build)
+    return tree
+
+
+def _described(note: NoteState, cue: str) -> list[Mention]:
+    """The present mentions whose words match ``cue`` ("ulcer of right heel")."""
+    pattern = compile_cue(cue)
+    return [m for m in note.mentions if m.assertion == "present" and pattern.search(m.text)]
+
+
+def _with_sentence_attributes(
+    ctx: Context, m: Mention, note: NoteState, weights: dict[str, float]
+) -> Context:
+    """``ctx`` with the attributes of the other present mentions of ``m``'s sentence: the "L"
+    of "ulcer plantar L great toe" is the toe's laterality, and the ulcer's."""
+    for other in note.mentions:
+        inside = other.start >= m.sentence_start and other.end <= m.sentence_end
+        if other is m or not inside or other.assertion != "present":
+            continue
+        for a in other.attributes:
+            for k in keys(a.value):
+                ctx.local[k] = max(ctx.local.get(k, 0.0), weights["sentence"])
+    return ctx
+
+
+def _stated(tree: TabularTree, code: str, ctx: Context) -> list[str]:
+    """The words of ``code``'s title beyond its parent's that the context states."""
+    parent = tree.parent.get(code, "")
+    return [k for k in tree.distinct_keys(code, parent) if ctx.weight(k, note_wide=False)]
+
+
+def best_descent(
+    tree: TabularTree, refs: list[str], ctx: Context
+) -> tuple[str, list[str], int] | None:
+    """The billable code under one of ``refs`` ("L97.4-", "L97.-") whose words the context
+    states most (the referenced subcategory's own words, then each step's), with its path."""
+    best: tuple[str, list[str], int] | None = None
+    for ref in refs:
+        start = ref.rstrip("-").rstrip(".")
+        if start not in tree.title:
+            continue
+        code, steps = tree.descend(start, ctx)
+        if not tree.billable.get(code, False):
+            continue
+        own = _stated(tree, start, ctx)
+        stated = len(own) + sum(1 for s in steps if s.why.startswith("states"))
+        path = [f"{start} ({'states ' + ', '.join(own) if own else 'referenced'})"]
+        path += [f"{s.code} ({s.why})" for s in steps]
+        if best is None or stated > best[2]:
+            best = (code, path, stated)
+    return best
+
+
+def _drop_less_specific(
+    g: Guidelines, note: NoteState, tree: TabularTree, code: str, start: str
+) -> None:
+    """Kept codes under the same referenced subcategory whose title leaves unspecified what
+    the sentence states (L97.509 "unspecified foot ... unspecified severity" beside L97.521)."""
+    words = load_encoder_data()["unspecified_words"]
+    for it in list(note.kept()):
+        other = it.s.code
+        if other == code or not other.startswith(start):
+            continue
+        if any(w in tree.title.get(other, "").lower() for w in words):
+            g.drop(it, "I.B.7", f"{code} states what {other} leaves unspecified")
+
+
+def resolve_tabular(g: Guidelines, note: NoteState, owner: Item, refs: list[str]) -> bool:
+    """The referenced code that a described mention's sentence states most, by tabular
+    descent; on a tie, a mention of its own ("ulcer of the R calf") over the owner's evidence
+    ("varicose veins of R leg with ulcer")."""
+    rows = [r for r in g.rules["tabular_refs"] if any(ref.startswith(r["refs"]) for ref in refs)]
+    if not rows:
+        return False
+    tree = _tree(g.kb)
+    weights = load_encoder_data()["weights"]
+    wide = note_keys(note.mentions, weights["note"])
+    owned = {(e.start, e.end) for e in owner.s.evidence}
+    for row in rows:
+        mine = [ref for ref in refs if ref.startswith(row["refs"])]
+        best: tuple[tuple[int, bool], str, list[str], Mention] | None = None
+        for m in _described(note, row["cue"]):
+            ctx = _with_sentence_attributes(
+                mention_context(note.text, m, note.mentions, wide, weights), m, note, weights
+            )
+            got = best_descent(tree, mine, ctx)
+            if got is None or got[2] < int(row.get("min_stated", 1)):
+                continue
+            rank = (got[2], (m.start, m.end) not in owned)
+            if best is None or rank > best[0]:
+                best = (rank, got[0], got[1], m)
+        if best is None:
+            continue
+        _, code, path, m = best
+        _drop_less_specific(g, note, tree, code, path[0].split(" ", 1)[0])
+        added = g.add(
+            note,
+            code,
+            section="I.B.7",
+            message=f"use additional code with {owner.s.code}: {row['what']} "
+            f"(Tabular: {' -> '.join(path)})",
+            evidence=[Evidence(start=m.start, end=m.end, text=m.text)],
+            score=owner.s.score,
+        )
+        return added is not None
+    return False
