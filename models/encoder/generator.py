@@ -59,7 +59,7 @@ class EncoderGenerator:
             raise CandidatesError("encoder candidate generator used before fit() or load()")
         return (
             self.kb_.derived("encoder_index_tree", IndexTree.build),
-            self.kb_.derived("encoder_tabular_tree", TabularTree.build),
+            TabularTree.of(self.kb_),
         )
 
     def warm_up(self) -> None:

@@ -51,6 +51,12 @@ class TabularTree:
                 tree.parent[code] = parent
         return tree
 
+    @classmethod
+    def of(cls, kb: Any) -> TabularTree:
+        """The tree of ``kb``'s tabular, built once per KB object (``kb.derived``)."""
+        tree: TabularTree = kb.derived("encoder_tabular_tree", cls.build)
+        return tree
+
     def distinct_keys(self, code: str, parent: str) -> tuple[str, ...]:
         """The keys of ``code``'s title that its parent's title lacks."""
         got = self.own_keys.get(code)
@@ -73,7 +79,7 @@ class TabularTree:
             code = nxt
         better = self._stated_sibling(code, ctx)
         if better is not None:
-            steps.append(Step(better, "states " + ", ".join(self._stated(better, ctx))))
+            steps.append(Step(better, "states " + ", ".join(self.stated(better, ctx))))
             code = better
         return code, steps
 
@@ -89,7 +95,8 @@ class TabularTree:
             return None
         return nxt if self.billable.get(nxt, False) else None
 
-    def _stated(self, code: str, ctx: Context) -> list[str]:
+    def stated(self, code: str, ctx: Context) -> list[str]:
+        """The words of ``code``'s title beyond its parent's that the context states."""
         parent = self.parent.get(code, "")
         return [k for k in self.distinct_keys(code, parent) if ctx.weight(k, note_wide=False)]
 
@@ -106,7 +113,7 @@ class TabularTree:
                 continue  # a number decides this child and the note states another
             score = sum(ctx.weight(k, note_wide=False) for k in got)
             # ties: fewer words the note does not state, then the unspecified child over "other"
-            rank = (score, -(len(ks) - len(got)), int(self._unspecified(c)))
+            rank = (score, -(len(ks) - len(got)), int(self.unspecified(c)))
             if best is None or rank > best:
                 best, chosen, stated = rank, c, got
         if chosen is not None:
@@ -123,7 +130,8 @@ class TabularTree:
             if i and k in got and k[:1].isdigit()
         )
 
-    def _unspecified(self, code: str) -> bool:
+    def unspecified(self, code: str) -> bool:
+        """Whether ``code``'s title says it leaves something unspecified."""
         words = load_encoder_data()["unspecified_words"]
         return any(w in self.title.get(code, "").lower() for w in words)
 

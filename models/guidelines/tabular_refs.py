@@ -6,7 +6,7 @@ describes)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from clinicode.models.encoder.tabular import TabularTree
 from clinicode.models.encoder.words import (
@@ -21,11 +21,6 @@ from clinicode.schema import Evidence, Mention
 from .data import compile_cue
 from .layer import Guidelines
 from .state import Item, NoteState
-
-
-def _tree(kb: Any) -> TabularTree:
-    tree: TabularTree = kb.derived("encoder_tabular_tree", TabularTree.build)
-    return tree
 
 
 def _described(note: NoteState, cue: str) -> list[Mention]:
@@ -49,18 +44,20 @@ def _with_sentence_attributes(
     return ctx
 
 
-def _stated(tree: TabularTree, code: str, ctx: Context) -> list[str]:
-    """The words of ``code``'s title beyond its parent's that the context states."""
-    parent = tree.parent.get(code, "")
-    return [k for k in tree.distinct_keys(code, parent) if ctx.weight(k, note_wide=False)]
+@dataclass
+class Descent:
+    """A billable code reached from a referenced subcategory, and how."""
+
+    code: str
+    start: str  # the referenced subcategory it was reached from ("L97.4")
+    path: list[str]
+    stated: int  # how many of its words the context states
 
 
-def best_descent(
-    tree: TabularTree, refs: list[str], ctx: Context
-) -> tuple[str, list[str], int] | None:
+def best_descent(tree: TabularTree, refs: list[str], ctx: Context) -> Descent | None:
     """The billable code under one of ``refs`` ("L97.4-", "L97.-") whose words the context
     states most (the referenced subcategory's own words, then each step's), with its path."""
-    best: tuple[str, list[str], int] | None = None
+    best: Descent | None = None
     for ref in refs:
         start = ref.rstrip("-").rstrip(".")
         if start not in tree.title:
@@ -68,12 +65,12 @@ def best_descent(
         code, steps = tree.descend(start, ctx)
         if not tree.billable.get(code, False):
             continue
-        own = _stated(tree, start, ctx)
+        own = tree.stated(start, ctx)
         stated = len(own) + sum(1 for s in steps if s.why.startswith("states"))
         path = [f"{start} ({'states ' + ', '.join(own) if own else 'referenced'})"]
         path += [f"{s.code} ({s.why})" for s in steps]
-        if best is None or stated > best[2]:
-            best = (code, path, stated)
+        if best is None or stated > best.stated:
+            best = Descent(code, start, path, stated)
     return best
 
 
@@ -82,12 +79,9 @@ def _drop_less_specific(
 ) -> None:
     """Kept codes under the same referenced subcategory whose title leaves unspecified what
     the sentence states (L97.509 "unspecified foot ... unspecified severity" beside L97.521)."""
-    words = load_encoder_data()["unspecified_words"]
     for it in list(note.kept()):
         other = it.s.code
-        if other == code or not other.startswith(start):
-            continue
-        if any(w in tree.title.get(other, "").lower() for w in words):
+        if other != code and other.startswith(start) and tree.unspecified(other):
             g.drop(it, "I.B.7", f"{code} states what {other} leaves unspecified")
 
 
@@ -98,33 +92,33 @@ def resolve_tabular(g: Guidelines, note: NoteState, owner: Item, refs: list[str]
     rows = [r for r in g.rules["tabular_refs"] if any(ref.startswith(r["refs"]) for ref in refs)]
     if not rows:
         return False
-    tree = _tree(g.kb)
+    tree = TabularTree.of(g.kb)
     weights = load_encoder_data()["weights"]
     wide = note_keys(note.mentions, weights["note"])
     owned = {(e.start, e.end) for e in owner.s.evidence}
     for row in rows:
         mine = [ref for ref in refs if ref.startswith(row["refs"])]
-        best: tuple[tuple[int, bool], str, list[str], Mention] | None = None
+        best: tuple[tuple[int, bool], Descent, Mention] | None = None
         for m in _described(note, row["cue"]):
             ctx = _with_sentence_attributes(
                 mention_context(note.text, m, note.mentions, wide, weights), m, note, weights
             )
             got = best_descent(tree, mine, ctx)
-            if got is None or got[2] < int(row.get("min_stated", 1)):
+            if got is None or got.stated < int(row.get("min_stated", 1)):
                 continue
-            rank = (got[2], (m.start, m.end) not in owned)
+            rank = (got.stated, (m.start, m.end) not in owned)
             if best is None or rank > best[0]:
-                best = (rank, got[0], got[1], m)
+                best = (rank, got, m)
         if best is None:
             continue
-        _, code, path, m = best
-        _drop_less_specific(g, note, tree, code, path[0].split(" ", 1)[0])
+        _, chosen, m = best
+        _drop_less_specific(g, note, tree, chosen.code, chosen.start)
         added = g.add(
             note,
-            code,
+            chosen.code,
             section="I.B.7",
             message=f"use additional code with {owner.s.code}: {row['what']} "
-            f"(Tabular: {' -> '.join(path)})",
+            f"(Tabular: {' -> '.join(chosen.path)})",
             evidence=[Evidence(start=m.start, end=m.end, text=m.text)],
             score=owner.s.score,
         )

@@ -226,7 +226,7 @@ def test_a_residual_cue_leads_to_sequelae(index_kb: KnowledgeBase) -> None:
 
 
 def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:
-    tab = kb.derived("encoder_tabular_tree", TabularTree.build)
+    tab = TabularTree.of(kb)
     ctx = Context(local={k: 2.0 for k in keys("primary osteoarthritis right knee")})
     code, steps = tab.descend("M17", ctx)
     assert code == "M17.11"  # never M17.0 (bilateral) beside a stated "right"
