@@ -25,6 +25,7 @@ TERMS = [
     ("ICD-10-CM", "N20.0", "Calculus of kidney", "title"),
     ("ICD-10-CM", "M25.672", "Stiffness of left ankle, not elsewhere classified", "title"),
     ("ICD-10-CM", "A04.71", "Colitis, Clostridium difficile, recurrent", "index"),
+    ("ICD-10-CM", "D72.0", "May (-Hegglin)", "index"),
 ]
 
 
@@ -134,3 +135,9 @@ def test_index_paths_give_main_term_with_each_tail() -> None:
     assert (
         dict(term_phrases("Hypertension, hypertensive", "index"))["Hypertension hypertensive"] == 0
     )
+
+
+def test_modal_verbs_name_no_condition(nlp: Language) -> None:
+    # "May (-Hegglin) anomaly" is an Index main term; "may" in a plan is a modal verb
+    got = _mentions(nlp, "She may need a colonoscopy, could follow up.")
+    assert [m[0] for m in got] == ["colonoscopy"]
