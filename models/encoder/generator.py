@@ -26,6 +26,7 @@ from clinicode.models.encoder.words import (
     load_encoder_data,
     mention_context,
     note_keys,
+    word_keys,
 )
 from clinicode.models.types import Candidate
 from clinicode.nlp.cues import negated_before
@@ -108,7 +109,7 @@ class EncoderGenerator:
         out: dict[str, Candidate],
     ) -> None:
         mk = mention_keys(m.text, m.normalized)
-        walks = walk(index, mk, ctx)
+        walks = walk(index, mk, ctx, word_keys(m.text))
         if m.assertion == "present":
             walks += self._cue_walks(index, text, m, ctx)
         for rank, w in enumerate(walks):

@@ -7,10 +7,17 @@ then the deepest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from clinicode.models.encoder.index_tree import IndexTree
-from clinicode.models.encoder.words import Context, keys, load_encoder_data
+from clinicode.models.encoder.words import (
+    Context,
+    keys,
+    load_encoder_data,
+    spelled_alike,
+    word_keys,
+)
 
 
 @dataclass
@@ -30,24 +37,46 @@ class Walk:
         return "Index: " + ", ".join(names) + see
 
 
-def main_terms(tree: IndexTree, mention_keys: list[str]) -> list[tuple[int, tuple[str, ...]]]:
-    """The main terms whose words (one alternative) the mention states, with those keys."""
+def main_terms(
+    tree: IndexTree, mention_keys: list[str], words: Sequence[tuple[str, str]] = ()
+) -> list[tuple[int, tuple[str, ...]]]:
+    """The main terms whose words (one alternative) the mention states, with those keys.
+
+    ``words`` are the mention's own (word, key) pairs: a main term whose word shares only a cut
+    stem with the mention's ("Canities" for "canal") is not named by it."""
     have = set(mention_keys)
     out: dict[int, tuple[str, ...]] = {}
     for k in dict.fromkeys(mention_keys):
         for i in tree.mains.get(k, ()):
             for alt in tree.alts[i]:
-                if alt and alt[0] == k and set(alt) <= have:
+                if alt and alt[0] == k and set(alt) <= have and _alike(tree.term[i], alt, words):
                     if len(alt) > len(out.get(i, ())):
                         out[i] = alt
     return list(out.items())
 
 
-def walk(tree: IndexTree, mention_keys: list[str], ctx: Context) -> list[Walk]:
+def _alike(term: str, alt: tuple[str, ...], words: Sequence[tuple[str, str]]) -> bool:
+    """Whether each key of ``alt`` that both the term and the mention spell is spelled alike
+    by one word of each (a key the mention reached through its normalized form passes)."""
+    mine = word_keys(term)
+    for k in alt:
+        ours = [w for w, wk in words if wk == k]
+        theirs = [w for w, wk in mine if wk == k]
+        if ours and theirs and not any(spelled_alike(a, b) for a in ours for b in theirs):
+            return False
+    return True
+
+
+def walk(
+    tree: IndexTree,
+    mention_keys: list[str],
+    ctx: Context,
+    words: Sequence[tuple[str, str]] = (),
+) -> list[Walk]:
     """The walks for one mention, best first: the best one, then each other that codes more of
     the mention's own words ("DM2 with CKD stage 3b": Diabetes ... and Disease, kidney ...)."""
     walks: list[Walk] = []
-    for entry, alt in main_terms(tree, mention_keys):
+    for entry, alt in main_terms(tree, mention_keys, words):
         w = Walk(entries=[entry], consumed=set(alt))
         w.score = sum(ctx.weight(k, note_wide=False) for k in alt)
         _descend(tree, w, ctx)

@@ -68,6 +68,25 @@ def _keys(text: str) -> tuple[str, ...]:
     return tuple(k for k in (key(w) for w in _WORD.findall(text.lower())) if k)
 
 
+def word_keys(text: str) -> list[tuple[str, str]]:
+    """Each word of a text with its key (stop words left out)."""
+    out = []
+    for w in _WORD.findall(text.lower()):
+        k = key(w)
+        if k:
+            out.append((w, k))
+    return out
+
+
+def spelled_alike(a: str, b: str) -> bool:
+    """Whether two words of one key are one word and not two that the suffix list cut to the
+    same short stem ("canal" and "canities", "care" and "caries", "infant" and "infusion" are
+    all three letters long once cut): one begins the other, or they share four letters."""
+    if a.startswith(b) or b.startswith(a):
+        return True
+    return len(a) >= 4 and len(b) >= 4 and a[:4] == b[:4]
+
+
 @dataclass
 class Context:
     """Where the note states each key: ``local`` (mention, then sentence weights) and ``note``

@@ -261,3 +261,17 @@ def test_encoder_saves_its_settings_and_needs_a_kb(tmp_path: Path, kb: Knowledge
     assert again.max_seeds == 7
     with pytest.raises(CandidatesError, match="KB"):
         EncoderGenerator.load(tmp_path)
+
+
+def test_words_cut_to_one_short_stem_do_not_name_a_main_term(index_kb: KnowledgeBase) -> None:
+    from clinicode.models.encoder.words import spelled_alike
+
+    # the suffix list cuts "canal", "canities" to one three-letter stem
+    assert keys("canal") == keys("canities")
+    assert not spelled_alike("canal", "canities") and not spelled_alike("care", "caries")
+    assert spelled_alike("diabetic", "diabetes") and spelled_alike("ulcer", "ulcerated")
+    gen = EncoderGenerator().fit(index_kb)
+    text = "The canal was irrigated."
+    assert not any(c.startswith("L67") for c in _codes(gen, text, [_mention(text, "canal")]))
+    text = "Diabetic foot ulcer."
+    assert _codes(gen, text, [_mention(text, "Diabetic foot ulcer")])
