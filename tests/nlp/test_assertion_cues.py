@@ -131,3 +131,31 @@ def test_decision_to_go_is_not_an_instruction() -> None:
 )
 def test_experiencer(sentence: str, concept: str, experiencer: str) -> None:
     assert _one(sentence, concept).experiencer == experiencer
+
+
+@pytest.mark.parametrize(
+    ("sentence", "concept"),
+    [
+        # a finding the examiner states normal is no abnormal finding
+        ("Neuro: normal reflexes, strength 5/5.", "reflexes"),
+        ("DTRs: reflexes were unremarkable bilaterally.", "reflexes"),
+        ("Reflexes normal and symmetric.", "Reflexes"),
+        ("Gait is intact.", "Gait"),
+        ("Thyroid function within normal limits.", "Thyroid function"),
+    ],
+)
+def test_normal_findings_are_negated(sentence: str, concept: str) -> None:
+    assert _one(sentence, concept).negation == "Negated"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "concept"),
+    [
+        # diseases named with "normal", and a normal value beside an abnormal condition
+        ("Normal pressure hydrocephalus, shunt functioning.", "hydrocephalus"),
+        ("Hypertension, blood pressure now normal on lisinopril.", "Hypertension"),
+        ("Type 2 diabetes, normal renal function.", "diabetes"),
+    ],
+)
+def test_normal_beside_a_disease_does_not_negate_it(sentence: str, concept: str) -> None:
+    assert _one(sentence, concept).negation == "Affirmed"
