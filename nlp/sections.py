@@ -29,9 +29,18 @@ def section_literals() -> dict[str, tuple[str, ...]]:
     return {cat: tuple(lits) for cat, lits in data.items()}
 
 
+def header_patterns() -> dict[str, list[list[dict[str, Any]]]]:
+    """``category -> token patterns`` for headers no literal lists (``header_patterns``)."""
+    data: dict[str, list[list[dict[str, Any]]]] = load_resource("sections.json").get(
+        "header_patterns", {}
+    )
+    return data
+
+
 def section_rules() -> list[Any]:
     """medspaCy SectionRules (phrase rules, matched on lower case): each literal bare, with a
-    colon and with a dash. Whether a bare one is a header is decided by the line filters."""
+    colon and with a dash, then the token patterns. Whether a bare one is a header is decided
+    by the line filters."""
     from medspacy.section_detection import SectionRule
 
     rules = []
@@ -39,6 +48,9 @@ def section_rules() -> list[Any]:
         for literal in literals:
             for tail in ("", ":", " -"):
                 rules.append(SectionRule(literal=f"{literal}{tail}", category=category))
+    for category, patterns in header_patterns().items():
+        for i, pattern in enumerate(patterns):
+            rules.append(SectionRule(literal=f"{category}#{i}", category=category, pattern=pattern))
     return rules
 
 
@@ -57,7 +69,7 @@ def _make_sectionizer_class() -> Any:
 
     class _Sectionizer(MedspacySectionizer):
         """medspaCy's Sectionizer with our line rules: a header starts a line (or follows its
-        list number) and ends with ':' / '-' or at the end of the line."""
+        list number) and ends with ':' / '-', before a ':' or at the end of the line."""
 
         def filter_start_lines(self, doc: Doc, matches: list[Any]) -> list[Any]:
             return [m for m in matches if _line_start(doc, m[1])]
@@ -66,7 +78,9 @@ def _make_sectionizer_class() -> Any:
             return [
                 m
                 for m in matches
-                if doc[m[2] - 1].text in _HEADER_END or is_end_line(m[2] - 1, doc, _NEWLINE)
+                if doc[m[2] - 1].text in _HEADER_END
+                or is_end_line(m[2] - 1, doc, _NEWLINE)
+                or (m[2] < len(doc) and doc[m[2]].text == ":")
             ]
 
     return _Sectionizer

@@ -46,3 +46,23 @@ def test_section_offsets_cover_the_note_in_order() -> None:
     assert [s["category"] for s in secs] == ["hpi", "plan"]
     assert note[secs[0]["start"] : secs[0]["end"]].startswith("HPI:")
     assert secs[1]["end"] == len(note)
+
+
+def test_any_capitalized_history_header_is_a_header_and_listed_ones_keep_their_category() -> None:
+    note = (
+        "HPI: 40 yo F with depression.\n"
+        "SUBSTANCE ABUSE HISTORY: caffeine only.\n"
+        "ABUSE HISTORY/TRAUMA/UNUSUAL CHILDHOOD EVENTS: none.\n"
+        "FAMILY PSYCHIATRIC HISTORY: son with ADHD.\n"
+        "LEGAL HX: none.\n"
+        "Her history: she has had asthma.\n"
+    )
+    got = _sections(note)
+    assert [c for c, _ in got] == [
+        "hpi",
+        "social_history",
+        "other_history",
+        "family_history",
+        "other_history",
+    ]
+    assert got[2][1] == "ABUSE HISTORY/TRAUMA/UNUSUAL CHILDHOOD EVENTS"
