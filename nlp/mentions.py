@@ -35,6 +35,18 @@ def _connectors() -> frozenset[str]:
     return frozenset(load_resource("words.json")["mention_connectors"])
 
 
+@lru_cache(maxsize=1)
+def acronym_words() -> frozenset[str]:
+    """Acronyms spelled like an everyday word ("AIDS", "PIN", "TRAPS"): a word names one only
+    written in capitals ("hearing aids" is no AIDS: ``words.json``)."""
+    return frozenset(load_resource("words.json")["acronym_words"])
+
+
+def lower_acronym(word: str) -> bool:
+    """Whether ``word`` spells an acronym of :func:`acronym_words` but not in capitals."""
+    return word.lower() in acronym_words() and not word.isupper()
+
+
 _BARRIERS = frozenset({".", ";", ":", ",", "(", ")", "[", "]", "!", "?", "|", '"', "=", "+"})
 
 
@@ -199,7 +211,7 @@ class MentionMatcher:
                     if not bag.issuperset(s):  # a repeated word keeps the key (and entry)
                         bag.update(s)
                         entry = lookup(" ".join(sorted(bag)))
-                    if entry is not None:
+                    if entry is not None and not (b == a and lower_acronym(doc[run[a]].text)):
                         out.append((run[a], run[b] + 1, entry))
             run.clear()
 

@@ -109,7 +109,7 @@ class EncoderGenerator:
         out: dict[str, Candidate],
     ) -> None:
         mk = mention_keys(m.text, m.normalized)
-        walks = walk(index, mk, ctx, word_keys(m.text))
+        walks = walk(index, mk, ctx, word_keys(m.text), m.text)
         if m.assertion == "present":
             walks += self._cue_walks(index, text, m, ctx)
         for rank, w in enumerate(walks):

@@ -7,6 +7,7 @@ then the deepest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from clinicode.models.encoder.words import (
     spelled_alike,
     word_keys,
 )
+from clinicode.nlp.mentions import lower_acronym
 
 
 @dataclass
@@ -38,21 +40,36 @@ class Walk:
 
 
 def main_terms(
-    tree: IndexTree, mention_keys: list[str], words: Sequence[tuple[str, str]] = ()
+    tree: IndexTree,
+    mention_keys: list[str],
+    words: Sequence[tuple[str, str]] = (),
+    text: str | None = None,
 ) -> list[tuple[int, tuple[str, ...]]]:
     """The main terms whose words (one alternative) the mention states, with those keys.
 
     ``words`` are the mention's own (word, key) pairs: a main term whose word shares only a cut
-    stem with the mention's ("Canities" for "canal") is not named by it."""
+    stem with the mention's ("Canities" for "canal") is not named by it. An acronym spelled
+    like a word ("AIDS", "PIN") is named only where ``text``, the mention's, writes it in
+    capitals ("hearing aids")."""
     have = set(mention_keys)
     out: dict[int, tuple[str, ...]] = {}
     for k in dict.fromkeys(mention_keys):
         for i in tree.mains.get(k, ()):
+            if text is not None and _acronym_not_written(tree.term[i], text):
+                continue
             for alt in tree.alts[i]:
                 if alt and alt[0] == k and set(alt) <= have and _alike(tree.term[i], alt, words):
                     if len(alt) > len(out.get(i, ())):
                         out[i] = alt
     return list(out.items())
+
+
+def _acronym_not_written(term: str, text: str) -> bool:
+    """Whether ``term`` is an acronym spelled like a word that ``text`` does not write in
+    capitals."""
+    if not (term.isupper() and lower_acronym(term.lower())):
+        return False
+    return re.search(rf"\b{re.escape(term)}\b", text) is None
 
 
 def _alike(term: str, alt: tuple[str, ...], words: Sequence[tuple[str, str]]) -> bool:
@@ -72,11 +89,12 @@ def walk(
     mention_keys: list[str],
     ctx: Context,
     words: Sequence[tuple[str, str]] = (),
+    text: str | None = None,
 ) -> list[Walk]:
     """The walks for one mention, best first: the best one, then each other that codes more of
     the mention's own words ("DM2 with CKD stage 3b": Diabetes ... and Disease, kidney ...)."""
     walks: list[Walk] = []
-    for entry, alt in main_terms(tree, mention_keys, words):
+    for entry, alt in main_terms(tree, mention_keys, words, text):
         w = Walk(entries=[entry], consumed=set(alt))
         w.score = sum(ctx.weight(k, note_wide=False) for k in alt)
         _descend(tree, w, ctx)

@@ -62,6 +62,7 @@ INDEX = (
     '42,U,1,heel,"Ulcer, lower limb",,,\n'
     "43,U,1,lower limb,,,,L97.909\n"
     "44,U,2,heel,,,,L97.409\n"
+    "45,A,0,AIDS,,,,B20\n"
 )
 
 
@@ -261,6 +262,16 @@ def test_encoder_saves_its_settings_and_needs_a_kb(tmp_path: Path, kb: Knowledge
     assert again.max_seeds == 7
     with pytest.raises(CandidatesError, match="KB"):
         EncoderGenerator.load(tmp_path)
+
+
+def test_an_acronym_spelled_like_a_word_is_named_only_in_capitals(
+    index_kb: KnowledgeBase,
+) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "She wears bilateral hearing aids."
+    assert "B20" not in _codes(gen, text, [_mention(text, "hearing aids")])
+    text = "Hx of AIDS, on ART."
+    assert "B20" in _codes(gen, text, [_mention(text, "AIDS")])
 
 
 def test_words_cut_to_one_short_stem_do_not_name_a_main_term(index_kb: KnowledgeBase) -> None:

@@ -26,6 +26,8 @@ TERMS = [
     ("ICD-10-CM", "M25.672", "Stiffness of left ankle, not elsewhere classified", "title"),
     ("ICD-10-CM", "A04.71", "Colitis, Clostridium difficile, recurrent", "index"),
     ("ICD-10-CM", "D72.0", "May (-Hegglin)", "index"),
+    ("ICD-10-CM", "B20", "AIDS", "index"),
+    ("ICD-10-CM", "N42.31", "PIN", "index"),
 ]
 
 
@@ -135,6 +137,16 @@ def test_index_paths_give_main_term_with_each_tail() -> None:
     assert (
         dict(term_phrases("Hypertension, hypertensive", "index"))["Hypertension hypertensive"] == 0
     )
+
+
+def test_an_acronym_spelled_like_a_word_is_named_only_in_capitals(nlp: Language) -> None:
+    # "AIDS" and "PIN" are Index main terms; "hearing aids" and "a pin" are not
+    assert _mentions(nlp, "She wears hearing aids. A pin was placed in the radius.") == []
+    got = _mentions(nlp, "Hx of AIDS. PIN on biopsy.")
+    assert [(m[0], m[2]) for m in got if m[2]] == [
+        ("AIDS", ("ICD-10-CM:B20",)),
+        ("PIN", ("ICD-10-CM:N42.31",)),
+    ]
 
 
 def test_modal_verbs_name_no_condition(nlp: Language) -> None:
