@@ -42,6 +42,12 @@ class _Policy:
     uncertain_dropped: list[Item] = field(default_factory=list)
     _chronic: set[tuple[int, int]] | None = None
 
+    def has_diagnoses(self) -> bool:
+        """Whether the note states its diagnoses somewhere (a pre-/postoperative or discharge
+        diagnosis list, an impression, an assessment) that names something."""
+        wanted = set(self.cfg["diagnosis_sections"])
+        return any(m.section in wanted for m in self.note.mentions)
+
     def chronic_spans(self) -> set[tuple[int, int]]:
         """Evidence spans of chronic-condition codes (a history code is not made from them),
         taken the first time they are asked for."""
@@ -69,7 +75,7 @@ def rule_assertion_policy(g: Guidelines, note: NoteState) -> None:
         screening=compile_cue(g.rules["screening_cue"]).search(note.text) is not None,
     )
     for item in list(note.items.values()):
-        if item.fate in ("keep", "candidate"):
+        if item.fate in ("keep", "candidate") and not _unstated_here(policy, item):
             _judge(policy, item)
     _mention_history_codes(g, note)
     if policy.uncertain_dropped:
@@ -114,6 +120,35 @@ def _judge(p: _Policy, item: Item) -> None:
         )
     else:
         _negated_or_hypothetical(p, item, a, cues)
+
+
+def _unstated_here(p: _Policy, item: Item) -> bool:
+    """Drop a diagnosis code whose evidence all lies where the note states no condition of the
+    patient; say whether it was dropped. The allergy list names allergens and past reactions
+    (I.A.19); an operative report's narrative (technique, blood loss, instruments) is coded
+    through its diagnoses (IV.N), so it counts only in a report that states them nowhere. A kept code is suppressed, where the coder sees why; a mere candidate stays a
+    candidate that nothing may promote (the list would otherwise fill with every poisoning
+    code of each allergen)."""
+    s = item.s
+    if s.system != ICD or not s.evidence:
+        return False
+    sections = {e.section for e in s.evidence}
+    if sections <= set(p.cfg["allergy_sections"]):
+        if any_match(p.cfg["allergy_status_codes"], s.code):
+            return False
+        section, message = "I.A.19", "named in the allergy list: an allergen or past reaction"
+    elif sections <= set(p.cfg["narrative_sections"]) and p.has_diagnoses():
+        section = "IV.N"
+        message = "named only in the narrative of the procedure; its diagnoses are coded"
+    else:
+        return False
+    p.g.drop(
+        item,
+        section,
+        f"{message}, not a condition stated",
+        fate="suppressed" if item.fate == "keep" else "dropped",
+    )
+    return True
 
 
 def _names_history(p: _Policy, item: Item) -> bool:

@@ -575,3 +575,36 @@ def test_cholecystitis_with_gallstones_is_one_combination_code(g: Guidelines) ->
         ("K80.20", "Gallstones", "present", 0.2),
     ]
     assert "K80.00" not in codes_of(run(g, text, spec, setting="inpatient"))
+
+
+def test_a_condition_named_only_in_the_allergy_list_is_not_coded(g: Guidelines) -> None:
+    # I.A.19: "tetanus" in the allergy list is the vaccine the patient reacts to
+    text = "ALLERGIES: PCN (hives), tetanus.\nA/P: Hives since this morning, started Zyrtec."
+    spec = [
+        ("A35", "tetanus", "present", 0.8, "allergies"),
+        ("L50.9", "hives", "present", 0.8, "allergies"),
+        ("L50.9", "Hives", "present", 0.8, "assessment_plan"),
+    ]
+    res = run(g, text, spec)
+    assert set(codes_of(res)) == {"L50.9"}  # hives stated in the A/P too
+    assert "allergy list" in (by_code(res)["A35"].reason or "")
+
+
+def test_a_condition_named_only_in_an_operative_narrative_is_not_coded(g: Guidelines) -> None:
+    # IV.N: an operative report is coded from its diagnoses, not from the technique
+    text = (
+        "POSTOPERATIVE DIAGNOSIS: Hallux valgus, right.\n"
+        "DESCRIPTION OF PROCEDURE: The patient was stressed. Bleeders were cauterized."
+    )
+    spec = [
+        ("M20.11", "Hallux valgus, right", "present", 0.8, "diagnoses"),
+        ("F43.9", "stressed", "present", 0.8, "procedures"),
+        ("D66", "Bleeders", "present", 0.8, "procedures"),
+    ]
+    res = run(g, text, spec)
+    assert set(codes_of(res)) == {"M20.11"}
+    assert "narrative of the procedure" in (by_code(res)["D66"].reason or "")
+    # a report with no diagnosis list keeps what its procedure section names
+    text = "PROCEDURE: EGD. Iron-deficiency anemia. Gastritis seen."
+    spec = [("D50.9", "Iron-deficiency anemia", "present", 0.8, "procedures")]
+    assert codes_of(run(g, text, spec)) == ["D50.9"]
