@@ -11,6 +11,7 @@ stores only the hyperparameters.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,8 @@ from clinicode.models.encoder.words import (
 from clinicode.models.types import Candidate
 from clinicode.nlp.cues import negated_before
 from clinicode.schema import Mention
+
+_PATH_WEIGHT = 1.0  # an Index path word counts as stated in the mention's sentence
 
 _PREFIX = "encoder"
 _KINDS = frozenset({"condition", "finding"})
@@ -142,7 +145,7 @@ class EncoderGenerator:
         out: dict[str, Candidate],
     ) -> None:
         assert w.code is not None
-        code, steps = tab.descend(w.code, ctx)
+        code, steps = tab.descend(w.code, _with_path(ctx, index, w))
         own = [k for k in mk if ctx.local.get(k, 0.0) >= 2.0]
         cover = len([k for k in own if k in w.consumed]) / max(len(own), 1)
         feats = {
@@ -281,3 +284,16 @@ def _record(
     if path not in c.paths:
         c.paths.append(path)
     c.score = max(c.score, c.features.get("enc_cover", 0.5))
+
+
+def _with_path(ctx: Context, index: IndexTree, w: Walk) -> Context:
+    """``ctx`` with the words of the Index path taken, at sentence weight where the note's own
+    are not stronger: the Tabular is verified for the entry the coder followed ("Cellulitis,
+    ankle, lower limb -> L03.11-": L03.115 *right lower limb*, not L03.111 *right axilla*
+    for "right ankle cellulitis")."""
+    path = [k for i in w.entries for k in keys(index.term[i])]
+    if not path:
+        return ctx
+    local = dict.fromkeys(path, _PATH_WEIGHT)
+    local.update({k: max(v, local.get(k, 0.0)) for k, v in ctx.local.items()})
+    return Context(local=local, note=ctx.note, pairs=ctx.pairs | set(itertools.pairwise(path)))

@@ -63,6 +63,9 @@ INDEX = (
     "43,U,1,lower limb,,,,L97.909\n"
     "44,U,2,heel,,,,L97.409\n"
     "45,A,0,AIDS,,,,B20\n"
+    "46,C,0,Cellulitis,,,,L03.90\n"
+    '47,C,1,ankle,"Cellulitis, lower limb",,,\n'
+    "48,C,1,lower limb,,,,L03.11-\n"
 )
 
 
@@ -262,6 +265,16 @@ def test_encoder_saves_its_settings_and_needs_a_kb(tmp_path: Path, kb: Knowledge
     assert again.max_seeds == 7
     with pytest.raises(CandidatesError, match="KB"):
         EncoderGenerator.load(tmp_path)
+
+
+def test_the_tabular_is_verified_for_the_index_entry_followed(index_kb: KnowledgeBase) -> None:
+    # "Cellulitis, ankle - see Cellulitis, lower limb" L03.11-: "right" alone would also
+    # fit L03.111 (right axilla); the path states the lower limb
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Right ankle cellulitis, on Keflex."
+    got = _codes(gen, text, [_mention(text, "Right ankle cellulitis")])
+    assert "L03.115" in got and "L03.111" not in got
+    assert any("lower limb" in p and "L03.115" in p for p in got["L03.115"])
 
 
 def test_an_acronym_spelled_like_a_word_is_named_only_in_capitals(
