@@ -43,8 +43,10 @@ def acronym_words() -> frozenset[str]:
 
 
 def lower_acronym(word: str) -> bool:
-    """Whether ``word`` spells an acronym of :func:`acronym_words` but not in capitals."""
-    return word.lower() in acronym_words() and not word.isupper()
+    """Whether ``word`` spells an acronym of :func:`acronym_words` (or its plural: "pins")
+    but not in capitals."""
+    low = word.lower()
+    return (low in acronym_words() or lemma(low) in acronym_words()) and not word.isupper()
 
 
 _BARRIERS = frozenset({".", ";", ":", ",", "(", ")", "[", "]", "!", "?", "|", '"', "=", "+"})

@@ -28,6 +28,9 @@ TERMS = [
     ("ICD-10-CM", "D72.0", "May (-Hegglin)", "index"),
     ("ICD-10-CM", "B20", "AIDS", "index"),
     ("ICD-10-CM", "N42.31", "PIN", "index"),
+    ("ICD-10-CM", "R14.3", "Gas", "index"),
+    ("ICD-10-CM", "R29.2", "Reflex", "index"),
+    ("ICD-10-CM", "R20.0", "Anesthesia", "index"),
 ]
 
 
@@ -141,12 +144,22 @@ def test_index_paths_give_main_term_with_each_tail() -> None:
 
 def test_an_acronym_spelled_like_a_word_is_named_only_in_capitals(nlp: Language) -> None:
     # "AIDS" and "PIN" are Index main terms; "hearing aids" and "a pin" are not
-    assert _mentions(nlp, "She wears hearing aids. A pin was placed in the radius.") == []
+    assert _mentions(nlp, "She wears hearing aids. A pin was placed, then two pins.") == []
     got = _mentions(nlp, "Hx of AIDS. PIN on biopsy.")
     assert [(m[0], m[2]) for m in got if m[2]] == [
         ("AIDS", ("ICD-10-CM:B20",)),
         ("PIN", ("ICD-10-CM:N42.31",)),
     ]
+
+
+def test_words_of_an_exam_test_or_technique_name_no_condition_alone(nlp: Language) -> None:
+    # Index main terms Gas R14.3, Reflex R29.2, Anesthesia R20.0: alone in a note they name
+    # what was examined, measured or given ("generic" and procedure phrases in synonyms.json)
+    text = "Reflexes 2+. Arterial blood gas normal. Under anesthesia, gas in the colon."
+    got = _mentions(nlp, text)
+    assert [(m[0], m[1]) for m in got] == [("Arterial blood gas", "procedure")]
+    got = _mentions(nlp, "Bloating and passing gas.")
+    assert ("passing gas", "finding", ("ICD-10-CM:R14.3",)) in got
 
 
 def test_modal_verbs_name_no_condition(nlp: Language) -> None:
