@@ -212,9 +212,9 @@ def _match(
         if stated < len(new) and (
             len(new) < 2
             or any(k[0].isdigit() for k in alt)  # a number is stated exactly or not at all
-            or all(len(k) < 3 for k, x in zip(new, weights, strict=True) if x)
+            or all(len(k) < 4 for k, x in zip(new, weights, strict=True) if x)
         ):  # a part of a phrase is stated by a word, not a letter ("O:" of "O'nyong-nyong")
-            continue
+            continue  # nor by a stem cut to three letters ("pre" of "presented": pre-menstrual)
         got = {k for k, x in zip(new, weights, strict=True) if x}
         # a phrase stated in part ("distal" of "distal end(s)") counts for the part it states
         score = sum(weights) * factor * (stated / len(new))

@@ -66,6 +66,8 @@ INDEX = (
     "46,C,0,Cellulitis,,,,L03.90\n"
     '47,C,1,ankle,"Cellulitis, lower limb",,,\n'
     "48,C,1,lower limb,,,,L03.11-\n"
+    "49,H,0,Headache,,,,R51.9\n"
+    '50,H,1,"pre-menstrual, menstrual",,,,G43.829\n'
 )
 
 
@@ -265,6 +267,15 @@ def test_encoder_saves_its_settings_and_needs_a_kb(tmp_path: Path, kb: Knowledge
     assert again.max_seeds == 7
     with pytest.raises(CandidatesError, match="KB"):
         EncoderGenerator.load(tmp_path)
+
+
+def test_a_subterm_is_not_stated_by_a_stem_cut_to_three_letters(index_kb: KnowledgeBase) -> None:
+    # "presented" and "pre-menstrual" share the key "pre"
+    assert keys("presented")[0] == keys("pre-menstrual")[0]
+    gen = EncoderGenerator().fit(index_kb)
+    text = "A 30-year-old woman presented with headache."
+    got = _codes(gen, text, [_mention(text, "headache")])
+    assert "R51.9" in got and "G43.829" not in got
 
 
 def test_the_tabular_is_verified_for_the_index_entry_followed(index_kb: KnowledgeBase) -> None:
