@@ -31,6 +31,8 @@ TERMS = [
     ("ICD-10-CM", "R14.3", "Gas", "index"),
     ("ICD-10-CM", "R29.2", "Reflex", "index"),
     ("ICD-10-CM", "R20.0", "Anesthesia", "index"),
+    ("ICD-10-CM", "K00.7", "Teething", "index"),
+    ("ICD-10-CM", "F43.9", "Stress", "index"),
 ]
 
 
@@ -160,6 +162,9 @@ def test_words_of_an_exam_test_or_technique_name_no_condition_alone(nlp: Languag
     assert [(m[0], m[1]) for m in got] == [("Arterial blood gas", "procedure")]
     got = _mentions(nlp, "Bloating and passing gas.")
     assert ("passing gas", "finding", ("ICD-10-CM:R14.3",)) in got
+    # a body part, a strain: "Teeth in poor repair", "stress at work"; teething is a condition
+    assert _mentions(nlp, "Teeth in poor repair. Stress at work.") == []
+    assert _mentions(nlp, "Teething.") == [("Teething", "condition", ("ICD-10-CM:K00.7",))]
 
 
 def test_modal_verbs_name_no_condition(nlp: Language) -> None:
