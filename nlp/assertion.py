@@ -23,7 +23,8 @@ risk of ...). A negated family history ("no family history of X") is ``family``;
 
 Section headers can settle an axis the sentence leaves open: with ``use_sections`` on, a
 mention in a section whose category is listed in ``family_sections`` is ``Family member`` and
-one in ``historical_sections`` is ``Historical``. The section category is read from
+one in ``historical_sections`` is ``Historical`` unless a current-encounter cue ("admitted
+for") governs it. The section category is read from
 ``span._.section_category`` or ``token._.section_category`` (medspaCy's Sectionizer) when
 present, so the component also works on a doc with only a sentencizer.
 """
@@ -49,6 +50,7 @@ HISTORICAL = "HISTORICAL"
 HYPOTHETICAL = "HYPOTHETICAL"
 FAMILY = "FAMILY"
 OTHER = "OTHER_EXPERIENCER"
+CURRENT = "CURRENT_ENCOUNTER"  # "admitted for": the section does not make it historical
 CATEGORIES: tuple[str, ...] = (NEGATED, UNCERTAIN, HISTORICAL, HYPOTHETICAL, FAMILY, OTHER)
 
 RULE_SETS: tuple[str, ...] = ("clinicode", "medspacy_default")
@@ -417,7 +419,11 @@ class Assertion:
             if section in self.family_sections and experiencer == "Patient":
                 experiencer = "Family member"
                 cues.setdefault(FAMILY, "")
-            elif section in self.historical_sections and temporality == "Recent":
+            elif (
+                section in self.historical_sections
+                and temporality == "Recent"
+                and CURRENT not in cues
+            ):
                 temporality = "Historical"
                 cues.setdefault(HISTORICAL, "")
         assertion = derive_assertion(negated, uncertain, temporality, experiencer)

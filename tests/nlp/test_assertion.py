@@ -17,6 +17,7 @@ from clinicode.nlp import assertion as assertion_mod
 from clinicode.nlp.assertion import (
     ASSERTIONS,
     CATEGORIES,
+    CURRENT,
     derive_assertion,
     load_context_rules,
 )
@@ -278,6 +279,16 @@ def test_section_decides_open_axes() -> None:
     assert got == ["family", "family", "historical", "present", "historical"]
 
 
+def test_what_the_patient_is_admitted_for_is_not_past_history_under_its_header() -> None:
+    # the past-history section runs on where the note opens no new header
+    text = (
+        "Past Surgical History: Appendectomy. "
+        "Admitted for elective right total knee arthroplasty for primary osteoarthritis."
+    )
+    got = _sectioned_mentions(_sectioned(True), text, ["Appendectomy", "osteoarthritis"])
+    assert got == ["historical", "present"]
+
+
 def test_sections_can_be_switched_off() -> None:
     got = _sectioned_mentions(
         _sectioned(False), SECTIONED, ["Diabetes", "asthma", "Appendectomy", "Pneumonia", "gout"]
@@ -316,7 +327,7 @@ def test_baseline_rules_load_and_differ(nlp: Language) -> None:
 
 def test_rule_file_is_well_formed() -> None:
     rules, terminating = load_context_rules()
-    known = {*CATEGORIES, "POSITIVE_EXISTENCE"}
+    known = {*CATEGORIES, "POSITIVE_EXISTENCE", CURRENT}
     assert {r.category for r in rules} <= known
     for targets in terminating.values():
         assert set(targets) <= known
