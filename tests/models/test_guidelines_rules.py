@@ -608,3 +608,17 @@ def test_a_condition_named_only_in_an_operative_narrative_is_not_coded(g: Guidel
     text = "PROCEDURE: EGD. Iron-deficiency anemia. Gastritis seen."
     spec = [("D50.9", "Iron-deficiency anemia", "present", 0.8, "procedures")]
     assert codes_of(run(g, text, spec)) == ["D50.9"]
+
+
+def test_influenza_already_coded_with_pneumonia_replaces_the_other_influenza_codes(
+    g: Guidelines,
+) -> None:
+    # I.B.9: one combination code; "with other respiratory manifestations" gives way
+    text = "Influenza A (rapid test positive) complicated by pneumonia on CXR."
+    spec = [
+        ("J10.1", "Influenza A", "present", 0.6),
+        ("J10.00", "pneumonia", "present", 0.5),
+    ]
+    res = run(g, text, spec)
+    assert codes_of(res) == ["J10.00"]
+    assert "J10.00" in (by_code(res)["J10.1"].reason or "")
