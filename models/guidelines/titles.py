@@ -32,7 +32,18 @@ def title_needs(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     low = " ".join(_absent_dropped(p) for p in [first, *(unspec.sub(" ", p) for p in rest)])
     optional = _optional_keys()
     need = tuple(k for k in dict.fromkeys(keys(low)) if k not in optional)
-    return need, alt
+    implied = {k for k, by in _implied_keys().items() if by & set(need)}
+    return tuple(k for k in need if k not in implied), alt
+
+
+@lru_cache(maxsize=1)
+def _implied_keys() -> dict[str, frozenset[str]]:
+    """Key of a title word -> keys of the words that imply it (``documented.implied_words``)."""
+    out: dict[str, frozenset[str]] = {}
+    for word, by in documented_cfg().get("implied_words", {}).items():
+        for k in keys(str(word)):
+            out[k] = frozenset(x for w in by for x in keys(str(w)))
+    return out
 
 
 @lru_cache(maxsize=1)

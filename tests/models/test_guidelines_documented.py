@@ -53,6 +53,12 @@ def test_expected_codes_are_billable(g: Guidelines, code: str) -> None:
     assert g.is_billable(code), code
 
 
+def test_one_stated_side_implies_unilateral() -> None:
+    # "right knee" is a unilateral knee; the unspecified knee still needs "unilateral"
+    assert "unilater" not in title_needs("Unilateral primary osteoarthritis, right knee")[0]
+    assert "unilater" in title_needs("Unilateral primary osteoarthritis, unspecified knee")[0]
+
+
 def test_title_needs() -> None:
     assert title_needs("Systemic sclerosis, unspecified") == (("system", "sclero"), ())
     # a leading "Unspecified" is only a word; the rest is needed
