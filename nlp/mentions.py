@@ -45,8 +45,10 @@ def acronym_words() -> frozenset[str]:
 def lower_acronym(word: str) -> bool:
     """Whether ``word`` spells an acronym of :func:`acronym_words` (or its plural: "pins")
     but not in capitals."""
-    low = word.lower()
-    return (low in acronym_words() or lemma(low) in acronym_words()) and not word.isupper()
+    if word.isupper():
+        return False
+    low, acronyms = word.lower(), acronym_words()
+    return low in acronyms or lemma(low) in acronyms
 
 
 _BARRIERS = frozenset({".", ";", ":", ",", "(", ")", "[", "]", "!", "?", "|", '"', "=", "+"})

@@ -19,7 +19,7 @@ from clinicode.models.encoder.words import (
     spelled_alike,
     word_keys,
 )
-from clinicode.nlp.mentions import lower_acronym
+from clinicode.nlp.mentions import acronym_words
 
 
 @dataclass
@@ -67,7 +67,7 @@ def main_terms(
 def _acronym_not_written(term: str, text: str) -> bool:
     """Whether ``term`` is an acronym spelled like a word that ``text`` does not write in
     capitals."""
-    if not (term.isupper() and lower_acronym(term.lower())):
+    if not (term.isupper() and term.lower() in acronym_words()):
         return False
     return re.search(rf"\b{re.escape(term)}\b", text) is None
 

@@ -41,12 +41,15 @@ class _Policy:
     screening: bool = False  # the note names a screening anywhere
     uncertain_dropped: list[Item] = field(default_factory=list)
     _chronic: set[tuple[int, int]] | None = None
+    _diagnoses: bool | None = None
 
     def has_diagnoses(self) -> bool:
         """Whether the note states its diagnoses somewhere (a pre-/postoperative or discharge
-        diagnosis list, an impression, an assessment) that names something."""
-        wanted = set(self.cfg["diagnosis_sections"])
-        return any(m.section in wanted for m in self.note.mentions)
+        diagnosis list, an impression, an assessment) that names something; read once."""
+        if self._diagnoses is None:
+            wanted = set(self.cfg["diagnosis_sections"])
+            self._diagnoses = any(m.section in wanted for m in self.note.mentions)
+        return self._diagnoses
 
     def chronic_spans(self) -> set[tuple[int, int]]:
         """Evidence spans of chronic-condition codes (a history code is not made from them),
@@ -126,9 +129,10 @@ def _unstated_here(p: _Policy, item: Item) -> bool:
     """Drop a diagnosis code whose evidence all lies where the note states no condition of the
     patient; say whether it was dropped. The allergy list names allergens and past reactions
     (I.A.19); an operative report's narrative (technique, blood loss, instruments) is coded
-    through its diagnoses (IV.N), so it counts only in a report that states them nowhere. A kept code is suppressed, where the coder sees why; a mere candidate stays a
-    candidate that nothing may promote (the list would otherwise fill with every poisoning
-    code of each allergen)."""
+    through its diagnoses (IV.N), so it counts only in a report that states them nowhere. A
+    kept code is suppressed, where the coder sees why; a mere candidate stays a candidate that
+    nothing may promote (the list would otherwise fill with every poisoning code of each
+    allergen)."""
     s = item.s
     if s.system != ICD or not s.evidence:
         return False

@@ -202,10 +202,11 @@ def rule_influenza_pneumonia(g: Guidelines, note: NoteState) -> None:
     cfg = g.rules["influenza_pneumonia"]
     flu = [it for it in note.kept() if any_match(cfg["influenza"], it.s.code)]
     combined = [it for it in flu if any_match(cfg["with_pneumonia"], it.s.code)]
-    for it in flu if combined else ():
-        if it not in combined:
-            g.drop(it, "I.B.9", f"influenza with pneumonia is coded {combined[0].s.code}")
-    flu = [it for it in flu if it.fate == "keep"]
+    if combined:
+        for it in flu:
+            if it not in combined:
+                g.drop(it, "I.B.9", f"influenza with pneumonia is coded {combined[0].s.code}")
+        flu = combined
     pneu = [it for it in note.kept() if any_match(cfg["pneumonia"], it.s.code)]
     if not flu or not pneu:
         return
