@@ -32,9 +32,15 @@ class Walk:
     code: str | None = None
     code_entry: int = -1
     hops: list[str] = field(default_factory=list)  # "see" references followed
+    # positions in ``entries`` of the entries a subterm's "see" reference led to: the note
+    # need not state their words ("Varicose, vein - see Varix": shown as "[Varix]")
+    referred: set[int] = field(default_factory=set)
 
     def describe(self, tree: IndexTree) -> str:
-        names = [tree.term[i] for i in self.entries]
+        names = [
+            f"[{tree.term[i]}]" if n in self.referred else tree.term[i]
+            for n, i in enumerate(self.entries)
+        ]
         see = f" (see {'; '.join(self.hops)})" if self.hops else ""
         return "Index: " + ", ".join(names) + see
 
@@ -142,6 +148,7 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
             hops -= 1
             w.hops.append(ref)
             cur = target
+            w.referred.add(len(w.entries))
             w.entries.append(target)
             # "Ulcer, heel - see Ulcer, lower limb": the words that led to the reference are
             # looked up again under its target ("Ulcer, lower limb, heel")
@@ -156,6 +163,8 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
         target = tree.resolve_see(tree.see[cur] or "")
         if target is not None:
             w.hops.append(tree.see[cur] or "")
+            if len(w.entries) > 1:  # a subterm's reference, not a one-word main term's
+                w.referred.add(len(w.entries))  # ("Consumption - see Tuberculosis")
             w.entries.append(target)
             w.code, w.code_entry = tree.code_of(target)
 
@@ -171,22 +180,61 @@ def _default_child(tree: IndexTree, i: int) -> int | None:
 
 
 def _best_child(
-    tree: IndexTree, i: int, consumed: set[str], ctx: Context
+    tree: IndexTree, i: int, consumed: set[str], ctx: Context, *, depth: int = 4
 ) -> tuple[list[int], set[str], float] | None:
-    """The child of ``i`` (through a connector when one links it) that the note states best."""
-    best: tuple[list[int], set[str], float] | None = None
+    """The child of ``i`` (through a connector when one links it) that the note states best.
+    Where the Index repeats that child's words deeper under another stated child ("calf,
+    right, with exposed fat layer" beside "right, with exposed fat layer"), the path that
+    states both wins (looking ``depth`` steps ahead)."""
+    found = _stated_children(tree, i, consumed, ctx)
+    greedy = max(found, key=lambda f: f[2], default=None)
+    if greedy is None or len(found) < 2:
+        return greedy
+    best, best_total = greedy, -1.0
+    for f in found:
+        score, got = _ahead(tree, f, consumed, ctx, depth - 1)
+        if f is not greedy and not greedy[1] <= f[1] | got:
+            continue  # a path that leaves the best-stated child's words unstated
+        if f[2] + score > best_total:
+            best, best_total = f, f[2] + score
+    return best
+
+
+def _ahead(
+    tree: IndexTree,
+    f: tuple[list[int], set[str], float],
+    consumed: set[str],
+    ctx: Context,
+    depth: int,
+) -> tuple[float, set[str]]:
+    """What the note states of the best path below the step ``f``: weight and keys."""
+    below = _stated_children(tree, f[0][-1], consumed | f[1], ctx)
+    best: tuple[float, set[str]] = (0.0, set())
+    for b in below:
+        more = _ahead(tree, b, consumed | f[1], ctx, depth - 1) if depth > 0 else (0.0, set())
+        if b[2] + more[0] > best[0]:
+            best = (b[2] + more[0], b[1] | more[1])
+    return best
+
+
+def _stated_children(
+    tree: IndexTree, i: int, consumed: set[str], ctx: Context
+) -> list[tuple[list[int], set[str], float]]:
+    """Each child of ``i`` the note states (through a connector when one links it), with the
+    keys it consumes and their weight."""
+    found: list[tuple[list[int], set[str], float]] = []
     for c in tree.children[i]:
         if tree.connector[c]:
             note_wide = tree.connector[c] == "note"
             for g in tree.children[c]:
                 got = _match(tree, g, consumed, ctx, note_wide=note_wide)
-                if got is not None and (best is None or got[1] > best[2]):
-                    best = ([c, g], got[0], got[1])
+                if got is not None:
+                    found.append(([c, g], got[0], got[1]))
             continue
         got = _match(tree, c, consumed, ctx, note_wide=False)
-        if got is not None and (best is None or got[1] > best[2]):
-            best = ([c], got[0], got[1])
-    return best
+        if got is not None:
+            found.append(([c], got[0], got[1]))
+    return found
 
 
 def _match(

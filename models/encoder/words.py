@@ -152,8 +152,9 @@ def mention_context(
         if m.assertion in _UNSTATED:
             for k in keys(m.text):
                 local.pop(k, None)
-        else:
+        else:  # its normalized form and attributes ("R" read as right) as written
             _add(local, keys(m.normalized), weights["sentence"])
+            _add(local, [k for a in m.attributes for k in keys(a.value)], weights["sentence"])
             _pairs(pairs, keys(m.normalized))
     own = [*keys(mention.text), *keys(mention.normalized)]
     own += [k for a in mention.attributes for k in keys(a.value)]

@@ -85,6 +85,15 @@ def _drop_less_specific(
             g.drop(it, "I.B.7", f"{code} states what {other} leaves unspecified")
 
 
+def _specific_kept(note: NoteState, tree: TabularTree, refs: list[str]) -> bool:
+    """Whether a kept code under one of ``refs`` already names what it describes (its title
+    leaves nothing unspecified): the note's own words coded it, nothing is left to refine."""
+    starts = tuple(ref.rstrip("-").rstrip(".") for ref in refs)
+    return any(
+        it.s.code.startswith(starts) and not tree.unspecified(it.s.code) for it in note.kept()
+    )
+
+
 def resolve_tabular(g: Guidelines, note: NoteState, owner: Item, refs: list[str]) -> bool:
     """The referenced code that a described mention's sentence states most, by tabular
     descent; on a tie, a mention of its own ("ulcer of the R calf") over the owner's evidence
@@ -98,6 +107,8 @@ def resolve_tabular(g: Guidelines, note: NoteState, owner: Item, refs: list[str]
     owned = {(e.start, e.end) for e in owner.s.evidence}
     for row in rows:
         mine = [ref for ref in refs if ref.startswith(row["refs"])]
+        if _specific_kept(note, tree, mine):
+            continue  # the pair is already there ("ulcer of the R calf" coded L97.21-)
         best: tuple[tuple[int, bool], Descent, Mention] | None = None
         for m in _described(note, row["cue"]):
             ctx = _with_sentence_attributes(

@@ -16,6 +16,7 @@ from clinicode.models.encoder.words import keys
 _PAREN = re.compile(r"\(([^()]*)\)")
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9-]+$")
 _SEE = re.compile(r"\(see [^)]*\)")
+_REFERRED = re.compile(r"\[[^\]]*\]")
 
 
 @lru_cache(maxsize=8192)
@@ -181,8 +182,10 @@ def title_keys(title: str) -> frozenset[str]:
 @lru_cache(maxsize=16384)
 def index_term(line: str) -> str:
     """The words of an encoder's Index path line ("Index: Influenza, with, pneumonia -> J11.00"
-    -> "Influenza pneumonia"): its entries less "see" references and connectors."""
-    entries = _SEE.sub("", line[len("Index: ") : line.index(" -> ")])
+    -> "Influenza pneumonia"): its entries less "see" references, connectors and the entries
+    a subterm's reference led to ("Varicose, vein, [Varix], leg": the note says "varicose
+    veins of the leg", not "varix")."""
+    entries = _REFERRED.sub("", _SEE.sub("", line[len("Index: ") : line.index(" -> ")]))
     return " ".join(p for p in entries.split(",") if p.strip() not in _index_connectors())
 
 
