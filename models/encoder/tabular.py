@@ -8,6 +8,7 @@ character, and says so in the path.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -106,7 +107,8 @@ class TabularTree:
         chosen, stated = None, []
         for c in kids:
             ks = self.distinct_keys(c, code)
-            got = [k for k in ks if ctx.weight(k, note_wide=False)]
+            left_open = self._absent_keys(c, "open_phrases")
+            got = [k for k in ks if ctx.weight(k, note_wide=False) and k not in left_open]
             if not got or not self._numbers_as_written(c, got, ctx):
                 continue
             if any(k[:1].isdigit() for k in ks if k not in got):
@@ -143,7 +145,30 @@ class TabularTree:
             if named and not any(ctx.weight(k, note_wide=False) for k in named):
                 if any(ctx.weight(k, note_wide=False) for k in group - named):
                     return True
-        return False
+        # "without perforation or abscess" where the note states "perforated"
+        return any(ctx.weight(k, note_wide=False) for k in self._absent_keys(child))
+
+    def left_open_beside(self, code: str) -> bool:
+        """Whether ``code`` says "without" what a sibling leaves open: K35.200 "without
+        perforation or abscess" beside K35.209 "unspecified as to perforation" is the code
+        of a note that says the appendix did not perforate, not of one that is silent."""
+        absent = self._absent_keys(code)
+        sibs = self.children.get(self.parent.get(code, ""), []) if absent else []
+        return any(absent & self._absent_keys(s, "open_phrases") for s in sibs if s != code)
+
+    def _absent_keys(self, code: str, kind: str = "absent_words") -> frozenset[str]:
+        """The keys of what ``code``'s title says is absent ("without perforation or abscess",
+        up to a "with" or a comma), or with ``kind="open_phrases"`` leaves open."""
+        words = load_encoder_data()[kind]
+        low = self.title.get(code, "").lower()
+        found = re.findall(rf"\b(?:{'|'.join(words)})\s+((?:(?!\bwith\b)[^,])*)", low)
+        return frozenset(k for part in found for k in keys(part))
+
+    def _says_absent(self, code: str, words: list[str]) -> bool:
+        """Whether ``code``'s title beyond its parent's says "without" something."""
+        title, parent = self.title.get(code, ""), self.title.get(self.parent.get(code, ""), "")
+        rest = title[len(parent) :] if parent and title.startswith(parent) else title
+        return any(w in rest.lower().replace(",", " ").split() for w in words)
 
     def _default(self, kids: list[str]) -> tuple[str | None, str]:
         """The unspecified child (the one whose title ends so, else any), else the
@@ -154,6 +179,9 @@ class TabularTree:
         unspec.sort(key=lambda c: (not self.title[c].lower().endswith(tuple(words)), c[-1] != "9"))
         if unspec:
             return unspec[0], "the note does not say which: unspecified"
+        absent = [c for c in kids if self._says_absent(c, data["absent_words"])]
+        if len(absent) == 1:
+            return absent[0], "the note does not document what the other codes name: without"
         for c in kids:
             if len(c.replace(".", "")) == 7 and c[-1] in data["initial_seventh"]:
                 return c, "7th character: initial encounter (the note does not say otherwise)"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from clinicode.models.encoder.tabular import TabularTree
 from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
 from clinicode.nlp.cues import sentence_bounds
 from clinicode.schema import Mention
@@ -228,6 +229,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
     stated = Stated.of_note(note)
     coded = [(sp, it) for it in note.kept() for sp in spans(it)]
     _, titles, billable = _code_index(g.kb)
+    tree = TabularTree.of(g.kb)
     at: dict[tuple[int, int], list[Mention]] = {}  # the mentions on each evidence span
     best: dict[
         tuple[str, tuple[int, int]],
@@ -237,7 +239,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
         s = it.s
         if it.fate != "candidate" or s.system != ICD or s.score < floor or not s.evidence:
             continue
-        if s.code not in billable:
+        if s.code not in billable or tree.left_open_beside(s.code):
             continue
         title = titles.get(s.code) or g.title(s.code)
         # a residual title ("Other persistent atrial fibrillation") is documented only by an
