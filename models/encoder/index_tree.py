@@ -39,6 +39,8 @@ def _alternatives(
         optional = [ks for ks in rest if ks not in named]
         whole = tuple(dict.fromkeys([*first, *(k for ks in named for k in ks)]))
         return [whole], frozenset(k for ks in optional for k in ks)
+    if len(raw) > 1 and _ALTERNATIVE_LIST.search(raw[-1][0]):
+        return _listed(first, [t for t, _ in raw[1:]]), frozenset()
     qualifiers = [p for p in rest if not _same_word(p[0], first[0])]
     whole = tuple(dict.fromkeys([*first, *(k for p in qualifiers for k in p)]))
     alts = [whole]
@@ -48,6 +50,17 @@ def _alternatives(
 
 
 _ALTERNATIVE_LIST = re.compile(r"\b(?:or|and/or)\b", re.IGNORECASE)
+
+
+def _listed(first: tuple[str, ...], items: list[str]) -> list[tuple[str, ...]]:
+    """A main term that lists alternatives ("Intubation, difficult or failed", "Conversion
+    hysteria, neurosis or reaction", "Poison ivy, oak, sumac or other plant dermatitis"): a
+    one-word main term needs one listed qualifier; a longer one is stated as written or with
+    one listed word in place of its last ("conversion reaction", "poison oak")."""
+    listed = [ks for text in items for part in _ALTERNATIVE_LIST.split(text) if (ks := keys(part))]
+    if len(first) == 1:
+        return [tuple(dict.fromkeys([*first, *ks])) for ks in listed]
+    return [first, *(tuple(dict.fromkeys([*first[:-1], *ks])) for ks in listed)]
 
 
 def _names_what_of(

@@ -60,14 +60,30 @@ INDEX = (
     "40,F,1,O'nyong-nyong,,,(viral),A92.1\n"
     '41,U,0,"Ulcer, ulcerated, ulcerating",,,,L98.499\n'
     '42,U,1,heel,"Ulcer, lower limb",,,\n'
+    '100,U,1,leg,"Ulcer, lower limb",,,\n'
     "43,U,1,lower limb,,,,L97.909\n"
     "44,U,2,heel,,,,L97.409\n"
+    "101,U,2,calf,,,,L97.209\n"
+    "102,U,3,with,,,,\n"
+    "103,U,4,exposed fat layer,,,,L97.202\n"
+    "104,U,3,right,,,,L97.219\n"
+    "105,U,4,with,,,,\n"
+    "106,U,5,exposed fat layer,,,,L97.212\n"
+    "107,U,2,right,,,,L97.919\n"
+    "108,U,3,with,,,,\n"
+    "109,U,4,exposed fat layer,,,,L97.912\n"
     "45,A,0,AIDS,,,,B20\n"
     "46,C,0,Cellulitis,,,,L03.90\n"
     '47,C,1,ankle,"Cellulitis, lower limb",,,\n'
     "48,C,1,lower limb,,,,L03.11-\n"
     "49,H,0,Headache,,,,R51.9\n"
     '50,H,1,"pre-menstrual, menstrual",,,,G43.829\n'
+    '51,P,0,"Poison ivy, oak, sumac or other plant dermatitis",,,,L23.7\n'
+    '52,I,0,"Intubation, difficult or failed",,,,T88.4\n'
+    "53,A,0,Appendicitis,,,,K37\n"
+    "54,A,1,acute,,,,K35.80\n"
+    "55,A,2,with,,,,\n"
+    "56,A,3,generalized peritonitis,,,,K35.2\n"
 )
 
 
@@ -311,3 +327,34 @@ def test_words_cut_to_one_short_stem_do_not_name_a_main_term(index_kb: Knowledge
     assert not any(c.startswith("L67") for c in _codes(gen, text, [_mention(text, "canal")]))
     text = "Diabetic foot ulcer."
     assert _codes(gen, text, [_mention(text, "Diabetic foot ulcer")])
+
+
+def test_the_walk_takes_the_path_that_states_most_of_the_note(index_kb: KnowledgeBase) -> None:
+    # "right, with exposed fat layer" sits under lower limb and again under its calf: the
+    # path through the calf states one word more
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Ulcer of the leg at the posterior right calf, fat layer exposed."
+    got = _codes(gen, text, [_mention(text, "Ulcer of the leg")])
+    assert "L97.212" in got and "L97.912" not in got
+
+
+def test_a_main_term_listing_alternatives_needs_one_of_them(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Poison ivy on both forearms."
+    assert "L23.7" in _codes(gen, text, [_mention(text, "Poison ivy")])
+    text = "Difficult intubation noted by anesthesia."
+    assert "T88.4XXA" in _codes(gen, text, [_mention(text, "Difficult intubation")])
+    text = "Intubation was uneventful."  # the one-word main term needs a listed qualifier
+    assert not _codes(gen, text, [_mention(text, "Intubation")])
+
+
+def test_without_is_the_default_and_never_what_the_note_states(index_kb: KnowledgeBase) -> None:
+    # K35.2: K35.20 "without abscess" / K35.21 "with abscess"; under K35.20 the note's
+    # "perforated" chooses K35.201, silence the "unspecified as to perforation" K35.209
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Perforated acute appendicitis with generalized peritonitis."
+    got = _codes(gen, text, [_mention(text, "Perforated acute appendicitis")])
+    assert "K35.201" in got and "K35.200" not in got and "K35.209" not in got
+    text = "Acute appendicitis with generalized peritonitis."
+    got = _codes(gen, text, [_mention(text, "Acute appendicitis")])
+    assert "K35.209" in got and "K35.201" not in got
