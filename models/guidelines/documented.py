@@ -281,7 +281,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if size == 1 and not tier and not lone_head(title) <= stated.of(m)[1].keys():
                 continue  # "endocrine therapy" states no *Endocrine disorder*
             there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
-            if any(_blocks(g, stated, m, o, s.code, set(ks)) for o in there):
+            if any(_blocks(g, stated, m, o, s.code, (size, tier, set(ks))) for o in there):
                 break  # the words already support a kept code that says as much
             rank = (size, tier, s.score, ks)
             key = (s.code[:3], (m.start, m.end))
@@ -289,6 +289,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                 best[key] = (rank, it)
             break
     chosen = _most_specific(list({id(it): (rank[3], it) for rank, it in best.values()}.values()))
+    ranks = {id(it): rank[:2] for rank, it in best.values()}
     for ks, it in _without_symptoms_of_a_diagnosis(g, note, chosen):
         it.fate = "keep"
         it.s.status = "suggested"
@@ -300,7 +301,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
                 continue
             if _less_specific(g, o, needs):
                 g.drop(o, "I.B.2", f"{it.s.code} documents the same words more specifically")
-            elif o.s.code[:3] == it.s.code[:3] and not documented_in_full(g, stated, o):
+            elif o.s.code[:3] == it.s.code[:3] and documented_rank(g, stated, o) < ranks[id(it)]:
                 g.drop(
                     o,
                     "I.B.2",
@@ -411,29 +412,52 @@ def documented_in_full(g: Guidelines, stated: Stated, other: Item) -> bool:
 def documented_size(g: Guidelines, stated: Stated, other: Item) -> int:
     """How many words the largest of ``other``'s forms its evidence states in full has (0:
     none): *Other chest pain* (chest, pain) says more of "chest pain" than *Pain, unspecified*."""
+    return documented_rank(g, stated, other)[0]
+
+
+def documented_rank(g: Guidelines, stated: Stated, other: Item) -> tuple[int, int]:
+    """``(size, -tier)`` of the best of ``other``'s forms its evidence states in full ((0, 0):
+    none): the most words, then its title over an inclusion term over an Index path."""
     local: set[str] = set()
     for e in other.s.evidence:
         for m in stated.note.overlapping(e.start, e.end):
             if m.kind in _KINDS:
                 local |= set(stated.of(m)[1])
     return max(
-        (len(ks) for _, need, alt in _forms(g, other) for ks in (need, alt) if set(ks) <= local),
-        default=0,
+        (
+            (len(ks), -tier)
+            for tier, need, alt in _forms(g, other)
+            for ks in (need, alt)
+            if ks and set(ks) <= local
+        ),
+        default=(0, 0),
     )
 
 
 def _blocks(
-    g: Guidelines, stated: Stated, m: Mention, other: Item, code: str, needs: set[str]
+    g: Guidelines,
+    stated: Stated,
+    m: Mention,
+    other: Item,
+    code: str,
+    by: tuple[int, int, set[str]],
 ) -> bool:
-    """Whether kept ``other``, on the same words, keeps a code documented by ``needs`` out: it
-    says at least as much (*Periumbilical pain* keeps *Pain, unspecified* out), or it is of
-    the same category, not less specific and documented too (one code per phrase and
-    category, I.B.2; *Type 2 diabetes mellitus with unspecified complications* names
-    complications that "type 2 diabetes" does not state, so it keeps E11.9 out of nothing)."""
+    """Whether kept ``other``, on the same words, keeps a code documented by ``by`` (size,
+    -tier, keys) out: it says at least as much (*Periumbilical pain* keeps *Pain,
+    unspecified* out), or it is of the same category, not less specific and documented at
+    least as well (one code per phrase and category, I.B.2; *Type 2 diabetes mellitus with
+    unspecified complications* names complications that "type 2 diabetes" does not state, so
+    it keeps E11.9 out of nothing). A code the Index alone reached does not keep out one of
+    its category whose Tabular title the note states as fully: the coder verifies the Index's
+    code in the Tabular (the FY2017 Index's "Depression" F32.9 is *Major depressive
+    disorder, single episode* in FY2026; *Depression, unspecified* F32.A says what the note
+    says)."""
+    size, neg_tier, needs = by
     if _less_specific(g, other, needs):
         return False
     if other.s.code[:3] == code[:3]:
-        return documented_in_full(g, stated, other)
+        got = documented_rank(g, stated, other)
+        return got[0] > 0 and got >= (size, neg_tier)
     return any(ks >= needs for ks in _said(g, other))
 
 

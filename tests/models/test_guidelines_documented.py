@@ -15,9 +15,22 @@ from clinicode.nlp.cues import sentence_bounds
 from tests.models.guidelines_helpers import build, by_code, codes_of
 
 
-def run(g: Guidelines, text: str, spec: list[tuple[Any, ...]], setting: str = "outpatient") -> Any:
-    """The layer's result with each mention in its sentence, as the NLP gives it."""
+def run(
+    g: Guidelines,
+    text: str,
+    spec: list[tuple[Any, ...]],
+    setting: str = "outpatient",
+    explain: dict[str, list[str]] | None = None,
+    no_evidence: tuple[str, ...] = (),
+) -> Any:
+    """The layer's result with each mention in its sentence, as the NLP gives it; ``explain``:
+    a code's explanation lines (an encoder's Index path); ``no_evidence``: codes a classifier
+    scored without pointing at the note's words."""
     ranked, mentions = build(text, spec)
+    for s in ranked:
+        s.explanation = list((explain or {}).get(s.code, s.explanation))
+        if s.code in no_evidence:
+            s.evidence = []
     for m in mentions:
         m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
     return g.apply(ranked, mentions, text=text, setting=setting, threshold=0.5)
@@ -45,6 +58,10 @@ EXPECTED = [
     "I69.391",
     "I21.02",
     "K80.12",
+    "F32.A",
+    "N18.31",
+    "E11.22",
+    "K81.0",
 ]
 
 
@@ -343,3 +360,51 @@ def test_a_coronary_artery_by_its_abbreviation(g: Guidelines) -> None:
     assert "I21.02" in codes_of(run(g, text, spec, setting="inpatient"))
     text = "Anterior wall ST elevation myocardial infarction, cath pending."
     assert "I21.02" not in codes_of(run(g, text, spec, setting="inpatient"))
+
+
+def test_the_tabular_title_beats_a_code_the_index_alone_reached(g: Guidelines) -> None:
+    # the FY2017 Index's "Depression" F32.9 is *Major depressive disorder, single episode,
+    # unspecified* in FY2026: the coder verifying it in the Tabular codes F32.A, whose title
+    # says what the note says, however a retrained ranker scores F32.9
+    text = "Dx: depression."
+    res = run(
+        g,
+        text,
+        [("F32.9", "depression", "present", 0.95), ("F32.A", "depression", "present", 0.05)],
+        explain={"F32.9": ["Index: Depression -> F32.9"]},
+    )
+    assert codes_of(res) == ["F32.A"]
+    # an Index path that states more of the note still wins over a shorter title
+    text = "Dx: type 2 diabetes with chronic kidney disease."
+    phrase = "type 2 diabetes with chronic kidney disease"
+    res = run(
+        g,
+        text,
+        [("E11.22", phrase, "present", 0.9), ("E11.9", phrase, "present", 0.05)],
+        explain={"E11.22": ["Index: Diabetes, type 2, with, chronic kidney disease -> E11.22"]},
+    )
+    assert "E11.22" in codes_of(res) and "E11.9" not in codes_of(res)
+
+
+def test_the_ckd_stage_the_note_writes_beats_a_ranker_prior(g: Guidelines) -> None:
+    text = "Assessment: T2DM with diabetic CKD stage 3a."
+    res = run(
+        g,
+        text,
+        [
+            ("E11.22", "T2DM with diabetic CKD", "present", 0.9),
+            ("N18.4", "CKD stage 3a", "present", 0.3),  # a note classifier's stage 4
+        ],
+        no_evidence=("N18.4",),
+    )
+    assert "N18.31" in codes_of(res) and "N18.4" not in codes_of(res)
+
+
+def test_fever_is_part_of_acute_cholecystitis(g: Guidelines) -> None:
+    text = "Dx: acute cholecystitis. Fever to 38.6 on arrival."
+    res = run(
+        g,
+        text,
+        [("K81.0", "acute cholecystitis", "present", 0.9), ("R50.9", "Fever", "present", 0.8)],
+    )
+    assert codes_of(res) == ["K81.0"]
