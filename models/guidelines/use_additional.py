@@ -36,13 +36,30 @@ Resolver = Callable[[Guidelines, NoteState, Item, list[str]], bool]
 
 
 def resolve_ckd_stage(g: Guidelines, note: NoteState, owner: Item, refs: list[str]) -> bool:
-    """Stage of CKD (N18.-) for E11.22, I12, I13 ... from the note (I.C.14.a.1)."""
+    """Stage of CKD (N18.-) for E11.22, I12, I13 ... from the note (I.C.14.a.1): the stage the
+    note writes ("stage 3a", ESRD), else a stage code the ranker found in the note's words (a
+    retrained ranker's prior for a stage is no documentation of it)."""
     cfg = g.rules["ckd_stage"]
+    stated = _stated_ckd_stage(note, cfg)
+    if stated is not None:
+        code, ev = stated
+        if not any_match(refs, code) and code != cfg["unspecified"]:
+            return False
+        g.add(
+            note,
+            code,
+            section="I.B.7",
+            message=f"use additional code with {owner.s.code}: CKD stage",
+            evidence=[ev],
+            score=owner.s.score,
+        )
+        return True
     for it in note.items.values():  # the ranker already had a stage code: promote it
         if (
             it.s.system == ICD
             and code_matches(cfg["category"], it.s.code)
             and it.fate == "candidate"
+            and it.s.evidence
             and any_match(refs, it.s.code)
             and "present" in assertions_of(it.s, note.mentions)
         ):
@@ -55,27 +72,21 @@ def resolve_ckd_stage(g: Guidelines, note: NoteState, owner: Item, refs: list[st
                 score=it.s.score,
             )
             return True
+    return False
+
+
+def _stated_ckd_stage(note: NoteState, cfg: dict[str, Any]) -> tuple[str, Evidence] | None:
+    """The N18 code of the stage the note writes (ESRD first), with its evidence."""
     ev = find_cue(note, cfg["esrd_cue"])
-    code = str(cfg["esrd_code"]) if ev is not None else None
-    if code is None:
-        m = compile_cue(cfg["cue"]).search(note.text)
-        if m is None:
-            return False
-        ev = Evidence(start=m.start(), end=m.end(), text=m.group(0))
-        st = (m.group(1) or "").replace(" ", "").lower()
-        st = cfg["roman"].get(st.upper(), st)
-        code = str(cfg["stages"].get(st, cfg["unspecified"]))
-    if ev is None or (not any_match(refs, code) and code != cfg["unspecified"]):
-        return False
-    g.add(
-        note,
-        code,
-        section="I.B.7",
-        message=f"use additional code with {owner.s.code}: CKD stage",
-        evidence=[ev],
-        score=owner.s.score,
-    )
-    return True
+    if ev is not None:
+        return str(cfg["esrd_code"]), ev
+    m = compile_cue(cfg["cue"]).search(note.text)
+    if m is None:
+        return None
+    st = (m.group(1) or "").replace(" ", "").lower()
+    st = cfg["roman"].get(st.upper(), st)
+    code = str(cfg["stages"].get(st, cfg["unspecified"]))
+    return code, Evidence(start=m.start(), end=m.end(), text=m.group(0))
 
 
 def drug_cue(note: NoteState, row: dict[str, Any]) -> Evidence | None:
