@@ -45,34 +45,31 @@ def resolve_ckd_stage(g: Guidelines, note: NoteState, owner: Item, refs: list[st
         code, ev = stated
         if not any_match(refs, code) and code != cfg["unspecified"]:
             return False
-        g.add(
-            note,
-            code,
-            section="I.B.7",
-            message=f"use additional code with {owner.s.code}: CKD stage",
-            evidence=[ev],
-            score=owner.s.score,
-        )
-        return True
-    for it in note.items.values():  # the ranker already had a stage code: promote it
-        if (
-            it.s.system == ICD
+        chosen: tuple[str, list[Evidence], float] = (code, [ev], owner.s.score)
+    else:
+        found = (
+            it
+            for it in note.items.values()
+            if it.s.system == ICD
             and code_matches(cfg["category"], it.s.code)
             and it.fate == "candidate"
             and it.s.evidence
             and any_match(refs, it.s.code)
             and "present" in assertions_of(it.s, note.mentions)
-        ):
-            g.add(
-                note,
-                it.s.code,
-                section="I.B.7",
-                message=f"use additional code with {owner.s.code}: CKD stage",
-                evidence=[],
-                score=it.s.score,
-            )
-            return True
-    return False
+        )
+        it = next(found, None)  # the ranker already had a stage code: promote it
+        if it is None:
+            return False
+        chosen = (it.s.code, [], it.s.score)
+    g.add(
+        note,
+        chosen[0],
+        section="I.B.7",
+        message=f"use additional code with {owner.s.code}: CKD stage",
+        evidence=chosen[1],
+        score=chosen[2],
+    )
+    return True
 
 
 def _stated_ckd_stage(note: NoteState, cfg: dict[str, Any]) -> tuple[str, Evidence] | None:
