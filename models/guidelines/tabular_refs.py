@@ -94,6 +94,28 @@ def _specific_kept(note: NoteState, tree: TabularTree, refs: list[str]) -> bool:
     )
 
 
+def _indexed_candidate(
+    note: NoteState, tree: TabularTree, refs: list[str], described: list[Mention]
+) -> Item | None:
+    """The best-scored candidate under one of ``refs`` that the encoder reached by an Index
+    path from a described mention's words, billable and naming its site ("Ulcer, leg,
+    [lower limb], calf, right, with, exposed fat layer" L97.212), if any: the Index walk
+    reads the ulcer's own words where a tabular descent from L97 reads only "leg"."""
+    starts = tuple(ref.rstrip("-").rstrip(".") for ref in refs)
+    spans = [(m.start, m.end) for m in described]
+    found = [
+        it
+        for it in note.items.values()
+        if it.fate == "candidate"
+        and it.s.code.startswith(starts)
+        and tree.billable.get(it.s.code, False)
+        and not tree.unspecified(it.s.code)
+        and any(x.startswith("Index: ") for x in it.s.explanation)
+        and any(lo < e.end and e.start < hi for e in it.s.evidence for lo, hi in spans)
+    ]
+    return max(found, key=lambda it: it.s.score, default=None)
+
+
 def resolve_tabular(g: Guidelines, note: NoteState, owner: Item, refs: list[str]) -> bool:
     """The referenced code that a described mention's sentence states most, by tabular
     descent; on a tie, a mention of its own ("ulcer of the R calf") over the owner's evidence
@@ -109,6 +131,18 @@ def resolve_tabular(g: Guidelines, note: NoteState, owner: Item, refs: list[str]
         mine = [ref for ref in refs if ref.startswith(row["refs"])]
         if _specific_kept(note, tree, mine):
             continue  # the pair is already there ("ulcer of the R calf" coded L97.21-)
+        indexed = _indexed_candidate(note, tree, mine, _described(note, row["cue"]))
+        if indexed is not None:  # the Index walk of the described words reached it
+            added = g.add(
+                note,
+                indexed.s.code,
+                section="I.B.7",
+                message=f"use additional code with {owner.s.code}: {row['what']} "
+                f"({next(x for x in indexed.s.explanation if x.startswith('Index: '))})",
+                evidence=list(indexed.s.evidence),
+                score=owner.s.score,
+            )
+            return added is not None
         best: tuple[tuple[int, bool], Descent, Mention] | None = None
         for m in _described(note, row["cue"]):
             ctx = _with_sentence_attributes(

@@ -70,3 +70,25 @@ def test_attributes_of_the_sentence_count_but_not_other_sentences(g: Guidelines)
     spec = [("E11.621", "foot ulcer", "present", 0.9), ("M17.12", "knee OA", "present", 0.9)]
     res = _apply(g, text, spec, attrs={"knee OA": [("laterality", "left", "Left")]})
     assert "L97.509" in codes_of(res)  # the left of the knee is not the ulcer's side
+
+
+def test_the_index_walk_of_the_ulcer_words_is_taken_over_a_descent_from_the_category(
+    g: Guidelines,
+) -> None:
+    # a retrained ranker scores the encoder's L97.212 under the threshold; a descent from L97
+    # with the words of "leg with an ulcer" alone would say "unspecified part of lower leg"
+    text = "Varicose veins of the R leg with an ulcer of the posterior R calf, fat layer exposed."
+    phrase = "leg with an ulcer"
+    spec = [
+        ("I83.012", "Varicose veins", "present", 0.9),
+        ("L97.212", phrase, "present", 0.2),
+    ]
+    ranked, mentions = build(text, spec)
+    path = "Index: Ulcer, leg, [lower limb], calf, right, with, exposed fat layer -> L97.212"
+    next(s for s in ranked if s.code == "L97.212").explanation = [path]
+    placed = [
+        m.model_copy(update={"sentence_start": 0, "sentence_end": len(text)}) for m in mentions
+    ]
+    res = g.apply(ranked, placed, text=text, setting="outpatient", threshold=0.5)
+    assert "L97.212" in codes_of(res) and "L97.912" not in codes_of(res)
+    assert any(path in e for e in by_code(res)["L97.212"].explanation)
