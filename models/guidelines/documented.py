@@ -41,7 +41,7 @@ from clinicode.schema import Mention
 from .data import ICD, any_match, note_refs
 from .layer import Guidelines, _code_index
 from .rules import rule
-from .state import Item, NoteState, explain, spans
+from .state import Item, NoteState, assertions_of, explain, spans
 from .titles import (
     documented_cfg,
     implied_keys,
@@ -319,7 +319,14 @@ def _without_symptoms_of_a_diagnosis(
     it (I.B.5/I.B.6), which is the ranker's and the integral-symptom rule's judgement, not a
     word match ("fever, cough" of an aspiration pneumonia, "cramps" of hypokalemia)."""
     symptoms, other = g.rules["symptom_codes"], documented_cfg()["not_diagnoses"]
-    codes = [it.s.code for it in note.kept()] + [it.s.code for _, it in chosen]
+    # a kept code whose words are all negated ("r/o meningitis unlikely") is no diagnosis
+    # (the assertion rule suppresses it later)
+    stated = [
+        it
+        for it in note.kept()
+        if not it.s.evidence or "present" in assertions_of(it.s, note.mentions)
+    ]
+    codes = [it.s.code for it in stated] + [it.s.code for _, it in chosen]
     if not any(not any_match(other, c) for c in codes):
         return chosen
     return [(ks, it) for ks, it in chosen if not any_match(symptoms, it.s.code)]

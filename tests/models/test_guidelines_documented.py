@@ -62,6 +62,7 @@ EXPECTED = [
     "N18.31",
     "E11.22",
     "K81.0",
+    "R51.9",
 ]
 
 
@@ -408,3 +409,15 @@ def test_fever_is_part_of_acute_cholecystitis(g: Guidelines) -> None:
         [("K81.0", "acute cholecystitis", "present", 0.9), ("R50.9", "Fever", "present", 0.8)],
     )
     assert codes_of(res) == ["K81.0"]
+
+
+def test_a_negated_diagnosis_does_not_keep_a_documented_symptom_out(g: Guidelines) -> None:
+    # a retrained ranker keeps G03.9 for "meningitis" in "r/o meningitis unlikely"; the
+    # assertion rule suppresses it, and the headache the note documents is still coded
+    text = "Pt reports headache for 1 day. Meningitis unlikely given normal exam."
+    res = run(
+        g,
+        text,
+        [("G03.9", "Meningitis", "negated", 0.9), ("R51.9", "headache", "present", 0.1)],
+    )
+    assert codes_of(res) == ["R51.9"]
