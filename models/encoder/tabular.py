@@ -32,6 +32,8 @@ class TabularTree:
     children: dict[str, list[str]] = field(default_factory=dict)
     parent: dict[str, str] = field(default_factory=dict)
     own_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # (code, kind) -> keys of what the title says is absent or left open, read once per title
+    phrase_keys: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, kb: Any) -> TabularTree:
@@ -159,10 +161,14 @@ class TabularTree:
     def _absent_keys(self, code: str, kind: str = "absent_words") -> frozenset[str]:
         """The keys of what ``code``'s title says is absent ("without perforation or abscess",
         up to a "with" or a comma), or with ``kind="open_phrases"`` leaves open."""
-        words = load_encoder_data()[kind]
-        low = self.title.get(code, "").lower()
-        found = re.findall(rf"\b(?:{'|'.join(words)})\s+((?:(?!\bwith\b)[^,])*)", low)
-        return frozenset(k for part in found for k in keys(part))
+        got = self.phrase_keys.get((code, kind))
+        if got is None:
+            words = load_encoder_data()[kind]
+            low = self.title.get(code, "").lower()
+            found = re.findall(rf"\b(?:{'|'.join(words)})\s+((?:(?!\bwith\b)[^,])*)", low)
+            got = frozenset(k for part in found for k in keys(part))
+            self.phrase_keys[(code, kind)] = got
+        return got
 
     def _says_absent(self, code: str, words: list[str]) -> bool:
         """Whether ``code``'s title beyond its parent's says "without" something."""

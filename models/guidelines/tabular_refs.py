@@ -58,8 +58,7 @@ def best_descent(tree: TabularTree, refs: list[str], ctx: Context) -> Descent | 
     """The billable code under one of ``refs`` ("L97.4-", "L97.-") whose words the context
     states most (the referenced subcategory's own words, then each step's), with its path."""
     best: Descent | None = None
-    for ref in refs:
-        start = ref.rstrip("-").rstrip(".")
+    for start in _starts(refs):
         if start not in tree.title:
             continue
         code, steps = tree.descend(start, ctx)
@@ -85,10 +84,15 @@ def _drop_less_specific(
             g.drop(it, "I.B.7", f"{code} states what {other} leaves unspecified")
 
 
+def _starts(refs: list[str]) -> tuple[str, ...]:
+    """The codes ``refs`` ("L97.4-", "L97.-") name, as code prefixes ("L97.4", "L97")."""
+    return tuple(ref.rstrip("-").rstrip(".") for ref in refs)
+
+
 def _specific_kept(note: NoteState, tree: TabularTree, refs: list[str]) -> bool:
     """Whether a kept code under one of ``refs`` already names what it describes (its title
     leaves nothing unspecified): the note's own words coded it, nothing is left to refine."""
-    starts = tuple(ref.rstrip("-").rstrip(".") for ref in refs)
+    starts = _starts(refs)
     return any(
         it.s.code.startswith(starts) and not tree.unspecified(it.s.code) for it in note.kept()
     )
@@ -101,7 +105,7 @@ def _indexed_candidate(
     path from a described mention's words, billable and naming its site ("Ulcer, leg,
     [lower limb], calf, right, with, exposed fat layer" L97.212), if any: the Index walk
     reads the ulcer's own words where a tabular descent from L97 reads only "leg"."""
-    starts = tuple(ref.rstrip("-").rstrip(".") for ref in refs)
+    starts = _starts(refs)
     spans = [(m.start, m.end) for m in described]
     found = [
         it
@@ -131,7 +135,8 @@ def resolve_tabular(g: Guidelines, note: NoteState, owner: Item, refs: list[str]
         mine = [ref for ref in refs if ref.startswith(row["refs"])]
         if _specific_kept(note, tree, mine):
             continue  # the pair is already there ("ulcer of the R calf" coded L97.21-)
-        indexed = _indexed_candidate(note, tree, mine, _described(note, row["cue"]))
+        described = _described(note, row["cue"])
+        indexed = _indexed_candidate(note, tree, mine, described)
         if indexed is not None:  # the Index walk of the described words reached it
             added = g.add(
                 note,
@@ -144,7 +149,7 @@ def resolve_tabular(g: Guidelines, note: NoteState, owner: Item, refs: list[str]
             )
             return added is not None
         best: tuple[tuple[int, bool], Descent, Mention] | None = None
-        for m in _described(note, row["cue"]):
+        for m in described:
             ctx = _with_sentence_attributes(
                 mention_context(note.text, m, note.mentions, wide, weights), m, note, weights
             )
