@@ -31,7 +31,7 @@ from clinicode.nlp.text import Normalizer, get_normalizer
 
 log = logging.getLogger(__name__)
 
-LEXICON_FORMAT = "8"
+LEXICON_FORMAT = "9"
 # Term sources that name a code (the drug table and external-cause index do not name diagnoses).
 TERM_SOURCES: tuple[str, ...] = (
     "title",
@@ -84,6 +84,18 @@ def code_kind(system: str, code: str) -> str:
     return "procedure"
 
 
+_SIGNED = re.compile(r"\b([A-Z][A-Z0-9]{0,5})([+-])(?=[\s,;)]|$)")
+
+
+def signed_words(text: str) -> str:
+    """A signed acronym says its sign in words ("PR+" -> "PR positive", "HR- with HER2-"): the
+    sign is what makes it the code, and without it the bare letters would name the code ("HR
+    88", "PR interval", "seen in the ER")."""
+    return _SIGNED.sub(
+        lambda m: f"{m.group(1)} {'positive' if m.group(2) == '+' else 'negative'}", text
+    )
+
+
 def _clean(text: str) -> str:
     text = _NOISE.sub(" ", _BRACKETS.sub(" ", text))
     return re.sub(r"\s+", " ", text).strip(" ,;:-")
@@ -122,6 +134,7 @@ def term_phrases(text: str, source: str = "title") -> list[tuple[str, int]]:
     """The phrases one KB term yields, with their priority (lower is better)."""
     if source in INDEX_SOURCES:
         return index_phrases(text)
+    text = signed_words(text)
     variants = {_PARENS.sub(" ", text), _PARENS.sub(r" \1 ", text)}
     out: dict[str, int] = {}
 

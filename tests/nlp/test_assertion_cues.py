@@ -64,6 +64,9 @@ def test_negated(sentence: str, concept: str) -> None:
         ("Chest pain is not relieved by rest and is associated with diaphoresis.", "diaphoresis"),
         ("He was negative for influenza but positive for RSV bronchiolitis.", "bronchiolitis"),
         ("The nodule is no longer growing but remains 8 mm.", "nodule"),
+        # a tumour's receptor status is a result, not a denial
+        ("IDC L breast, ER positive, PR positive, HER2 negative.", "HER2"),
+        ("Triple negative breast cancer, on carboplatin.", "breast cancer"),
     ],
 )
 def test_not_negated(sentence: str, concept: str) -> None:

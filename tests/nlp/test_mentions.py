@@ -7,7 +7,7 @@ import spacy
 from spacy.language import Language
 
 from clinicode.nlp.abbreviations import AbbreviationExpander
-from clinicode.nlp.lexicon import build_entries, term_phrases, write_lexicon
+from clinicode.nlp.lexicon import build_entries, signed_words, term_phrases, write_lexicon
 from clinicode.nlp.mentions import MentionMatcher
 from clinicode.nlp.sentences import ClinicalSentencizer
 
@@ -33,6 +33,9 @@ TERMS = [
     ("ICD-10-CM", "R20.0", "Anesthesia", "index"),
     ("ICD-10-CM", "K00.7", "Teething", "index"),
     ("ICD-10-CM", "F43.9", "Stress", "index"),
+    ("ICD-10-CM", "Z17.21", "PR+", "inclusion"),
+    ("ICD-10-CM", "Z17.22", "PR-", "inclusion"),
+    ("ICD-10-CM", "Z17.41", "HR+", "inclusion"),
 ]
 
 
@@ -69,6 +72,22 @@ def test_term_phrases_split_titles_into_parts() -> None:
         dict(term_phrases("Chronic kidney disease, stage 3 unspecified"))["Chronic kidney disease"]
         == 1
     )
+
+
+def test_signed_acronyms_keep_their_sign() -> None:
+    assert signed_words("PR+") == "PR positive"
+    assert signed_words("HR- with HER2+") == "HR negative with HER2 positive"
+    # the bare letters never name the code: "HR 88", "PR interval", "seen in the ER"
+    assert dict(term_phrases("PR-")) == {"PR negative": 0}
+    assert signed_words("Type 2 diabetes mellitus") == "Type 2 diabetes mellitus"
+
+
+def test_receptor_status_is_read_with_its_sign(nlp: Language) -> None:
+    got = _mentions(nlp, "ER positive, PR negative, HER2 negative. HR 88, PR interval 160 ms.")
+    concepts = {text: c for text, _, c in got}
+    assert concepts["ER positive"] == ("ICD-10-CM:Z17.0",)  # a curated synonym
+    assert concepts["PR negative"] == ("ICD-10-CM:Z17.22",)  # the KB's "PR-"
+    assert "HR" not in concepts and "PR" not in concepts
 
 
 def test_word_order_inflection_and_function_words(nlp: Language) -> None:
