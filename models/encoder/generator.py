@@ -37,6 +37,7 @@ _PATH_WEIGHT = 1.0  # an Index path word counts as stated in the mention's sente
 
 _PREFIX = "encoder"
 _KINDS = frozenset({"condition", "finding"})
+_PRESENT = ("present",)
 
 
 class EncoderGenerator:
@@ -93,6 +94,16 @@ class EncoderGenerator:
             for mid, m in enumerate(mentions):
                 if m.kind in _KINDS:
                     self._walk(index, tab, text, mid, m, context(mid), out)
+                elif _cue_rows(m):
+                    self._walks(
+                        index,
+                        tab,
+                        mid,
+                        m,
+                        context(mid),
+                        self._cue_walks(index, text, m, context(mid)),
+                        out,
+                    )
         # the seed descent is the encoder's path when no Index is imported; with one it only
         # repeated the structure generator's walk (CodiEsp train, 120 notes, default pack with
         # the Index: ranker MAP 0.266 with it, 0.274 without; bare KB: 0.225 with, 0.224 without)
@@ -111,10 +122,20 @@ class EncoderGenerator:
         ctx: Context,
         out: dict[str, Candidate],
     ) -> None:
+        walks = walk(index, mention_keys(m.text, m.normalized), ctx, word_keys(m.text), m.text)
+        self._walks(index, tab, mid, m, ctx, walks + self._cue_walks(index, text, m, ctx), out)
+
+    def _walks(
+        self,
+        index: IndexTree,
+        tab: TabularTree,
+        mid: int,
+        m: Mention,
+        ctx: Context,
+        walks: list[Walk],
+        out: dict[str, Candidate],
+    ) -> None:
         mk = mention_keys(m.text, m.normalized)
-        walks = walk(index, mk, ctx, word_keys(m.text), m.text)
-        if m.assertion == "present":
-            walks += self._cue_walks(index, text, m, ctx)
         for rank, w in enumerate(walks):
             if w.code is not None and w.code in tab.title:
                 self._code_walk(index, tab, mid, mk, ctx, w, rank, out)
@@ -123,7 +144,7 @@ class EncoderGenerator:
         """Walks from the main terms that cues in the mention's sentence lead to."""
         out = []
         sentence = text[m.sentence_start : m.sentence_end]
-        for row in load_encoder_data()["cue_main_terms"]:
+        for row in _cue_rows(m):
             hit = re.search(row["cue"], sentence, re.I)
             if hit is None or negated_before(text, m.sentence_start + hit.start()):
                 continue
@@ -252,6 +273,16 @@ class _Sentences:
                 chosen = sorted([*chosen[1:], mid])
             return [self.mentions[i] for i in chosen]
         return [self.mentions[i] for i in inside]
+
+
+def _cue_rows(m: Mention) -> list[dict[str, Any]]:
+    """The cue rows that apply to a mention of its kind and assertion (by default a present
+    condition or finding)."""
+    return [
+        row
+        for row in load_encoder_data()["cue_main_terms"]
+        if m.kind in row.get("kinds", _KINDS) and m.assertion in row.get("assertions", _PRESENT)
+    ]
 
 
 def _tabular(start: str, steps: list[Step]) -> str:

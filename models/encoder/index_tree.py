@@ -99,6 +99,8 @@ class IndexTree:
     negative: list[bool] = field(default_factory=list)
     default: list[bool] = field(default_factory=list)  # the default among negative subterms
     mains: dict[str, list[int]] = field(default_factory=dict)
+    # main terms named only through a cue or a reference ("Status"): never a mention's own
+    cue_mains: dict[str, list[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.term)
@@ -128,8 +130,9 @@ class IndexTree:
                 tree.children[p].append(i)
             elif tree.alts[i]:
                 for alt in tree.alts[i]:
-                    if alt and alt[0] not in weak:
-                        tree.mains.setdefault(alt[0], []).append(i)
+                    if alt:
+                        by = tree.cue_mains if alt[0] in weak else tree.mains
+                        by.setdefault(alt[0], []).append(i)
         return tree
 
     def _add(
@@ -184,7 +187,11 @@ class IndexTree:
         if not parts or parts[0].lower() == "condition":
             return None
         first = keys(parts[0])
-        mains = list(dict.fromkeys(self.mains.get(first[0], []))) if first else []
+        mains = (
+            list(dict.fromkeys(self.mains.get(first[0]) or self.cue_mains.get(first[0], [])))
+            if first
+            else []
+        )
         for n in range(len(parts), 0, -1):
             name = ", ".join(parts[:n]).lower()
             hit = [i for i in mains if _spells(self.term[i].lower(), name)]

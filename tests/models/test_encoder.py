@@ -84,6 +84,8 @@ INDEX = (
     "54,A,1,acute,,,,K35.80\n"
     "55,A,2,with,,,,\n"
     "56,A,3,generalized peritonitis,,,,K35.2\n"
+    "57,S,0,Status,,,(post),\n"
+    "58,S,1,mastectomy,,,(unilateral) (bilateral),Z90.1-\n"
 )
 
 
@@ -246,6 +248,23 @@ def test_a_residual_cue_leads_to_sequelae(index_kb: KnowledgeBase) -> None:
     assert "R13.10" in got
     text = "Dysphagia, no residual deficits from the stroke."
     assert "I69.391" not in _codes(gen, text, [_mention(text, "Dysphagia")])
+
+
+def test_a_past_procedure_leads_to_its_status(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Breast cancer, s/p left mastectomy 3 months ago."
+    mx = _mention(text, "mastectomy", assertion="historical")
+    mx = mx.model_copy(update={"kind": "procedure"})
+    got = _codes(gen, text, [mx])
+    assert got == {
+        "Z90.12": ["Index: Status, mastectomy -> Z90.1; Tabular: Z90.1 -> Z90.12 (states left)"]
+    }
+    text = "L mastectomy planned next month."  # no status without the procedure done
+    planned = _mention(text, "mastectomy").model_copy(update={"kind": "procedure"})
+    assert _codes(gen, text, [planned]) == {}
+    # "Status" is no main term a mention starts from
+    text = "Status unchanged."
+    assert _codes(gen, text, [_mention(text, "Status")]) == {}
 
 
 def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:
