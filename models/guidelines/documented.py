@@ -36,6 +36,8 @@ from functools import lru_cache
 from clinicode.models.encoder.tabular import TabularTree
 from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
 from clinicode.nlp.cues import sentence_bounds
+from clinicode.nlp.lexicon import signed_words
+from clinicode.nlp.resources import load_resource
 from clinicode.schema import Mention
 
 from .data import ICD, any_match, note_refs
@@ -194,7 +196,13 @@ def _forms(
     (arterial) (benign) (essential)" for I10) and the Index entries of the encoder's path to it
     (2: "Index: Hypertension, hypertensive -> I10")."""
     code = it.s.code
-    terms = [(0, _title(g, code))] if index or not inclusion else []
+    title = _title(g, code)
+    terms = [(0, title)] if index or not inclusion else []
+    alias = _ALIAS.search(title) if inclusion else None
+    if alias is not None:  # *Estrogen receptor positive status [ER+]*: "ER positive"
+        terms.append((1, signed_words(alias.group(1))))
+    if inclusion:
+        terms += [(1, t) for t in _curated().get(f"{ICD}:{code}", ())]
     rec = g.rec(code) if inclusion else None  # its own notes (one cached KB read)
     if rec is not None:
         for kind in ("inclusion", "includes"):
@@ -203,6 +211,25 @@ def _forms(
         if line.startswith("Index: ") and " -> " in line:
             terms.append((2, index_term(line)))
     return [(tier, *f) for tier, f in ((tier, title_needs(t)) for tier, t in terms) if f[0]]
+
+
+# an acronym closing a title in brackets is the code's other name ("... status [ER+]")
+_ALIAS = re.compile(r"\[([A-Z][A-Z0-9]{0,7}[+-]?)\]\s*$")
+
+
+@lru_cache(maxsize=1)
+def _curated() -> dict[str, tuple[str, ...]]:
+    """The synonym phrases that document their one code ('documents' in the NLP's synonyms)."""
+    out: dict[str, list[str]] = {}
+    for ph in load_resource("synonyms.json")["phrases"]:
+        if ph.get("documents") and len(ph.get("concepts", ())) == 1:
+            out.setdefault(ph["concepts"][0], []).append(ph["term"])
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _names_curated(own: set[str], code: str) -> bool:
+    """Whether a mention's own keys spell one of the code's curated phrases."""
+    return any(set(keys(t)) <= own for t in _curated().get(f"{ICD}:{code}", ()))
 
 
 def _index_path(explanation: list[str]) -> bool:
@@ -262,7 +289,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             )
             if m is None or (_sided(m) and _side_unspecified(g, s.code, title)):
                 continue
-            names_title = bool(stated.of(m)[2] & title_keys(title))
+            own = stated.of(m)[2]
+            names_title = bool(own & title_keys(title)) or _names_curated(own, s.code)
             # no word of its title in the mention: only an Index path can document it, and a
             # residual code's inclusion terms only count for a mention naming its words
             if not names_title and (is_residual or not _index_path(s.explanation)):

@@ -9,7 +9,7 @@ from .data import any_match, code_matches, compile_cue
 from .documented import Stated, documented_in_full
 from .layer import Guidelines
 from .rules import rule
-from .state import Item, NoteState, spans, window_text
+from .state import Item, NoteState, clause_texts, spans, window_text
 from .titles import documented_cfg, specific_stated, stated_keys, undocumented
 
 
@@ -34,15 +34,19 @@ def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
         if len(items) < 2:
             continue
         stated = stated_keys(window_text(note, items[0]))
+        # the words of the evidence's own clause decide a tie of the sentence's: "ER positive,
+        # PR positive, HER2 negative" states both of HER2's statuses, its clause one
+        clause = stated_keys(" | ".join(clause_texts(note, items[0])))
         category = g.title(items[0].s.code[:3])
 
         def key(
-            it: Item, stated: set[str] = stated, category: str = category
-        ) -> tuple[int, int, int, float, int]:
+            it: Item, stated: set[str] = stated, clause: set[str] = clause, category: str = category
+        ) -> tuple[int, int, int, int, float, int]:
             title = g.title(it.s.code)
             unspecified = "unspecified" in title.lower() or "nos" in title.lower().split()
             return (
                 -specific_stated(title, category, stated),
+                -specific_stated(title, category, clause),
                 undocumented(title, stated),
                 0 if unspecified else 1,
                 -it.s.score,

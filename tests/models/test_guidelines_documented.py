@@ -63,6 +63,10 @@ EXPECTED = [
     "E11.22",
     "K81.0",
     "R51.9",
+    "Z17.32",
+    "Z17.0",
+    "Z15.01",
+    "Z90.12",
 ]
 
 
@@ -421,3 +425,33 @@ def test_a_negated_diagnosis_does_not_keep_a_documented_symptom_out(g: Guideline
         [("G03.9", "Meningitis", "negated", 0.9), ("R51.9", "headache", "present", 0.1)],
     )
     assert codes_of(res) == ["R51.9"]
+
+
+def test_a_receptor_status_is_read_in_its_own_clause(g: Guidelines) -> None:
+    # the sentence states "positive" and "negative"; the clause of "HER2" states one of them
+    text = "IDC of L breast. ER positive, PR positive, HER2 negative."
+    spec = [("Z17.31", "HER2", "present", 0.7), ("Z17.32", "HER2", "present", 0.7)]
+    assert codes_of(run(g, text, spec)) == ["Z17.32"]
+    text = "IDC of L breast. HER2 negative, ER positive, PR positive."
+    assert codes_of(run(g, text, spec)) == ["Z17.32"]  # not the order of the ranker's list
+
+
+def test_a_title_alias_and_a_curated_phrase_document_their_code(g: Guidelines) -> None:
+    # *Estrogen receptor positive status [ER+]*: "ER positive"; "BRCA2 pathogenic variant"
+    # is the curated synonym of *Genetic susceptibility to malignant neoplasm of breast*
+    text = "Breast cancer, ER positive. Germline: BRCA2 pathogenic variant."
+    spec = [
+        ("Z17.0", "ER positive", "present", 0.05),
+        ("Z15.01", "BRCA2 pathogenic variant", "present", 0.05),
+    ]
+    assert sorted(codes_of(run(g, text, spec))) == ["Z15.01", "Z17.0"]
+    text = "Breast cancer, ER status pending. Germline testing for BRCA2 ordered."
+    spec = [("Z17.0", "ER", "present", 0.05), ("Z15.01", "BRCA2", "present", 0.05)]
+    assert codes_of(run(g, text, spec)) == []
+
+
+def test_a_past_procedure_keeps_its_status_code(g: Guidelines) -> None:
+    # "s/p L mastectomy" is a historical mention; its status code is what it documents
+    text = "Breast cancer. S/p L mastectomy 3 months ago."
+    res = run(g, text, [("Z90.12", "mastectomy", "historical", 0.9)])
+    assert codes_of(res) == ["Z90.12"]
