@@ -38,6 +38,7 @@ _PATH_WEIGHT = 1.0  # an Index path word counts as stated in the mention's sente
 _PREFIX = "encoder"
 _KINDS = frozenset({"condition", "finding"})
 _PRESENT = ("present",)
+_PHRASE_END = re.compile(r"[,.;:\n]|\b(?:with|and|s/p|status post|from)\b", re.I)
 
 
 class EncoderGenerator:
@@ -124,6 +125,40 @@ class EncoderGenerator:
     ) -> None:
         walks = walk(index, mention_keys(m.text, m.normalized), ctx, word_keys(m.text), m.text)
         self._walks(index, tab, mid, m, ctx, walks + self._cue_walks(index, text, m, ctx), out)
+        if m.assertion == "present":
+            self._neoplasm_walk(tab, text, mid, m, ctx, out)
+
+    def _neoplasm_walk(
+        self,
+        tab: TabularTree,
+        text: str,
+        mid: int,
+        m: Mention,
+        ctx: Context,
+        out: dict[str, Candidate],
+    ) -> None:
+        """A neoplasm the mention names by its behaviour ("carcinoma", "metastatic") is coded
+        from the Table of Neoplasms by the site its sentence states: "ductal carcinoma of the
+        central portion of the L breast" -> Neoplasm, breast, central portion, malignant
+        primary -> C50.1 -> (male) C50.12 -> (left) C50.122. No stated site, no walk."""
+        head = text[m.sentence_start : m.start]  # "Metastatic carcinoma to the liver"
+        lead = _PHRASE_END.split(head)[-1] if head else ""
+        column = _neoplasm_column(f"{lead} {m.text}")
+        if column is None:
+            return
+        tree = self.kb_.derived(
+            f"encoder_neoplasm_{column}", lambda kb: IndexTree.build_neoplasm(kb, column)
+        )
+        # the site is the mention's own ("breast cancer") or what follows it in its phrase
+        # ("metastases to the liver"), never a site the sentence names for another mention
+        tail = _PHRASE_END.split(text[m.end : m.sentence_end], maxsplit=1)[0]
+        site = Context(local={k: 2.0 for k in keys(f"{m.text} {tail}")})
+        for main in dict.fromkeys(i for ids in tree.mains.values() for i in ids):
+            w = walk_from(tree, main, site)
+            if w is not None:
+                w.referred.add(0)  # "Neoplasm, neoplastic": the table, not the note's word
+                w.hops.append(f"Neoplasm, by site, {column}")
+                self._walks(tree, tab, mid, m, ctx, [w], out)
 
     def _walks(
         self,
@@ -273,6 +308,14 @@ class _Sentences:
                 chosen = sorted([*chosen[1:], mid])
             return [self.mentions[i] for i in chosen]
         return [self.mentions[i] for i in inside]
+
+
+def _neoplasm_column(text: str) -> str | None:
+    """The Table of Neoplasms column a mention's words name (``neoplasm_columns``), if any."""
+    for row in load_encoder_data()["neoplasm_columns"]:
+        if re.search(row["words"], text, re.I):
+            return str(row["column"])
+    return None
 
 
 def _cue_rows(m: Mention) -> list[dict[str, Any]]:

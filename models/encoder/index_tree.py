@@ -135,6 +135,40 @@ class IndexTree:
                         by.setdefault(alt[0], []).append(i)
         return tree
 
+    @classmethod
+    def build_neoplasm(cls, kb: Any, column: str) -> IndexTree:
+        """The Table of Neoplasms as a tree whose codes are one of its columns ("malignant
+        primary", "malignant secondary", "carcinoma in situ", "benign", ...): a site entry's
+        cell, its trailing "-" dropped (C50.1- -> C50.1, which the Tabular completes)."""
+        import json
+
+        rows = (
+            kb._conn()
+            .execute(
+                "SELECT id, parent_id, term, nonessential, cells, see FROM index_entries "
+                "WHERE source='neoplasm' AND system=? ORDER BY ord",
+                (ICD,),
+            )
+            .fetchall()
+        )
+        tree = cls()
+        data = load_encoder_data()
+        pos: dict[int, int] = {}
+        for entry_id, parent_id, term, nonessential, cells, see in rows:
+            i = len(tree.term)
+            pos[entry_id] = i
+            p = pos.get(parent_id, -1) if parent_id is not None else -1
+            cell = json.loads(cells or "{}").get(column) or None
+            code = cell.rstrip("-").rstrip(".") if cell else None
+            tree._add(term, nonessential, code, see, p, data)
+            if p >= 0:
+                tree.children[p].append(i)
+            else:
+                for alt in tree.alts[i]:
+                    if alt:
+                        tree.mains.setdefault(alt[0], []).append(i)
+        return tree
+
     def _add(
         self,
         term: str,

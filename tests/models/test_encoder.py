@@ -89,6 +89,28 @@ INDEX = (
 )
 
 
+# A slice of the Table of Neoplasms in the official XML layout.
+NEOPLASM = """<?xml version="1.0" encoding="utf-8"?>
+<ICD10CM.index><version>2030</version>
+<indexHeading><head col="1">Neoplasm</head><head col="2">Malignant Primary</head>
+<head col="3">Malignant Secondary</head><head col="4">Ca in situ</head><head col="5">Benign</head>
+<head col="6">Uncertain Behavior</head><head col="7">Unspecified Behavior</head></indexHeading>
+<letter><title>N</title><mainTerm><title>Neoplasm, neoplastic</title>
+<cell col="2">C80.1</cell><cell col="3">C79.9</cell><cell col="4">D09.9</cell>
+<cell col="5">D36.9</cell><cell col="6">D48.9</cell><cell col="7">D49.9</cell>
+<term level="1"><title>liver</title><cell col="2">C22.9</cell><cell col="3">C78.7</cell>
+<cell col="4">D01.5</cell><cell col="5">D13.4</cell><cell col="6">D37.6</cell><cell col="7">D49.0</cell></term>
+<term level="1"><title>lung</title><cell col="2">C34.9-</cell><cell col="3">C78.0-</cell>
+<cell col="4">D02.2-</cell><cell col="5">D14.3-</cell><cell col="6">D38.1</cell><cell col="7">D49.1</cell>
+<term level="2"><title>upper lobe</title><cell col="2">C34.1-</cell><cell col="3">C78.0-</cell>
+<cell col="4">D02.2-</cell><cell col="5">D14.3-</cell><cell col="6">D38.1</cell><cell col="7">D49.1</cell></term>
+</term>
+<term level="1"><title>sigmoid</title><cell col="2">C18.7</cell><cell col="3">C78.5</cell>
+<cell col="4">D01.0</cell><cell col="5">D12.5</cell><cell col="6">D37.4</cell><cell col="7">D49.0</cell></term>
+</mainTerm></letter></ICD10CM.index>
+"""
+
+
 @pytest.fixture(scope="module")
 def index_kb(kb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
     d = tmp_path_factory.mktemp("enc")
@@ -97,6 +119,9 @@ def index_kb(kb_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Knowled
     src = d / "ICD10CM_2030_Index.csv"
     src.write_text(INDEX)
     run_import("index", src, path, version="2030-04", force=True)  # a small excerpt
+    neo = d / "icd10cm_neoplasm_2030.xml"
+    neo.write_text(NEOPLASM)
+    run_import("neoplasm", neo, path, version="2030-04", force=True)
     return KnowledgeBase(path)
 
 
@@ -265,6 +290,27 @@ def test_a_past_procedure_leads_to_its_status(index_kb: KnowledgeBase) -> None:
     # "Status" is no main term a mention starts from
     text = "Status unchanged."
     assert _codes(gen, text, [_mention(text, "Status")]) == {}
+
+
+def test_a_neoplasm_is_coded_from_the_table_by_its_stated_site(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Squamous cell carcinoma of the left upper lobe of lung."
+    got = _codes(gen, text, [_mention(text, "carcinoma of the left upper lobe of lung")])
+    assert got["C34.12"] == [
+        "Index: [Neoplasm, neoplastic], lung, upper lobe (see Neoplasm, by site, malignant "
+        "primary) -> C34.1; Tabular: C34.1 -> C34.12 (states left)"
+    ]
+    # the metastasis's site is the one its own phrase names, not the primary's
+    text = "Adenocarcinoma of the sigmoid colon with metastases to the liver."
+    got = _codes(gen, text, [_mention(text, "metastases")])
+    assert "C78.7" in got and "C78.5" not in got
+    text = "Metastatic carcinoma to the liver."  # the behaviour written before the mention
+    assert "C78.7" in _codes(gen, text, [_mention(text, "carcinoma to the liver")])
+    text = "Carcinoma, site not yet known."  # no stated site, no walk of the table
+    assert not any(
+        c.startswith(("C22", "C34", "C78"))
+        for c in _codes(gen, text, [_mention(text, "Carcinoma")])
+    )
 
 
 def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:
