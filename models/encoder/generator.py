@@ -31,6 +31,7 @@ from clinicode.models.encoder.words import (
 )
 from clinicode.models.types import Candidate
 from clinicode.nlp.cues import negated_before
+from clinicode.nlp.demographics import patient_demographics
 from clinicode.schema import Mention
 
 _PATH_WEIGHT = 1.0  # an Index path word counts as stated in the mention's sentence
@@ -38,7 +39,9 @@ _PATH_WEIGHT = 1.0  # an Index path word counts as stated in the mention's sente
 _PREFIX = "encoder"
 _KINDS = frozenset({"condition", "finding"})
 _PRESENT = ("present",)
-_PHRASE_END = re.compile(r"[,.;:\n]|\b(?:with|and|s/p|status post|from)\b", re.I)
+_PHRASE_END = re.compile(r"[,.;:]|\n\s*\n|\b(?:with|and|s/p|status post|from)\b", re.I)
+_PHRASE_MAX = 120
+_SIDE_LETTERS = {r"\bL\b": "left", r"\bR\b": "right"}
 
 
 class EncoderGenerator:
@@ -79,6 +82,9 @@ class EncoderGenerator:
         index, tab = self.trees()
         weights = load_encoder_data()["weights"]
         note = note_keys(mentions, weights["note"])
+        # the patient's sex is stated for every condition ("66M": the male breast of C50.12-)
+        sex = patient_demographics(text).sex
+        patient = {k: weights["sentence"] for k in keys(sex)} if sex else {}
         out: dict[str, Candidate] = _Found()
         contexts: dict[int, Context] = {}
         sentences = _Sentences(text, mentions)
@@ -86,9 +92,12 @@ class EncoderGenerator:
         def context(mid: int) -> Context:
             if mid not in contexts:
                 m = mentions[mid]
-                contexts[mid] = mention_context(
+                ctx = mention_context(
                     text, m, sentences.near(mid), note, weights, sentences.keys_of(m)
                 )
+                for k, w in patient.items():
+                    ctx.local.setdefault(k, w)
+                contexts[mid] = ctx
             return contexts[mid]
 
         if len(index):
@@ -151,14 +160,22 @@ class EncoderGenerator:
         )
         # the site is the mention's own ("breast cancer") or what follows it in its phrase
         # ("metastases to the liver"), never a site the sentence names for another mention
-        tail = _PHRASE_END.split(text[m.end : m.sentence_end], maxsplit=1)[0]
-        site = Context(local={k: 2.0 for k in keys(f"{m.text} {tail}")})
+        # (a line the note wraps mid-phrase, "portion of the\nL breast", does not end it)
+        tail = _PHRASE_END.split(text[m.end : m.end + _PHRASE_MAX], maxsplit=1)[0]
+        phrase = f"{m.text} {tail}"
+        site = Context(local={k: 2.0 for k in keys(phrase)})
+        # the Tabular reads the side the phrase writes as a letter ("L breast") beside the
+        # mention's context
+        sides = {k: 2.0 for letter, k in _SIDE_LETTERS.items() if re.search(letter, phrase)}
+        descent = Context(
+            local={**site.local, **sides, **ctx.local}, note=ctx.note, pairs=ctx.pairs
+        )
         for main in dict.fromkeys(i for ids in tree.mains.values() for i in ids):
             w = walk_from(tree, main, site)
             if w is not None:
                 w.referred.add(0)  # "Neoplasm, neoplastic": the table, not the note's word
                 w.hops.append(f"Neoplasm, by site, {column}")
-                self._walks(tree, tab, mid, m, ctx, [w], out)
+                self._walks(tree, tab, mid, m, descent, [w], out)
 
     def _walks(
         self,

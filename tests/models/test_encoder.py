@@ -98,6 +98,11 @@ NEOPLASM = """<?xml version="1.0" encoding="utf-8"?>
 <letter><title>N</title><mainTerm><title>Neoplasm, neoplastic</title>
 <cell col="2">C80.1</cell><cell col="3">C79.9</cell><cell col="4">D09.9</cell>
 <cell col="5">D36.9</cell><cell col="6">D48.9</cell><cell col="7">D49.9</cell>
+<term level="1"><title>breast</title><cell col="2">C50.9-</cell><cell col="3">C79.81</cell>
+<cell col="4">D05.-</cell><cell col="5">D24.-</cell><cell col="6">D48.6-</cell><cell col="7">D49.3</cell>
+<term level="2"><title>central portion</title><cell col="2">C50.1-</cell><cell col="3">C79.81</cell>
+<cell col="4">D05.-</cell><cell col="5">D24.-</cell><cell col="6">D48.6-</cell><cell col="7">D49.3</cell></term>
+</term>
 <term level="1"><title>liver</title><cell col="2">C22.9</cell><cell col="3">C78.7</cell>
 <cell col="4">D01.5</cell><cell col="5">D13.4</cell><cell col="6">D37.6</cell><cell col="7">D49.0</cell></term>
 <term level="1"><title>lung</title><cell col="2">C34.9-</cell><cell col="3">C78.0-</cell>
@@ -306,6 +311,11 @@ def test_a_neoplasm_is_coded_from_the_table_by_its_stated_site(index_kb: Knowled
     assert "C78.7" in got and "C78.5" not in got
     text = "Metastatic carcinoma to the liver."  # the behaviour written before the mention
     assert "C78.7" in _codes(gen, text, [_mention(text, "carcinoma to the liver")])
+    # a wrapped line does not end the phrase; the side written as a letter and the patient's
+    # sex ("66M") choose the Tabular children
+    text = "66M, ductal carcinoma of the central portion of the\nL breast. On tamoxifen."
+    got = _codes(gen, text, [_mention(text, "carcinoma")])
+    assert got["C50.122"][0].endswith("C50.1 -> C50.12 (states mal) -> C50.122 (states left)")
     text = "Carcinoma, site not yet known."  # no stated site, no walk of the table
     assert not any(
         c.startswith(("C22", "C34", "C78"))
