@@ -126,6 +126,7 @@ class Guidelines:
     ) -> GuidelineResult:
         """``copy=False`` lets the rules change the suggestions in ``ranked`` in place: for a
         caller that built them for this call only (the engine), it saves a copy of each."""
+        mentions, ranked = _current_habits(self.rules["assertion"], mentions, ranked)
         note = NoteState(text=text, mentions=mentions, setting=setting, threshold=threshold)
         self.prefetch([s.code for s in ranked if s.system == ICD])
         for i, s in enumerate(ranked):
@@ -269,3 +270,42 @@ def _result(g: Guidelines, note: NoteState, benchmark: bool) -> GuidelineResult:
         for i, s in enumerate(codes + candidates + suppressed):
             s.rank = i + 1
     return GuidelineResult(codes=codes, candidates=candidates, suppressed=suppressed)
+
+
+def _current_habits(
+    cfg: dict[str, Any], mentions: list[Mention], ranked: list[CodeSuggestion]
+) -> tuple[list[Mention], list[CodeSuggestion]]:
+    """Mentions historical only by their section header's own word ("Social history: Smokes
+    1 ppd": the cue is the header's "history") are present, and so is the evidence on them: a
+    habit the social history states is the patient's now, unless a cue of its own ("quit",
+    "former", "remote") says it is over (``header_history_cues``)."""
+    cues = cfg["header_history_cues"]
+    spans = [
+        (m.start, m.end)
+        for m in mentions
+        if m.assertion == "historical"
+        and (m.assertion_cue or "").strip().lower() in cues.get(m.section or "", ())
+    ]
+    if not spans:
+        return mentions, ranked
+
+    def on(start: int, end: int) -> bool:
+        return any(lo <= start and end <= hi for lo, hi in spans)
+
+    mentions = [
+        m.model_copy(update={"assertion": "present"}) if on(m.start, m.end) else m for m in mentions
+    ]
+    ranked = [
+        s.model_copy(
+            update={
+                "evidence": [
+                    e.model_copy(update={"assertion": "present"}) if on(e.start, e.end) else e
+                    for e in s.evidence
+                ]
+            }
+        )
+        if any(on(e.start, e.end) for e in s.evidence)
+        else s
+        for s in ranked
+    ]
+    return mentions, ranked

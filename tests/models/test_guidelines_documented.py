@@ -67,6 +67,7 @@ EXPECTED = [
     "Z17.0",
     "Z15.01",
     "Z90.12",
+    "F17.200",
 ]
 
 
@@ -455,3 +456,21 @@ def test_a_past_procedure_keeps_its_status_code(g: Guidelines) -> None:
     text = "Breast cancer. S/p L mastectomy 3 months ago."
     res = run(g, text, [("Z90.12", "mastectomy", "historical", 0.9)])
     assert codes_of(res) == ["Z90.12"]
+
+
+def test_a_habit_the_social_history_states_is_current(g: Guidelines) -> None:
+    # the NLP reads the header's "history" as a past-tense cue; the habit is the patient's now
+    text = "Social history: current smoker, 1/2 ppd. Former drinker, quit 2010."
+    ranked, mentions = build(
+        text,
+        [
+            ("F17.200", "current smoker", "historical", 0.9, "social_history"),
+            ("F10.20", "drinker", "historical", 0.9, "social_history"),
+        ],
+    )
+    for m in mentions:
+        m.sentence_start, m.sentence_end = sentence_bounds(text, m.start, m.end)
+        m.assertion_cue = "history" if m.text == "current smoker" else "quit"
+    res = g.apply(ranked, mentions, text=text, setting="outpatient", threshold=0.5)
+    assert "F17.200" in codes_of(res)
+    assert "F10.20" not in codes_of(res)  # its own cue says it is over
