@@ -72,7 +72,16 @@ class EncoderGenerator:
         )
 
     def warm_up(self) -> None:
-        self.trees()
+        index, _ = self.trees()
+        if len(index):
+            for row in load_encoder_data()["neoplasm_columns"]:
+                self._neoplasm_tree(str(row["column"]))
+
+    def _neoplasm_tree(self, column: str) -> IndexTree:
+        """The Table of Neoplasms with one column's codes (built once per KB and column)."""
+        return self.kb_.derived(
+            f"encoder_neoplasm_{column}", lambda kb: IndexTree.build_neoplasm(kb, column)
+        )
 
     def generate(
         self, text: str, mentions: list[Mention], *, seeds: Sequence[Candidate] = ()
@@ -155,9 +164,7 @@ class EncoderGenerator:
         column = _neoplasm_column(f"{lead} {m.text}")
         if column is None:
             return
-        tree = self.kb_.derived(
-            f"encoder_neoplasm_{column}", lambda kb: IndexTree.build_neoplasm(kb, column)
-        )
+        tree = self._neoplasm_tree(column)
         # the site is the mention's own ("breast cancer") or what follows it in its phrase
         # ("metastases to the liver"), never a site the sentence names for another mention
         # (a line the note wraps mid-phrase, "portion of the\nL breast", does not end it)
