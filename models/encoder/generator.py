@@ -156,7 +156,7 @@ class EncoderGenerator:
         out: dict[str, Candidate],
     ) -> None:
         """A neoplasm the mention names by its behaviour ("carcinoma", "metastatic") is coded
-        from the Table of Neoplasms by the site its sentence states: "ductal carcinoma of the
+        from the Table of Neoplasms by the site its own phrase states: "ductal carcinoma of the
         central portion of the L breast" -> Neoplasm, breast, central portion, malignant
         primary -> C50.1 -> (male) C50.12 -> (left) C50.122. No stated site, no walk."""
         head = text[m.sentence_start : m.start]  # "Metastatic carcinoma to the liver"

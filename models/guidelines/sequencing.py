@@ -152,6 +152,18 @@ def _under_header(text: str, pool: list[Item], header_rx: re.Pattern[str]) -> li
     return [it for it in pool if any(headed(e.start) for e in it.s.evidence)]
 
 
+def _follows(g: Guidelines, code: str, underlying: list[str]) -> bool:
+    """Whether a "code first" note of the code (or of a level above it) asks for its
+    underlying condition first (I.A.13, the etiology/manifestation convention: *Severe sepsis*
+    after its infection, *Insomnia due to medical condition* after the condition): such a code
+    is never the principal diagnosis. A note listing what to code first "if applicable" is
+    stored without those words, so only a note that begins with ``underlying_first`` counts."""
+    first: dict[str, str] = {}
+    for src, text in g.notes(code).get("code_first", []):
+        first.setdefault(src, text.lower().lstrip(" ,"))  # the first line names what it wants
+    return any(text.startswith(tuple(underlying)) for text in first.values())
+
+
 def _principal(g: Guidelines, kept: list[Item], text: str) -> bool:
     """Mark the principal-diagnosis candidate and move it first in ``kept`` (whether one was)."""
     cfg = g.rules["sequencing"]
@@ -162,6 +174,7 @@ def _principal(g: Guidelines, kept: list[Item], text: str) -> bool:
         if it.s.system == ICD
         and not any_match(cfg["not_principal"], it.s.code)
         and manifestation not in g.title(it.s.code).lower()
+        and not _follows(g, it.s.code, cfg["underlying_first"])
     ]
     definitive = [it for it in eligible if not any_match(g.rules["symptom_codes"], it.s.code)]
     pool = definitive or eligible
