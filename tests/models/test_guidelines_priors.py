@@ -132,29 +132,40 @@ def test_the_code_under_the_principal_diagnosis_header_is_principal(
     assert [s.code for s in res.codes if s.principal] == ["I48.91"]
 
 
+@pytest.mark.parametrize(
+    ("text", "spec", "principal"),
+    [
+        # I.A.13: I26.01 says "Code first underlying infection"
+        (
+            "Diagnoses: septic emboli with acute cor pulmonale from endocarditis.",
+            [
+                ("I26.01", "septic emboli with acute cor pulmonale", "present", 0.95, "diagnoses"),
+                ("I33.0", "endocarditis", "present", 0.7, "diagnoses"),
+            ],
+            "I33.0",
+        ),
+        # Z17 is a status of the cancer ("code first malignant neoplasm")
+        (
+            "Diagnoses: ER positive breast ca.",
+            [
+                ("Z17.0", "ER positive", "present", 0.9, "diagnoses"),
+                ("C50.911", "breast ca", "present", 0.6, "diagnoses"),
+            ],
+            "C50.911",
+        ),
+        # a "code first, if applicable" note (sepsis, A41) leaves its code eligible
+        (
+            "Diagnoses: sepsis due to pneumonia.",
+            [
+                ("A41.9", "sepsis", "present", 0.95, "diagnoses"),
+                ("J18.9", "pneumonia", "present", 0.7, "diagnoses"),
+            ],
+            "A41.9",
+        ),
+    ],
+)
 def test_a_code_whose_note_asks_for_its_underlying_condition_first_is_not_principal(
-    g: Guidelines,
+    g: Guidelines, text: str, spec: list[tuple[Any, ...]], principal: str
 ) -> None:
-    # I.A.13: I26.01 says "Code first underlying infection"; Z17 is a status of the cancer
-    text = "Diagnoses: septic emboli with acute cor pulmonale from endocarditis."
-    spec = [
-        ("I26.01", "septic emboli with acute cor pulmonale", "present", 0.95, "diagnoses"),
-        ("I33.0", "endocarditis", "present", 0.7, "diagnoses"),
-    ]
     res = run(g, text, spec, setting="inpatient")
-    assert [s.code for s in res.codes if s.principal] == ["I33.0"]
-    text = "Diagnoses: ER positive breast ca."
-    spec = [
-        ("Z17.0", "ER positive", "present", 0.9, "diagnoses"),
-        ("C50.911", "breast ca", "present", 0.6, "diagnoses"),
-    ]
-    res = run(g, text, spec, setting="inpatient")
-    assert [s.code for s in res.codes if s.principal] == ["C50.911"]
-    # a "code first, if applicable" note (sepsis, A41) leaves its code eligible
-    text = "Diagnoses: sepsis due to pneumonia."
-    spec = [
-        ("A41.9", "sepsis", "present", 0.95, "diagnoses"),
-        ("J18.9", "pneumonia", "present", 0.7, "diagnoses"),
-    ]
-    res = run(g, text, spec, setting="inpatient")
-    assert [s.code for s in res.codes if s.principal] == ["A41.9"]
+    assert [s.code for s in res.codes if s.principal] == [principal]
