@@ -309,7 +309,7 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             if size == 1 and not tier and not lone_head(title) <= stated.of(m)[1].keys():
                 continue  # "endocrine therapy" states no *Endocrine disorder*
             there = [o for (lo, hi), o in coded if lo < e.end and e.start < hi and o is not it]
-            if any(_blocks(g, stated, m, o, s.code, (size, tier, set(ks))) for o in there):
+            if any(_blocks(g, stated, o, s.code, (size, tier, set(ks))) for o in there):
                 break  # the words already support a kept code that says as much
             rank = (size, tier, s.score, ks)
             key = (s.code[:3], (m.start, m.end))
@@ -472,7 +472,6 @@ def documented_rank(g: Guidelines, stated: Stated, other: Item) -> tuple[int, in
 def _blocks(
     g: Guidelines,
     stated: Stated,
-    m: Mention,
     other: Item,
     code: str,
     by: tuple[int, int, set[str]],
