@@ -78,9 +78,10 @@ class EncoderGenerator:
                 self._neoplasm_tree(str(row["column"]))
 
     def _neoplasm_tree(self, column: str) -> IndexTree:
-        """The Table of Neoplasms with one column's codes (built once per KB and column)."""
+        """The Table of Neoplasms with one column's codes (the table is read once per KB)."""
         return self.kb_.derived(
-            f"encoder_neoplasm_{column}", lambda kb: IndexTree.build_neoplasm(kb, column)
+            f"encoder_neoplasm_{column}",
+            lambda kb: kb.derived("encoder_neoplasm", IndexTree.build_neoplasm).column(column),
         )
 
     def generate(

@@ -8,8 +8,9 @@ word of each alternative ("Diabetes, diabetic" under ``diabet``).
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from clinicode.models.encoder.words import keys, load_encoder_data
@@ -101,6 +102,8 @@ class IndexTree:
     mains: dict[str, list[int]] = field(default_factory=dict)
     # main terms named only through a cue or a reference ("Status"): never a mention's own
     cue_mains: dict[str, list[int]] = field(default_factory=dict)
+    # the Table of Neoplasms' codes by column (empty for the Alphabetic Index)
+    columns: dict[str, list[str | None]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.term)
@@ -108,65 +111,48 @@ class IndexTree:
     @classmethod
     def build(cls, kb: Any) -> IndexTree:
         """The ICD-10-CM Alphabetic Index of ``kb`` (empty when none is imported)."""
-        rows = (
-            kb._conn()
-            .execute(
-                "SELECT id, parent_id, term, nonessential, resolved, see FROM index_entries "
-                "WHERE source='index' AND system=? ORDER BY ord",
-                (ICD,),
-            )
-            .fetchall()
-        )
+        return cls._grow(_entries(kb, "index", "resolved"))
+
+    @classmethod
+    def build_neoplasm(cls, kb: Any) -> IndexTree:
+        """The Table of Neoplasms as a tree, without codes: each column's ("malignant primary",
+        "malignant secondary", "carcinoma in situ", "benign", ...) are in ``columns``, and
+        :meth:`column` gives the tree with one of them. A cell's trailing "-" is dropped
+        (C50.1- -> C50.1, which the Tabular completes)."""
+        rows = _entries(kb, "neoplasm", "cells")
+        tree = cls._grow([(*row[:4], None, row[5]) for row in rows])
+        cells = [json.loads(row[4] or "{}") for row in rows]
+        for name in dict.fromkeys(k for c in cells for k in c):
+            tree.columns[name] = [
+                c[name].rstrip("-").rstrip(".") if c.get(name) else None for c in cells
+            ]
+        return tree
+
+    def column(self, name: str) -> IndexTree:
+        """This tree with the codes of one column of the table it was built from (the entries
+        are shared, not copied)."""
+        return replace(self, code=self.columns.get(name) or [None] * len(self.term))
+
+    @classmethod
+    def _grow(cls, rows: list[tuple[Any, ...]]) -> IndexTree:
+        """A tree from ``(id, parent id, term, nonessential, code, see)`` rows in Index order;
+        a main term whose word is weak is named only through a cue or a reference."""
         tree = cls()
         data = load_encoder_data()
         weak = {k for w in data["weak_main_terms"] for k in keys(w)}
         pos: dict[int, int] = {}
-        for entry_id, parent_id, term, nonessential, resolved, see in rows:
+        for entry_id, parent_id, term, nonessential, code, see in rows:
             i = len(tree.term)
             pos[entry_id] = i
             p = pos.get(parent_id, -1) if parent_id is not None else -1
-            tree._add(term, nonessential, resolved, see, p, data)
-            if p >= 0:
-                tree.children[p].append(i)
-            elif tree.alts[i]:
-                for alt in tree.alts[i]:
-                    if alt:
-                        by = tree.cue_mains if alt[0] in weak else tree.mains
-                        by.setdefault(alt[0], []).append(i)
-        return tree
-
-    @classmethod
-    def build_neoplasm(cls, kb: Any, column: str) -> IndexTree:
-        """The Table of Neoplasms as a tree whose codes are one of its columns ("malignant
-        primary", "malignant secondary", "carcinoma in situ", "benign", ...): a site entry's
-        cell, its trailing "-" dropped (C50.1- -> C50.1, which the Tabular completes)."""
-        import json
-
-        rows = (
-            kb._conn()
-            .execute(
-                "SELECT id, parent_id, term, nonessential, cells, see FROM index_entries "
-                "WHERE source='neoplasm' AND system=? ORDER BY ord",
-                (ICD,),
-            )
-            .fetchall()
-        )
-        tree = cls()
-        data = load_encoder_data()
-        pos: dict[int, int] = {}
-        for entry_id, parent_id, term, nonessential, cells, see in rows:
-            i = len(tree.term)
-            pos[entry_id] = i
-            p = pos.get(parent_id, -1) if parent_id is not None else -1
-            cell = json.loads(cells or "{}").get(column) or None
-            code = cell.rstrip("-").rstrip(".") if cell else None
             tree._add(term, nonessential, code, see, p, data)
             if p >= 0:
                 tree.children[p].append(i)
             else:
                 for alt in tree.alts[i]:
                     if alt:
-                        tree.mains.setdefault(alt[0], []).append(i)
+                        by = tree.cue_mains if alt[0] in weak else tree.mains
+                        by.setdefault(alt[0], []).append(i)
         return tree
 
     def _add(
@@ -257,3 +243,18 @@ class IndexTree:
 
 def _spells(term: str, name: str) -> bool:
     return term == name or term.startswith((name + " ", name + ","))
+
+
+def _entries(kb: Any, source: str, code_column: str) -> list[tuple[Any, ...]]:
+    """The ICD-10-CM entries of one Index source in order, as ``(id, parent id, term,
+    nonessential, <code_column>, see)``."""
+    rows: list[tuple[Any, ...]] = (
+        kb._conn()
+        .execute(
+            f"SELECT id, parent_id, term, nonessential, {code_column}, see FROM index_entries "
+            "WHERE source=? AND system=? ORDER BY ord",
+            (source, ICD),
+        )
+        .fetchall()
+    )
+    return rows
