@@ -113,6 +113,9 @@ class TabularTree:
             got = [k for k in ks if ctx.weight(k, note_wide=False) and k not in left_open]
             if not got or not self._numbers_as_written(c, got, ctx):
                 continue
+            if ks[0] not in got and 2 * len(got) < len(ks):
+                continue  # one word of a long title ("brain" of "... with death due to brain
+                # injury prior to regaining consciousness") does not state it
             if any(k[:1].isdigit() for k in ks if k not in got):
                 continue  # a number decides this child and the note states another
             score = sum(ctx.weight(k, note_wide=False) for k in got)

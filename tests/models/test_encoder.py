@@ -331,6 +331,11 @@ def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:
     assert [s.code for s in steps] == ["M17.1", "M17.11"]
     code, steps = tab.descend("A41", Context(local={k: 2.0 for k in keys("sepsis")}))
     assert code == "A41.9" and steps[-1].why.startswith("the note does not say")
+    # one word of a long title does not state it: "brain" is not "with death due to brain
+    # injury prior to regaining consciousness" (S06.5X7)
+    ctx = Context(local={k: 2.0 for k in keys("traumatic brain injury, subdural hematoma")})
+    code, steps = tab.descend("S06.5X", ctx)
+    assert code == "S06.5X9A" and steps[0].why.startswith("the note does not say")
 
 
 def test_generator_descends_seed_categories_without_index(kb: KnowledgeBase) -> None:
