@@ -96,6 +96,8 @@ def check(nlp: Language) -> Callable[[str, str], Span]:
         ("Discussed the risk of bleeding.", "bleeding", "hypothetical"),
         ("Start DVT prophylaxis.", "DVT", "hypothetical"),
         ("In case of seizure, give lorazepam.", "seizure", "hypothetical"),
+        ("This may result in weakness of all four extremities.", "weakness", "hypothetical"),
+        ("Statins can cause elevated transaminases.", "elevated transaminases", "hypothetical"),
     ],
 )
 def test_assertion_classes(
