@@ -65,6 +65,8 @@ def _normalize(name: str, raw: str) -> str:
         v = v.removesuffix("ly")
     if name in ("stage", "nyha_class"):
         return _roman(v)
+    if name == "spine_region":  # "l5 s1" -> "ls" (lumbosacral), "c3 c4" -> "c" (cervical)
+        v = "".join(dict.fromkeys(re.findall(r"([a-z])\d", v)))
     if name == "episode":
         for value, prefixes in data["episode"].items():
             if v.startswith(tuple(prefixes)):

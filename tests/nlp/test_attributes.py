@@ -51,6 +51,19 @@ def test_value_tables_of_the_data_normalize_spellings() -> None:
     assert "pregnancy_weeks" not in got  # no word of pregnancy within 30 characters
 
 
+def test_a_range_of_vertebral_levels_names_its_region() -> None:
+    got = _found("Stenosis C3-C4 and C5-6. HNP L5-S1. Fx T12-L1. Laminectomy C3 through C6.")
+    assert got["spine_region"] == [
+        "cervical spine",
+        "cervical spine",
+        "lumbosacral spine",
+        "thoracolumbar spine",
+        "cervical spine",
+    ]
+    # one level alone is an MRI sequence or a heart sound, and lower case is no level
+    assert "spine_region" not in _found("T2 hyperintensity. S1, S2 normal. c3-c4 written small.")
+
+
 def test_roman_stage_and_offsets_point_at_the_text() -> None:
     text = "Lung cancer stage IV."
     (f,) = [f for f in find_attributes(text) if f.name == "stage"]
