@@ -50,6 +50,7 @@ from .titles import (
     index_term,
     lone_head,
     residual,
+    title_absent,
     title_keys,
     title_needs,
 )
@@ -289,6 +290,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             )
             if m is None or (_sided(m) and _side_unspecified(g, s.code, title)):
                 continue
+            if title_absent(title) & stated.of(m)[1].keys():
+                continue  # "spondylosis with myelopathy": no *... without myelopathy ...*
             own = stated.of(m)[2]
             names_title = bool(own & title_keys(title)) or _names_curated(own, s.code)
             # no word of its title in the mention: only an Index path can document it, and a
@@ -520,6 +523,8 @@ def rule_documented_specificity(g: Guidelines, note: NoteState) -> None:
                         continue
                     need = title_needs(rec.title)[0]
                     if not own < set(need) or documents(stated, m, need, ()) is None:
+                        continue
+                    if title_absent(rec.title) & stated.of(m)[1].keys():
                         continue
                     if best is None or len(need) > best[0]:
                         best, tie = (len(need), rec.code), False

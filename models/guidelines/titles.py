@@ -95,10 +95,17 @@ def _absent_dropped(part: str) -> str:
     state after "of"/"in" (*... without foreign body of lip*, *... without complications in
     remission*) unless the word before it continues the absent thing ("without loss of
     consciousness"). Word lists: ``documented.absent`` in the guideline data."""
+    return " ".join(_split_absent(part)[0])
+
+
+def _split_absent(part: str) -> tuple[list[str], list[str]]:
+    """The words of a title part it states, and those it says are absent (the "without" or
+    "not" that starts them left out)."""
     cfg = documented_cfg()["absent"]
     starts, ends, continues = set(cfg["starts"]), set(cfg["ends"]), set(cfg["continues"])
     words = part.split()
     out: list[str] = []
+    gone: list[str] = []
     absent = bool(words) and words[0] == "not"
     prev = ""
     for w in words:
@@ -108,8 +115,21 @@ def _absent_dropped(part: str) -> str:
             absent = False
         if not absent:
             out.append(w)
+        elif w not in starts and w != "not":
+            gone.append(w)
         prev = w
-    return " ".join(out)
+    return out, gone
+
+
+@lru_cache(maxsize=8192)
+def title_absent(title: str) -> frozenset[str]:
+    """The keys of what ``title`` says is absent (*Spondylosis without myelopathy or
+    radiculopathy, ...*: myelopathy, radiculopathy): a note that states one of them does not
+    document the code. A word the title also needs is not among them (*Right tubal pregnancy
+    without intrauterine pregnancy*: intrauterine)."""
+    low = _PAREN.sub(" ", title.lower())
+    gone = {k for p in low.split(",") for w in _split_absent(p)[1] for k in keys(w)}
+    return frozenset(gone - set(title_needs(title)[0]))
 
 
 @lru_cache(maxsize=1)

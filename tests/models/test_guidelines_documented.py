@@ -10,7 +10,7 @@ import pytest
 
 from clinicode.models.encoder.words import keys
 from clinicode.models.guidelines import Guidelines
-from clinicode.models.guidelines.titles import title_needs
+from clinicode.models.guidelines.titles import title_absent, title_needs
 from clinicode.nlp.cues import sentence_bounds
 from tests.models.guidelines_helpers import build, by_code, codes_of
 
@@ -68,6 +68,7 @@ EXPECTED = [
     "Z15.01",
     "Z90.12",
     "F17.200",
+    "G43.009",
 ]
 
 
@@ -92,6 +93,21 @@ def test_title_needs() -> None:
     assert title_needs("Hypertensive heart disease without heart failure")[0] == tuple(
         keys("hypertensive heart")
     )
+
+
+def test_a_title_saying_absent_what_the_note_states_is_not_documented(g: Guidelines) -> None:
+    # "migraine" states every needed word of G43.009, whose title says "without aura"
+    for text, code, words in [
+        ("Dx: migraine with aura.", "G43.009", "migraine"),
+        ("Dx: spondylosis with myelopathy.", "M47.819", "spondylosis"),
+    ]:
+        res = run(g, text, [(code, words, "present", 0.2)])
+        assert codes_of(res) == [], text
+    res = run(g, "Dx: migraine without aura.", [("G43.009", "migraine", "present", 0.2)])
+    assert codes_of(res) == ["G43.009"]
+    # a word the title also needs is not what it says is absent
+    got = title_absent("Right tubal pregnancy without intrauterine pregnancy")
+    assert got == set(keys("intrauterine"))
 
 
 def test_a_title_stated_word_for_word_is_coded_under_the_threshold(g: Guidelines) -> None:
