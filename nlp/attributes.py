@@ -8,6 +8,8 @@ by distance rules per attribute (patterns, windows and value tables are data:
 * ``acuity`` (acute / chronic / acute on chronic / subacute) and ``severity`` (mild / moderate /
   severe ...): inside the span or within 25 characters before it;
 * ``stage`` (CKD stage 3b, stage IV, GOLD 2) and ``nyha_class``: inside or within 40 after/25 before;
+* ``spine_region`` (a range of vertebral levels, "C3-C4", "L5-S1": cervical spine, lumbosacral
+  spine ...): within 40 characters before or 60 after;
 * ``episode`` (initial / subsequent / sequela), ``pregnancy_weeks``, ``bmi``: anywhere in the sentence.
 
 Every attribute found goes to ``doc.spans["attributes"]`` (label = name, ``span._.attr_value``);
