@@ -13,14 +13,14 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from clinicode.models.candidates import CandidatesError, load_config, save_config
 from clinicode.models.encoder.index_tree import ICD, IndexTree
 from clinicode.models.encoder.tabular import Step, TabularTree
-from clinicode.models.encoder.walk import Walk, mention_keys, walk, walk_from
+from clinicode.models.encoder.walk import Walk, mention_keys, names_subterm, walk, walk_from
 from clinicode.models.encoder.words import (
     Context,
     keys,
@@ -142,10 +142,17 @@ class EncoderGenerator:
         ctx: Context,
         out: dict[str, Candidate],
     ) -> None:
-        walks = walk(index, mention_keys(m.text, m.normalized), ctx, word_keys(m.text), m.text)
+        mk, words = mention_keys(m.text, m.normalized), word_keys(m.text)
+        walks = walk(index, mk, ctx, words, m.text)
         self._walks(index, tab, mid, m, ctx, walks + self._cue_walks(index, text, m, ctx), out)
         if m.assertion == "present":
-            self._neoplasm_walk(tab, text, mid, m, ctx, out)
+            # an Index subterm the note states ("Tumor, carcinoid") names what the table's
+            # unspecified column would only guess at
+            def indexed() -> bool:
+                deep = any(len(w.entries) > 1 for w in walks)
+                return deep or names_subterm(index, mk, ctx, words, m.text)
+
+            self._neoplasm_walk(tab, text, mid, m, ctx, out, indexed=indexed)
 
     def _neoplasm_walk(
         self,
@@ -155,22 +162,28 @@ class EncoderGenerator:
         m: Mention,
         ctx: Context,
         out: dict[str, Candidate],
+        *,
+        indexed: Callable[[], bool] = lambda: False,
     ) -> None:
         """A neoplasm the mention names by its behaviour ("carcinoma", "metastatic") is coded
         from the Table of Neoplasms by the site its own phrase states: "ductal carcinoma of the
         central portion of the L breast" -> Neoplasm, breast, central portion, malignant
-        primary -> C50.1 -> (male) C50.12 -> (left) C50.122. No stated site, no walk."""
+        primary -> C50.1 -> (male) C50.12 -> (left) C50.122. No stated site, no walk. A column
+        marked ``unless_indexed`` is not walked where the mention's Index walk went below its
+        main term or the note states one of its subterms (``indexed``)."""
         head = text[m.sentence_start : m.start]  # "Metastatic carcinoma to the liver"
         lead = _PHRASE_END.split(head)[-1] if head else ""
-        column = _neoplasm_column(f"{lead} {m.text}")
-        if column is None:
+        found = _neoplasm_column(f"{lead} {m.text}")
+        if found is None or (found[0].get("unless_indexed") and indexed()):
             return
+        column, behaviour = str(found[0]["column"]), set(keys(found[1]))
         tree = self._neoplasm_tree(column)
-        # the site is the mention's own ("breast cancer") or what follows it in its phrase
-        # ("metastases to the liver"), never a site the sentence names for another mention
-        # (a line the note wraps mid-phrase, "portion of the\nL breast", does not end it)
+        # the site is the mention's own ("breast cancer"), what its phrase writes before it
+        # ("bladder tumors") or after it ("metastases to the liver"), never a site the sentence
+        # names for another mention (a line the note wraps mid-phrase, "portion of the\nL
+        # breast", does not end it)
         tail = _PHRASE_END.split(text[m.end : m.end + _PHRASE_MAX], maxsplit=1)[0]
-        phrase = f"{m.text} {tail}"
+        phrase = f"{lead} {m.text} {tail}"
         site = Context(local={k: 2.0 for k in keys(phrase)})
         # the Tabular reads the side the phrase writes as a letter ("L breast") beside the
         # mention's context
@@ -183,6 +196,7 @@ class EncoderGenerator:
             if w is not None:
                 w.referred.add(0)  # "Neoplasm, neoplastic": the table, not the note's word
                 w.hops.append(f"Neoplasm, by site, {column}")
+                w.consumed |= behaviour  # the column codes the behaviour the mention names
                 self._walks(tree, tab, mid, m, descent, [w], out)
 
     def _walks(
@@ -335,11 +349,12 @@ class _Sentences:
         return [self.mentions[i] for i in inside]
 
 
-def _neoplasm_column(text: str) -> str | None:
-    """The Table of Neoplasms column a mention's words name (``neoplasm_columns``), if any."""
+def _neoplasm_column(text: str) -> tuple[dict[str, Any], str] | None:
+    """The ``neoplasm_columns`` row whose words a mention's words name, with those words."""
     for row in load_encoder_data()["neoplasm_columns"]:
-        if re.search(row["words"], text, re.I):
-            return str(row["column"])
+        hit = re.search(row["words"], text, re.I)
+        if hit is not None:
+            return dict(row), hit.group(0)
     return None
 
 

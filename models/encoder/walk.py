@@ -121,6 +121,21 @@ def walk(
     return kept
 
 
+def names_subterm(
+    tree: IndexTree,
+    mention_keys: list[str],
+    ctx: Context,
+    words: Sequence[tuple[str, str]] = (),
+    text: str | None = None,
+) -> bool:
+    """Whether the note states a subterm of a main term the mention names, coded or not
+    ("carcinoid tumor": Tumor, carcinoid, whose codes need its behaviour)."""
+    return any(
+        _stated_children(tree, entry, set(alt), ctx)
+        for entry, alt in main_terms(tree, mention_keys, words, text)
+    )
+
+
 def walk_from(tree: IndexTree, entry: int, ctx: Context) -> Walk | None:
     """A walk from a given main term (one a cue leads to), if it goes below it."""
     w = Walk(entries=[entry])

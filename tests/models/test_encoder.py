@@ -86,6 +86,10 @@ INDEX = (
     "56,A,3,generalized peritonitis,,,,K35.2\n"
     "57,S,0,Status,,,(post),\n"
     "58,S,1,mastectomy,,,(unilateral) (bilateral),Z90.1-\n"
+    '59,T,0,Tumor,,"Neoplasm, unspecified behavior, by site",,\n'
+    "60,T,1,carcinoid,,,,\n"
+    "61,T,2,benign,,,,D3A.00\n"
+    "62,T,2,malignant,,,,C7A.00\n"
 )
 
 
@@ -316,6 +320,16 @@ def test_a_neoplasm_is_coded_from_the_table_by_its_stated_site(index_kb: Knowled
     text = "66M, ductal carcinoma of the central portion of the\nL breast. On tamoxifen."
     got = _codes(gen, text, [_mention(text, "carcinoma")])
     assert got["C50.122"][0].endswith("C50.1 -> C50.12 (states mal) -> C50.122 (states left)")
+    # a tumor the note says no more of is of unspecified behavior, its site written before it;
+    # an Index subterm the note states ("Tumor, carcinoid") leaves the table's guess out
+    text = "Recurrent liver tumors."
+    got = _codes(gen, text, [_mention(text, "tumors")])
+    assert got["D49.0"] == [
+        "Index: [Neoplasm, neoplastic], liver (see Neoplasm, by site, unspecified behavior)"
+        " -> D49.0"
+    ]
+    text = "Carcinoid tumor of the liver."
+    assert "D49.0" not in _codes(gen, text, [_mention(text, "Carcinoid tumor")])
     text = "Carcinoma, site not yet known."  # no stated site, no walk of the table
     assert not any(
         c.startswith(("C22", "C34", "C78"))

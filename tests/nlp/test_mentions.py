@@ -147,6 +147,13 @@ def test_synonyms_give_procedures_and_medications(nlp: Language) -> None:
     assert got == {"Colonoscopy with biopsy": "procedure", "metformin": "medication"}
 
 
+def test_a_tumor_the_note_says_no_more_of_is_a_condition(nlp: Language) -> None:
+    # no code title names a tumor without its behaviour ("Neoplasm of unspecified behavior
+    # of bladder"), so "bladder tumors" named nothing
+    got = [m for m in _mentions(nlp, "Recurrent bladder tumors. Brain tumor.") if m[1]]
+    assert [(m[0], m[1]) for m in got] == [("tumors", "condition"), ("tumor", "condition")]
+
+
 def test_cause_after_due_to_is_not_a_component() -> None:
     phrases = dict(term_phrases("Allergic contact dermatitis due to cement"))
     assert "Allergic contact dermatitis" in phrases
