@@ -5,6 +5,8 @@ IV.F.3). Tables: ``integral_symptoms``, ``symptoms_outside_assessment``, ``diabe
 
 from __future__ import annotations
 
+from typing import Any
+
 from .data import any_match, code_matches, compile_cue
 from .documented import Stated, documented_in_full
 from .layer import Guidelines
@@ -24,13 +26,7 @@ def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
     no more detail); then the ranker's score. Diabetes is exempt: one phrase can need several
     E08-E13 codes (I.C.4.a)."""
     diabetes = g.rules["diabetes"]["codes"]
-    groups: dict[tuple[str, frozenset[tuple[int, int]]], list[Item]] = {}
-    for it in note.kept():
-        item_spans = spans(it)
-        if not item_spans or it.added or code_matches(diabetes, it.s.code):
-            continue  # codes the rules made (J44.0 + J44.1 ...) are not alternatives
-        groups.setdefault((it.s.code[:3], item_spans), []).append(it)
-    for items in groups.values():
+    for items in _alternative_groups(note, diabetes):
         if len(items) < 2:
             continue
         stated = stated_keys(window_text(note, items[0]))
@@ -61,6 +57,26 @@ def rule_same_mention_alternatives(g: Guidelines, note: NoteState) -> None:
                 f"alternative code for the same words as {items[0].s.code}, which matches "
                 "the documentation better",
             )
+
+
+def _alternative_groups(note: NoteState, diabetes: Any) -> list[list[Item]]:
+    """Kept codes of one category read off the same words: the same spans, or the spans of
+    one among the other's ("perforated acute appendicitis with generalized peritonitis":
+    K35.201 on both mentions, K35.32 from "Perforation, appendix" on one of them)."""
+    by_category: dict[str, list[Item]] = {}
+    for it in note.kept():
+        if not spans(it) or it.added or code_matches(diabetes, it.s.code):
+            continue  # codes the rules made (J44.0 + J44.1 ...) are not alternatives
+        by_category.setdefault(it.s.code[:3], []).append(it)
+    groups: list[list[Item]] = []
+    for items in by_category.values():
+        for it in sorted(items, key=lambda it: -len(spans(it))):
+            home = next((gr for gr in groups if spans(it) <= spans(gr[0])), None)
+            if home is not None and home[0].s.code[:3] == it.s.code[:3]:
+                home.append(it)
+            else:
+                groups.append([it])
+    return groups
 
 
 @rule("undocumented_alternatives")

@@ -165,6 +165,23 @@ def test_same_words_alternatives_keep_best(g: Guidelines) -> None:
     assert codes_of(res) == ["E78.5"]
 
 
+def test_alternatives_on_part_of_the_same_words_keep_best(g: Guidelines) -> None:
+    # K35.32 (localized peritonitis) from "Perforation, appendix" on one of the words that
+    # state K35.201: one appendicitis, one code
+    text = "Lap appendectomy: perforated acute appendicitis with generalized peritonitis."
+    res = run(
+        g,
+        text,
+        [
+            ("K35.201", "acute appendicitis with generalized peritonitis", "present", 0.8),
+            ("K35.201", "appendicitis", "present", 0.8),
+            ("K35.32", "appendicitis", "present", 0.7),
+        ],
+        setting="inpatient",
+    )
+    assert codes_of(res) == ["K35.201"]
+
+
 def test_unspecified_dropped_next_to_specific_but_not_across_subcategories(g: Guidelines) -> None:
     text = "Abdominal pain. Exam: RLQ tenderness, RLQ pain. Neck pain. Low back pain."
     res = run(
