@@ -22,6 +22,7 @@ from clinicode.models.encoder.index_tree import ICD, IndexTree
 from clinicode.models.encoder.tabular import Step, TabularTree
 from clinicode.models.encoder.walk import Walk, mention_keys, names_subterm, walk, walk_from
 from clinicode.models.encoder.words import (
+    PHRASE_END,
     Context,
     keys,
     load_encoder_data,
@@ -39,7 +40,7 @@ _PATH_WEIGHT = 1.0  # an Index path word counts as stated in the mention's sente
 _PREFIX = "encoder"
 _KINDS = frozenset({"condition", "finding"})
 _PRESENT = ("present",)
-_PHRASE_END = re.compile(r"[,.;:]|\n\s*\n|\b(?:with|and|s/p|status post|from)\b", re.I)
+_PHRASE_END = PHRASE_END
 _PHRASE_MAX = 120
 _SIDE_LETTERS = {r"\bL\b": "left", r"\bR\b": "right"}
 

@@ -160,7 +160,28 @@ def mention_context(
     own += [k for a in mention.attributes for k in keys(a.value)]
     _add(local, own, weights["mention"])
     _pairs(pairs, keys(mention.normalized))
+    # an organ's adjective in the mention's own phrase states the organ ("gastric polyp")
+    lead = PHRASE_END.split(text[mention.sentence_start : mention.start])[-1]
+    organs = _organs()
+    for k in (*own, *keys(lead or "")):
+        if k in organs:
+            _add(local, [organs[k]], local.get(k, weights["sentence"]))
     return Context(local=local, note=note, pairs=pairs)
+
+
+# where a mention's phrase ends: punctuation, a blank line, or a word joining another phrase
+PHRASE_END = re.compile(r"[,.;:]|\n\s*\n|\b(?:with|and|s/p|status post|from)\b", re.I)
+
+
+@lru_cache(maxsize=1)
+def _organs() -> dict[str, str]:
+    """Key of an organ's adjective -> key of the organ (``organ_adjectives``)."""
+    out: dict[str, str] = {}
+    for adj, noun in load_encoder_data()["organ_adjectives"].items():
+        a, n = keys(str(adj)), keys(str(noun))
+        if len(a) == 1 and len(n) == 1 and a != n:
+            out[a[0]] = n[0]
+    return out
 
 
 def _pairs(into: set[tuple[str, str]], ks: list[str]) -> None:

@@ -12,7 +12,7 @@ from clinicode.kb import KnowledgeBase
 from clinicode.kb.importers import run_import
 from clinicode.models.encoder.generator import EncoderGenerator
 from clinicode.models.encoder.tabular import TabularTree
-from clinicode.models.encoder.words import Context, keys
+from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
 from clinicode.schema import Attribute, Mention
 
 # A slice of the Alphabetic Index in the official CSV layout, as printed.
@@ -162,6 +162,20 @@ def test_keys_let_inflections_meet() -> None:
     assert keys("pneumonia") != keys("pneumonitis")
     assert keys("type II") == keys("type 2")
     assert keys("the left ear") == ["left", "ear"]
+
+
+def test_an_organ_adjective_in_the_mentions_phrase_states_the_organ() -> None:
+    weights = load_encoder_data()["weights"]
+    text = "A 1.5-cm gastric polyp, removed."
+    ctx = mention_context(text, _mention(text, "polyp"), [], {}, weights)
+    assert ctx.local[keys("stomach")[0]] == weights["sentence"]  # Polyp, stomach K31.7
+    # another mention's words are not the phrase's: COPD's "pulmonary" is no lung of the
+    # pneumonia's (Pneumonia, with, lung abscess)
+    text = "COPD with LLL pneumonia."
+    copd = _mention(text, "COPD", "chronic obstructive pulmonary disease")
+    pna = _mention(text, "pneumonia")
+    assert keys("lung")[0] not in mention_context(text, pna, [copd], {}, weights).local
+    assert keys("lung")[0] in mention_context(text, copd, [pna], {}, weights).local
 
 
 def test_index_walk_follows_documented_subterms_and_with(index_kb: KnowledgeBase) -> None:
