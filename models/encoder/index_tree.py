@@ -104,6 +104,9 @@ class IndexTree:
     cue_mains: dict[str, list[int]] = field(default_factory=dict)
     # the Table of Neoplasms' codes by column (empty for the Alphabetic Index)
     columns: dict[str, list[str | None]] = field(default_factory=dict)
+    # per entry, every key one of its alternatives (or a nonessential phrase) may start
+    # with: filled as the walks ask (``option_keys``)
+    _options: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.term)
@@ -183,6 +186,16 @@ class IndexTree:
         self.connector.append(conn)
         self.negative.append(low.startswith(tuple(data["negative_prefixes"])))
         self.default.append(self.negative[-1] and low.startswith(tuple(data["default_prefixes"])))
+
+    def option_keys(self, i: int) -> frozenset[str]:
+        """The keys of entry ``i``'s alternatives and nonessential phrases: a note stating
+        none of them states no option of the entry."""
+        got = self._options.get(i)
+        if got is None:
+            ks = {k for alt in self.alts[i] for k in alt}
+            ks.update(k for g in self.nonessential[i] if len(g) > 1 for k in g)
+            got = self._options[i] = frozenset(ks)
+        return got
 
     def path(self, i: int) -> list[int]:
         """The entries from the main term down to ``i``."""

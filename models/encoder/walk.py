@@ -261,6 +261,9 @@ def _match(
     quarter for each other nonessential word and a half for each optional part's word."""
     if tree.negative[c]:
         return None
+    opts = tree.option_keys(c)  # most children state nothing: ask the sets first
+    if opts.isdisjoint(ctx.local) and (not note_wide or opts.isdisjoint(ctx.note)):
+        return None
     best: tuple[set[str], float] | None = None
     options = [(a, 1.0) for a in tree.alts[c]]
     options += [(g, 0.75) for g in tree.nonessential[c] if len(g) > 1]  # "(E. coli)"
