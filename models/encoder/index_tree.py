@@ -26,7 +26,8 @@ def _alternatives(
     only add weight. A main term's later comma parts are other forms of its word ("Diabetes,
     diabetic") or qualifiers that must be stated ("Fracture, pathological"), except a default
     qualifier ("Fracture, traumatic"). A subterm's first part decides and the rest adds weight
-    ("acute, subacute"; "calculus, stones in"; "hypnotic or anxiolytic"), except a later part
+    ("acute, subacute"; "calculus, stones in"; "hypnotic or anxiolytic"; another form of a
+    one-word first part is an alternative to it: "respiration, respiratory"), except a later part
     of several words that is no list of alternatives: it names what the first part is of, and
     must be stated too ("test, human immunodeficiency virus" is an HIV test, not any test)."""
     raw = [(p, tuple(keys(p))) for p in term.split(",")]
@@ -39,7 +40,12 @@ def _alternatives(
         named = [ks for text, ks in raw[1:] if _names_what_of(text, ks, first, data)]
         optional = [ks for ks in rest if ks not in named]
         whole = tuple(dict.fromkeys([*first, *(k for ks in named for k in ks)]))
-        return [whole], frozenset(k for ks in optional for k in ks)
+        # another form of a one-word first part is the same subterm ("respiration,
+        # respiratory": "respiratory failure" states it though its key is not "respiration"'s)
+        forms = [ks[0] for ks in optional if len(first) == 1 and len(ks) == 1]
+        forms = [k for k in forms if k != first[0] and _same_word(k, first[0])]
+        alts = [whole, *(tuple(dict.fromkeys([k, *whole[1:]])) for k in forms)]
+        return alts, frozenset(k for ks in optional for k in ks)
     if len(raw) > 1 and _ALTERNATIVE_LIST.search(raw[-1][0]):
         return _listed(first, [t for t, _ in raw[1:]]), frozenset()
     qualifiers = [p for p in rest if not _same_word(p[0], first[0])]

@@ -90,6 +90,8 @@ INDEX = (
     "60,T,1,carcinoid,,,,\n"
     "61,T,2,benign,,,,D3A.00\n"
     "62,T,2,malignant,,,,C7A.00\n"
+    '63,F,0,"Failure, failed",,,,\n'
+    '64,F,1,"respiration, respiratory",,,,J96.90\n'
 )
 
 
@@ -454,6 +456,14 @@ def test_a_main_term_listing_alternatives_needs_one_of_them(index_kb: KnowledgeB
     assert "T88.4XXA" in _codes(gen, text, [_mention(text, "Difficult intubation")])
     text = "Intubation was uneventful."  # the one-word main term needs a listed qualifier
     assert not _codes(gen, text, [_mention(text, "Intubation")])
+
+
+def test_another_form_of_a_subterms_word_states_it(index_kb: KnowledgeBase) -> None:
+    # "respiration, respiratory": the keys of the two forms differ ("respir", "respirator")
+    gen = EncoderGenerator().fit(index_kb)
+    text = "He has respiratory failure."
+    got = _codes(gen, text, [_mention(text, "respiratory failure")])
+    assert got["J96.90"] == ["Index: Failure, failed, respiration, respiratory -> J96.90"]
 
 
 def test_without_is_the_default_and_never_what_the_note_states(index_kb: KnowledgeBase) -> None:
