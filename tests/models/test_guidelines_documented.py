@@ -85,6 +85,9 @@ def test_one_stated_side_implies_unilateral() -> None:
 
 def test_title_needs() -> None:
     assert title_needs("Systemic sclerosis, unspecified") == (("system", "sclero"), ())
+    # "unspecified whether ..." leaves what follows open: nothing of it is needed
+    title = "Chronic respiratory failure, unspecified whether with hypoxia or hypercapnia"
+    assert title_needs(title)[0] == tuple(keys("chronic respiratory failure"))
     # a leading "Unspecified" is only a word; the rest is needed
     assert title_needs("Unspecified acute appendicitis")[0] == ("acut", "appendicit")
     # words after "without" need no documentation; an acronym in parentheses stands for all
