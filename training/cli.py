@@ -86,8 +86,9 @@ def train_cmd(
     seed: int = typer.Option(0, help="Random seed."),
     name: str = typer.Option("clinicode-trained", help="Pack name."),
     generators: str = typer.Option(
-        "lexical,structure,pcs",
-        help="Candidate generators, comma-separated (lexical, dense, structure, pcs), or 'none'.",
+        "lexical,structure,pcs,encoder",
+        help="Candidate generators, comma-separated (lexical, dense, structure, pcs, encoder), "
+        "or 'none'.",
     ),
     folds: int = typer.Option(5, min=2, help="Cross-fitting folds of the note classifier."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
@@ -112,7 +113,7 @@ def train_cmd(
     _check_format(fmt)
     gens = tuple(g.strip() for g in generators.split(",") if g.strip() and g.strip() != "none")
     for g in gens:
-        if g not in ("lexical", "dense", "structure", "pcs"):
+        if g not in ("lexical", "dense", "structure", "pcs", "encoder"):
             raise InputError(f"unknown candidate generator {g!r}")
     kb = open_kb()
     dropped = _dropped_features(drop_features)

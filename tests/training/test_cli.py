@@ -99,3 +99,22 @@ def test_bad_arguments_are_clear_errors(app: typer.Typer, tmp_path: Path) -> Non
     assert isinstance(r.exception, InputError)
     r = runner.invoke(app, ["suggest", str(tmp_path / "missing.txt")])
     assert isinstance(r.exception, InputError)
+
+
+def test_train_knows_the_encoder_generator_and_refuses_others(
+    app: typer.Typer, tmp_path: Path, kb_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLINICODE_DATA_DIR", str(kb_path.parent))
+    from clinicode.settings import get_settings
+
+    get_settings.cache_clear()
+    data = _jsonl(tmp_path / "notes.jsonl")
+    args = ["train", "--data", str(data), "--format", "jsonl", "--folds", "3", "--quiet"]
+    from clinicode.errors import InputError
+
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a"), "--generators", "bogus"])
+    assert isinstance(r.exception, InputError) and "bogus" in str(r.exception)
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--generators", "encoder"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert manifest["generators"] == ["encoder"]
