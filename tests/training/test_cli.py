@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,18 @@ def app() -> typer.Typer:
     return root
 
 
+@pytest.fixture
+def kb_data_dir(kb_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The session's knowledge base as the data dir the CLI opens (settings read afresh
+    before and after)."""
+    monkeypatch.setenv("CLINICODE_DATA_DIR", str(kb_path.parent))
+    from clinicode.settings import get_settings
+
+    get_settings.cache_clear()
+    yield kb_path.parent
+    get_settings.cache_clear()
+
+
 def _jsonl(path: Path) -> Path:
     rows = [
         {"id": n.id, "text": n.text, "codes": [f"{s}:{c}" for s, c in n.codes]}
@@ -31,13 +44,7 @@ def _jsonl(path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_train_evaluate_suggest(
-    app: typer.Typer, tmp_path: Path, kb_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CLINICODE_DATA_DIR", str(kb_path.parent))
-    from clinicode.settings import get_settings
-
-    get_settings.cache_clear()
+def test_train_evaluate_suggest(app: typer.Typer, tmp_path: Path, kb_data_dir: Path) -> None:
     data = _jsonl(tmp_path / "notes.jsonl")
     pack = tmp_path / "pack"
     runner = CliRunner()
@@ -88,7 +95,6 @@ def test_train_evaluate_suggest(
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert {"model", "code_sets", "codes", "candidates", "suppressed"} <= set(out)
-    get_settings.cache_clear()
 
 
 def test_bad_arguments_are_clear_errors(app: typer.Typer, tmp_path: Path) -> None:
@@ -102,12 +108,8 @@ def test_bad_arguments_are_clear_errors(app: typer.Typer, tmp_path: Path) -> Non
 
 
 def test_train_knows_the_encoder_generator_and_refuses_others(
-    app: typer.Typer, tmp_path: Path, kb_path: Path, monkeypatch: pytest.MonkeyPatch
+    app: typer.Typer, tmp_path: Path, kb_data_dir: Path
 ) -> None:
-    monkeypatch.setenv("CLINICODE_DATA_DIR", str(kb_path.parent))
-    from clinicode.settings import get_settings
-
-    get_settings.cache_clear()
     data = _jsonl(tmp_path / "notes.jsonl")
     args = ["train", "--data", str(data), "--format", "jsonl", "--folds", "3", "--quiet"]
     from clinicode.errors import InputError
