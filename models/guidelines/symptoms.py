@@ -70,12 +70,14 @@ def _alternative_groups(note: NoteState, diabetes: Any) -> list[list[Item]]:
         by_category.setdefault(it.s.code[:3], []).append(it)
     groups: list[list[Item]] = []
     for items in by_category.values():
+        mine: list[list[Item]] = []  # this category's groups only
         for it in sorted(items, key=lambda it: -len(spans(it))):
-            home = next((gr for gr in groups if spans(it) <= spans(gr[0])), None)
-            if home is not None and home[0].s.code[:3] == it.s.code[:3]:
+            home = next((gr for gr in mine if spans(it) <= spans(gr[0])), None)
+            if home is not None:
                 home.append(it)
             else:
-                groups.append([it])
+                mine.append([it])
+        groups += mine
     return groups
 
 

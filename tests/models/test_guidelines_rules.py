@@ -163,6 +163,17 @@ def test_same_words_alternatives_keep_best(g: Guidelines) -> None:
         [("E78.5", "hyperlipidemia", "present", 0.9), ("E78.49", "hyperlipidemia", "present", 0.6)],
     )
     assert codes_of(res) == ["E78.5"]
+    # a code of another category on the same words does not keep them apart
+    res = run(
+        g,
+        text,
+        [
+            ("I10", "hyperlipidemia", "present", 0.95),
+            ("E78.5", "hyperlipidemia", "present", 0.9),
+            ("E78.49", "hyperlipidemia", "present", 0.6),
+        ],
+    )
+    assert "E78.49" not in codes_of(res)
 
 
 def test_alternatives_on_part_of_the_same_words_keep_best(g: Guidelines) -> None:
