@@ -108,13 +108,15 @@ def train_cmd(
 ) -> None:
     """Train a model pack on labeled notes and print the training report (JSON)."""
     from clinicode.kb import open_kb
+    from clinicode.models import registry
     from clinicode.training.train import TrainConfig, train_pack
 
     _check_format(fmt)
     gens = tuple(g.strip() for g in generators.split(",") if g.strip() and g.strip() != "none")
+    known = registry.names("candidate_generator")
     for g in gens:
-        if g not in ("lexical", "dense", "structure", "pcs", "encoder"):
-            raise InputError(f"unknown candidate generator {g!r}")
+        if g not in known:
+            raise InputError(f"unknown candidate generator {g!r}; choose from {', '.join(known)}")
     kb = open_kb()
     dropped = _dropped_features(drop_features)
     notes: Any = _load(data, fmt, split_file, split, kb)
