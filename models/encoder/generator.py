@@ -40,7 +40,6 @@ _PATH_WEIGHT = 1.0  # an Index path word counts as stated in the mention's sente
 _PREFIX = "encoder"
 _KINDS = frozenset({"condition", "finding"})
 _PRESENT = ("present",)
-_PHRASE_END = PHRASE_END
 _PHRASE_MAX = 120
 _SIDE_LETTERS = {r"\bL\b": "left", r"\bR\b": "right"}
 
@@ -173,7 +172,7 @@ class EncoderGenerator:
         marked ``unless_indexed`` is not walked where the mention's Index walk went below its
         main term or the note states one of its subterms (``indexed``)."""
         head = text[m.sentence_start : m.start]  # "Metastatic carcinoma to the liver"
-        lead = _PHRASE_END.split(head)[-1] if head else ""
+        lead = PHRASE_END.split(head)[-1] if head else ""
         found = _neoplasm_column(f"{lead} {m.text}")
         if found is None or (found[0].get("unless_indexed") and indexed()):
             return
@@ -183,7 +182,7 @@ class EncoderGenerator:
         # ("bladder tumors") or after it ("metastases to the liver"), never a site the sentence
         # names for another mention (a line the note wraps mid-phrase, "portion of the\nL
         # breast", does not end it)
-        tail = _PHRASE_END.split(text[m.end : m.end + _PHRASE_MAX], maxsplit=1)[0]
+        tail = PHRASE_END.split(text[m.end : m.end + _PHRASE_MAX], maxsplit=1)[0]
         phrase = f"{lead} {m.text} {tail}"
         site = Context(local={k: 2.0 for k in keys(phrase)})
         # the Tabular reads the side the phrase writes as a letter ("L breast") beside the

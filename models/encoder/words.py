@@ -163,7 +163,7 @@ def mention_context(
     # an organ's adjective in the mention's own phrase states the organ ("gastric polyp")
     lead = PHRASE_END.split(text[mention.sentence_start : mention.start])[-1]
     organs = _organs()
-    for k in (*own, *keys(lead or "")):
+    for k in (*own, *keys(lead)):
         if k in organs:
             _add(local, [organs[k]], local.get(k, weights["sentence"]))
     return Context(local=local, note=note, pairs=pairs)
