@@ -233,6 +233,12 @@ def _names_curated(own: set[str], code: str) -> bool:
     return any(set(keys(t)) <= own for t in _curated().get(f"{ICD}:{code}", ()))
 
 
+def _contradicts(stated: Stated, m: Mention, title: str) -> bool:
+    """Whether ``m``'s clause states what ``title`` says is absent ("spondylosis with
+    myelopathy" and *Spondylosis without myelopathy or radiculopathy, ...*)."""
+    return not title_absent(title).isdisjoint(stated.of(m)[1])
+
+
 def _index_path(explanation: list[str]) -> bool:
     return any(line.startswith("Index: ") for line in explanation)
 
@@ -290,8 +296,8 @@ def rule_documented_candidates(g: Guidelines, note: NoteState) -> None:
             )
             if m is None or (_sided(m) and _side_unspecified(g, s.code, title)):
                 continue
-            if title_absent(title) & stated.of(m)[1].keys():
-                continue  # "spondylosis with myelopathy": no *... without myelopathy ...*
+            if _contradicts(stated, m, title):
+                continue
             own = stated.of(m)[2]
             names_title = bool(own & title_keys(title)) or _names_curated(own, s.code)
             # no word of its title in the mention: only an Index path can document it, and a
@@ -524,7 +530,7 @@ def rule_documented_specificity(g: Guidelines, note: NoteState) -> None:
                     need = title_needs(rec.title)[0]
                     if not own < set(need) or documents(stated, m, need, ()) is None:
                         continue
-                    if title_absent(rec.title) & stated.of(m)[1].keys():
+                    if _contradicts(stated, m, rec.title):
                         continue
                     if best is None or len(need) > best[0]:
                         best, tie = (len(need), rec.code), False
