@@ -25,6 +25,7 @@ from clinicode.models.encoder.words import (
     PHRASE_END,
     Context,
     keys,
+    keys_without_durations,
     load_encoder_data,
     mention_context,
     note_keys,
@@ -326,7 +327,7 @@ class _Sentences:
     def keys_of(self, m: Mention) -> list[str]:
         bounds = (m.sentence_start, m.sentence_end)
         if bounds not in self._keys:
-            self._keys[bounds] = keys(self.text[bounds[0] : bounds[1]])
+            self._keys[bounds] = keys_without_durations(self.text[bounds[0] : bounds[1]])
         return self._keys[bounds]
 
     def near(self, mid: int) -> list[Mention]:

@@ -70,14 +70,21 @@ def _listed(first: tuple[str, ...], items: list[str]) -> list[tuple[str, ...]]:
     return [first, *(tuple(dict.fromkeys([*first[:-1], *ks])) for ks in listed)]
 
 
+# a comma part the Index qualifies as not elsewhere classifiable ("skin NEC")
+_NEC_PART = re.compile(r"\bNEC\s*$")
+
+
 def _names_what_of(
     text: str, ks: tuple[str, ...], first: tuple[str, ...], data: dict[str, Any]
 ) -> bool:
     """Whether a subterm's later comma part is an essential qualifier: two words or more that
     count, no list of alternatives ("prosthesis or plate"), no other form of the first part's
     word ("clumsiness, clumsy child") and no Index instruction ("as cause of disease
-    classified elsewhere")."""
-    if len(ks) < 2 or _ALTERNATIVE_LIST.search(text):
+    classified elsewhere"). A part the Index marks NEC is one too, of any length ("Sinus,
+    infected, skin NEC" is an infected sinus of the skin, not any infected sinus)."""
+    if _ALTERNATIVE_LIST.search(text):
+        return False
+    if len(ks) < 2 and not (ks and _NEC_PART.search(text)):
         return False
     if text.strip().lower() in data["optional_subterm_parts"]:
         return False
@@ -102,6 +109,8 @@ class IndexTree:
     children: list[list[int]] = field(default_factory=list)
     code: list[str | None] = field(default_factory=list)
     see: list[str | None] = field(default_factory=list)
+    # "see also": where an entry gives no code of its own, the coder goes there
+    see_also: list[str | None] = field(default_factory=list)
     connector: list[str] = field(default_factory=list)  # "note", "sentence" or ""
     negative: list[bool] = field(default_factory=list)
     default: list[bool] = field(default_factory=list)  # the default among negative subterms
@@ -129,7 +138,7 @@ class IndexTree:
         :meth:`column` gives the tree with one of them. A cell's trailing "-" is dropped
         (C50.1- -> C50.1, which the Tabular completes)."""
         rows = _entries(kb, "neoplasm", "cells")
-        tree = cls._grow([(*row[:4], None, row[5]) for row in rows])
+        tree = cls._grow([(*row[:4], None, *row[5:]) for row in rows])
         cells = [json.loads(row[4] or "{}") for row in rows]
         for name in dict.fromkeys(k for c in cells for k in c):
             tree.columns[name] = [
@@ -144,17 +153,18 @@ class IndexTree:
 
     @classmethod
     def _grow(cls, rows: list[tuple[Any, ...]]) -> IndexTree:
-        """A tree from ``(id, parent id, term, nonessential, code, see)`` rows in Index order;
+        """A tree from ``(id, parent id, term, nonessential, code, see, see also)`` rows in Index order;
         a main term whose word is weak is named only through a cue or a reference."""
         tree = cls()
         data = load_encoder_data()
         weak = {k for w in data["weak_main_terms"] for k in keys(w)}
         pos: dict[int, int] = {}
-        for entry_id, parent_id, term, nonessential, code, see in rows:
+        for entry_id, parent_id, term, nonessential, code, see, see_also in rows:
             i = len(tree.term)
             pos[entry_id] = i
             p = pos.get(parent_id, -1) if parent_id is not None else -1
             tree._add(term, nonessential, code, see, p, data)
+            tree.see_also.append(see_also)
             if p >= 0:
                 tree.children[p].append(i)
             else:
@@ -266,11 +276,12 @@ def _spells(term: str, name: str) -> bool:
 
 def _entries(kb: Any, source: str, code_column: str) -> list[tuple[Any, ...]]:
     """The ICD-10-CM entries of one Index source in order, as ``(id, parent id, term,
-    nonessential, <code_column>, see)``."""
+    nonessential, <code_column>, see, see also)``."""
     rows: list[tuple[Any, ...]] = (
         kb._conn()
         .execute(
-            f"SELECT id, parent_id, term, nonessential, {code_column}, see FROM index_entries "
+            f"SELECT id, parent_id, term, nonessential, {code_column}, see, see_also "
+            "FROM index_entries "
             "WHERE source=? AND system=? ORDER BY ord",
             (source, ICD),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from clinicode.models.encoder.index_tree import IndexTree
 from clinicode.models.encoder.words import (
@@ -174,12 +175,22 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
         cur = default
         default = _default_child(tree, cur)
     w.code, w.code_entry = tree.code_of(cur)
-    if w.code is None and tree.see[cur] and hops > 0:  # a main term that only says "see"
-        target = tree.resolve_see(tree.see[cur] or "")
-        if target is not None:
-            w.hops.append(tree.see[cur] or "")
+    # an entry without a code of its own says "see" (a main term: "Consumption - see
+    # Tuberculosis") or "see also" under its own main term ("Palsy, seventh nerve - see also
+    # Palsy, facial": G51.0, not Palsy's G83.9). A "see also" to another main term is not
+    # followed: "Fever, intermittent - see also Malaria" is no malaria a note names as a fever
+    ref = tree.see[cur] if w.code is None else None
+    also = ref is None and len(w.entries) > 1 and not tree.code[cur] and not tree.see[cur]
+    if also:
+        ref = tree.see_also[cur]
+    if ref and hops > 0:
+        target = tree.resolve_see(ref)
+        if also and target is not None and tree.path(target)[0] != tree.path(cur)[0]:
+            target = None
+        if target is not None and tree.code_of(target)[0]:
+            w.hops.append(ref)
             if len(w.entries) > 1:  # a subterm's reference, not a one-word main term's
-                w.referred.add(len(w.entries))  # ("Consumption - see Tuberculosis")
+                w.referred.add(len(w.entries))
             w.entries.append(target)
             w.code, w.code_entry = tree.code_of(target)
 
@@ -273,7 +284,10 @@ def _match(
             continue
         weights = [ctx.weight(k, note_wide=note_wide) for k in new]
         stated = sum(1 for x in weights if x)
-        if not ctx.spells(alt) or not weights[0] or stated * 2 < len(new) or stated < 1:
+        # the first word and half of the others: "brain stem" needs "stem", though not a
+        # generic noun ("distal end(s)": "distal radius" states it)
+        generic = sum(1 for k, x in zip(new, weights, strict=True) if not x and k in _generic())
+        if not ctx.spells(alt) or not weights[0] or (stated - 1) * 2 < len(new) - 1 - generic:
             continue
         if stated < len(new) and (
             len(new) < 2
@@ -301,3 +315,9 @@ def _match(
 def mention_keys(text: str, normalized: str) -> list[str]:
     """The keys a mention names (its words, then its normalized form's)."""
     return list(dict.fromkeys([*keys(text), *keys(normalized)]))
+
+
+@lru_cache(maxsize=1)
+def _generic() -> frozenset[str]:
+    """Keys of the nouns a subterm's phrase may leave unstated (``generic_nouns``)."""
+    return frozenset(k for w in load_encoder_data()["generic_nouns"] for k in keys(str(w)))

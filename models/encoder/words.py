@@ -68,6 +68,17 @@ def _keys(text: str) -> tuple[str, ...]:
     return tuple(k for k in (key(w) for w in _WORD.findall(text.lower())) if k)
 
 
+def keys_without_durations(text: str) -> list[str]:
+    """The keys of a mention's sentence, without its durations ("for five days": how long a
+    condition has lasted names none of its subterms)."""
+    return keys(_duration().sub(" ", text))
+
+
+@lru_cache(maxsize=1)
+def _duration() -> re.Pattern[str]:
+    return re.compile(str(load_encoder_data()["duration"]), re.IGNORECASE)
+
+
 def word_keys(text: str) -> list[tuple[str, str]]:
     """Each word of a text with its key (stop words left out)."""
     out = []
@@ -141,7 +152,7 @@ def mention_context(
     sentence = (
         sentence_keys
         if sentence_keys is not None
-        else keys(text[mention.sentence_start : mention.sentence_end])
+        else keys_without_durations(text[mention.sentence_start : mention.sentence_end])
     )
     _add(local, sentence, weights["sentence"])
     _pairs(pairs, sentence)
@@ -156,7 +167,7 @@ def mention_context(
             _add(local, keys(m.normalized), weights["sentence"])
             _add(local, [k for a in m.attributes for k in keys(a.value)], weights["sentence"])
             _pairs(pairs, keys(m.normalized))
-    own = [*keys(mention.text), *keys(mention.normalized)]
+    own = [*keys_without_durations(mention.text), *keys_without_durations(mention.normalized)]
     own += [k for a in mention.attributes for k in keys(a.value)]
     _add(local, own, weights["mention"])
     _pairs(pairs, keys(mention.normalized))

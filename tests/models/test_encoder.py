@@ -12,7 +12,13 @@ from clinicode.kb import KnowledgeBase
 from clinicode.kb.importers import run_import
 from clinicode.models.encoder.generator import EncoderGenerator
 from clinicode.models.encoder.tabular import TabularTree
-from clinicode.models.encoder.words import Context, keys, load_encoder_data, mention_context
+from clinicode.models.encoder.words import (
+    Context,
+    keys,
+    keys_without_durations,
+    load_encoder_data,
+    mention_context,
+)
 from clinicode.schema import Attribute, Mention
 
 # A slice of the Alphabetic Index in the official CSV layout, as printed.
@@ -58,6 +64,9 @@ INDEX = (
     '38,P,1,"aeruginosa, as cause of disease classified elsewhere",,,,B96.5\n'
     "39,F,0,Fever,,,,R50.9\n"
     "40,F,1,O'nyong-nyong,,,(viral),A92.1\n"
+    "110,F,1,five day,,,,A79.0\n"
+    "111,F,1,intermittent,,Malaria,(bilious),\n"
+    "112,F,2,pernicious,,,,B54\n"
     '41,U,0,"Ulcer, ulcerated, ulcerating",,,,L98.499\n'
     '42,U,1,heel,"Ulcer, lower limb",,,\n'
     '100,U,1,leg,"Ulcer, lower limb",,,\n'
@@ -92,6 +101,16 @@ INDEX = (
     "62,T,2,malignant,,,,C7A.00\n"
     '63,F,0,"Failure, failed",,,,\n'
     '64,F,1,"respiration, respiratory",,,,J96.90\n'
+    "113,M,0,Malaria,,,,B54\n"
+    '114,I,0,"Infection, infected",,,,B99.9\n'
+    "115,I,1,sinus,,Sinusitis,(accessory) (nasal),\n"
+    '116,I,2,"infected, skin NEC",,,,L08.89\n'
+    "117,S,0,Sinusitis,,,,J32.9\n"
+    "118,P,0,Palsy,,,,G83.9\n"
+    '119,P,1,seventh nerve,,"Palsy, facial",,\n'
+    "120,P,1,facial,,,,G51.0\n"
+    "121,H,0,Hemorrhage,,,,R58\n"
+    "122,H,1,brain stem,,,,I61.3\n"
 )
 
 
@@ -476,3 +495,42 @@ def test_without_is_the_default_and_never_what_the_note_states(index_kb: Knowled
     text = "Acute appendicitis with generalized peritonitis."
     got = _codes(gen, text, [_mention(text, "Acute appendicitis")])
     assert "K35.209" in got and "K35.201" not in got
+
+
+def test_durations_are_no_words_of_the_condition(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Fever for five days."  # how long it lasted, not "Fever, five day" (trench fever)
+    got = _codes(gen, text, [_mention(text, "Fever for five days")])
+    assert "A79.0" not in got and "R50.9" in got
+    text = "Five day fever."
+    assert "A79.0" in _codes(gen, text, [_mention(text, "Five day fever")])
+    assert keys_without_durations("cough x 3 wks, fever 2 days ago") == ["cough", "fever"]
+    assert keys_without_durations("IUP at 28 weeks") == keys("IUP at 28 weeks")
+
+
+def test_a_see_also_is_followed_under_its_own_main_term_only(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Right seventh nerve palsy."  # "see also Palsy, facial": not Palsy's G83.9
+    got = _codes(gen, text, [_mention(text, "seventh nerve palsy")])
+    assert list(got) == ["G51.0"]
+    assert got["G51.0"] == ["Index: Palsy, seventh nerve, [facial] (see Palsy, facial) -> G51.0"]
+    text = "Intermittent fevers."  # "see also Malaria" names no malaria
+    got = _codes(gen, text, [_mention(text, "Intermittent fevers")])
+    assert "B54" not in got and "R50.9" in got
+
+
+def test_a_subterm_part_marked_nec_and_the_second_word_of_two_must_be_stated(
+    index_kb: KnowledgeBase,
+) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Sinus infection."  # "infected, skin NEC" is a sinus of the skin
+    assert "L08.89" not in _codes(gen, text, [_mention(text, "Sinus infection")])
+    text = "Infected draining sinus of the skin."
+    assert "L08.89" in _codes(gen, text, [_mention(text, "Infected draining sinus")])
+    text = "Cerebral hemorrhage."  # "brain" (of "cerebral") states no "brain stem"
+    got = _codes(gen, text, [_mention(text, "Cerebral hemorrhage")])
+    assert "I61.3" not in got and "R58" in got
+    text = "Brain stem hemorrhage."
+    assert "I61.3" in _codes(gen, text, [_mention(text, "Brain stem hemorrhage")])
+    text = "Closed fracture of left distal radius."  # "end" of "distal end(s)" need not be
+    assert "S52.502A" in _codes(gen, text, [_mention(text, "fracture of left distal radius")])
