@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from clinicode.models.encoder.index_tree import ICD
-from clinicode.models.encoder.words import Context, keys, load_encoder_data
+from clinicode.models.encoder.words import Context, absent_keys, keys, load_encoder_data
 
 
 @dataclass
@@ -161,15 +161,20 @@ class TabularTree:
         sibs = self.children.get(self.parent.get(code, ""), []) if absent else []
         return any(absent & self._absent_keys(s, "open_phrases") for s in sibs if s != code)
 
-    def _absent_keys(self, code: str, kind: str = "absent_words") -> frozenset[str]:
-        """The keys of what ``code``'s title says is absent ("without perforation or abscess",
-        up to a "with" or a comma), or with ``kind="open_phrases"`` leaves open."""
+    def _absent_keys(self, code: str, kind: str = "absent") -> frozenset[str]:
+        """The keys of what ``code``'s title says is absent ("without perforation or abscess":
+        ``words.absent_keys``), or with ``kind="open_phrases"`` leaves open (up to a "with" or
+        a comma)."""
         got = self.phrase_keys.get((code, kind))
         if got is None:
-            words = load_encoder_data()[kind]
-            low = self.title.get(code, "").lower()
-            found = re.findall(rf"\b(?:{'|'.join(words)})\s+((?:(?!\bwith\b)[^,])*)", low)
-            got = frozenset(k for part in found for k in keys(part))
+            title = self.title.get(code, "")
+            if kind == "absent":
+                got = absent_keys(title)
+            else:
+                words = load_encoder_data()[kind]
+                low = title.lower()
+                found = re.findall(rf"\b(?:{'|'.join(words)})\s+((?:(?!\bwith\b)[^,])*)", low)
+                got = frozenset(k for part in found for k in keys(part))
             self.phrase_keys[(code, kind)] = got
         return got
 
@@ -188,7 +193,7 @@ class TabularTree:
         unspec.sort(key=lambda c: (not self.title[c].lower().endswith(tuple(words)), c[-1] != "9"))
         if unspec:
             return unspec[0], "the note does not say which: unspecified"
-        absent = [c for c in kids if self._says_absent(c, data["absent_words"])]
+        absent = [c for c in kids if self._says_absent(c, data["absent"]["starts"])]
         if len(absent) == 1:
             return absent[0], "the note does not document what the other codes name: without"
         for c in kids:

@@ -79,6 +79,40 @@ def _duration() -> re.Pattern[str]:
     return re.compile(str(load_encoder_data()["duration"]), re.IGNORECASE)
 
 
+def split_absent(part: str) -> tuple[list[str], list[str]]:
+    """The words of one lower-case title part that it states, and those it says are absent
+    (the "without" or "not" that starts them left out): from a start word, or a part's leading
+    "not" (", not intractable"), up to an end word ("with": *Calculus of gallbladder without
+    cholecystitis with obstruction* states obstruction; "of"/"in": *Laceration without foreign
+    body of lip* states the lip) unless the word before it continues the absent thing
+    ("without loss of consciousness"). Word lists: ``absent``."""
+    cfg = load_encoder_data()["absent"]
+    starts, ends, continues = set(cfg["starts"]), set(cfg["ends"]), set(cfg["continues"])
+    words = part.split()
+    out: list[str] = []
+    gone: list[str] = []
+    absent = bool(words) and words[0] == "not"
+    prev = ""
+    for w in words:
+        if w in starts:
+            absent = True
+        elif absent and w in ends and prev not in continues:
+            absent = False
+        if not absent:
+            out.append(w)
+        elif w not in starts and w != "not":
+            gone.append(w)
+        prev = w
+    return out, gone
+
+
+def absent_keys(title: str) -> frozenset[str]:
+    """The keys of what a title (its parentheses removed) says is absent, part by part."""
+    return frozenset(
+        k for p in title.lower().split(",") for w in split_absent(p)[1] for k in keys(w)
+    )
+
+
 def word_keys(text: str) -> list[tuple[str, str]]:
     """Each word of a text with its key (stop words left out)."""
     out = []

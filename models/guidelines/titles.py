@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from clinicode.models.encoder.words import keys
+from clinicode.models.encoder.words import absent_keys, keys, split_absent
 
 # the syntax of titles and Index lines (parentheses, acronyms, "(see ...)"), no clinical words
 _PAREN = re.compile(r"\(([^()]*)\)")
@@ -89,36 +89,8 @@ def _initials(words: list[str]) -> str:
 
 
 def _absent_dropped(part: str) -> str:
-    """A title part without what it says is absent: a "without ..." phrase, or a part that
-    starts with "not" (", not intractable"), up to the word that ends it: "with" (*Calculus of
-    gallbladder without cholecystitis with obstruction* needs "obstruction"), or a site or
-    state after "of"/"in" (*... without foreign body of lip*, *... without complications in
-    remission*) unless the word before it continues the absent thing ("without loss of
-    consciousness"). Word lists: ``documented.absent`` in the guideline data."""
-    return " ".join(_split_absent(part)[0])
-
-
-def _split_absent(part: str) -> tuple[list[str], list[str]]:
-    """The words of a title part it states, and those it says are absent (the "without" or
-    "not" that starts them left out)."""
-    cfg = documented_cfg()["absent"]
-    starts, ends, continues = set(cfg["starts"]), set(cfg["ends"]), set(cfg["continues"])
-    words = part.split()
-    out: list[str] = []
-    gone: list[str] = []
-    absent = bool(words) and words[0] == "not"
-    prev = ""
-    for w in words:
-        if w in starts:
-            absent = True
-        elif absent and w in ends and prev not in continues:
-            absent = False
-        if not absent:
-            out.append(w)
-        elif w not in starts and w != "not":
-            gone.append(w)
-        prev = w
-    return out, gone
+    """A title part without what it says is absent (``encoder.words.split_absent``)."""
+    return " ".join(split_absent(part)[0])
 
 
 @lru_cache(maxsize=8192)
@@ -127,9 +99,7 @@ def title_absent(title: str) -> frozenset[str]:
     radiculopathy, ...*: myelopathy, radiculopathy): a note that states one of them does not
     document the code. A word the title also needs is not among them (*Right tubal pregnancy
     without intrauterine pregnancy*: intrauterine)."""
-    low = _PAREN.sub(" ", title.lower())
-    gone = {k for p in low.split(",") for w in _split_absent(p)[1] for k in keys(w)}
-    return frozenset(gone - set(title_needs(title)[0]))
+    return absent_keys(_PAREN.sub(" ", title)) - set(title_needs(title)[0])
 
 
 @lru_cache(maxsize=1)

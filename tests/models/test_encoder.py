@@ -14,6 +14,7 @@ from clinicode.models.encoder.generator import EncoderGenerator
 from clinicode.models.encoder.tabular import TabularTree
 from clinicode.models.encoder.words import (
     Context,
+    absent_keys,
     keys,
     keys_without_durations,
     load_encoder_data,
@@ -385,6 +386,24 @@ def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:
     ctx = Context(local={k: 2.0 for k in keys("traumatic brain injury, subdural hematoma")})
     code, steps = tab.descend("S06.5X", ctx)
     assert code == "S06.5X9A" and steps[0].why.startswith("the note does not say")
+    # "without foreign body of left forearm" says the foreign body is absent, not the forearm:
+    # the 7th character is added for a note that names the site
+    ctx = Context(local={k: 2.0 for k in keys("laceration of left forearm")})
+    assert tab.descend("S51.812", ctx)[0] == "S51.812A"
+
+
+def test_one_reading_of_what_a_title_says_is_absent() -> None:
+    from clinicode.models.guidelines.titles import title_absent
+
+    title = "Laceration without foreign body of lip, initial encounter"
+    assert absent_keys(title) == frozenset(keys("foreign body"))
+    title = "Migraine without aura, not intractable, without status migrainosus"
+    assert absent_keys(title) == frozenset(keys("aura intractable status migrainosus"))
+    assert absent_keys("Concussion with loss of consciousness") == frozenset()
+    # the guidelines read the same, less what the title also needs
+    title = "Right tubal pregnancy without intrauterine pregnancy"
+    assert absent_keys(title) == frozenset(keys("intrauterine pregnancy"))
+    assert title_absent(title) == frozenset(keys("intrauterine"))
 
 
 def test_generator_descends_seed_categories_without_index(kb: KnowledgeBase) -> None:
