@@ -212,7 +212,9 @@ def _best_child(
     Where the Index repeats that child's words deeper under another stated child ("calf,
     right, with exposed fat layer" beside "right, with exposed fat layer"), the path that
     states both wins (looking ``depth`` steps ahead)."""
-    found = _stated_children(tree, i, consumed, ctx)
+    # a child the Index marks NEC is for what no other names: where another states as much,
+    # that one ("hallux valgus deformity": Hallux, valgus, not Hallux, deformity NEC)
+    found = sorted(_stated_children(tree, i, consumed, ctx), key=lambda f: _nec(tree, f[0][-1]))
     greedy = max(found, key=lambda f: f[2], default=None)
     if greedy is None or len(found) < 2:
         return greedy
@@ -321,3 +323,10 @@ def mention_keys(text: str, normalized: str) -> list[str]:
 def _generic() -> frozenset[str]:
     """Keys of the nouns a subterm's phrase may leave unstated (``generic_nouns``)."""
     return frozenset(k for w in load_encoder_data()["generic_nouns"] for k in keys(str(w)))
+
+
+_NEC = re.compile(r"\bNEC\b")
+
+
+def _nec(tree: IndexTree, i: int) -> bool:
+    return bool(_NEC.search(tree.term[i]))

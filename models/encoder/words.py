@@ -31,21 +31,22 @@ def load_encoder_data() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _tables() -> tuple[frozenset[str], tuple[str, ...], dict[str, str]]:
+def _tables() -> tuple[frozenset[str], tuple[str, ...], dict[str, str], dict[str, str]]:
     d = load_encoder_data()
     suffixes = tuple(sorted(set(d["suffixes"]), key=len, reverse=True))
-    return frozenset(d["stopwords"]), suffixes, dict(d["numerals"])
+    return frozenset(d["stopwords"]), suffixes, dict(d["numerals"]), dict(d["word_forms"])
 
 
 @lru_cache(maxsize=65536)
 def key(word: str) -> str:
     """The key of one lower-case word ('' for a stop word)."""
-    stop, suffixes, numerals = _tables()
+    stop, suffixes, numerals, forms = _tables()
     w = word.removesuffix("'s")
     if w in stop:
         return ""
     if w in numerals:
         return numerals[w]
+    w = forms.get(w, w)
     if w.isdigit() or any(ch.isdigit() for ch in w):
         return w
     for _ in range(3):
@@ -126,7 +127,10 @@ def word_keys(text: str) -> list[tuple[str, str]]:
 def spelled_alike(a: str, b: str) -> bool:
     """Whether two words of one key are one word and not two that the suffix list cut to the
     same short stem ("canal" and "canities", "care" and "caries", "infant" and "infusion" are
-    all three letters long once cut): one begins the other, or they share four letters."""
+    all three letters long once cut): one begins the other, or they share four letters (an
+    irregular form as its word: ``word_forms``)."""
+    forms = _tables()[3]
+    a, b = forms.get(a, a), forms.get(b, b)
     if a.startswith(b) or b.startswith(a):
         return True
     return len(a) >= 4 and len(b) >= 4 and a[:4] == b[:4]

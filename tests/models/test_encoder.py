@@ -112,6 +112,11 @@ INDEX = (
     "120,P,1,facial,,,,G51.0\n"
     "121,H,0,Hemorrhage,,,,R58\n"
     "122,H,1,brain stem,,,,I61.3\n"
+    "123,H,0,Hallux,,,,\n"
+    "124,H,1,deformity NEC,,,,M20.5X\n"
+    "125,H,1,valgus,,,(acquired),M20.1\n"
+    "126,B,0,Bite(s),,,(animal) (human),\n"
+    "127,B,1,forearm,,,,S51.85\n"
 )
 
 
@@ -553,3 +558,16 @@ def test_a_subterm_part_marked_nec_and_the_second_word_of_two_must_be_stated(
     assert "I61.3" in _codes(gen, text, [_mention(text, "Brain stem hemorrhage")])
     text = "Closed fracture of left distal radius."  # "end" of "distal end(s)" need not be
     assert "S52.502A" in _codes(gen, text, [_mention(text, "fracture of left distal radius")])
+
+
+def test_irregular_forms_and_nec_subterms_read_as_a_coder_does(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    assert keys("bitten") == keys("bite") and keys("abductovalgus") == keys("valgus")
+    text = "9 yo bitten on the left forearm by a dog."  # "bitten": Bite(s)
+    assert list(_codes(gen, text, [_mention(text, "bitten on the left forearm")])) == ["S51.852A"]
+    # "deformity NEC" is for a deformity no other subterm names: "valgus" names it
+    text = "Right hallux abductovalgus deformity."
+    got = _codes(gen, text, [_mention(text, "Right hallux abductovalgus deformity")])
+    assert list(got) == ["M20.11"]
+    text = "Right hallux deformity."
+    assert "M20.5X1" in _codes(gen, text, [_mention(text, "Right hallux deformity")])

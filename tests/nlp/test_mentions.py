@@ -156,6 +156,9 @@ def test_head_words_that_name_no_code_alone_are_conditions(nlp: Language) -> Non
     # for the encoder to walk by the stated site ("Stricture, esophagus" K22.2)
     got = _mentions(nlp, "Distal esophageal reflux-induced stricture. Gastric polyp, removed.")
     assert {"stricture", "polyp"} <= {m[0] for m in got}
+    # an animal bite written as a verb is a condition ("Bite(s)")
+    got = _mentions(nlp, "9 yo bitten on the L forearm by a dog.")
+    assert any(m[0].startswith("bitten") for m in got)
 
 
 def test_cause_after_due_to_is_not_a_component() -> None:
