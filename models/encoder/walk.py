@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from clinicode.models.encoder.index_tree import IndexTree
@@ -36,6 +36,8 @@ class Walk:
     # positions in ``entries`` of the entries a subterm's "see" reference led to: the note
     # need not state their words ("Varicose, vein - see Varix": shown as "[Varix]")
     referred: set[int] = field(default_factory=set)
+    # keys that led to a reference and were looked up again under it (coded by this walk)
+    named: set[str] = field(default_factory=set)
 
     def describe(self, tree: IndexTree) -> str:
         names = [
@@ -113,11 +115,11 @@ def walk(
     covered: set[str] = set()
     codes: set[str] = set()
     for w in walks:
-        new = (w.consumed & own) - covered
+        new = ((w.consumed | w.named) & own) - covered
         if w.code in codes or (kept and not new):
             continue
         kept.append(w)
-        covered |= w.consumed
+        covered |= w.consumed | w.named
         codes.add(w.code or "")
     return kept
 
@@ -169,6 +171,13 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
             # "Ulcer, heel - see Ulcer, lower limb": the words that led to the reference are
             # looked up again under its target ("Ulcer, lower limb, heel")
             w.consumed -= got
+            w.named |= got
+            # "Insect, bite - see Bite, by site, superficial, insect": below the stated site,
+            # the reference's own subterms
+            then = _after_by_site(ref)
+            if then:
+                w.consumed -= set(then)
+                ctx = replace(ctx, local={**{k: _PATH_WEIGHT for k in then}, **ctx.local})
     default = _default_child(tree, cur)
     while default is not None:  # "Colitis, Clostridium difficile": its "not specified as
         w.entries.append(default)  # recurrent" A04.72, not the main term's K52.9
@@ -330,3 +339,13 @@ _NEC = re.compile(r"\bNEC\b")
 
 def _nec(tree: IndexTree, i: int) -> bool:
     return bool(_NEC.search(tree.term[i]))
+
+
+_BY_SITE = re.compile(r",\s*by site\s*,", re.IGNORECASE)
+_PATH_WEIGHT = 1.0  # a word a reference implies counts as stated in the mention's sentence
+
+
+def _after_by_site(ref: str) -> list[str]:
+    """The keys of a reference's subterms after its "by site" (none without one)."""
+    parts = _BY_SITE.split(ref, maxsplit=1)
+    return keys(parts[1]) if len(parts) == 2 else []

@@ -117,6 +117,10 @@ INDEX = (
     "125,H,1,valgus,,,(acquired),M20.1\n"
     "126,B,0,Bite(s),,,(animal) (human),\n"
     "127,B,1,forearm,,,,S51.85\n"
+    "128,B,2,superficial NEC,,,,S50.87\n"
+    "129,B,3,insect,,,,S50.86\n"
+    "130,I,0,Insect,,,,\n"
+    '131,I,1,bite,"Bite(s), by site, superficial, insect",,,\n'
 )
 
 
@@ -571,3 +575,7 @@ def test_irregular_forms_and_nec_subterms_read_as_a_coder_does(index_kb: Knowled
     assert list(got) == ["M20.11"]
     text = "Right hallux deformity."
     assert "M20.5X1" in _codes(gen, text, [_mention(text, "Right hallux deformity")])
+    # "Insect, bite - see Bite(s), by site, superficial, insect": the site, then the rest
+    text = "Insect bite on the left forearm."
+    got = _codes(gen, text, [_mention(text, "Insect bite on the left forearm")])
+    assert list(got) == ["S50.862A"]
