@@ -20,7 +20,14 @@ from typing import Any
 from clinicode.models.candidates import CandidatesError, load_config, save_config
 from clinicode.models.encoder.index_tree import ICD, IndexTree
 from clinicode.models.encoder.tabular import Step, TabularTree
-from clinicode.models.encoder.walk import Walk, mention_keys, names_subterm, walk, walk_from
+from clinicode.models.encoder.walk import (
+    PATH_WEIGHT,
+    Walk,
+    mention_keys,
+    names_subterm,
+    walk,
+    walk_from,
+)
 from clinicode.models.encoder.words import (
     PHRASE_END,
     Context,
@@ -35,8 +42,6 @@ from clinicode.models.types import Candidate
 from clinicode.nlp.cues import negated_before
 from clinicode.nlp.demographics import patient_demographics
 from clinicode.schema import Mention
-
-_PATH_WEIGHT = 1.0  # an Index path word counts as stated in the mention's sentence
 
 _PREFIX = "encoder"
 _KINDS = frozenset({"condition", "finding"})
@@ -241,7 +246,7 @@ class EncoderGenerator:
         out: dict[str, Candidate],
     ) -> None:
         assert w.code is not None
-        code, steps = tab.descend(w.code, _with_path(ctx, index, w))
+        code, steps = tab.descend(w.code, _with_path(ctx, index, w), settled=frozenset(w.consumed))
         own = [k for k in mk if ctx.local.get(k, 0.0) >= 2.0]
         cover = len([k for k in own if k in w.consumed]) / max(len(own), 1)
         feats = {
@@ -409,6 +414,6 @@ def _with_path(ctx: Context, index: IndexTree, w: Walk) -> Context:
     path = [k for i in w.entries for k in keys(index.term[i])]
     if not path:
         return ctx
-    local = dict.fromkeys(path, _PATH_WEIGHT)
+    local = dict.fromkeys(path, PATH_WEIGHT)
     local.update({k: max(v, local.get(k, 0.0)) for k, v in ctx.local.items()})
     return Context(local=local, note=ctx.note, pairs=ctx.pairs | set(itertools.pairwise(path)))

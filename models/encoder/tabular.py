@@ -9,7 +9,7 @@ character, and says so in the path.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -69,8 +69,14 @@ class TabularTree:
             got = self.own_keys[code] = tuple(dict.fromkeys(k for k in mine if k not in theirs))
         return got
 
-    def descend(self, code: str, ctx: Context, *, limit: int = 6) -> tuple[str, list[Step]]:
-        """The billable code under ``code`` that the note supports, and the steps taken."""
+    def descend(
+        self, code: str, ctx: Context, *, settled: frozenset[str] = frozenset(), limit: int = 6
+    ) -> tuple[str, list[Step]]:
+        """The billable code under ``code`` that the note supports, and the steps taken.
+        ``settled``: the words the Index path consumed to reach ``code``; they do not move an
+        unspecified code to a sibling ("Varix, leg, right, with, ulcer" I83.019 is the
+        Index's code for a right leg's ulcer of unspecified site, not I83.018 "... other part
+        of lower leg" by the "leg" it was reached with)."""
         steps: list[Step] = []
         for _ in range(limit):
             if self.billable.get(code, False) or not self.children.get(code):
@@ -80,9 +86,10 @@ class TabularTree:
                 break
             steps.append(Step(nxt, why))
             code = nxt
-        better = self._stated_sibling(code, ctx)
+        open_ctx = replace(ctx, local={k: v for k, v in ctx.local.items() if k not in settled})
+        better = self._stated_sibling(code, open_ctx if settled else ctx)
         if better is not None:
-            steps.append(Step(better, "states " + ", ".join(self.stated(better, ctx))))
+            steps.append(Step(better, "states " + ", ".join(self.stated(better, open_ctx))))
             code = better
         return code, steps
 

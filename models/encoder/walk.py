@@ -22,6 +22,9 @@ from clinicode.models.encoder.words import (
 )
 from clinicode.nlp.mentions import acronym_words
 
+# an Index path word, or one a reference implies, counts as stated in the mention's sentence
+PATH_WEIGHT = 1.0
+
 
 @dataclass
 class Walk:
@@ -177,7 +180,7 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
             then = _after_by_site(ref)
             if then:
                 w.consumed -= set(then)
-                ctx = replace(ctx, local={**{k: _PATH_WEIGHT for k in then}, **ctx.local})
+                ctx = replace(ctx, local={**{k: PATH_WEIGHT for k in then}, **ctx.local})
     default = _default_child(tree, cur)
     while default is not None:  # "Colitis, Clostridium difficile": its "not specified as
         w.entries.append(default)  # recurrent" A04.72, not the main term's K52.9
@@ -342,7 +345,6 @@ def _nec(tree: IndexTree, i: int) -> bool:
 
 
 _BY_SITE = re.compile(r",\s*by site\s*,", re.IGNORECASE)
-_PATH_WEIGHT = 1.0  # a word a reference implies counts as stated in the mention's sentence
 
 
 def _after_by_site(ref: str) -> list[str]:

@@ -399,6 +399,12 @@ def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:
     # the 7th character is added for a note that names the site
     ctx = Context(local={k: 2.0 for k in keys("laceration of left forearm")})
     assert tab.descend("S51.812", ctx)[0] == "S51.812A"
+    # the words the Index path was followed by do not move its unspecified code to a sibling:
+    # "Varix, leg, right, with, ulcer" I83.019, not I83.018 "other part of lower leg" by "leg"
+    ctx = Context(local={k: 2.0 for k in keys("varicose veins of the right leg with ulcer")})
+    assert tab.descend("I83.019", ctx)[0] == "I83.018"
+    settled = frozenset(keys("varix leg right ulcer"))
+    assert tab.descend("I83.019", ctx, settled=settled)[0] == "I83.019"
 
 
 def test_one_reading_of_what_a_title_says_is_absent() -> None:
