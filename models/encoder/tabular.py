@@ -185,11 +185,15 @@ class TabularTree:
             self.phrase_keys[(code, kind)] = got
         return got
 
-    def _says_absent(self, code: str, words: list[str]) -> bool:
-        """Whether ``code``'s title beyond its parent's says "without" something."""
+    def _says_absent(self, code: str, data: dict[str, Any]) -> bool:
+        """Whether ``code``'s title beyond its parent's says "without" something, or begins
+        as the Index's defaults do ("..., not specified as recurrent": ``default_prefixes``)."""
         title, parent = self.title.get(code, ""), self.title.get(self.parent.get(code, ""), "")
         rest = title[len(parent) :] if parent and title.startswith(parent) else title
-        return any(w in rest.lower().replace(",", " ").split() for w in words)
+        rest = rest.lower().replace(",", " ")
+        if rest.strip().startswith(tuple(data["default_prefixes"])):
+            return True
+        return any(w in rest.split() for w in data["absent"]["starts"])
 
     def _default(self, kids: list[str]) -> tuple[str | None, str]:
         """The unspecified child (the one whose title ends so, else any), else the
@@ -200,9 +204,9 @@ class TabularTree:
         unspec.sort(key=lambda c: (not self.title[c].lower().endswith(tuple(words)), c[-1] != "9"))
         if unspec:
             return unspec[0], "the note does not say which: unspecified"
-        absent = [c for c in kids if self._says_absent(c, data["absent"]["starts"])]
+        absent = [c for c in kids if self._says_absent(c, data)]
         if len(absent) == 1:
-            return absent[0], "the note does not document what the other codes name: without"
+            return absent[0], "the note does not document what the other codes name"
         for c in kids:
             if len(c.replace(".", "")) == 7 and c[-1] in data["initial_seventh"]:
                 return c, "7th character: initial encounter (the note does not say otherwise)"

@@ -405,6 +405,11 @@ def test_tabular_tree_without_index(kb: KnowledgeBase) -> None:
     assert tab.descend("I83.019", ctx)[0] == "I83.018"
     settled = frozenset(keys("varix leg right ulcer"))
     assert tab.descend("I83.019", ctx, settled=settled)[0] == "I83.019"
+    # the child "not specified as ..." is the default, as the Index's is (A04.7 is no code)
+    ctx = Context(local={k: 2.0 for k in keys("C. difficile colitis")})
+    assert tab.descend("A04.7", ctx)[0] == "A04.72"
+    ctx = Context(local={k: 2.0 for k in keys("recurrent C. difficile colitis")})
+    assert tab.descend("A04.7", ctx)[0] == "A04.71"
 
 
 def test_one_reading_of_what_a_title_says_is_absent() -> None:
