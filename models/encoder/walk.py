@@ -300,7 +300,11 @@ def _match(
         stated = sum(1 for x in weights if x)
         # the first word and half of the others: "brain stem" needs "stem", though not a
         # generic noun ("distal end(s)": "distal radius" states it)
-        generic = sum(1 for k, x in zip(new, weights, strict=True) if not x and k in _generic())
+        generic = (
+            sum(1 for k, x in zip(new, weights, strict=True) if not x and k in _generic())
+            if stated < len(new)
+            else 0
+        )
         if not ctx.spells(alt) or not weights[0] or (stated - 1) * 2 < len(new) - 1 - generic:
             continue
         if stated < len(new) and (

@@ -72,7 +72,12 @@ def _keys(text: str) -> tuple[str, ...]:
 def keys_without_durations(text: str) -> list[str]:
     """The keys of a mention's sentence, without its durations ("for five days": how long a
     condition has lasted names none of its subterms)."""
-    return keys(_duration().sub(" ", text))
+    return list(_keys_without_durations(text))
+
+
+@lru_cache(maxsize=65536)  # sentences and mention texts are read again and again
+def _keys_without_durations(text: str) -> tuple[str, ...]:
+    return _keys(_duration().sub(" ", text))
 
 
 @lru_cache(maxsize=1)
