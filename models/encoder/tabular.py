@@ -86,8 +86,10 @@ class TabularTree:
                 break
             steps.append(Step(nxt, why))
             code = nxt
-        open_ctx = replace(ctx, local={k: v for k, v in ctx.local.items() if k not in settled})
-        better = self._stated_sibling(code, open_ctx if settled else ctx)
+        open_ctx = ctx
+        if settled:  # most descents come from no Index path: no copy for them
+            open_ctx = replace(ctx, local={k: v for k, v in ctx.local.items() if k not in settled})
+        better = self._stated_sibling(code, open_ctx)
         if better is not None:
             steps.append(Step(better, "states " + ", ".join(self.stated(better, open_ctx))))
             code = better
