@@ -246,7 +246,10 @@ class EncoderGenerator:
         out: dict[str, Candidate],
     ) -> None:
         assert w.code is not None
-        code, steps = tab.descend(w.code, _with_path(ctx, index, w), settled=frozenset(w.consumed))
+        # the words of the references followed settle the code too: "Stasis, ulcer - see Varix,
+        # leg, with, ulcer" is the Index's leg, which no "leg" in the note moves to I83.008
+        settled = frozenset(w.consumed).union(*(keys(ref) for ref in w.hops))
+        code, steps = tab.descend(w.code, _with_path(ctx, index, w), settled=settled)
         own = [k for k in mk if ctx.local.get(k, 0.0) >= 2.0]
         cover = len([k for k in own if k in w.consumed]) / max(len(own), 1)
         feats = {

@@ -232,7 +232,9 @@ class IndexTree:
     def resolve_see(self, ref: str) -> int | None:
         """The entry a "see" reference names ("Calculus, gallbladder, with cholecystitis"):
         the longest main term its first parts spell, then its subterms."""
-        parts = [p.strip() for p in ref.split(",") if p.strip()]
+        # nonessential modifiers are no part of the name: "Encounter (for), adjustment (of)",
+        # "Arteriosclerosis, coronary (artery)" name *Encounter, adjustment*, *..., coronary*
+        parts = [b for p in ref.split(",") if (b := _bare(p))]
         if not parts or parts[0].lower() == "condition":
             return None
         first = keys(parts[0])
@@ -243,7 +245,7 @@ class IndexTree:
         )
         for n in range(len(parts), 0, -1):
             name = ", ".join(parts[:n]).lower()
-            hit = [i for i in mains if _spells(self.term[i].lower(), name)]
+            hit = [i for i in mains if _spells(_bare(self.term[i]).lower(), name)]
             if n == 1 and len(hit) > 1:  # "Fracture, radius" means "Fracture, traumatic, radius"
                 default = load_encoder_data()["default_main_terms"]
                 hit = [i for i in hit if self.term[i].lower() in default] or hit
@@ -260,7 +262,7 @@ class IndexTree:
     def _child_named(self, i: int, part: str) -> int | None:
         low = part.lower()
         for c in self.children[i]:
-            t = self.term[c].lower()
+            t = _bare(self.term[c]).lower()
             if t == low or t.startswith(low + " ") or t.startswith(low + ","):
                 return c
         for c in self.children[i]:  # "with cholecystitis" printed as "with" > "cholecystitis"
@@ -268,6 +270,11 @@ class IndexTree:
                 rest = low[len(self.term[c]) + 1 :]
                 return self._child_named(c, rest) or c
         return None
+
+
+def _bare(text: str) -> str:
+    """An Index name without its parenthesised nonessential modifiers."""
+    return " ".join(_PAREN.sub(" ", text).split())
 
 
 def _spells(term: str, name: str) -> bool:

@@ -150,8 +150,23 @@ def walk_from(tree: IndexTree, entry: int, ctx: Context) -> Walk | None:
 
 
 def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
+    """Down the subterms the note states, through "see" references, to the code; a reference
+    the entry ends on is followed and the walk goes on below its target ("Smoker - see
+    Dependence, drug, nicotine": "cigarettes" then leads to F17.210)."""
     hops = int(load_encoder_data()["max_see_hops"])
     cur = w.entries[-1]
+    while True:
+        cur, hops, ctx = _down(tree, w, ctx, cur, hops)
+        target = _end_reference(tree, w, cur, hops)
+        if target is None:
+            return
+        hops -= 1
+        cur = target
+
+
+def _down(tree: IndexTree, w: Walk, ctx: Context, cur: int, hops: int) -> tuple[int, int, Context]:
+    """The stated subterms below ``cur`` and the references among them, then the default
+    children; sets the walk's code. Returns where it ended, the hops left and the context."""
     while True:
         step = _best_child(tree, cur, w.consumed, ctx)
         if step is None:
@@ -164,9 +179,9 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
         ref = tree.see[cur]
         if ref and not tree.code[cur] and hops > 0:
             target = tree.resolve_see(ref)
-            if target is None:
-                break
-            hops -= 1
+            if target is None or target in w.entries:
+                break  # (a reference back to an entry taken: "Hypertension, chronic venous -
+            hops -= 1  # see Hypertension, venous (chronic)" read as Hypertension again)
             w.hops.append(ref)
             cur = target
             w.referred.add(len(w.entries))
@@ -187,6 +202,12 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
         cur = default
         default = _default_child(tree, cur)
     w.code, w.code_entry = tree.code_of(cur)
+    return cur, hops, ctx
+
+
+def _end_reference(tree: IndexTree, w: Walk, cur: int, hops: int) -> int | None:
+    """The target of the reference the walk ended on, once appended to it (None when there is
+    none to follow)."""
     # an entry without a code of its own says "see" (a main term: "Consumption - see
     # Tuberculosis") or "see also" under its own main term ("Palsy, seventh nerve - see also
     # Palsy, facial": G51.0, not Palsy's G83.9). A "see also" to another main term is not
@@ -195,16 +216,19 @@ def _descend(tree: IndexTree, w: Walk, ctx: Context) -> None:
     also = ref is None and len(w.entries) > 1 and not tree.code[cur] and not tree.see[cur]
     if also:
         ref = tree.see_also[cur]
-    if ref and hops > 0:
-        target = tree.resolve_see(ref)
-        if also and target is not None and tree.path(target)[0] != tree.path(cur)[0]:
-            target = None
-        if target is not None and tree.code_of(target)[0]:
-            w.hops.append(ref)
-            if len(w.entries) > 1:  # a subterm's reference, not a one-word main term's
-                w.referred.add(len(w.entries))
-            w.entries.append(target)
-            w.code, w.code_entry = tree.code_of(target)
+    if not ref or hops <= 0:
+        return None
+    target = tree.resolve_see(ref)
+    if also and target is not None and tree.path(target)[0] != tree.path(cur)[0]:
+        target = None
+    if target is None or not tree.code_of(target)[0] or target in w.entries:
+        return None  # (an entry already taken: a reference back to where the walk has been)
+    w.hops.append(ref)
+    if len(w.entries) > 1:  # a subterm's reference, not a one-word main term's
+        w.referred.add(len(w.entries))
+    w.entries.append(target)
+    w.code, w.code_entry = tree.code_of(target)
+    return target
 
 
 def _default_child(tree: IndexTree, i: int) -> int | None:

@@ -121,6 +121,15 @@ INDEX = (
     "129,B,3,insect,,,,S50.86\n"
     "130,I,0,Insect,,,,\n"
     '131,I,1,bite,"Bite(s), by site, superficial, insect",,,\n'
+    '132,S,0,Smoker,"Dependence, drug, nicotine",,,\n'
+    "133,D,0,Dependence,,,(on) (syndrome),F19.20\n"
+    "134,D,1,drug,,,,F19.20\n"
+    "135,D,2,nicotine,,,,F17.200\n"
+    "136,D,3,cigarettes,,,,F17.210\n"
+    "137,V,0,Vein,,,,\n"
+    '138,V,1,stasis,"Hypertension, venous (chronic)",,,\n'
+    '139,H,0,"Hypertension, hypertensive",,,(accelerated) (benign),I10\n'
+    "140,H,1,venous,,,(chronic),I87.309\n"
 )
 
 
@@ -590,3 +599,22 @@ def test_irregular_forms_and_nec_subterms_read_as_a_coder_does(index_kb: Knowled
     text = "Insect bite on the left forearm."
     got = _codes(gen, text, [_mention(text, "Insect bite on the left forearm")])
     assert list(got) == ["S50.862A"]
+
+
+def test_a_reference_is_followed_below_its_target_and_read_without_its_modifiers(
+    index_kb: KnowledgeBase,
+) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "He is a smoker, 2 packs of cigarettes a day."  # "Smoker - see Dependence, drug,
+    got = _codes(gen, text, [_mention(text, "smoker")])  # nicotine": then its "cigarettes"
+    assert list(got) == ["F17.210"]
+    assert got["F17.210"] == [
+        "Index: Smoker, nicotine, cigarettes (see Dependence, drug, nicotine) -> F17.210"
+    ]
+    text = "Social history: smoker."
+    assert list(_codes(gen, text, [_mention(text, "smoker")])) == ["F17.200"]
+    # "see Hypertension, venous (chronic)": the "(chronic)" is a nonessential modifier of
+    # *Hypertension, venous*, not part of its name (was read as Hypertension, I10)
+    text = "Vein stasis."
+    got = _codes(gen, text, [_mention(text, "Vein stasis")])
+    assert "I87.309" in got and "I10" not in got
