@@ -11,7 +11,7 @@ from typing import Any
 from clinicode.nlp.cues import clause_bounds, negated_before
 from clinicode.schema import Mention
 
-from .data import ICD, any_match, code_matches, compile_cue, first_rule
+from .data import ICD, any_match, code_matches, compile_cue, first_rule, note_refs
 from .demographics import conflict
 from .documented import Stated, documented_in_full
 from .layer import Guidelines
@@ -415,6 +415,8 @@ def _history_code_for(
         if row is None:
             continue
         z = str(row["code"])
+        if _stated_current(g, note, z):
+            return
         it = note.items.get((ICD, z))
         if it is None or it.fate != "keep":
             scores = [note.items[(ICD, c2)].s.score for c2 in codes if (ICD, c2) in note.items]
@@ -427,6 +429,23 @@ def _history_code_for(
                 score=max([*scores, note.threshold]),
             )
         return
+
+
+def _stated_current(g: Guidelines, note: NoteState, z: str) -> bool:
+    """Whether a present mention in the note names a code that history code ``z`` excludes
+    (Excludes1): the condition is current, so it is not history ("She smokes a pack a week,
+    and prior to that had been smoking half a pack a day": *Personal history of nicotine
+    dependence* excludes current nicotine dependence, F17.2-), whatever the ranker scored the
+    current code."""
+    refs = [r for _s, t in g.notes(z).get("excludes1", []) for r in note_refs(t)]
+    if not refs:
+        return False
+    return any(
+        m.assertion == "present"
+        and m.kind not in ("procedure", "medication")
+        and any(any_match(refs, c.split(":", 1)[-1]) for c in m.concepts if c.startswith(ICD))
+        for m in note.mentions
+    )
 
 
 def _history_row(

@@ -250,6 +250,19 @@ def test_history_codes_skip_concepts_the_patient_cannot_have(g: Guidelines) -> N
     assert "Z87.59" not in codes_of(res)
 
 
+def test_no_history_code_for_a_condition_the_note_states_current(g: Guidelines) -> None:
+    # Z87.891 excludes current nicotine dependence (F17.2-): "smokes" states it current
+    text = "She smokes 1 pack a week; prior to that she had been smoking 1/2 ppd."
+    res = run(
+        g,
+        text,
+        [("F17.210", "smokes", "present", 0.01), ("F17.210", "smoking", "historical", 0.01)],
+    )
+    assert "Z87.891" not in codes_of(res)
+    res = run(g, "She quit smoking in 2010.", [("F17.210", "smoking", "historical", 0.01)])
+    assert "Z87.891" in codes_of(res)
+
+
 def test_chronic_condition_listed_as_history_is_coded_as_current(g: Guidelines) -> None:
     res = run(g, "PMH: hypertension.", [("I10", "hypertension", "historical", 0.1)])
     assert codes_of(res) == ["I10"]
