@@ -115,3 +115,12 @@ def test_words_naming_a_condition_only_inside_titles_are_components(pipe: Any) -
     # a condition named on its own inside a combination stays a mention of its own
     got = {m.text: m.source for m in pipe.extract("DM2 with CKD stage 3b.")}
     assert [src for text, src in got.items() if text.startswith("CKD")] == ["terminology"]
+
+
+def test_a_smoker_is_a_condition_and_a_non_smoker_none(pipe: Any) -> None:
+    # "Smoker - see Dependence, drug, nicotine": a condition the encoder walks, F17.200
+    # unless the product is stated; "non-smoker" names no smoking at all
+    smoker = [m for m in pipe.extract("Social history: smoker.") if m.text == "smoker"]
+    assert [(m.kind, m.concepts) for m in smoker] == [("condition", ["ICD-10-CM:F17.200"])]
+    for text in ("She is a non-smoker.", "Lifelong non smoker."):
+        assert not [m for m in pipe.extract(text) if any("F17" in c for c in m.concepts)]
