@@ -36,6 +36,8 @@ from clinicode.models.encoder.words import (
     load_encoder_data,
     mention_context,
     note_keys,
+    note_sides,
+    with_note_side,
     word_keys,
 )
 from clinicode.models.types import Candidate
@@ -101,6 +103,7 @@ class EncoderGenerator:
         # the patient's sex is stated for every condition ("66M": the male breast of C50.12-)
         sex = patient_demographics(text).sex
         patient = {k: weights["sentence"] for k in keys(sex)} if sex else {}
+        sided = note_sides(text)
         out: dict[str, Candidate] = _Found()
         contexts: dict[int, Context] = {}
         sentences = _Sentences(text, mentions)
@@ -113,6 +116,7 @@ class EncoderGenerator:
                 )
                 for k, w in patient.items():
                     ctx.local.setdefault(k, w)
+                with_note_side(ctx, sided, weights["sentence"])
                 contexts[mid] = ctx
             return contexts[mid]
 

@@ -14,7 +14,13 @@ from functools import lru_cache
 from typing import Any
 
 from clinicode.models.encoder.index_tree import ICD
-from clinicode.models.encoder.words import Context, absent_keys, keys, load_encoder_data
+from clinicode.models.encoder.words import (
+    Context,
+    absent_keys,
+    keys,
+    load_encoder_data,
+    side_keys,
+)
 
 
 @dataclass
@@ -127,6 +133,8 @@ class TabularTree:
                 # injury prior to regaining consciousness") does not state it
             if any(k[:1].isdigit() for k in ks if k not in got):
                 continue  # a number decides this child and the note states another
+            if any(k in side_keys() for k in ks if k not in got):
+                continue  # a side is never assumed ("lower" of L03.115 *right lower limb*)
             score = sum(ctx.weight(k, note_wide=False) for k in got)
             # ties: fewer words the note does not state, then the unspecified child over "other"
             rank = (score, -(len(ks) - len(got)), int(self.unspecified(c)))

@@ -164,6 +164,48 @@ class Context:
         return w
 
 
+def note_sides(text: str) -> dict[str, str]:
+    """Site key -> side key for each paired site (``note_sides`` in encoder.yaml) the note
+    names with one side only ("EXAM: MRI RIGHT ANKLE ... right ankle pain": ankle -> right)."""
+    cfg = load_encoder_data()["note_sides"]
+    side_of = {k: side for side, words in cfg["sides"].items() for w in words for k in keys(w)}
+    sites = {k for w in cfg["sites"] for k in keys(w)}
+    reach = int(cfg["reach"])
+    ks = keys(text)
+    seen: dict[str, set[str]] = {}
+    for i, k in enumerate(ks):
+        side = side_of.get(k)
+        if side is None:
+            continue
+        for site in ks[i + 1 : i + 1 + reach]:
+            if site in side_of:
+                break
+            if site in sites:
+                seen.setdefault(site, set()).add(side)
+    return {
+        site: keys(next(iter(sides)))[0]
+        for site, sides in seen.items()
+        if len(sides) == 1 and "bilateral" not in sides
+    }
+
+
+def with_note_side(ctx: Context, sided: dict[str, str], weight: float) -> None:
+    """Adds to ``ctx`` the one side the note states for the sites its sentence names, where the
+    sentence states no side of its own."""
+    if not sided or any(ctx.local.get(k) for k in side_keys()):
+        return
+    sides = {side for site, side in sided.items() if ctx.local.get(site)}
+    if len(sides) == 1:
+        ctx.local.setdefault(sides.pop(), weight)
+
+
+@lru_cache(maxsize=1)
+def side_keys() -> frozenset[str]:
+    """The keys of the side words (right, left, bilateral and their abbreviations)."""
+    cfg = load_encoder_data()["note_sides"]
+    return frozenset(k for words in cfg["sides"].values() for w in words for k in keys(w))
+
+
 def stated_mentions(mentions: Sequence[Mention]) -> list[Mention]:
     """The mentions that state something of the patient (not negated, family, hypothetical)."""
     return [m for m in mentions if m.assertion not in _UNSTATED]

@@ -19,6 +19,7 @@ from clinicode.models.encoder.words import (
     keys_without_durations,
     load_encoder_data,
     mention_context,
+    note_sides,
 )
 from clinicode.schema import Attribute, Mention
 
@@ -618,3 +619,18 @@ def test_a_reference_is_followed_below_its_target_and_read_without_its_modifiers
     text = "Vein stasis."
     got = _codes(gen, text, [_mention(text, "Vein stasis")])
     assert "I87.309" in got and "I10" not in got
+
+
+def test_the_one_side_a_note_states_for_a_site_is_read_in_every_sentence_naming_it(
+    index_kb: KnowledgeBase,
+) -> None:
+    text = "EXAM: MRI RIGHT ANKLE. Rt ankle pain. Right heart cath. L knee and R knee."
+    assert note_sides(text) == {keys("ankle")[0]: "right"}  # the knee has both sides
+    assert note_sides("Bilateral ankle edema, worse in the right ankle.") == {}
+    gen = EncoderGenerator().fit(index_kb)
+    text = "PROCEDURE: I&D, right ankle. FINDINGS: Cellulitis of the ankle."
+    got = _codes(gen, text, [_mention(text, "Cellulitis of the ankle")])
+    assert "L03.115" in got
+    text = "FINDINGS: Cellulitis of the ankle. Old left ankle sprain; right ankle normal."
+    got = _codes(gen, text, [_mention(text, "Cellulitis of the ankle")])
+    assert "L03.115" not in got and "L03.116" not in got
