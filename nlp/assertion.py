@@ -122,14 +122,16 @@ def load_context_rules(rule_set: str = "clinicode") -> tuple[list[Any], dict[str
     return rules, {k: list(v) for k, v in data["terminating_types"].items()}
 
 
-_Element = tuple[frozenset[str] | None, bool, str]  # (LOWER values or None, IS_PUNCT, OP)
+# (LOWER values or None, IS_PUNCT, OP, SHAPE or "")
+_Element = tuple[frozenset[str] | None, bool, str, str]
 
 
 class CueMatcher:
     """Finds ConText cues with a first-token index: fast on long notes, blind to whitespace.
 
     Supports what the rule files use: literals (phrase on LOWER) and token patterns whose
-    elements test ``LOWER`` (a string or ``{"IN": [...]}``) and/or ``IS_PUNCT``, with ``OP`` in
+    elements test ``LOWER`` (a string or ``{"IN": [...]}``), ``SHAPE`` (spaCy's word shape:
+    "dddd" is a year) and/or ``IS_PUNCT``, with ``OP`` in
     ``?``, ``*``, ``+``. Whitespace tokens (line wraps, padding) are skipped, so multi-word cues
     match across them. For each rule and start token the longest match is kept; overlapping
     matches are then pruned to the longest, as medspaCy's matcher does.
@@ -155,19 +157,19 @@ class CueMatcher:
         pattern = rule.pattern
         if pattern is None:
             words = [t.lower_ for t in nlp.tokenizer(rule.literal) if not t.is_space]
-            return [(frozenset([w]), False, "") for w in words]
+            return [(frozenset([w]), False, "", "") for w in words]
         if not isinstance(pattern, list):
             raise ValueError(
                 f"ConText rule {rule.literal!r}: only token-list patterns are supported"
             )
         out: list[_Element] = []
         for el in pattern:
-            unknown = set(el) - {"LOWER", "IS_PUNCT", "OP"}
+            unknown = set(el) - {"LOWER", "IS_PUNCT", "OP", "SHAPE"}
             op = el.get("OP", "")
             if unknown or op not in ("", "?", "*", "+"):
                 raise ValueError(
                     f"ConText rule {rule.literal!r}: unsupported pattern element {el} "
-                    "(use LOWER, IS_PUNCT and OP ?, *, +)"
+                    "(use LOWER, SHAPE, IS_PUNCT and OP ?, *, +)"
                 )
             lower = el.get("LOWER")
             values: frozenset[str] | None = None
@@ -176,16 +178,17 @@ class CueMatcher:
             elif isinstance(lower, dict):
                 values = frozenset(str(v).lower() for v in lower["IN"])
             punct = bool(el.get("IS_PUNCT", False))
+            shape = str(el.get("SHAPE", ""))
             if op == "+":
-                out.append((values, punct, ""))
+                out.append((values, punct, "", shape))
                 op = "*"
-            out.append((values, punct, op))
+            out.append((values, punct, op, shape))
         return out
 
     @staticmethod
     def _first_lowers(elements: list[_Element]) -> set[str] | None:
         firsts: set[str] = set()
-        for values, _punct, op in elements:
+        for values, _punct, op, _shape in elements:
             if values is None:
                 return None
             firsts |= values
@@ -200,16 +203,22 @@ class CueMatcher:
         keep: list[int] = []
         lowers: list[str] = []
         puncts: list[bool] = []
+        shapes: list[str] = []
         for t in doc:
             if not t.is_space:
                 keep.append(t.i)
                 lowers.append(t.lower_)
                 puncts.append(t.is_punct)
+                shapes.append(t.shape_)
         n = len(keep)
 
         def test(el: _Element, i: int) -> bool:
-            values, punct, _ = el
-            return (values is None or lowers[i] in values) and (not punct or puncts[i])
+            values, punct, _, shape = el
+            return (
+                (values is None or lowers[i] in values)
+                and (not punct or puncts[i])
+                and (not shape or shapes[i] == shape)
+            )
 
         def longest(elements: list[_Element], k: int, i: int) -> int:
             if k == len(elements):

@@ -86,6 +86,7 @@ def check(nlp: Language) -> Callable[[str, str], Span]:
         ("Prior stroke with no residual deficit.", "stroke", "historical"),
         ("He had pneumonia in the past.", "pneumonia", "historical"),
         ("Fractured wrist 10 years ago.", "Fractured wrist", "historical"),
+        ("Partial hysterectomy in 2003 for menorrhagia.", "menorrhagia", "historical"),
         # family
         ("Mother had breast cancer.", "breast cancer", "family"),
         ("Family history of colon cancer.", "colon cancer", "family"),
