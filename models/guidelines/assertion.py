@@ -369,8 +369,12 @@ def _mention_history_codes(g: Guidelines, note: NoteState) -> None:
             assertion = "historical"  # "former smoker, quit ..." is a past condition
         elif assertion == "negated" and _history_stated(note.text, m.start, m.end, history_rx):
             assertion = "historical"  # "Hx of kidney stones, none in 5 years"
+        elif assertion == "present":
+            assertion = _whose_named(cfg, note, m) or assertion  # "Family history of ..."
         if assertion not in ("family", "historical") or m.kind in ("procedure", "medication"):
             continue
+        if compile_cue(cfg["whose_words"]["family"]).search(m.text):
+            assertion = "family"  # its own words say whose: "Family hx of prostate cancer"
         codes = [
             c.split(":", 1)[-1]
             for c in m.concepts
@@ -382,7 +386,34 @@ def _mention_history_codes(g: Guidelines, note: NoteState) -> None:
             continue
         if any((ICD, c) in note.items and note.items[(ICD, c)].fate == "keep" for c in codes):
             continue  # coded as current by a rule above (chronic, under treatment ...)
+        if _supports_kept(note, m):
+            continue  # its words are the evidence of a code kept as current ("breast cancer
+            # diagnosed in 2019, on tamoxifen": C50.911, no Z85.3 beside it)
         _history_code_for(g, note, m, assertion, codes)
+
+
+def _whose_named(cfg: dict[str, Any], note: NoteState, m: Mention) -> str | None:
+    """``family`` or ``historical`` where every ICD-10-CM code a present mention names is a
+    history code of that kind and the mention's words say whose history it is (its words are
+    the code's title: "Family history of breast cancer" is Z80.3 as written, whatever the
+    ranker scored it); None where a word just before it names a relative."""
+    codes = [c.split(":", 1)[-1] for c in m.concepts if c.startswith(ICD)]
+    lo = sentence_span(note, m.start, m.end)[0]
+    if not codes or compile_cue(cfg["family_before"]).search(note.text[lo : m.start]):
+        return None
+    for whose, pattern in cfg["whose_history"].items():
+        said = compile_cue(cfg["whose_words"][whose]).search(m.text)
+        if said and all(any_match(pattern, c) for c in codes):
+            return str(whose)
+    return None
+
+
+def _supports_kept(note: NoteState, m: Mention) -> bool:
+    """Whether a kept diagnosis code has mention ``m`` among its evidence."""
+    return any(
+        it.fate == "keep" and any(e.start <= m.start and m.end <= e.end for e in it.s.evidence)
+        for it in note.kept()
+    )
 
 
 def _history_code_for(
@@ -400,6 +431,8 @@ def _history_code_for(
         if who is not None and conflict(c, who, g.rules["demographics"]) is not None:
             continue
         if any_match(g.rules["assertion"]["history_named_by_mention"], c):
+            if not any_match(g.rules["assertion"]["whose_history"][assertion], c):
+                continue  # a family history code for the patient's own past, or the reverse
             it = note.items.get((ICD, c))  # the mention names the history code itself
             if g.is_billable(c) and (it is None or it.fate != "keep"):
                 g.add(

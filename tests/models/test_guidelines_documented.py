@@ -263,6 +263,34 @@ def test_no_history_code_for_a_condition_the_note_states_current(g: Guidelines) 
     assert "Z87.891" in codes_of(res)
 
 
+def test_whose_history_a_history_code_is(g: Guidelines) -> None:
+    # the patient's own past names no family history code the phrase also matched
+    spec = [
+        ("Z80.3", "breast cancer", "historical", 0.01),
+        ("Z85.3", "breast cancer", "historical", 0.01),
+    ]
+    res = run(g, "History of breast cancer.", spec)
+    assert "Z85.3" in codes_of(res) and "Z80.3" not in codes_of(res)
+    # a present mention whose words are a history code's title and say whose it is
+    res = run(
+        g,
+        "Family history of breast cancer.",
+        [("Z80.3", "Family history of breast cancer", "present", 0.01)],
+    )
+    assert codes_of(res) == ["Z80.3"]
+    # ... but not where a relative is named just before it
+    text = "Family history of colon cancer."
+    res = run(g, text, [("Z85.038", "history of colon cancer", "present", 0.01)])
+    assert "Z85.038" not in codes_of(res)
+
+
+def test_no_history_code_beside_the_current_code_of_the_same_words(g: Guidelines) -> None:
+    # "diagnosed in 2019" makes the mention past, the treatment keeps C50.911 current
+    text = "Right breast cancer diagnosed in 2019, currently on tamoxifen."
+    res = run(g, text, [("C50.911", "Right breast cancer", "historical", 0.9)])
+    assert "C50.911" in codes_of(res) and "Z85.3" not in codes_of(res)
+
+
 def test_chronic_condition_listed_as_history_is_coded_as_current(g: Guidelines) -> None:
     res = run(g, "PMH: hypertension.", [("I10", "hypertension", "historical", 0.1)])
     assert codes_of(res) == ["I10"]
