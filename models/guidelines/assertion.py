@@ -364,7 +364,7 @@ def _mention_history_codes(g: Guidelines, note: NoteState) -> None:
     former_rx = compile_cue(cfg["former_cue"])
     history_rx = compile_cue(cfg["history_words"])
     for m in note.mentions:
-        assertion = m.assertion
+        assertion: str = m.assertion
         if assertion == "negated" and m.assertion_cue and former_rx.search(m.assertion_cue):
             assertion = "historical"  # "former smoker, quit ..." is a past condition
         elif assertion == "negated" and _history_stated(note.text, m.start, m.end, history_rx):
