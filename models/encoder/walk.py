@@ -110,6 +110,8 @@ def walk(
         w = Walk(entries=[entry], consumed=set(alt))
         w.score = sum(ctx.weight(k, note_wide=False) for k in alt)
         _descend(tree, w, ctx)
+        if w.code is not None and text is not None:
+            _specified_type(tree, w, text)
         if w.code is not None:
             walks.append(w)
     walks.sort(key=lambda w: (-w.score, -len(w.entries)))
@@ -125,6 +127,32 @@ def walk(
         covered |= w.consumed | w.named
         codes.add(w.code or "")
     return kept
+
+
+def _specified_type(tree: IndexTree, w: Walk, text: str) -> None:
+    """Where the word right before the mention's head noun (the main term's word) states a
+    type no subterm took, the walk ends on the entry's "specified (type) NEC" subterm
+    (``not_a_type`` lists the words that state none)."""
+    specified = [c for c in tree.children[w.entries[-1]] if _SPECIFIED.match(tree.term[c])]
+    tokens = _WORD.findall(text)
+    if not specified or len(tokens) < 2 or not tree.code_of(specified[0])[0]:
+        return
+    head, word = keys(tokens[-1]), keys(tokens[-2])
+    if not head or not word or not set(head) & set(keys(tree.term[w.entries[0]])):
+        return
+    if word[0] in w.consumed or word[0] in w.named or word[0] in _not_a_type():
+        return
+    w.entries.append(specified[0])
+    w.code, w.code_entry = tree.code_of(specified[0])
+
+
+_SPECIFIED = re.compile(r"^specified(?: type)? NEC$", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+@lru_cache(maxsize=1)
+def _not_a_type() -> frozenset[str]:
+    return frozenset(k for w in load_encoder_data()["not_a_type"] for k in keys(str(w)))
 
 
 def names_subterm(

@@ -131,6 +131,9 @@ INDEX = (
     '138,V,1,stasis,"Hypertension, venous (chronic)",,,\n'
     '139,H,0,"Hypertension, hypertensive",,,(accelerated) (benign),I10\n'
     "140,H,1,venous,,,(chronic),I87.309\n"
+    "141,T,0,Tremor(s),,,,R25.1\n"
+    "142,T,1,essential,,,(benign),G25.0\n"
+    "143,T,1,specified type NEC,,,,G25.2\n"
 )
 
 
@@ -634,3 +637,13 @@ def test_the_one_side_a_note_states_for_a_site_is_read_in_every_sentence_naming_
     text = "FINDINGS: Cellulitis of the ankle. Old left ankle sprain; right ankle normal."
     got = _codes(gen, text, [_mention(text, "Cellulitis of the ankle")])
     assert "L03.115" not in got and "L03.116" not in got
+
+
+def test_a_type_no_subterm_names_is_the_specified_nec_subterm(index_kb: KnowledgeBase) -> None:
+    gen = EncoderGenerator().fit(index_kb)
+    text = "Dystonic tremor, refractory to medical therapy."  # no "dystonic" subterm
+    assert list(_codes(gen, text, [_mention(text, "Dystonic tremor")])) == ["G25.2"]
+    text = "Essential tremor."
+    assert list(_codes(gen, text, [_mention(text, "Essential tremor")])) == ["G25.0"]
+    for text in ("Mild tremor.", "Tremor."):  # a severity is no type; nothing stated
+        assert list(_codes(gen, text, [_mention(text, text[:-1])])) == ["R25.1"]
