@@ -343,6 +343,20 @@ def test_code_first_sequencing(g: Guidelines) -> None:
 
 
 # -- integral symptoms (I.B.4-I.B.5) --------------------------------------------------------------------
+def test_dysphagia_is_no_routine_sign_of_reflux(g: Guidelines) -> None:
+    text = "Assessment: 1. GERD. 2. Dysphagia. 3. Heartburn."
+    res = run(
+        g,
+        text,
+        [
+            ("K21.9", "GERD", "present", 0.9),
+            ("R13.10", "Dysphagia", "present", 0.8),
+            ("R12", "Heartburn", "present", 0.8),
+        ],
+    )
+    assert codes_of(res) == ["K21.9", "R13.10"]  # heartburn is part of reflux (I.B.5)
+
+
 def test_integral_symptom_dropped_unrelated_kept(g: Guidelines) -> None:
     text = "RLQ abdominal pain, nausea. Acute appendicitis. Also chronic low back pain."
     res = run(
