@@ -102,12 +102,14 @@ class Stated:
         lo, hi = m.sentence_start, m.sentence_end
         before = [o.end for o in near if o.kind in _KINDS and lo <= o.start and o.end <= m.start]
         after = [o.start for o in near if o.kind in _KINDS and o.start >= m.end and o.end <= hi]
+        first = min(
+            [o.start for o in near if o.kind in _KINDS and lo <= o.start <= m.start] or [m.start]
+        )
+        colon = text.rfind(":", lo, first)  # a label before the sentence's first mention
+        lo = colon + 1 if colon >= 0 else lo  # ("HISTORY: Back pain after a fall")
         if before:
             cut = _cut(text, max(before), m.start)
-            lo = cut[1] if cut else lo
-        else:
-            colon = text.rfind(":", lo, m.start)
-            lo = colon + 1 if colon >= 0 else lo
+            lo = max(lo, cut[1]) if cut else lo
         if after:
             cut = _cut(text, m.end, min(after))
             hi = cut[0] if cut else hi

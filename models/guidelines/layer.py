@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -126,7 +127,7 @@ class Guidelines:
     ) -> GuidelineResult:
         """``copy=False`` lets the rules change the suggestions in ``ranked`` in place: for a
         caller that built them for this call only (the engine), it saves a copy of each."""
-        mentions, ranked = _current_habits(self.rules["assertion"], mentions, ranked)
+        mentions, ranked = _current_habits(self.rules["assertion"], text, mentions, ranked)
         note = NoteState(text=text, mentions=mentions, setting=setting, threshold=threshold)
         self.prefetch([s.code for s in ranked if s.system == ICD])
         for i, s in enumerate(ranked):
@@ -272,8 +273,15 @@ def _result(g: Guidelines, note: NoteState, benchmark: bool) -> GuidelineResult:
     return GuidelineResult(codes=codes, candidates=candidates, suppressed=suppressed)
 
 
+def _only_in_header(before: str, cue: str) -> bool:
+    """Whether ``cue`` is written before the mention only as a header ("HISTORY: Back pain",
+    not "HPI: 65M with history of MI")."""
+    found = list(re.finditer(rf"\b{re.escape(cue)}\b(\s*:)?", before, re.IGNORECASE))
+    return bool(found) and all(f.group(1) for f in found)
+
+
 def _current_habits(
-    cfg: dict[str, Any], mentions: list[Mention], ranked: list[CodeSuggestion]
+    cfg: dict[str, Any], text: str, mentions: list[Mention], ranked: list[CodeSuggestion]
 ) -> tuple[list[Mention], list[CodeSuggestion]]:
     """Mentions historical only by their section header's own word ("Social history: Smokes
     1 ppd": the cue is the header's "history") are present, and so is the evidence on them: a
@@ -284,7 +292,8 @@ def _current_habits(
         (m.start, m.end)
         for m in mentions
         if m.assertion == "historical"
-        and (m.assertion_cue or "").strip().lower() in cues.get(m.section or "", ())
+        and (cue := (m.assertion_cue or "").strip().lower()) in cues.get(m.section or "", ())
+        and _only_in_header(text[m.sentence_start : m.start], cue)
     ]
     if not spans:
         return mentions, ranked

@@ -120,6 +120,19 @@ def test_former_smoker_is_history_not_negation(g: Guidelines) -> None:
     assert set(codes_of(res)) == {"J30.2", "Z87.891"}
 
 
+def test_an_indication_under_a_history_header_is_current(g: Guidelines) -> None:
+    # a radiology "HISTORY:" is the indication: its header word is no past cue
+    text = "HISTORY: Back pain after a fall."
+    res = run_cued(
+        g, text, [("M54.9", "Back pain", "historical", 0.9, "hpi")], {"Back pain": "HISTORY"}
+    )
+    assert codes_of(res) == ["M54.9"]
+    # a "history of" in the HPI's own words still is
+    text = "HPI: 65M with history of MI, now chest pain."
+    res = run_cued(g, text, [("I21.9", "MI", "historical", 0.9, "hpi")], {"MI": "history"})
+    assert "I21.9" not in codes_of(res)
+
+
 def test_resolved_condition_is_personal_history_one_code_per_mention(g: Guidelines) -> None:
     # I.C.21.c.4: a condition the note calls resolved no longer exists. The same words also name
     # a puerperal thrombosis (O87.1): only the best code of the words gives a history code.
