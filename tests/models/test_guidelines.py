@@ -355,6 +355,15 @@ def test_dysphagia_is_no_routine_sign_of_reflux(g: Guidelines) -> None:
         ],
     )
     assert codes_of(res) == ["K21.9", "R13.10"]  # heartburn is part of reflux (I.B.5)
+    res = run(
+        g,
+        "Dysphagia. EGD: distal esophageal stricture, dilated.",
+        [
+            ("K22.2", "distal esophageal stricture", "present", 0.9),
+            ("R13.10", "Dysphagia", "present", 0.8),
+        ],
+    )
+    assert codes_of(res) == ["K22.2"]  # ... and part of a stricture
 
 
 def test_integral_symptom_dropped_unrelated_kept(g: Guidelines) -> None:
