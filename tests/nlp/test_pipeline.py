@@ -124,3 +124,8 @@ def test_a_smoker_is_a_condition_and_a_non_smoker_none(pipe: Any) -> None:
     assert [(m.kind, m.concepts) for m in smoker] == [("condition", ["ICD-10-CM:F17.200"])]
     for text in ("She is a non-smoker.", "Lifelong non smoker."):
         assert not [m for m in pipe.extract(text) if any("F17" in c for c in m.concepts)]
+
+
+def test_a_contraception_consult_names_its_counseling_code(pipe: Any) -> None:
+    got = [m for m in pipe.extract("4. Contraception consult.") if "Z30.09" in str(m.concepts)]
+    assert [(m.text, m.kind) for m in got] == [("Contraception consult", "condition")]
