@@ -129,3 +129,10 @@ def test_a_smoker_is_a_condition_and_a_non_smoker_none(pipe: Any) -> None:
 def test_a_contraception_consult_names_its_counseling_code(pipe: Any) -> None:
     got = [m for m in pipe.extract("4. Contraception consult.") if "Z30.09" in str(m.concepts)]
     assert [(m.text, m.kind) for m in got] == [("Contraception consult", "condition")]
+
+
+def test_an_organ_adjective_meets_its_organ_in_the_titles(pipe: Any) -> None:
+    # "Conjunctival scarring" is *Scarring of conjunctiva* (H11.24-): no mention was found
+    got = [m for m in pipe.extract("2. Conjunctival scarring, left eye.") if m.kind == "condition"]
+    assert [m.text for m in got] == ["Conjunctival scarring"]
+    assert any(c.startswith("ICD-10-CM:H11.24") for c in got[0].concepts)
