@@ -386,7 +386,7 @@ def _mention_history_codes(g: Guidelines, note: NoteState) -> None:
             continue
         if any((ICD, c) in note.items and note.items[(ICD, c)].fate == "keep" for c in codes):
             continue  # coded as current by a rule above (chronic, under treatment ...)
-        if _supports_kept(note, m):
+        if _supports_kept(note, m, cfg["history_codes"]):
             continue  # its words are the evidence of a code kept as current ("breast cancer
             # diagnosed in 2019, on tamoxifen": C50.911, no Z85.3 beside it)
         _history_code_for(g, note, m, assertion, codes)
@@ -408,10 +408,13 @@ def _whose_named(cfg: dict[str, Any], note: NoteState, m: Mention) -> str | None
     return None
 
 
-def _supports_kept(note: NoteState, m: Mention) -> bool:
-    """Whether a kept diagnosis code has mention ``m`` among its evidence."""
+def _supports_kept(note: NoteState, m: Mention, history: Any) -> bool:
+    """Whether a code kept as current (no ``history`` code) has mention ``m`` among its
+    evidence."""
     return any(
-        it.fate == "keep" and any(e.start <= m.start and m.end <= e.end for e in it.s.evidence)
+        it.fate == "keep"
+        and not any_match(history, it.s.code)
+        and any(e.start <= m.start and m.end <= e.end for e in it.s.evidence)
         for it in note.kept()
     )
 
