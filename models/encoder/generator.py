@@ -137,9 +137,8 @@ class EncoderGenerator:
         # the seed descent is the encoder's path when no Index is imported; with one it only
         # repeated the structure generator's walk (CodiEsp train, 120 notes, default pack with
         # the Index: ranker MAP 0.266 with it, 0.274 without; bare KB: 0.225 with, 0.224 without)
-        for seed in self._seeds(seeds, mentions) if not len(index) else ():
-            mid = seed.mention_ids[0]
-            self._descend(tab, seed.code[:3], mid, context(mid), out)
+        for code, mid in self._seeds(seeds, mentions) if not len(index) else ():
+            self._descend(tab, code[:3], mid, context(mid), out)
         return sorted(out.values(), key=lambda c: -c.score)
 
     def _walk(
@@ -285,18 +284,22 @@ class EncoderGenerator:
         )
         _record(out, code, mid, feats, path, tab)
 
-    def _seeds(self, seeds: Sequence[Candidate], mentions: list[Mention]) -> list[Candidate]:
-        out, seen = [], set()
+    def _seeds(self, seeds: Sequence[Candidate], mentions: list[Mention]) -> list[tuple[str, int]]:
+        """(code, mention) pairs to descend from: each mention of a seed, as each may state
+        more ("C. difficile colitis ... Dx: recurrent C. diff colitis": A04.71 by the second)."""
+        out: list[tuple[str, int]] = []
+        seen: set[tuple[str, int]] = set()
         for s in seeds:
-            if s.system != ICD or not s.mention_ids or s.mention_ids[0] >= len(mentions):
+            if s.system != ICD:
                 continue
-            if (s.code[:3], s.mention_ids[0]) in seen:
-                continue
-            seen.add((s.code[:3], s.mention_ids[0]))
-            out.append(s)
+            for mid in s.mention_ids:
+                if mid >= len(mentions) or (s.code[:3], mid) in seen:
+                    continue
+                seen.add((s.code[:3], mid))
+                out.append((s.code, mid))
             if len(out) >= self.max_seeds:
                 break
-        return out
+        return out[: self.max_seeds]
 
     def save(self, directory: Path | str) -> None:
         save_config(self, Path(directory), _PREFIX)

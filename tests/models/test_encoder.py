@@ -454,6 +454,14 @@ def test_generator_descends_seed_categories_without_index(kb: KnowledgeBase) -> 
     got = {c.code: c for c in gen.generate(text, [m], seeds=[seed])}
     assert got["M17.11"].features["enc_tabular"] == 1.0
     assert got["M17.11"].paths[0].startswith("Tabular: M17 Osteoarthritis of knee -> M17.1")
+    # each mention of a seed is descended from: the second states what the first does not
+    text = "C. difficile colitis, 3rd episode. Dx: recurrent C. diff colitis."
+    first = _mention(text, "C. difficile colitis", "clostridium difficile colitis")
+    second = _mention(text, "recurrent C. diff colitis", "recurrent clostridium difficile colitis")
+    second.sentence_start, second.sentence_end = text.index("Dx"), len(text)
+    seed = Candidate(system="ICD-10-CM", code="A04.7", mention_ids=[0, 1])
+    got = {c.code: c for c in gen.generate(text, [first, second], seeds=[seed])}
+    assert "A04.71" in got
 
 
 def test_encoder_saves_its_settings_and_needs_a_kb(tmp_path: Path, kb: KnowledgeBase) -> None:
